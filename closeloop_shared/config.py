@@ -1,0 +1,58 @@
+"""Config keys every service reads from the nameko config (deploy/nameko.yml).
+
+Durations are seconds so tests can shrink them without changing units.
+"""
+
+AMQP_URI = "AMQP_URI"
+MONGO_URI = "MONGO_URI"
+# Each service owns one database named f"{prefix}_{service_name}"; tests isolate by prefix.
+MONGO_DB_PREFIX = "MONGO_DB_PREFIX"
+ORG_SEED_PATH = "ORG_SEED_PATH"
+
+MAX_BODY_BYTES = "MAX_BODY_BYTES"
+
+SLA_FIRST_RESPONSE_SECONDS = "SLA_FIRST_RESPONSE_SECONDS"
+SLA_RESOLUTION_SECONDS = "SLA_RESOLUTION_SECONDS"
+SLA_REPORT_SECONDS = "SLA_REPORT_SECONDS"
+ESCALATION_STEP_SECONDS = "ESCALATION_STEP_SECONDS"
+SLA_SCAN_INTERVAL_SECONDS = "SLA_SCAN_INTERVAL_SECONDS"
+
+REVISIT_DELAY_SECONDS = "REVISIT_DELAY_SECONDS"
+REVISIT_SCAN_INTERVAL_SECONDS = "REVISIT_SCAN_INTERVAL_SECONDS"
+
+OUTBOX_RELAY_INTERVAL_SECONDS = "OUTBOX_RELAY_INTERVAL_SECONDS"
+
+SMTP_HOST = "SMTP_HOST"
+SMTP_PORT = "SMTP_PORT"
+SMTP_SENDER = "SMTP_SENDER"
+NOTIFY_RETRY_INTERVAL_SECONDS = "NOTIFY_RETRY_INTERVAL_SECONDS"
+
+DEFAULTS = {
+    MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
+    MONGO_DB_PREFIX: "closeloop",
+    ORG_SEED_PATH: "deploy/seeds/org.yaml",
+    MAX_BODY_BYTES: 64 * 1024,
+    SLA_FIRST_RESPONSE_SECONDS: 24 * 3600,
+    SLA_RESOLUTION_SECONDS: 48 * 3600,
+    SLA_REPORT_SECONDS: 8 * 3600,
+    ESCALATION_STEP_SECONDS: 4 * 3600,
+    SLA_SCAN_INTERVAL_SECONDS: 5,
+    REVISIT_DELAY_SECONDS: 3 * 24 * 3600,
+    REVISIT_SCAN_INTERVAL_SECONDS: 30,
+    OUTBOX_RELAY_INTERVAL_SECONDS: 10,
+    SMTP_HOST: "127.0.0.1",
+    SMTP_PORT: 1025,
+    SMTP_SENDER: "closeloop@localhost",
+    NOTIFY_RETRY_INTERVAL_SECONDS: 30,
+}
+
+
+def setting(config, key):
+    """The configured value of key, else its default (numbers come back as numbers)."""
+    value = config.get(key)
+    if value in (None, ""):
+        return DEFAULTS[key]
+    default = DEFAULTS.get(key)
+    if isinstance(default, (int, float)) and isinstance(value, str):
+        return float(value) if "." in value else int(value)
+    return value

@@ -1,0 +1,227 @@
+"""The bus contract: event names (past tense, owned by the emitting service) and the
+payload each carries. Emitters dump with these schemas; consumers load with them, so a
+malformed payload fails loudly (and is dead-lettered) instead of half-working.
+
+Consumers ignore fields they do not know, so an emitter may add fields without
+breaking anyone.
+"""
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+# Event names, grouped by the service that owns (emits) them.
+INTAKE = "intake"
+CASE_SUBMITTED = "case_submitted"
+
+ROUTING = "routing"
+CASE_ROUTED = "case_routed"
+CASE_ESCALATED = "case_escalated"
+CASE_FIRST_RESPONDED = "case_first_responded"
+CASE_RESOLVED = "case_resolved"
+CASE_REOPENED = "case_reopened"
+CASE_CLOSED = "case_closed"
+
+FOLLOWUP = "followup"
+FOLLOWUP_DUE = "followup_due"
+REVISIT_RECORDED = "revisit_recorded"
+
+NOTIFY = "notify"
+REPORTING = "reporting"
+
+# Who emits each event: consumers subscribe to (emitter, event name).
+EMITTERS = {
+    CASE_SUBMITTED: INTAKE,
+    CASE_ROUTED: ROUTING, CASE_ESCALATED: ROUTING, CASE_FIRST_RESPONDED: ROUTING,
+    CASE_RESOLVED: ROUTING, CASE_REOPENED: ROUTING, CASE_CLOSED: ROUTING,
+    FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP,
+}
+
+CHANNELS = (
+    "in_store", "hotline", "web", "wechat", "survey", "email", "comment_box",
+    "consumer_association", "media",
+)
+CATEGORIES = (
+    "service_quality", "hygiene", "product_efficacy", "staff_attitude", "price",
+    "technician_skill", "equipment", "booking", "other",
+)
+SEVERITIES = ("low", "medium", "high", "critical")
+CLOCKS = ("first_response", "resolution", "report")
+REMEDY_TYPES = ("apology", "compensation", "refund")
+# The four options of the store's complaint procedure (A-D).
+REFUND_OPTIONS = ("none_continue", "partial_continue", "full_continue", "full_stop")
+LOCALES = ("zh-CN", "en")
+
+
+class EventSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class Contact(EventSchema):
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True, load_default=None)  # E.164
+    email = fields.Email(allow_none=True, load_default=None)
+    member_id = fields.String(allow_none=True, load_default=None)
+
+
+class StaffMember(EventSchema):
+    staff_id = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    email = fields.Email(allow_none=True, load_default=None)
+
+
+class ExternalRef(EventSchema):
+    source = fields.String(required=True)
+    id = fields.String(required=True)
+
+
+class ServiceContext(EventSchema):
+    service_item = fields.String(allow_none=True, load_default=None)
+    technician = fields.String(allow_none=True, load_default=None)
+    appointment_id = fields.String(allow_none=True, load_default=None)
+
+
+class Remedy(EventSchema):
+    type = fields.String(required=True, validate=validate.OneOf(REMEDY_TYPES))
+    refund_option = fields.String(allow_none=True, load_default=None,
+                                  validate=validate.OneOf(REFUND_OPTIONS))
+    # Money crosses the bus as a decimal string ("300.00"): exact, and storable as is.
+    amount = fields.String(allow_none=True, load_default=None,
+                           validate=validate.Regexp(r"^\d+(\.\d{1,2})?$"))
+
+
+class CaseSubmitted(EventSchema):
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    store_name = fields.String(required=True)
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    customer = fields.Nested(Contact, required=True)
+    content = fields.String(required=True)
+    occurred_at = fields.AwareDateTime(required=True)
+    submitted_at = fields.AwareDateTime(required=True)
+    category = fields.String(allow_none=True, load_default=None,
+                             validate=validate.OneOf(CATEGORIES))
+    external_ref = fields.Nested(ExternalRef, allow_none=True, load_default=None)
+    service_context = fields.Nested(ServiceContext, allow_none=True, load_default=None)
+    locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+
+
+class Deadlines(EventSchema):
+    first_response_due = fields.AwareDateTime(allow_none=True, load_default=None)
+    resolution_due = fields.AwareDateTime(allow_none=True, load_default=None)
+    report_due = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class CaseRouted(EventSchema):
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    assignee = fields.Nested(StaffMember, required=True)
+    rung = fields.Integer(required=True)
+    deadlines = fields.Nested(Deadlines, required=True)
+    routed_at = fields.AwareDateTime(required=True)
+    locale = fields.String(load_default="zh-CN")
+
+
+class CaseEscalated(EventSchema):
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    # Which clock ran out, or "critical_referral" for the immediate escalation of
+    # consumer-association and media cases.
+    reason = fields.String(required=True)
+    rung = fields.Integer(required=True)
+    previous_assignee = fields.Nested(StaffMember, allow_none=True, load_default=None)
+    assignee = fields.Nested(StaffMember, required=True)
+    escalated_at = fields.AwareDateTime(required=True)
+    locale = fields.String(load_default="zh-CN")
+
+
+class CaseFirstResponded(EventSchema):
+    case_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    responded_at = fields.AwareDateTime(required=True)
+    on_time = fields.Boolean(required=True)
+    seconds_to_respond = fields.Float(required=True)
+
+
+class CaseResolved(EventSchema):
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    category = fields.String(required=True)
+    remedy = fields.Nested(Remedy, required=True)
+    note = fields.String(load_default="")
+    resolved_at = fields.AwareDateTime(required=True)
+    on_time = fields.Boolean(required=True)
+    # 1 for the first resolution, 2 after one reopening, ...: one revisit per round.
+    resolution_round = fields.Integer(required=True)
+    customer = fields.Nested(Contact, required=True)
+    revisit_owner = fields.Nested(StaffMember, required=True)
+    locale = fields.String(load_default="zh-CN")
+
+
+class CaseReopened(EventSchema):
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    source = fields.String(required=True, validate=validate.OneOf(("staff", "revisit")))
+    reopened_at = fields.AwareDateTime(required=True)
+
+
+class CaseClosed(EventSchema):
+    case_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    closed_at = fields.AwareDateTime(required=True)
+
+
+class FollowupDue(EventSchema):
+    revisit_id = fields.String(required=True)
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    owner = fields.Nested(StaffMember, required=True)
+    customer = fields.Nested(Contact, required=True)
+    due_at = fields.AwareDateTime(required=True)
+    locale = fields.String(load_default="zh-CN")
+
+
+class RevisitRecorded(EventSchema):
+    revisit_id = fields.String(required=True)
+    case_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    score = fields.Integer(required=True, validate=validate.Range(1, 5))
+    satisfied = fields.Boolean(required=True)
+    reopens_case = fields.Boolean(required=True)
+    comment = fields.String(load_default="")
+    recorded_at = fields.AwareDateTime(required=True)
+
+
+SCHEMAS = {
+    CASE_SUBMITTED: CaseSubmitted(),
+    CASE_ROUTED: CaseRouted(),
+    CASE_ESCALATED: CaseEscalated(),
+    CASE_FIRST_RESPONDED: CaseFirstResponded(),
+    CASE_RESOLVED: CaseResolved(),
+    CASE_REOPENED: CaseReopened(),
+    CASE_CLOSED: CaseClosed(),
+    FOLLOWUP_DUE: FollowupDue(),
+    REVISIT_RECORDED: RevisitRecorded(),
+}
+
+
+def dump(event_type, data):
+    """The JSON-ready payload of an event (validated on the way out too)."""
+    schema = SCHEMAS[event_type]
+    payload = schema.dump(data)
+    schema.load(payload)  # an emitter bug fails here, at its source, not in consumers
+    return payload
+
+
+def load(event_type, payload):
+    """The consumer's view of a payload; raises marshmallow.ValidationError."""
+    return SCHEMAS[event_type].load(payload)
