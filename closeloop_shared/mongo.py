@@ -1,0 +1,61 @@
+"""Storage for nameko services: one MongoClient per container, a fresh small repository
+object per worker (the nameko-examples pattern). Each service owns one database,
+`{MONGO_DB_PREFIX}_{service_name}`, and never reads another service's."""
+from nameko.extensions import DependencyProvider
+from pymongo import MongoClient
+
+from closeloop_shared.config import MONGO_DB_PREFIX, MONGO_URI, setting
+
+
+def connect(uri):
+    # tz_aware: datetimes come back as aware UTC, the same type the domain works in.
+    return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+def database_name(config, service_name):
+    return f"{setting(config, MONGO_DB_PREFIX)}_{service_name}"
+
+
+class Repository(DependencyProvider):
+    """`cases = Repository(CaseRepository)` hands each worker `CaseRepository(db)`.
+
+    The repository class may define `ensure_indexes(db)`; it runs once at start-up
+    (unindexed queries are slow on every server and painfully so on the stand-in).
+    """
+
+    def __init__(self, repository_class, **kwargs):
+        self.repository_class = repository_class
+        super().__init__(**kwargs)
+
+    def setup(self):
+        config = self.container.config
+        self.client = connect(setting(config, MONGO_URI))
+        self.database = self.client[database_name(config, self.container.service_name)]
+        ensure_indexes = getattr(self.repository_class, "ensure_indexes", None)
+        if ensure_indexes:
+            ensure_indexes(self.database)
+
+    def stop(self):
+        self.client.close()
+
+    def kill(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.repository_class(self.database)
+
+
+class MongoHealth(DependencyProvider):
+    """A callable that pings the service's MongoDB (for /health)."""
+
+    def setup(self):
+        self.client = connect(setting(self.container.config, MONGO_URI))
+
+    def stop(self):
+        self.client.close()
+
+    def kill(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return lambda: self.client.admin.command("ping")

@@ -1,0 +1,44 @@
+"""Transactional outbox inside the document: a write that causes events stores them in
+the same document (`outbox`, with `outbox_pending` and `updated_at`) by the same atomic
+update; the service then publishes and pulls them. If it crashes in between, the relay
+timer publishes what is left. Delivery is at-least-once, so consumers are idempotent."""
+import uuid
+from datetime import timedelta
+
+from pymongo import ASCENDING
+
+from closeloop_shared import events
+
+RELAY_GRACE = timedelta(seconds=5)
+
+
+def new_event(event_type, data):
+    return {"id": uuid.uuid4().hex, "type": event_type, "payload": events.dump(event_type, data)}
+
+
+class Outbox:
+    def __init__(self, collection):
+        self.collection = collection
+
+    @staticmethod
+    def ensure_indexes(collection):
+        collection.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
+
+    def flush(self, document, publish):
+        """Publish a document's pending events in order, then drop them."""
+        pending = document.get("outbox") or []
+        for event in pending:
+            publish(event["type"], event["payload"])
+        if pending:
+            self.collection.update_one(
+                {"_id": document["_id"]},
+                {"$pull": {"outbox": {"id": {"$in": [e["id"] for e in pending]}}}})
+            self.collection.update_one({"_id": document["_id"], "outbox": []},
+                                       {"$set": {"outbox_pending": False}})
+
+    def relay(self, publish, now, limit=100):
+        stale = list(self.collection.find(
+            {"outbox_pending": True, "updated_at": {"$lt": now - RELAY_GRACE}}).limit(limit))
+        for document in stale:
+            self.flush(document, publish)
+        return len(stale)
