@@ -1,0 +1,72 @@
+"""Turning an accepted submission into a case: its number, its dedupe key, its event.
+Pure: no nameko, no pymongo."""
+import uuid
+from zoneinfo import ZoneInfo
+
+from closeloop_shared.events import CASE_SUBMITTED
+from closeloop_shared.outbox import new_event
+
+CHINA = ZoneInfo("Asia/Shanghai")
+CASE_NUMBER_PREFIX = "CL"
+
+
+def case_number(submitted_at, sequence):
+    """CL-20261124-000042: the China-local day and that day's running number, so staff
+    can read a case's age off its number and say it over the phone."""
+    day = submitted_at.astimezone(CHINA).strftime("%Y%m%d")
+    return f"{CASE_NUMBER_PREFIX}-{day}-{sequence:06d}"
+
+
+def sequence_name(submitted_at):
+    return "case_number:" + submitted_at.astimezone(CHINA).strftime("%Y%m%d")
+
+
+def dedupe_key(submission):
+    """Same external reference => same case, whichever way (HTTP or bus) it came."""
+    ref = submission.get("external_ref")
+    return f"ref:{ref['source']}:{ref['id']}" if ref else None
+
+
+def new_case(submission, store, number, submitted_at, via, key):
+    case = {
+        "_id": uuid.uuid4().hex,
+        "case_number": number,
+        "dedupe_key": key or f"none:{uuid.uuid4().hex}",
+        "store_id": store.store_id,
+        "store_name": store.name,
+        "channel": submission["channel"],
+        "customer": submission["customer"],
+        "content": submission["content"],
+        "occurred_at": submission["occurred_at"],
+        "category": submission.get("category"),
+        "external_ref": submission.get("external_ref"),
+        "service_context": submission.get("service_context"),
+        "locale": submission.get("locale", "zh-CN"),
+        "via": via,
+        "submitted_at": submitted_at,
+        "updated_at": submitted_at,
+        "outbox_pending": True,
+    }
+    case["outbox"] = [new_event(CASE_SUBMITTED, submitted_event(case))]
+    return case
+
+
+def submitted_event(case):
+    return {
+        "case_id": case["_id"],
+        **{key: case[key] for key in (
+            "case_number", "store_id", "store_name", "channel", "customer", "content",
+            "occurred_at", "submitted_at", "category", "external_ref", "service_context",
+            "locale")},
+    }
+
+
+def receipt(case, created):
+    return {
+        "case_id": case["_id"],
+        "case_number": case["case_number"],
+        "store_id": case["store_id"],
+        "submitted_at": case["submitted_at"],
+        "duplicate": not created,
+        "links": {"case": f"/v1/cases/{case['_id']}"},
+    }

@@ -1,0 +1,76 @@
+"""What other systems send to intake, by HTTP (POST /v1/feedback) or on the bus
+(exchange closeloop.inbound, routing key feedback.submitted): the same JSON."""
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from closeloop_shared.clock import utcnow
+from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
+
+CHINA = ZoneInfo("Asia/Shanghai")
+# Clocks of other systems drift; a report "from the future" beyond this is a bug.
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+
+
+def normalise_phone(raw):
+    """E.164 for any number a customer might give (mainland numbers without +86 too)."""
+    try:
+        number = phonenumbers.parse(raw, "CN")
+    except phonenumbers.NumberParseException:
+        raise ValidationError("not a phone number")
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Phone(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return normalise_phone(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class CustomerIn(Strict):
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    phone = Phone(required=True)
+    email = fields.Email(load_default=None, allow_none=True)
+    member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+
+
+class ExternalRefIn(Strict):
+    source = fields.String(required=True, validate=validate.Length(1, 64))
+    id = fields.String(required=True, validate=validate.Length(1, 128))
+
+
+class ServiceContextIn(Strict):
+    service_item = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
+    technician = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
+    appointment_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+
+class FeedbackIn(Strict):
+    store_id = fields.String(required=True, validate=validate.Length(1, 64))
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    customer = fields.Nested(CustomerIn, required=True)
+    content = fields.String(required=True, validate=validate.Length(1, 5000))
+    # A time without zone is China time: that is what store staff type.
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=CHINA)
+    category = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CATEGORIES))
+    external_ref = fields.Nested(ExternalRefIn, load_default=None, allow_none=True)
+    service_context = fields.Nested(ServiceContextIn, load_default=None, allow_none=True)
+    locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+
+    @validates("occurred_at")
+    def not_in_future(self, value, **kwargs):
+        if value > utcnow() + MAX_CLOCK_SKEW:
+            raise ValidationError("occurred_at is in the future")
+
+    @validates("content")
+    def not_blank(self, value, **kwargs):
+        if not value.strip():
+            raise ValidationError("content is blank")
