@@ -1,0 +1,1 @@
+"""Routing: classify, set severity, assign from the org chart, run SLA clocks and climb the escalation ladder."""

@@ -1,0 +1,177 @@
+"""Routing's use cases as plain functions over a repository, the org chart and an SLA
+policy. They return updated case documents whose `outbox` holds the events to publish."""
+from closeloop_shared import events as ev
+from closeloop_shared.outbox import new_event as outgoing
+from closeloop_shared.org import LADDER
+from services.routing import classification, lifecycle, sla
+
+MAX_ATTEMPTS = 5
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+class ConcurrentUpdate(Exception):
+    pass
+
+
+def _escalated(case, rung, previous, assignee, reason, now):
+    return outgoing(ev.CASE_ESCALATED, {
+        "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
+        "severity": case["severity"], "reason": reason, "rung": rung,
+        "previous_assignee": previous, "assignee": assignee, "escalated_at": now,
+        "locale": case["locale"]})
+
+
+def route(repository, chart, policy, submitted, now):
+    """A new case from case_submitted: classified, assigned, clocks armed. Idempotent:
+    a redelivered event finds the case already there and changes nothing."""
+    existing = repository.get(submitted["case_id"])
+    if existing:
+        return existing
+    category = classification.classify(submitted["content"], submitted.get("category"))
+    severity = classification.severity(submitted["channel"], category, submitted["content"])
+    ladder = [person.as_dict() for person in chart.ladder(submitted["store_id"])]
+    rung = sla.initial_rung(severity)
+    clocks = sla.arm_clocks(policy, submitted["submitted_at"], severity)
+    case = {
+        "_id": submitted["case_id"], **{k: v for k, v in submitted.items() if k != "case_id"},
+        "category": category, "severity": severity, "status": lifecycle.CaseStatus.OPEN.value,
+        "rung": rung, "assignee": ladder[rung], "clocks": clocks, "last_escalated_at": None,
+        "resolution_round": 0, "reopen_count": 0, "version": 0, "routed_at": now,
+        "updated_at": now, "outbox_pending": True,
+        "timeline": [lifecycle.entry(submitted["submitted_at"], "submitted", "customer",
+                                     channel=submitted["channel"]),
+                     lifecycle.entry(now, "routed", "system", category=category,
+                                     severity=severity, assignee=ladder[rung]["staff_id"])],
+    }
+    case["outbox"] = [outgoing(ev.CASE_ROUTED, {
+        "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
+        "category": category, "severity": severity, "assignee": ladder[rung], "rung": rung,
+        "deadlines": sla.deadlines(clocks), "routed_at": now, "locale": case["locale"]})]
+    if sla.escalates_immediately(severity):
+        case["rung"], case["assignee"], case["last_escalated_at"] = rung + 1, ladder[rung + 1], now
+        case["timeline"].append(lifecycle.entry(now, "escalated", "system", reason="critical_referral",
+                                                rung=rung + 1, assignee=ladder[rung + 1]["staff_id"]))
+        case["outbox"].append(_escalated(case, rung + 1, ladder[rung], ladder[rung + 1],
+                                         "critical_referral", now))
+    case["next_check_at"] = sla.next_check_at(clocks, case["rung"], case["last_escalated_at"], policy)
+    if repository.insert(case):
+        return case
+    return repository.get(case["_id"])
+
+
+def check_deadlines(repository, chart, policy, now, limit=200):
+    """Breach and escalate every case whose next check is due. Returns
+    [(updated_case, decision)] for the checks this replica won."""
+    won = []
+    for case in repository.due(now, limit):
+        decision = sla.evaluate(case["clocks"], case["rung"], case.get("last_escalated_at"), now, policy)
+        clocks = {name: dict(c, breached_at=now) if name in decision.newly_breached else c
+                  for name, c in case["clocks"].items()}
+        changes = {"clocks": clocks, "next_check_at": decision.next_check_at}
+        entries = [lifecycle.entry(now, "sla_breached", "system", clock=name)
+                   for name in decision.newly_breached]
+        outbox = []
+        if decision.escalate:
+            ladder = [person.as_dict() for person in chart.ladder(case["store_id"])]
+            rung = case["rung"] + 1
+            changes.update(rung=rung, assignee=ladder[rung], last_escalated_at=now)
+            entries.append(lifecycle.entry(now, "escalated", "system", reason=decision.reason,
+                                           rung=rung, assignee=ladder[rung]["staff_id"]))
+            outbox.append(_escalated(case, rung, case["assignee"], ladder[rung], decision.reason, now))
+        updated = repository.update(case, changes, entries, outbox, now)
+        if updated:
+            won.append((updated, decision))
+    return won
+
+
+def _act(repository, case_id, now, action):
+    """Run an action against the latest version of the case, retrying lost races."""
+    for _ in range(MAX_ATTEMPTS):
+        case = repository.get(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        changes, entry, outbox = action(case)
+        updated = repository.update(case, changes, [entry], outbox, now)
+        if updated:
+            return updated
+    raise ConcurrentUpdate(case_id)
+
+
+def _first_responded(case, now, on_time):
+    return outgoing(ev.CASE_FIRST_RESPONDED, {
+        "case_id": case["_id"], "store_id": case["store_id"], "responded_at": now,
+        "on_time": on_time, "seconds_to_respond": (now - case["submitted_at"]).total_seconds()})
+
+
+def respond(repository, policy, case_id, actor, note, now):
+    def action(case):
+        changes, entry, on_time = lifecycle.respond(case, actor, note, now, policy)
+        return changes, entry, [_first_responded(case, now, on_time)]
+    return _act(repository, case_id, now, action)
+
+
+def file_report(repository, policy, case_id, actor, summary, now):
+    def action(case):
+        changes, entry, _ = lifecycle.file_report(case, actor, summary, now, policy)
+        return changes, entry, []
+    return _act(repository, case_id, now, action)
+
+
+def resolve(repository, chart, policy, case_id, remedy, actor, note, now):
+    def action(case):
+        changes, entry, on_time = lifecycle.resolve(case, remedy, actor, note, now, policy)
+        outbox = []
+        if case["clocks"]["first_response"]["met_at"] is None:
+            outbox.append(_first_responded(case, now, now <= case["clocks"]["first_response"]["due_at"]))
+        outbox.append(outgoing(ev.CASE_RESOLVED, {
+            "case_id": case["_id"], "case_number": case["case_number"],
+            "store_id": case["store_id"], "category": case["category"],
+            "remedy": changes["remedy"], "note": note, "resolved_at": now, "on_time": on_time,
+            "resolution_round": changes["resolution_round"], "customer": case["customer"],
+            "revisit_owner": chart.revisit_owner(case["store_id"]).as_dict(),
+            "locale": case["locale"]}))
+        return changes, entry, outbox
+    return _act(repository, case_id, now, action)
+
+
+def reopen(repository, policy, case_id, actor, reason, source, now):
+    def action(case):
+        changes, entry = lifecycle.reopen(case, actor, reason, source, now, policy)
+        return changes, entry, [outgoing(ev.CASE_REOPENED, {
+            "case_id": case["_id"], "case_number": case["case_number"],
+            "store_id": case["store_id"], "reason": reason, "source": source,
+            "reopened_at": now})]
+    return _act(repository, case_id, now, action)
+
+
+def close(repository, case_id, actor, now):
+    def action(case):
+        changes, entry = lifecycle.close(case, actor, now)
+        return changes, entry, [outgoing(ev.CASE_CLOSED, {
+            "case_id": case["_id"], "store_id": case["store_id"], "closed_at": now})]
+    return _act(repository, case_id, now, action)
+
+
+def apply_revisit(repository, policy, revisit, now):
+    """A low score reopens the case; any other score closes it. Only a resolved case
+    is touched, so a redelivered revisit changes nothing."""
+    case = repository.get(revisit["case_id"])
+    if case is None or case["status"] != lifecycle.CaseStatus.RESOLVED.value:
+        return None
+    actor = f"revisit:{revisit['revisit_id']}"
+    if revisit["reopens_case"]:
+        reason = f"revisit score {revisit['score']}: {revisit.get('comment') or ''}".strip()
+        return reopen(repository, policy, case["_id"], actor, reason, "revisit", now)
+    return close(repository, case["_id"], actor, now)
+
+
+def public_view(case):
+    """GET /v1/cases/{id}: what staff and other systems see of a case."""
+    hidden = {"_id", "outbox", "outbox_pending", "version"}
+    view = {"case_id": case["_id"], **{k: v for k, v in case.items() if k not in hidden}}
+    view["rung_role"] = LADDER[case["rung"]]
+    view["deadlines"] = sla.deadlines(case["clocks"])
+    return view

@@ -1,0 +1,111 @@
+"""SLA clocks and the escalation ladder. Pure: datetimes in, decisions out.
+
+A case carries clocks {name: {"due_at", "met_at", "breached_at"}}. A clock breaches once,
+when its due time passes unmet. An unmet overdue clock moves the case one rung up the
+ladder, then again every `escalation_step` while it stays unmet, until the top rung.
+"""
+from dataclasses import dataclass
+from datetime import timedelta
+
+from closeloop_shared.org import LADDER
+
+TOP_RUNG = len(LADDER) - 1
+STORE_MANAGER_RUNG = LADDER.index("store_manager")
+REGIONAL_RUNG = LADDER.index("regional_manager")
+
+
+@dataclass(frozen=True)
+class Policy:
+    first_response: timedelta = timedelta(hours=24)
+    resolution: timedelta = timedelta(hours=48)
+    report: timedelta = timedelta(hours=8)  # written report on referral cases
+    escalation_step: timedelta = timedelta(hours=4)
+
+    @classmethod
+    def from_seconds(cls, first_response, resolution, report, escalation_step):
+        return cls(*(timedelta(seconds=float(s)) for s in
+                     (first_response, resolution, report, escalation_step)))
+
+
+def _clock(due_at):
+    return {"due_at": due_at, "met_at": None, "breached_at": None}
+
+
+def arm_clocks(policy, start, severity):
+    clocks = {
+        "first_response": _clock(start + policy.first_response),
+        "resolution": _clock(start + policy.resolution),
+    }
+    if severity == "critical":
+        clocks["report"] = _clock(start + policy.report)
+    return clocks
+
+
+def initial_rung(severity):
+    """Who owns a new case: store staff for routine ones, the store manager when the
+    customer may be hurt or the case is a referral (which then goes one rung higher at
+    once, see `escalates_immediately`)."""
+    return STORE_MANAGER_RUNG if severity in ("high", "critical") else 0
+
+
+def escalates_immediately(severity):
+    return severity == "critical"
+
+
+def deadlines(clocks):
+    return {f"{name}_due": clock["due_at"] for name, clock in clocks.items()}
+
+
+def unmet(clocks):
+    return {name: c for name, c in clocks.items() if c["met_at"] is None}
+
+
+@dataclass(frozen=True)
+class Decision:
+    newly_breached: tuple  # clock names that ran out since the last check
+    escalate: bool
+    reason: str | None  # the overdue clock that moves the case up
+    next_check_at: object  # datetime or None: when anything can next happen
+
+
+def next_check_at(clocks, rung, last_escalated_at, policy):
+    """The earliest moment a clock can breach or the case can move up a rung."""
+    waiting = unmet(clocks)
+    candidates = [c["due_at"] for c in waiting.values() if c["breached_at"] is None]
+    if waiting and rung < TOP_RUNG:
+        earliest_due = min(c["due_at"] for c in waiting.values())
+        if last_escalated_at is not None:
+            earliest_due = max(earliest_due, last_escalated_at + policy.escalation_step)
+        candidates.append(earliest_due)
+    return min(candidates) if candidates else None
+
+
+def evaluate(clocks, rung, last_escalated_at, now, policy):
+    waiting = unmet(clocks)
+    overdue = sorted((c["due_at"], name) for name, c in waiting.items() if c["due_at"] <= now)
+    newly_breached = tuple(name for _, name in overdue if waiting[name]["breached_at"] is None)
+    step_passed = last_escalated_at is None or now >= last_escalated_at + policy.escalation_step
+    escalate = bool(overdue) and rung < TOP_RUNG and step_passed
+    reason = overdue[0][1] if escalate else None
+    after_clocks = {name: dict(c, breached_at=c["breached_at"] or (now if name in newly_breached else None))
+                    for name, c in clocks.items()}
+    after_rung = rung + 1 if escalate else rung
+    after_last = now if escalate else last_escalated_at
+    return Decision(newly_breached, escalate, reason,
+                    next_check_at(after_clocks, after_rung, after_last, policy))
+
+
+def meet(clocks, names, now):
+    """Clocks stopped by an action (a response, a resolution); returns new clocks and
+    whether each met one was on time."""
+    updated, on_time = dict(clocks), {}
+    for name in names:
+        clock = clocks.get(name)
+        if clock and clock["met_at"] is None:
+            updated[name] = dict(clock, met_at=now)
+            on_time[name] = now <= clock["due_at"]
+    return updated, on_time
+
+
+def rearm_resolution(clocks, now, policy):
+    return dict(clocks, resolution=_clock(now + policy.resolution))
