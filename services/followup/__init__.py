@@ -1,0 +1,1 @@
+"""Followup: satisfaction revisits after a resolution; a low score reopens the case."""

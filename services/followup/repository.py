@@ -1,0 +1,53 @@
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from closeloop_shared.outbox import Outbox
+from services.followup.revisits import RevisitStatus
+
+
+class RevisitRepository:
+    """followup's `revisits` collection: one revisit per (case, resolution round)."""
+
+    def __init__(self, db):
+        self.revisits = db["revisits"]
+        self.outbox = Outbox(self.revisits)
+
+    @staticmethod
+    def ensure_indexes(db):
+        revisits = db["revisits"]
+        revisits.create_index([("case_id", ASCENDING), ("round", ASCENDING)], unique=True)
+        revisits.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        Outbox.ensure_indexes(revisits)
+
+    def insert(self, revisit):
+        try:
+            self.revisits.insert_one(revisit)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    def get(self, revisit_id):
+        return self.revisits.find_one({"_id": revisit_id})
+
+    def for_case(self, case_id):
+        return list(self.revisits.find({"case_id": case_id}, {"outbox": 0}).sort("round", ASCENDING))
+
+    def claim_due(self, now, event_for):
+        """Atomically move one due revisit to DUE with its followup_due event in its
+        outbox; with several replicas each revisit is claimed exactly once."""
+        candidate = self.revisits.find_one(
+            {"status": RevisitStatus.SCHEDULED.value, "due_at": {"$lte": now}})
+        if candidate is None:
+            return None
+        return self.revisits.find_one_and_update(
+            {"_id": candidate["_id"], "status": RevisitStatus.SCHEDULED.value},
+            {"$set": {"status": RevisitStatus.DUE.value, "updated_at": now, "outbox_pending": True},
+             "$push": {"outbox": event_for(candidate)}},
+            return_document=ReturnDocument.AFTER)
+
+    def complete(self, revisit_id, changes, event, now):
+        """None if the outcome was already recorded."""
+        return self.revisits.find_one_and_update(
+            {"_id": revisit_id, "status": {"$ne": RevisitStatus.COMPLETED.value}},
+            {"$set": dict(changes, updated_at=now, outbox_pending=True), "$push": {"outbox": event}},
+            return_document=ReturnDocument.AFTER)

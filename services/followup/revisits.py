@@ -1,0 +1,56 @@
+"""Satisfaction revisits. Pure: no nameko, no pymongo."""
+import uuid
+from datetime import timedelta
+from enum import Enum
+
+from closeloop_shared import events as ev
+from closeloop_shared.outbox import new_event
+
+SATISFIED_FROM = 4   # 4-5: satisfied (counts toward the 95% target)
+REOPEN_UP_TO = 2     # 1-2: dissatisfied, the case is reopened
+
+
+class RevisitStatus(str, Enum):
+    SCHEDULED = "scheduled"
+    DUE = "due"
+    COMPLETED = "completed"
+
+
+def schedule(resolved, delay_seconds, now):
+    return {
+        "_id": uuid.uuid4().hex,
+        "case_id": resolved["case_id"],
+        "case_number": resolved["case_number"],
+        "round": resolved["resolution_round"],
+        "store_id": resolved["store_id"],
+        "owner": resolved["revisit_owner"],
+        "customer": resolved["customer"],
+        "locale": resolved["locale"],
+        "remedy": resolved["remedy"],
+        "resolved_at": resolved["resolved_at"],
+        "due_at": resolved["resolved_at"] + timedelta(seconds=float(delay_seconds)),
+        "status": RevisitStatus.SCHEDULED.value,
+        "scheduled_at": now,
+        "updated_at": now,
+        "outbox": [],
+        "outbox_pending": False,
+    }
+
+
+def due_event(revisit):
+    return new_event(ev.FOLLOWUP_DUE, {
+        "revisit_id": revisit["_id"], "case_id": revisit["case_id"],
+        "case_number": revisit["case_number"], "store_id": revisit["store_id"],
+        "owner": revisit["owner"], "customer": revisit["customer"],
+        "due_at": revisit["due_at"], "locale": revisit["locale"]})
+
+
+def outcome(revisit, score, comment, actor, now):
+    """The fields to set and the event to publish when the customer has answered."""
+    satisfied, reopens = score >= SATISFIED_FROM, score <= REOPEN_UP_TO
+    changes = {"status": RevisitStatus.COMPLETED.value, "score": score, "comment": comment,
+               "satisfied": satisfied, "recorded_by": actor, "completed_at": now}
+    return changes, new_event(ev.REVISIT_RECORDED, {
+        "revisit_id": revisit["_id"], "case_id": revisit["case_id"],
+        "store_id": revisit["store_id"], "score": score, "satisfied": satisfied,
+        "reopens_case": reopens, "comment": comment, "recorded_at": now})

@@ -1,0 +1,89 @@
+"""Followup entrypoints: schedule revisits on case_resolved, announce them when due,
+record their outcome."""
+import logging
+
+from marshmallow import RAISE, Schema, fields, validate
+from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher
+from nameko.web.handlers import http
+
+from closeloop_shared import config as keys
+from closeloop_shared import events as ev
+from closeloop_shared.bus import event_handler, timer
+from closeloop_shared.clock import utcnow
+from closeloop_shared.config import setting
+from closeloop_shared.http import HttpError, json_api, json_response, load_or_422, read_json
+from closeloop_shared.mongo import Repository
+from closeloop_shared.ops import OpsEndpoints
+from services.followup import revisits
+from services.followup.repository import RevisitRepository
+
+log = logging.getLogger(__name__)
+MAX_CLAIMS_PER_TICK = 200
+
+
+class OutcomeIn(Schema):
+    class Meta:
+        unknown = RAISE
+
+    score = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
+    comment = fields.String(load_default="", validate=validate.Length(max=2000))
+    actor = fields.String(required=True, validate=validate.Length(1, 64))
+
+
+OUTCOME_IN = OutcomeIn()
+
+
+def view(revisit):
+    hidden = {"_id", "outbox", "outbox_pending"}
+    return {"revisit_id": revisit["_id"], **{k: v for k, v in revisit.items() if k not in hidden}}
+
+
+class FollowupService(OpsEndpoints):
+    name = ev.FOLLOWUP
+
+    revisits = Repository(RevisitRepository)
+    dispatch = EventDispatcher()
+    config = Config()
+
+    @event_handler(ev.ROUTING, ev.CASE_RESOLVED)
+    def on_case_resolved(self, payload):
+        resolved = ev.load(ev.CASE_RESOLVED, payload)
+        revisit = revisits.schedule(resolved, setting(self.config, keys.REVISIT_DELAY_SECONDS), utcnow())
+        if self.revisits.insert(revisit):
+            log.info("revisit scheduled", extra={"case_number": revisit["case_number"],
+                                                 "due_at": revisit["due_at"].isoformat()})
+
+    @timer(keys.REVISIT_SCAN_INTERVAL_SECONDS)
+    def announce_due_revisits(self):
+        now = utcnow()
+        for _ in range(MAX_CLAIMS_PER_TICK):
+            revisit = self.revisits.claim_due(now, revisits.due_event)
+            if revisit is None:
+                break
+            self.revisits.outbox.flush(revisit, self.dispatch)
+        self.revisits.outbox.relay(self.dispatch, now)
+
+    @http("GET", "/v1/revisits")
+    @json_api
+    def list_revisits(self, request):
+        case_id = request.args.get("case_id")
+        if not case_id:
+            raise HttpError(422, "validation_failed", "case_id is required",
+                            {"case_id": ["Missing data for required field."]})
+        return json_response(200, {"revisits": [view(r) for r in self.revisits.for_case(case_id)]})
+
+    @http("POST", "/v1/revisits/<string:revisit_id>/outcome")
+    @json_api
+    def record_outcome(self, request, revisit_id):
+        body = load_or_422(OUTCOME_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
+        revisit = self.revisits.get(revisit_id)
+        if revisit is None:
+            raise HttpError(404, "revisit_not_found", f"no revisit {revisit_id}")
+        now = utcnow()
+        changes, event = revisits.outcome(revisit, body["score"], body["comment"], body["actor"], now)
+        updated = self.revisits.complete(revisit_id, changes, event, now)
+        if updated is None:
+            raise HttpError(409, "already_recorded", "this revisit already has an outcome")
+        self.revisits.outbox.flush(updated, self.dispatch)
+        return json_response(200, view(updated))
