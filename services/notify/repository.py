@@ -1,0 +1,53 @@
+from datetime import timedelta
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+# A delivery stuck in SENDING this long belongs to a replica that died mid-send.
+STUCK_AFTER = timedelta(minutes=5)
+
+
+class DeliveryRepository:
+    """notify's `deliveries` collection: one document per (case, kind, recipient),
+    holding the rendered message so a failed send can be retried without its event."""
+
+    def __init__(self, db):
+        self.deliveries = db["deliveries"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        deliveries = db["deliveries"]
+        deliveries.create_index([("case_id", ASCENDING), ("kind", ASCENDING),
+                                 ("recipient", ASCENDING)], unique=True)
+        deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+
+    def claim_new(self, message, now):
+        """The delivery document if this call created it, else None (already handled)."""
+        document = {
+            "case_id": message.case_id, "kind": message.kind, "recipient": message.recipient,
+            "channel": "email", "subject": message.subject, "body": message.body,
+            "status": "sending", "attempts": 1, "created_at": now, "updated_at": now,
+        }
+        try:
+            self.deliveries.insert_one(document)
+            return document
+        except DuplicateKeyError:
+            return None
+
+    def claim_retry(self, now):
+        """One failed (or stuck) delivery whose retry time has come, claimed atomically."""
+        return self.deliveries.find_one_and_update(
+            {"$or": [{"status": "failed", "next_attempt_at": {"$lte": now}},
+                     {"status": "sending", "updated_at": {"$lte": now - STUCK_AFTER}}]},
+            {"$set": {"status": "sending", "updated_at": now}, "$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER)
+
+    def finish(self, delivery_id, status, now, error=None, next_attempt_at=None):
+        changes = {"status": status, "updated_at": now, "error": error,
+                   "next_attempt_at": next_attempt_at}
+        if status == "sent":
+            changes["sent_at"] = now
+        self.deliveries.update_one({"_id": delivery_id}, {"$set": changes})
+
+    def for_case(self, case_id):
+        return list(self.deliveries.find({"case_id": case_id}).sort("created_at", ASCENDING))
