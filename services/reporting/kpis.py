@@ -1,0 +1,42 @@
+"""The KPIs of the chain's complaint procedure, over read-model rows. Pure."""
+from collections import Counter
+
+SATISFACTION_TARGET = 0.95
+OPEN_STATUSES = ("submitted", "open", "in_progress", "reopened")
+
+
+def _rate(numerator, denominator):
+    return round(numerator / denominator, 4) if denominator else None
+
+
+def _clock(rows, done_field, on_time_field, due_field, now):
+    """A clock counts once it has ended: met (on time or late) or overdue unmet."""
+    met = [r for r in rows if r.get(done_field)]
+    overdue = [r for r in rows if not r.get(done_field) and r.get(due_field) and r[due_field] <= now]
+    on_time = sum(1 for r in met if r.get(on_time_field))
+    counted = len(met) + len(overdue)
+    return {"counted": counted, "on_time": on_time, "late_or_overdue": counted - on_time,
+            "rate": _rate(on_time, counted)}
+
+
+def summarize(rows, now):
+    rows = list(rows)
+    revisits = [v for r in rows for v in r.get("revisits", [])]
+    satisfied = sum(1 for v in revisits if v["satisfied"])
+    resolved_ever = [r for r in rows if r.get("resolved_at")]
+    return {
+        "cases": len(rows),
+        "by_category": dict(Counter(r.get("category") or "unclassified" for r in rows)),
+        "by_status": dict(Counter(r.get("status", "submitted") for r in rows)),
+        "by_channel": dict(Counter(r.get("channel", "unknown") for r in rows)),
+        "open": sum(1 for r in rows if r.get("status", "submitted") in OPEN_STATUSES),
+        "escalated": sum(1 for r in rows if r.get("escalated")),
+        "first_response": _clock(rows, "first_responded_at", "first_response_on_time",
+                                 "first_response_due", now),
+        "resolution": _clock(rows, "resolved_at", "resolution_on_time", "resolution_due", now),
+        "satisfaction": {"revisits": len(revisits), "satisfied": satisfied,
+                         "rate": _rate(satisfied, len(revisits)), "target": SATISFACTION_TARGET},
+        "reopened": {"cases": sum(1 for r in rows if r.get("reopened")),
+                     "rate": _rate(sum(1 for r in resolved_ever if r.get("reopened")),
+                                   len(resolved_ever))},
+    }

@@ -1,0 +1,61 @@
+from pymongo import ASCENDING
+from prometheus_client.core import GaugeMetricFamily
+
+from closeloop_shared.events import SEVERITIES
+from services.reporting.kpis import OPEN_STATUSES
+
+
+class FactsRepository:
+    """reporting's `case_facts`: one row per case, built only from events."""
+
+    def __init__(self, db):
+        self.facts = db["case_facts"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        facts = db["case_facts"]
+        facts.create_index([("submitted_at", ASCENDING), ("store_id", ASCENDING)])
+        facts.create_index([("status", ASCENDING), ("severity", ASCENDING)])
+
+    def apply(self, case_id, fields, status, revisit):
+        update = {"$setOnInsert": {"case_id": case_id}}
+        if fields:
+            update["$set"] = fields
+        if revisit:
+            update["$addToSet"] = {"revisits": revisit}
+        self.facts.update_one({"_id": case_id}, update, upsert=True)
+        if status:
+            name, at = status
+            self.facts.update_one(
+                {"_id": case_id, "$or": [{"status_at": {"$exists": False}}, {"status_at": {"$lte": at}}]},
+                {"$set": {"status": name, "status_at": at}})
+
+    def rows(self, start, end, store_id=None):
+        query = {"submitted_at": {"$gte": start, "$lt": end}}
+        if store_id:
+            query["store_id"] = store_id
+        return self.facts.find(query, {"_id": 0})
+
+    def open_by_severity(self):
+        counts = {s: 0 for s in SEVERITIES}
+        for row in self.facts.aggregate([
+                {"$match": {"status": {"$in": list(OPEN_STATUSES)}}},
+                {"$group": {"_id": "$severity", "n": {"$sum": 1}}}]):
+            if row["_id"] in counts:
+                counts[row["_id"]] = row["n"]
+        return counts
+
+
+class OpenCasesCollector:
+    """closeloop_open_cases{severity}, read from the read model at scrape time so every
+    replica reports the same truth."""
+
+    def __init__(self, repository):
+        self.repository = repository
+
+    def collect(self):
+        gauge = GaugeMetricFamily("closeloop_open_cases", "Cases not yet resolved, by severity",
+                                  labels=["severity"])
+        for severity, count in self.repository.open_by_severity().items():
+            gauge.add_metric([severity], count)
+        yield gauge
