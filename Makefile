@@ -1,0 +1,26 @@
+# The two set-up commands: `make run` (the whole system) and `make test` (all tests).
+VENV := .venv
+PY := $(VENV)/bin/python
+export EVENTLET_TESTS := 1
+
+.PHONY: run test demo bench
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+run: $(VENV)/.installed
+	deploy/ensure-rabbitmq.sh
+	$(PY) -m deploy.local
+
+test: $(VENV)/.installed
+	deploy/ensure-rabbitmq.sh
+	$(PY) -m pytest
+
+demo: $(VENV)/.installed
+	$(PY) -m deploy.demo
+
+bench: $(VENV)/.installed
+	deploy/ensure-rabbitmq.sh
+	$(PY) -m bench.throughput
