@@ -1,0 +1,131 @@
+"""pytest fixtures for tests that talk to real infrastructure: the MongoDB-protocol
+server (or MONGO_URI), RabbitMQ through nameko's per-test vhost (`rabbit_config`),
+an SMTP sink, and the bus helpers to publish raw messages and read dead letters."""
+import email
+import email.policy
+import json
+import mailbox
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Queue
+
+from closeloop_shared import bus
+from closeloop_shared.config import (
+    MONGO_DB_PREFIX, MONGO_URI, ORG_SEED_PATH, SMTP_HOST, SMTP_PORT)
+from closeloop_shared.mongo import connect
+from closeloop_shared.standins import (
+    free_port, standin_mongo_uri, start_mongo_standin, start_smtp_sink)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(probe, timeout=15.0, interval=0.1, what="condition"):
+    """Poll `probe` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    if os.environ.get("MONGO_URI"):
+        yield os.environ["MONGO_URI"]
+        return
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("mongo") / "secantus.log", "ab")
+    process = start_mongo_standin(port, ":memory:", log)
+    yield standin_mongo_uri(port)
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def mongo_prefix():
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def mongo_client(mongo_uri):
+    client = connect(mongo_uri)
+    yield client
+    client.close()
+
+
+class SmtpSink:
+    def __init__(self, port, maildir):
+        self.port, self.maildir = port, maildir
+
+    def messages(self):
+        box = mailbox.Maildir(self.maildir, factory=None, create=False)
+        return [email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
+                for m in box]
+
+    def to(self, recipient):
+        return [m for m in self.messages() if m["To"] == recipient]
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("smtp")
+    port = free_port()
+    process = start_smtp_sink(port, directory / "Maildir", open(directory / "smtp.log", "ab"))
+    yield SmtpSink(port, directory / "Maildir")
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink):
+    """nameko config for one test: its own vhost and its own databases."""
+    return dict(rabbit_config, **{
+        MONGO_URI: mongo_uri,
+        MONGO_DB_PREFIX: mongo_prefix,
+        ORG_SEED_PATH: str(ROOT / "deploy" / "seeds" / "org.yaml"),
+        SMTP_HOST: "127.0.0.1",
+        SMTP_PORT: smtp_sink.port,
+    })
+
+
+class Bus:
+    """Raw access to the broker, as another system (or an operator) would have it."""
+
+    def __init__(self, amqp_uri):
+        self.amqp_uri = amqp_uri
+
+    def publish_feedback(self, body, content_type="application/json"):
+        raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+        with Connection(self.amqp_uri) as conn:
+            conn.Producer().publish(
+                raw, exchange=bus.INBOUND_EXCHANGE, routing_key=bus.FEEDBACK_SUBMITTED_KEY,
+                content_type=content_type, content_encoding="utf-8",
+                declare=[bus.INBOUND_EXCHANGE], delivery_mode=2)
+
+    def dead_letters(self):
+        """Every message waiting in the dead-letter queue, taken off it."""
+        taken = []
+        with Connection(self.amqp_uri) as conn:
+            queue = bus.DEAD_LETTER_QUEUE(conn.default_channel)
+            queue.declare()
+            while (message := queue.get(no_ack=True)) is not None:
+                body = message.body
+                taken.append({"body": body.encode() if isinstance(body, str) else body,
+                              "headers": message.headers})
+        return taken
+
+
+@pytest.fixture
+def amqp_bus(rabbit_config):
+    return Bus(rabbit_config["AMQP_URI"])

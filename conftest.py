@@ -1,0 +1,7 @@
+# eventlet must patch the standard library before anything imports it: nameko's
+# containers hang in tests otherwise.
+import eventlet
+
+eventlet.monkey_patch()
+
+pytest_plugins = ["closeloop_shared.testing"]

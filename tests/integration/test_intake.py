@@ -1,0 +1,150 @@
+"""intake against real RabbitMQ and the MongoDB-protocol server."""
+import json
+
+from datetime import timedelta
+
+import eventlet
+import pytest
+from nameko.events import event_handler
+
+from closeloop_shared import events as ev
+from closeloop_shared import org
+from closeloop_shared.clock import utcnow
+from closeloop_shared.mongo import database_name
+from closeloop_shared.testing import ROOT, wait_for
+from services.intake import cases
+from services.intake.schemas import FeedbackIn
+from services.intake.service import IntakeService
+
+pytestmark = pytest.mark.integration
+
+
+class CaseSubmittedListener:
+    """A stand-in consumer: collects case_submitted events as routing would see them."""
+    name = "listener"
+    received = []
+
+    @event_handler(ev.INTAKE, ev.CASE_SUBMITTED)
+    def on_case_submitted(self, payload):
+        CaseSubmittedListener.received.append(ev.load(ev.CASE_SUBMITTED, payload))
+
+
+@pytest.fixture
+def intake(container_factory, service_config, web_config):
+    CaseSubmittedListener.received = []
+    config = dict(service_config, **web_config, OUTBOX_RELAY_INTERVAL_SECONDS=1)
+    listener = container_factory(CaseSubmittedListener, service_config)
+    listener.start()
+    container = container_factory(IntakeService, config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def db(intake, mongo_client, service_config):
+    return mongo_client[database_name(service_config, "intake")]
+
+
+def post(web_session, body, **kwargs):
+    return web_session.post("/v1/feedback", data=json.dumps(body, ensure_ascii=False).encode(),
+                            headers={"Content-Type": "application/json"}, **kwargs)
+
+
+def test_http_submission_creates_case_and_publishes_case_submitted(intake, web_session, feedback, db):
+    response = post(web_session, feedback())
+    assert response.status_code == 201
+    receipt = response.json()
+    assert receipt["case_number"].startswith("CL-")
+    event = wait_for(lambda: CaseSubmittedListener.received, what="case_submitted")[0]
+    assert event["case_id"] == receipt["case_id"]
+    assert event["customer"]["phone"] == "+8613812345678"
+    assert event["store_name"] == "上海徐汇店"
+    stored = db["cases"].find_one({"_id": receipt["case_id"]})
+    assert stored["outbox"] == [] and stored["outbox_pending"] is False
+
+
+def test_case_numbers_are_unique_and_sequential(intake, web_session, feedback):
+    numbers = [post(web_session, feedback()).json()["case_number"] for _ in range(3)]
+    assert len(set(numbers)) == 3
+    assert [int(n.rsplit("-", 1)[1]) for n in numbers] == sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
+
+
+def test_same_external_reference_twice_by_http_and_bus_concurrently_yields_one_case(
+        intake, web_session, feedback, amqp_bus, db):
+    body = feedback(external_ref={"source": "wechat", "id": "msg-778"})
+    pool = eventlet.GreenPool()
+    for _ in range(3):
+        amqp_bus.publish_feedback(body)
+    results = list(pool.imap(lambda _: post(web_session, body), range(4)))
+    assert sorted(r.status_code for r in results).count(201) <= 1
+    assert len({r.json()["case_id"] for r in results}) == 1
+    wait_for(lambda: db["cases"].count_documents({}) == 1 and
+             not list(db["cases"].find({"outbox_pending": True})), what="settled")
+    eventlet.sleep(0.5)
+    assert db["cases"].count_documents({"dedupe_key": "ref:wechat:msg-778"}) == 1
+    assert len(CaseSubmittedListener.received) == 1
+
+
+def test_bus_submission_creates_case(intake, feedback, amqp_bus, db):
+    amqp_bus.publish_feedback(feedback(channel="wechat", external_ref={"source": "wx", "id": "9"}))
+    wait_for(lambda: db["cases"].find_one({"dedupe_key": "ref:wx:9"}), what="bus case")
+    assert wait_for(lambda: CaseSubmittedListener.received)[0]["channel"] == "wechat"
+
+
+@pytest.mark.parametrize("raw, content_type, reason", [
+    (b"{not json", "application/json", "undecodable"),
+    (json.dumps({"store_id": "SH-XH-001", "channel": "fax"}).encode(), "application/json", "ValidationError"),
+    (json.dumps({"store_id": "NOWHERE", "channel": "hotline", "customer": {"name": "a", "phone": "13812345678"},
+                 "content": "x", "occurred_at": "2026-11-23T10:00:00+08:00"}).encode(),
+     "application/json", "unknown store"),
+])
+def test_malformed_bus_message_is_dead_lettered_with_reason(intake, amqp_bus, raw, content_type, reason, db):
+    amqp_bus.publish_feedback(raw, content_type=content_type)
+    letters = wait_for(amqp_bus.dead_letters, what="dead letter")
+    assert letters[0]["body"] == raw
+    assert reason in letters[0]["headers"]["x-closeloop-reason"]
+    assert letters[0]["headers"]["x-closeloop-service"] == "intake"
+    assert db["cases"].count_documents({}) == 0
+
+
+def test_bad_http_input_gets_machine_readable_errors_and_keeps_earlier_cases(
+        intake, web_session, feedback, db):
+    accepted = post(web_session, feedback()).json()
+
+    malformed = web_session.post("/v1/feedback", data=b'{"store_id": ',
+                                 headers={"Content-Type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_json"
+
+    wrong_types = post(web_session, feedback(customer={"name": 5, "phone": 13812345678}, occurred_at=7))
+    assert wrong_types.status_code == 422
+    error = wrong_types.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert {"customer.name", "customer.phone", "occurred_at"} <= set(error["fields"])
+
+    unknown_store = post(web_session, feedback(store_id="BJ-999"))
+    assert unknown_store.status_code == 422
+    assert unknown_store.json()["error"] == {
+        "code": "unknown_store", "message": "no such store in the org chart",
+        "fields": {"store_id": ["unknown store 'BJ-999'"]}}
+
+    oversize = post(web_session, feedback(content="很" * 70000))
+    assert oversize.status_code == 413 and oversize.json()["error"]["code"] == "payload_too_large"
+
+    not_json = web_session.post("/v1/feedback", data="hello", headers={"Content-Type": "text/plain"})
+    assert not_json.status_code == 415
+
+    assert db["cases"].count_documents({}) == 1
+    assert web_session.get(f"/v1/feedback/{accepted['case_id']}").json()["case_number"] == accepted["case_number"]
+
+
+def test_outbox_relay_publishes_cases_whose_event_was_lost(intake, db, feedback):
+    """A crash between storing a case and publishing it must not lose the case."""
+    store = org.load(ROOT / "deploy/seeds/org.yaml").store("SH-XH-001")
+    submission = FeedbackIn().load(feedback())
+    stale = utcnow() - timedelta(minutes=1)
+    case = cases.new_case(submission, store, "CL-20261124-999999", stale, "http", None)
+    db["cases"].insert_one(case)  # stored, never published
+
+    wait_for(lambda: any(e["case_id"] == case["_id"] for e in CaseSubmittedListener.received),
+             timeout=30, what="relayed event")
+    assert db["cases"].find_one({"_id": case["_id"]})["outbox_pending"] is False
