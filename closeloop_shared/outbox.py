@@ -24,21 +24,21 @@ class Outbox:
     def ensure_indexes(collection):
         collection.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
 
-    def flush(self, document, publish):
-        """Publish a document's pending events in order, then drop them."""
-        pending = document.get("outbox") or []
+    def flush(self, document_id, pending, publish):
+        """Publish the events one write added (in order), then drop them from the
+        outbox. Only the writer's own events: a concurrent writer publishes its own."""
         for event in pending:
             publish(event["type"], event["payload"])
         if pending:
             self.collection.update_one(
-                {"_id": document["_id"]},
+                {"_id": document_id},
                 {"$pull": {"outbox": {"id": {"$in": [e["id"] for e in pending]}}}})
-            self.collection.update_one({"_id": document["_id"], "outbox": []},
+            self.collection.update_one({"_id": document_id, "outbox": []},
                                        {"$set": {"outbox_pending": False}})
 
     def relay(self, publish, now, limit=100):
         stale = list(self.collection.find(
             {"outbox_pending": True, "updated_at": {"$lt": now - RELAY_GRACE}}).limit(limit))
         for document in stale:
-            self.flush(document, publish)
+            self.flush(document["_id"], document["outbox"], publish)
         return len(stale)

@@ -34,16 +34,20 @@ class RevisitRepository:
 
     def claim_due(self, now, event_for):
         """Atomically move one due revisit to DUE with its followup_due event in its
-        outbox; with several replicas each revisit is claimed exactly once."""
-        candidate = self.revisits.find_one(
-            {"status": RevisitStatus.SCHEDULED.value, "due_at": {"$lte": now}})
-        if candidate is None:
-            return None
-        return self.revisits.find_one_and_update(
-            {"_id": candidate["_id"], "status": RevisitStatus.SCHEDULED.value},
-            {"$set": {"status": RevisitStatus.DUE.value, "updated_at": now, "outbox_pending": True},
-             "$push": {"outbox": event_for(candidate)}},
-            return_document=ReturnDocument.AFTER)
+        outbox, and return that event (None when nothing is due). With several
+        replicas each revisit is claimed exactly once."""
+        while True:
+            candidate = self.revisits.find_one(
+                {"status": RevisitStatus.SCHEDULED.value, "due_at": {"$lte": now}})
+            if candidate is None:
+                return None
+            event = event_for(candidate)
+            claimed = self.revisits.update_one(
+                {"_id": candidate["_id"], "status": RevisitStatus.SCHEDULED.value},
+                {"$set": {"status": RevisitStatus.DUE.value, "updated_at": now, "outbox_pending": True},
+                 "$push": {"outbox": event}})
+            if claimed.modified_count:
+                return event
 
     def complete(self, revisit_id, changes, event, now):
         """None if the outcome was already recorded."""

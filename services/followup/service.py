@@ -58,10 +58,10 @@ class FollowupService(OpsEndpoints):
     def announce_due_revisits(self):
         now = utcnow()
         for _ in range(MAX_CLAIMS_PER_TICK):
-            revisit = self.revisits.claim_due(now, revisits.due_event)
-            if revisit is None:
+            event = self.revisits.claim_due(now, revisits.due_event)
+            if event is None:
                 break
-            self.revisits.outbox.flush(revisit, self.dispatch)
+            self.revisits.outbox.flush(event["payload"]["revisit_id"], [event], self.dispatch)
         self.revisits.outbox.relay(self.dispatch, now)
 
     @http("GET", "/v1/revisits")
@@ -85,5 +85,5 @@ class FollowupService(OpsEndpoints):
         updated = self.revisits.complete(revisit_id, changes, event, now)
         if updated is None:
             raise HttpError(409, "already_recorded", "this revisit already has an outcome")
-        self.revisits.outbox.flush(updated, self.dispatch)
+        self.revisits.outbox.flush(revisit_id, [event], self.dispatch)
         return json_response(200, view(updated))

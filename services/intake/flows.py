@@ -13,5 +13,5 @@ def accept(repository, publish, submission, store, via, now):
     number = cases.case_number(now, repository.next_sequence(cases.sequence_name(now)))
     case, created = repository.insert(cases.new_case(submission, store, number, now, via, key))
     if created:
-        repository.outbox.flush(case, publish)
+        repository.outbox.flush(case["_id"], case["outbox"], publish)
     return case, created

@@ -1,5 +1,6 @@
 """Routing's use cases as plain functions over a repository, the org chart and an SLA
-policy. They return updated case documents whose `outbox` holds the events to publish."""
+policy. Each returns the case as written and the events that write put in its outbox
+(for the caller to publish; closeloop_shared.outbox)."""
 from closeloop_shared import events as ev
 from closeloop_shared.outbox import new_event as outgoing
 from closeloop_shared.org import LADDER
@@ -29,7 +30,7 @@ def route(repository, chart, policy, submitted, now):
     a redelivered event finds the case already there and changes nothing."""
     existing = repository.get(submitted["case_id"])
     if existing:
-        return existing
+        return existing, []
     category = classification.classify(submitted["content"], submitted.get("category"))
     severity = classification.severity(submitted["channel"], category, submitted["content"])
     ladder = [person.as_dict() for person in chart.ladder(submitted["store_id"])]
@@ -58,13 +59,13 @@ def route(repository, chart, policy, submitted, now):
                                          "critical_referral", now))
     case["next_check_at"] = sla.next_check_at(clocks, case["rung"], case["last_escalated_at"], policy)
     if repository.insert(case):
-        return case
-    return repository.get(case["_id"])
+        return case, case["outbox"]
+    return repository.get(case["_id"]), []
 
 
 def check_deadlines(repository, chart, policy, now, limit=200):
     """Breach and escalate every case whose next check is due. Returns
-    [(updated_case, decision)] for the checks this replica won."""
+    [(updated_case, decision, events)] for the checks this replica won."""
     won = []
     for case in repository.due(now, limit):
         decision = sla.evaluate(case["clocks"], case["rung"], case.get("last_escalated_at"), now, policy)
@@ -83,7 +84,7 @@ def check_deadlines(repository, chart, policy, now, limit=200):
             outbox.append(_escalated(case, rung, case["assignee"], ladder[rung], decision.reason, now))
         updated = repository.update(case, changes, entries, outbox, now)
         if updated:
-            won.append((updated, decision))
+            won.append((updated, decision, outbox))
     return won
 
 
@@ -96,7 +97,7 @@ def _act(repository, case_id, now, action):
         changes, entry, outbox = action(case)
         updated = repository.update(case, changes, [entry], outbox, now)
         if updated:
-            return updated
+            return updated, outbox
     raise ConcurrentUpdate(case_id)
 
 
@@ -160,7 +161,7 @@ def apply_revisit(repository, policy, revisit, now):
     is touched, so a redelivered revisit changes nothing."""
     case = repository.get(revisit["case_id"])
     if case is None or case["status"] != lifecycle.CaseStatus.RESOLVED.value:
-        return None
+        return case, []
     actor = f"revisit:{revisit['revisit_id']}"
     if revisit["reopens_case"]:
         reason = f"revisit score {revisit['score']}: {revisit.get('comment') or ''}".strip()

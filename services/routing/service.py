@@ -47,23 +47,23 @@ class RoutingService(OpsEndpoints):
         submitted = ev.load(ev.CASE_SUBMITTED, payload)
         if self.org.store(submitted["store_id"]) is None:
             raise Unprocessable(f"unknown store {submitted['store_id']!r}")
-        case = flows.route(self.cases, self.org, self.policy, submitted, utcnow())
-        self._publish(case)
+        case, events = flows.route(self.cases, self.org, self.policy, submitted, utcnow())
+        self._publish(case, events)
         log.info("case routed", extra={"case_number": case["case_number"],
                                        "category": case["category"], "severity": case["severity"]})
 
     @event_handler(ev.FOLLOWUP, ev.REVISIT_RECORDED)
     def on_revisit_recorded(self, payload):
         revisit = ev.load(ev.REVISIT_RECORDED, payload)
-        case = flows.apply_revisit(self.cases, self.policy, revisit, utcnow())
+        case, events = flows.apply_revisit(self.cases, self.policy, revisit, utcnow())
         if case:
-            self._publish(case)
+            self._publish(case, events)
 
     # -- the SLA clock ----------------------------------------------------------
 
     @timer(keys.SLA_SCAN_INTERVAL_SECONDS)
     def check_deadlines(self):
-        for case, decision in flows.check_deadlines(self.cases, self.org, self.policy, utcnow()):
+        for case, decision, events in flows.check_deadlines(self.cases, self.org, self.policy, utcnow()):
             for clock in decision.newly_breached:
                 SLA_BREACHES.labels(clock).inc()
             if decision.escalate:
@@ -71,7 +71,7 @@ class RoutingService(OpsEndpoints):
                 log.warning("case escalated", extra={
                     "case_number": case["case_number"], "reason": decision.reason,
                     "rung": case["rung"]})
-            self._publish(case)
+            self._publish(case, events)
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_outbox(self):
@@ -137,7 +137,7 @@ class RoutingService(OpsEndpoints):
 
     def _run(self, flow, *args):
         try:
-            case = flow(*args)
+            case, events = flow(*args)
         except flows.CaseNotFound as exc:
             raise HttpError(404, "case_not_found", f"no case {exc}")
         except ActionRefused as refused:
@@ -146,8 +146,8 @@ class RoutingService(OpsEndpoints):
                             {refused.field: [refused.message]} if refused.field else None)
         except flows.ConcurrentUpdate:
             raise HttpError(409, "concurrent_update", "the case changed meanwhile; retry")
-        self._publish(case)
+        self._publish(case, events)
         return case
 
-    def _publish(self, case):
-        self.cases.outbox.flush(case, self.dispatch)
+    def _publish(self, case, events):
+        self.cases.outbox.flush(case["_id"], events, self.dispatch)

@@ -1,0 +1,183 @@
+"""followup, notify and reporting, each against real RabbitMQ and the Mongo-protocol
+server, fed with the events their upstream services publish."""
+import json
+import uuid
+from datetime import timedelta
+
+import eventlet
+import pytest
+import requests
+from nameko.events import event_handler
+from nameko.standalone.events import event_dispatcher
+
+from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
+from closeloop_shared.mongo import database_name
+from closeloop_shared.testing import wait_for
+from services.followup.service import FollowupService
+from services.notify.service import NotifyService
+from services.reporting.service import ReportingService
+
+pytestmark = pytest.mark.integration
+
+OWNER = {"staff_id": "sh-xh-rv", "name": "赵敏", "role": "store_staff", "email": "zhao.min@yueyan.example"}
+CUSTOMER = {"name": "刘女士", "phone": "+8613812345678", "email": None, "member_id": "M-1"}
+
+
+class Recorder:
+    name = "recorder"
+    received = []
+
+    @event_handler(ev.FOLLOWUP, ev.FOLLOWUP_DUE)
+    def due(self, payload):
+        Recorder.received.append((ev.FOLLOWUP_DUE, payload))
+
+    @event_handler(ev.FOLLOWUP, ev.REVISIT_RECORDED)
+    def recorded(self, payload):
+        Recorder.received.append((ev.REVISIT_RECORDED, payload))
+
+
+def emit(config, event_type, data):
+    event_dispatcher(config)(ev.EMITTERS[event_type], event_type, ev.dump(event_type, data))
+
+
+def resolved(case_id, resolved_at, round_=1):
+    return {"case_id": case_id, "case_number": "CL-20261124-000007", "store_id": "SH-XH-001",
+            "category": "hygiene", "remedy": {"type": "compensation", "amount": "100"},
+            "note": "赠送护理一次", "resolved_at": resolved_at, "on_time": True,
+            "resolution_round": round_, "customer": CUSTOMER, "revisit_owner": OWNER}
+
+
+def post(session, path, body):
+    return session.post(path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def followup(container_factory, service_config, web_config):
+    Recorder.received = []
+    container_factory(Recorder, service_config).start()
+    config = dict(service_config, **web_config, REVISIT_DELAY_SECONDS=1, REVISIT_SCAN_INTERVAL_SECONDS=0.2)
+    container = container_factory(FollowupService, config)
+    container.start()
+    return config
+
+
+def test_revisit_scheduled_announced_once_and_outcome_recorded(followup, web_session):
+    case_id = uuid.uuid4().hex
+    for _ in range(2):  # a redelivered case_resolved schedules one revisit
+        emit(followup, ev.CASE_RESOLVED, resolved(case_id, utcnow()))
+    due = wait_for(lambda: [p for k, p in Recorder.received if k == ev.FOLLOWUP_DUE], what="followup_due")
+    eventlet.sleep(1)
+    assert len([k for k, _ in Recorder.received if k == ev.FOLLOWUP_DUE]) == 1
+    assert due[0]["owner"]["staff_id"] == "sh-xh-rv" and due[0]["case_id"] == case_id
+    revisits = web_session.get(f"/v1/revisits?case_id={case_id}").json()["revisits"]
+    assert len(revisits) == 1 and revisits[0]["status"] == "due"
+
+    bad = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 9, "actor": "x"})
+    assert bad.status_code == 422 and "score" in bad.json()["error"]["fields"]
+    ok = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome",
+              {"score": 2, "comment": "过敏还没好", "actor": "sh-xh-rv"})
+    assert ok.status_code == 200
+    recorded = wait_for(lambda: [p for k, p in Recorder.received if k == ev.REVISIT_RECORDED])[0]
+    assert recorded["reopens_case"] is True and recorded["satisfied"] is False
+    twice = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 5, "actor": "x"})
+    assert twice.status_code == 409
+
+
+def test_invalid_event_payload_is_dead_lettered(followup, amqp_bus):
+    event_dispatcher(followup)(ev.ROUTING, ev.CASE_RESOLVED, {"case_id": "x"})
+    letter = wait_for(amqp_bus.dead_letters, what="dead letter")[0]
+    assert "ValidationError" in letter["headers"]["x-closeloop-reason"]
+    assert letter["headers"]["x-closeloop-service"] == "followup"
+
+
+@pytest.fixture
+def notify(container_factory, service_config, web_config):
+    config = dict(service_config, **web_config, NOTIFY_RETRY_INTERVAL_SECONDS=0.5)
+    container_factory(NotifyService, config).start()
+    return config
+
+
+def submitted_event(case_id, email="wang@example.com", locale="zh-CN"):
+    now = utcnow()
+    return {"case_id": case_id, "case_number": "CL-20261124-000123", "store_id": "SH-XH-001",
+            "store_name": "上海徐汇店", "channel": "web",
+            "customer": {"name": "王女士", "phone": "+8613812345678", "email": email},
+            "content": "毛巾不干净", "occurred_at": now, "submitted_at": now, "locale": locale}
+
+
+def test_acknowledgement_sent_once_even_when_event_is_redelivered(notify, smtp_sink, web_session, mongo_client,
+                                                                  service_config):
+    case_id = uuid.uuid4().hex
+    recipient = f"{case_id[:8]}@example.com"
+    for _ in range(3):
+        emit(notify, ev.CASE_SUBMITTED, submitted_event(case_id, email=recipient))
+    mail = wait_for(lambda: smtp_sink.to(recipient), what="acknowledgement e-mail")
+    eventlet.sleep(1)
+    assert len(smtp_sink.to(recipient)) == 1
+    assert "CL-20261124-000123" in mail[0]["Subject"] and "受理" in mail[0]["Subject"]
+    assert "24小时内" in mail[0].get_content()
+    deliveries = web_session.get(f"/v1/deliveries?case_id={case_id}").json()["deliveries"]
+    assert [(d["kind"], d["status"]) for d in deliveries] == [("acknowledgement", "sent")]
+
+
+def test_customer_without_email_is_recorded_undeliverable(notify, web_session):
+    case_id = uuid.uuid4().hex
+    emit(notify, ev.CASE_SUBMITTED, submitted_event(case_id, email=None))
+    def statuses():
+        return [d["status"] for d in web_session.get(f"/v1/deliveries?case_id={case_id}").json()["deliveries"]]
+    wait_for(lambda: statuses() == ["undeliverable"], what="undeliverable record")
+
+
+def test_failed_send_is_retried_from_mongo(container_factory, service_config, web_config, smtp_sink, web_session):
+    """SMTP down at first: the delivery is kept and sent by the retry timer later."""
+    from closeloop_shared.standins import free_port
+    config = dict(service_config, **web_config, NOTIFY_RETRY_INTERVAL_SECONDS=0.5, SMTP_PORT=free_port())
+    container = container_factory(NotifyService, config)
+    container.start()
+    case_id = uuid.uuid4().hex
+    emit(config, ev.CASE_SUBMITTED, submitted_event(case_id, email=f"{case_id[:8]}@example.com"))
+    wait_for(lambda: [d["status"] for d in web_session.get(f"/v1/deliveries?case_id={case_id}").json()[
+        "deliveries"]] == ["failed"], what="failed delivery")
+    container.config["SMTP_PORT"] = smtp_sink.port  # the relay comes back
+    wait_for(lambda: smtp_sink.to(f"{case_id[:8]}@example.com"), timeout=20, what="retried e-mail")
+
+
+@pytest.fixture
+def reporting(container_factory, service_config, web_config):
+    config = dict(service_config, **web_config)
+    container_factory(ReportingService, config).start()
+    return config
+
+
+def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_session):
+    now = utcnow()
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    for case_id, category in ((a, "hygiene"), (b, "price")):
+        emit(reporting, ev.CASE_SUBMITTED, dict(submitted_event(case_id), submitted_at=now - timedelta(hours=30)))
+        emit(reporting, ev.CASE_ROUTED, {
+            "case_id": case_id, "case_number": "CL-1", "store_id": "SH-XH-001", "category": category,
+            "severity": "low", "assignee": OWNER, "rung": 0, "routed_at": now - timedelta(hours=30),
+            "deadlines": {"first_response_due": now - timedelta(hours=6), "resolution_due": now + timedelta(hours=18)}})
+    # a answered in time and resolved; b never answered (overdue); events arrive out of order
+    emit(reporting, ev.CASE_RESOLVED, resolved(a, now - timedelta(hours=1)))
+    emit(reporting, ev.CASE_FIRST_RESPONDED, {"case_id": a, "store_id": "SH-XH-001",
+                                              "responded_at": now - timedelta(hours=29), "on_time": True,
+                                              "seconds_to_respond": 3600})
+    emit(reporting, ev.REVISIT_RECORDED, {"revisit_id": "r1", "case_id": a, "store_id": "SH-XH-001",
+                                          "score": 5, "satisfied": True, "reopens_case": False,
+                                          "recorded_at": now})
+
+    def summary():
+        body = web_session.get("/v1/reports/summary", params={"store": "SH-XH-001"}).json()
+        return body if body["satisfaction"]["revisits"] == 1 and body["cases"] == 2 and \
+            body["by_status"].get("resolved") == 1 else None
+    body = wait_for(summary, what="summary")
+    assert body["by_category"] == {"hygiene": 1, "price": 1}
+    assert body["first_response"] == {"counted": 2, "on_time": 1, "late_or_overdue": 1, "rate": 0.5}
+    assert body["satisfaction"]["rate"] == 1.0
+    assert body["by_status"] == {"resolved": 1, "open": 1}
+    metrics = web_session.get("/metrics").text
+    assert 'closeloop_open_cases{severity="low"} 1.0' in metrics
+    bad = web_session.get("/v1/reports/summary", params={"from": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["error"]["fields"] == {"from": ["Not a valid date or datetime."]}

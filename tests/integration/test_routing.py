@@ -1,0 +1,196 @@
+"""routing against real RabbitMQ and the MongoDB-protocol server."""
+import json
+import uuid
+from collections import Counter
+
+import pytest
+from nameko.events import event_handler
+from nameko.standalone.events import event_dispatcher
+
+from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
+from closeloop_shared.standins import free_port
+from closeloop_shared.testing import wait_for
+from services.routing.service import RoutingService
+
+pytestmark = pytest.mark.integration
+
+
+class RoutingListener:
+    name = "routing_listener"
+    received = []
+
+    @event_handler(ev.ROUTING, ev.CASE_ROUTED)
+    def routed(self, payload):
+        RoutingListener.received.append((ev.CASE_ROUTED, ev.load(ev.CASE_ROUTED, payload)))
+
+    @event_handler(ev.ROUTING, ev.CASE_ESCALATED)
+    def escalated(self, payload):
+        RoutingListener.received.append((ev.CASE_ESCALATED, ev.load(ev.CASE_ESCALATED, payload)))
+
+    @event_handler(ev.ROUTING, ev.CASE_RESOLVED)
+    def resolved(self, payload):
+        RoutingListener.received.append((ev.CASE_RESOLVED, ev.load(ev.CASE_RESOLVED, payload)))
+
+    @event_handler(ev.ROUTING, ev.CASE_REOPENED)
+    def reopened(self, payload):
+        RoutingListener.received.append((ev.CASE_REOPENED, ev.load(ev.CASE_REOPENED, payload)))
+
+
+def of_type(event_type):
+    return [data for kind, data in RoutingListener.received if kind == event_type]
+
+
+def submitted(channel="hotline", content="前台预约时间搞错了,到店等了一个小时", **extra):
+    now = utcnow()
+    return ev.dump(ev.CASE_SUBMITTED, {
+        "case_id": uuid.uuid4().hex, "case_number": f"CL-20261124-{uuid.uuid4().int % 10**6:06d}",
+        "store_id": "SH-XH-001", "store_name": "上海徐汇店", "channel": channel,
+        "customer": {"name": "陈女士", "phone": "+8613912345678", "email": "chen@example.com"},
+        "content": content, "occurred_at": now, "submitted_at": now, "locale": "zh-CN", **extra})
+
+
+@pytest.fixture
+def routing_config(service_config, web_config):
+    RoutingListener.received = []
+    return dict(service_config, **web_config, SLA_SCAN_INTERVAL_SECONDS=0.2,
+                OUTBOX_RELAY_INTERVAL_SECONDS=1)
+
+
+@pytest.fixture
+def routing(container_factory, routing_config, service_config):
+    container_factory(RoutingListener, service_config).start()
+    container = container_factory(RoutingService, routing_config)
+    container.start()
+    return container
+
+
+def dispatch(config, event_type, payload):
+    event_dispatcher(config)(ev.EMITTERS[event_type], event_type, payload)
+
+
+def post(session, path, body):
+    return session.post(path, data=json.dumps(body, ensure_ascii=False).encode(),
+                        headers={"Content-Type": "application/json"})
+
+
+def test_case_is_classified_assigned_and_routed(routing, routing_config, web_session):
+    event = submitted()
+    dispatch(routing_config, ev.CASE_SUBMITTED, event)
+    routed = wait_for(lambda: of_type(ev.CASE_ROUTED), what="case_routed")[0]
+    assert routed["category"] == "booking" and routed["severity"] == "low"
+    assert routed["assignee"]["staff_id"] == "sh-xh-s1" and routed["rung"] == 0
+    due = routed["deadlines"]
+    assert (due["first_response_due"] - event_time(event)).total_seconds() == pytest.approx(86400, abs=1)
+    assert (due["resolution_due"] - event_time(event)).total_seconds() == pytest.approx(172800, abs=1)
+    case = web_session.get(f"/v1/cases/{event['case_id']}").json()
+    assert case["status"] == "open" and case["rung_role"] == "store_staff"
+    assert [e["action"] for e in case["timeline"]] == ["submitted", "routed"]
+
+
+def event_time(event):
+    return ev.load(ev.CASE_SUBMITTED, event)["submitted_at"]
+
+
+def test_redelivered_case_submitted_routes_once(routing, routing_config):
+    event = submitted()
+    for _ in range(3):
+        dispatch(routing_config, ev.CASE_SUBMITTED, event)
+    wait_for(lambda: of_type(ev.CASE_ROUTED), what="case_routed")
+    import eventlet
+    eventlet.sleep(1)
+    assert len(of_type(ev.CASE_ROUTED)) == 1
+
+
+def test_media_referral_is_critical_escalated_at_once_with_report_clock(routing, routing_config, web_session):
+    event = submitted(channel="media", content="记者来电:顾客在店内做项目后皮肤过敏,要求采访")
+    dispatch(routing_config, ev.CASE_SUBMITTED, event)
+    escalated = wait_for(lambda: of_type(ev.CASE_ESCALATED), what="case_escalated")[0]
+    routed = of_type(ev.CASE_ROUTED)[0]
+    assert routed["severity"] == "critical" and routed["assignee"]["role"] == "store_manager"
+    assert routed["deadlines"]["report_due"] is not None
+    assert escalated["reason"] == "critical_referral"
+    assert escalated["assignee"]["staff_id"] == "rm-east" and escalated["rung"] == 3
+    report = post(web_session, f"/v1/cases/{event['case_id']}/report",
+                  {"actor": "rm-east", "summary": "书面报告:已与顾客及消协沟通,安排皮肤科复诊"})
+    assert report.status_code == 200
+    assert report.json()["clocks"]["report"]["met_at"] is not None
+
+
+def test_first_response_resolve_with_partial_refund_and_reopen(routing, routing_config, web_session):
+    event = submitted()
+    case_id = event["case_id"]
+    dispatch(routing_config, ev.CASE_SUBMITTED, event)
+    wait_for(lambda: of_type(ev.CASE_ROUTED))
+
+    responded = post(web_session, f"/v1/cases/{case_id}/first-response",
+                     {"actor": "sh-xh-s1", "note": "已致电致歉,约定明日回复处理方案"})
+    assert responded.status_code == 200 and responded.json()["status"] == "in_progress"
+    again = post(web_session, f"/v1/cases/{case_id}/first-response", {"actor": "sh-xh-s1", "note": "再次"})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+
+    bad_remedy = post(web_session, f"/v1/cases/{case_id}/resolve",
+                      {"actor": "sh-xh-s1", "remedy": {"type": "refund", "refund_option": "partial_continue"}})
+    assert bad_remedy.status_code == 422
+    assert bad_remedy.json()["error"]["fields"] == {"remedy.amount": ["a partial refund needs a positive amount"]}
+
+    resolved = post(web_session, f"/v1/cases/{case_id}/resolve", {
+        "actor": "sh-xh-s1", "note": "部分退款,疗程继续",
+        "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "380.00"}})
+    assert resolved.status_code == 200
+    assert resolved.json()["remedy"] == {"type": "refund", "refund_option": "partial_continue",
+                                         "amount": "380.00", "continue_treatment": True}
+    event_resolved = wait_for(lambda: of_type(ev.CASE_RESOLVED))[0]
+    assert event_resolved["resolution_round"] == 1 and event_resolved["on_time"] is True
+    assert event_resolved["revisit_owner"]["staff_id"] == "sh-xh-rv"
+
+    reopened = post(web_session, f"/v1/cases/{case_id}/reopen", {"actor": "sh-xh-mg", "reason": "顾客来电仍不满意"})
+    assert reopened.status_code == 200 and reopened.json()["status"] == "reopened"
+    assert wait_for(lambda: of_type(ev.CASE_REOPENED))[0]["source"] == "staff"
+
+
+def test_unknown_case_and_bad_bodies(routing, web_session):
+    assert web_session.get("/v1/cases/nope").status_code == 404
+    missing = post(web_session, "/v1/cases/nope/first-response", {"actor": "x", "note": "y"})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "case_not_found"
+    invalid = post(web_session, "/v1/cases/nope/resolve", {"actor": "x", "remedy": {"type": "cash"}})
+    assert invalid.status_code == 422 and "remedy.type" in invalid.json()["error"]["fields"]
+
+
+def test_low_revisit_score_reopens_and_high_score_closes(routing, routing_config, web_session):
+    cases = []
+    for _ in range(2):
+        event = submitted()
+        dispatch(routing_config, ev.CASE_SUBMITTED, event)
+        cases.append(event["case_id"])
+    wait_for(lambda: len(of_type(ev.CASE_ROUTED)) == 2)
+    for case_id in cases:
+        post(web_session, f"/v1/cases/{case_id}/resolve",
+             {"actor": "sh-xh-s1", "remedy": {"type": "apology"}})
+    for case_id, score in zip(cases, (2, 5)):
+        dispatch(routing_config, ev.REVISIT_RECORDED, ev.dump(ev.REVISIT_RECORDED, {
+            "revisit_id": uuid.uuid4().hex, "case_id": case_id, "store_id": "SH-XH-001",
+            "score": score, "satisfied": score >= 4, "reopens_case": score <= 2,
+            "comment": "", "recorded_at": utcnow()}))
+    wait_for(lambda: web_session.get(f"/v1/cases/{cases[0]}").json()["status"] == "reopened")
+    wait_for(lambda: web_session.get(f"/v1/cases/{cases[1]}").json()["status"] == "closed")
+
+
+def test_unanswered_case_escalates_exactly_once_per_rung_with_two_replicas(
+        container_factory, routing_config, service_config):
+    """Short clocks, two routing replicas racing on the same timer: each rung once."""
+    container_factory(RoutingListener, service_config).start()
+    short = dict(routing_config, SLA_FIRST_RESPONSE_SECONDS=1, SLA_RESOLUTION_SECONDS=2,
+                 ESCALATION_STEP_SECONDS=1, SLA_SCAN_INTERVAL_SECONDS=0.1)
+    for port in (free_port(), free_port()):
+        container_factory(RoutingService, dict(short, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")).start()
+    event = submitted()
+    dispatch(short, ev.CASE_SUBMITTED, event)
+    wait_for(lambda: len(of_type(ev.CASE_ESCALATED)) >= 4, timeout=30, what="four escalations")
+    import eventlet
+    eventlet.sleep(2)  # give any double escalation time to show up
+    escalations = of_type(ev.CASE_ESCALATED)
+    assert Counter(e["rung"] for e in escalations) == {1: 1, 2: 1, 3: 1, 4: 1}
+    assert [e["assignee"]["role"] for e in sorted(escalations, key=lambda e: e["rung"])] == [
+        "supervisor", "store_manager", "regional_manager", "general_manager"]
+    assert escalations[0]["reason"] == "first_response"
