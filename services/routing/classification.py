@@ -5,14 +5,16 @@
 KEYWORDS = {
     "hygiene": ("卫生", "不干净", "脏", "消毒", "毛巾", "床单", "异味", "头发", "蟑螂",
                 "hygiene", "dirty", "unclean", "towel", "smell", "sanit"),
-    "product_efficacy": ("效果", "没效果", "无效", "过敏", "红肿", "长痘", "刺痛", "脱皮", "产品",
+    "product_efficacy": ("效果", "没效果", "没有效果", "无效", "过敏", "红肿", "长痘", "刺痛", "脱皮", "产品",
                          "effect", "no result", "allerg", "rash", "product"),
     "technician_skill": ("手法", "技术", "技师", "美容师", "调理师", "弄伤", "烫伤", "不专业", "力度",
                          "technique", "technician", "therapist", "unprofessional", "hurt"),
     "staff_attitude": ("态度", "不耐烦", "冷淡", "推销", "强买", "骂", "脸色", "不理",
                        "attitude", "rude", "impolite", "pushy", "upsell"),
-    "price": ("价格", "太贵", "乱收费", "多收", "扣费", "收费", "退款", "退钱", "办卡",
-              "price", "expensive", "overcharg", "refund", "charge"),
+    # A refund demand is a remedy the customer asks for, not what went wrong: no
+    # refund words here.
+    "price": ("价格", "太贵", "乱收费", "多收", "扣费", "收费", "办卡", "价钱",
+              "price", "expensive", "overcharg", "charge"),
     "equipment": ("仪器", "设备", "机器", "故障", "坏了", "空调", "热水",
                   "equipment", "machine", "device", "broken"),
     "booking": ("预约", "改期", "排队", "等了", "爽约", "取消", "到店没人", "时间冲突",

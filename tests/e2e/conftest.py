@@ -1,0 +1,68 @@
+"""Start the five services as processes, with the commands docker-compose.yml gives
+them, through the same functions `make run` uses (deploy/local.py)."""
+import itertools
+
+import pytest
+import requests
+
+from closeloop_shared.standins import free_port
+from deploy import local
+
+pytestmark = pytest.mark.e2e
+
+
+class Stack:
+    def __init__(self, env, log_dir):
+        self.env, self.log_dir = env, log_dir
+        self.processes, self.urls = [], {}
+        self._ids = itertools.count()
+
+    def start(self, replicas=None):
+        replicas = replicas or {}
+        started = []
+        for name, (command, _compose_port) in local.compose_services().items():
+            for replica in range(replicas.get(name, 1)):
+                port = free_port()
+                log = open(self.log_dir / f"{name}-{replica}.log", "ab")
+                process = local.start_service(name, command, port, self.env, log)
+                self.processes.append(process)
+                started.append((name, process, port))
+                self.urls.setdefault(name, []).append(f"http://127.0.0.1:{port}")
+        for name, process, port in started:
+            local.wait_healthy(name, process, port, timeout=60)
+        return self
+
+    def url(self, service, replica=0):
+        return self.urls[service][replica]
+
+    def get(self, service, path, **kwargs):
+        return requests.get(self.url(service) + path, timeout=10, **kwargs)
+
+    def post(self, service, path, body):
+        return requests.post(self.url(service) + path, json=body, timeout=10)
+
+    def stop(self):
+        local.stop_all(self.processes)
+
+
+@pytest.fixture
+def stack_env(rabbit_config, mongo_uri, mongo_prefix, smtp_sink):
+    return {
+        "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri,
+        "MONGO_DB_PREFIX": mongo_prefix, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_sink.port),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def stack(stack_env, tmp_path):
+    """stack(overrides, replicas={"routing": 2}) -> a running Stack."""
+    stacks = []
+
+    def start(overrides=None, replicas=None):
+        started = Stack(dict(stack_env, **{k: str(v) for k, v in (overrides or {}).items()}), tmp_path)
+        stacks.append(started)
+        return started.start(replicas)
+    yield start
+    for started in stacks:
+        started.stop()
