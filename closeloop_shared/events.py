@@ -142,6 +142,7 @@ class CaseEscalated(EventSchema):
 
 class CaseFirstResponded(EventSchema):
     case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
     store_id = fields.String(required=True)
     responded_at = fields.AwareDateTime(required=True)
     on_time = fields.Boolean(required=True)
@@ -193,6 +194,7 @@ class FollowupDue(EventSchema):
 class RevisitRecorded(EventSchema):
     revisit_id = fields.String(required=True)
     case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
     store_id = fields.String(required=True)
     score = fields.Integer(required=True, validate=validate.Range(1, 5))
     satisfied = fields.Boolean(required=True)

@@ -52,5 +52,5 @@ def outcome(revisit, score, comment, actor, now):
                "satisfied": satisfied, "recorded_by": actor, "completed_at": now}
     return changes, new_event(ev.REVISIT_RECORDED, {
         "revisit_id": revisit["_id"], "case_id": revisit["case_id"],
-        "store_id": revisit["store_id"], "score": score, "satisfied": satisfied,
+        "case_number": revisit["case_number"], "store_id": revisit["store_id"], "score": score, "satisfied": satisfied,
         "reopens_case": reopens, "comment": comment, "recorded_at": now})

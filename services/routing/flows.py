@@ -103,7 +103,8 @@ def _act(repository, case_id, now, action):
 
 def _first_responded(case, now, on_time):
     return outgoing(ev.CASE_FIRST_RESPONDED, {
-        "case_id": case["_id"], "store_id": case["store_id"], "responded_at": now,
+        "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
+        "responded_at": now,
         "on_time": on_time, "seconds_to_respond": (now - case["submitted_at"]).total_seconds()})
 
 

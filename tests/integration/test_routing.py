@@ -169,7 +169,8 @@ def test_low_revisit_score_reopens_and_high_score_closes(routing, routing_config
              {"actor": "sh-xh-s1", "remedy": {"type": "apology"}})
     for case_id, score in zip(cases, (2, 5)):
         dispatch(routing_config, ev.REVISIT_RECORDED, ev.dump(ev.REVISIT_RECORDED, {
-            "revisit_id": uuid.uuid4().hex, "case_id": case_id, "store_id": "SH-XH-001",
+            "revisit_id": uuid.uuid4().hex, "case_id": case_id, "case_number": "CL-20261124-000001",
+            "store_id": "SH-XH-001",
             "score": score, "satisfied": score >= 4, "reopens_case": score <= 2,
             "comment": "", "recorded_at": utcnow()}))
     wait_for(lambda: web_session.get(f"/v1/cases/{cases[0]}").json()["status"] == "reopened")
