@@ -43,6 +43,7 @@ CATEGORIES = (
     "technician_skill", "equipment", "booking", "other",
 )
 SEVERITIES = ("low", "medium", "high", "critical")
+CASE_STATUSES = ("open", "in_progress", "resolved", "reopened", "closed")
 CLOCKS = ("first_response", "resolution", "report")
 REMEDY_TYPES = ("apology", "compensation", "refund")
 # The four options of the store's complaint procedure (A-D).

@@ -1,15 +1,25 @@
-"""The HTTP edge shared by all services: JSON in, JSON out, and one error shape:
+"""The HTTP edge shared by all services: JSON in, JSON out, and one error shape for
+every failure, including unknown routes and unexpected errors:
 
     {"error": {"code": "validation_failed", "message": "...", "fields": {"customer.phone": ["..."]}}}
+
+Services decorate entrypoints with this module's `http`, never nameko's directly: all
+entrypoints of a service must share one web server.
 """
-import functools
 import json
+import logging
 from datetime import datetime
 from decimal import Decimal
 
 from bson import ObjectId
 from marshmallow import ValidationError
-from werkzeug.wrappers import Response
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from pymongo.errors import PyMongoError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+log = logging.getLogger(__name__)
 
 
 class HttpError(Exception):
@@ -79,12 +89,56 @@ def load_or_422(schema, data):
                         flatten_errors(exc.messages))
 
 
-def json_api(method):
-    """Turns HttpError raised by an entrypoint into its JSON error response."""
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, with unknown routes and wrong methods answered in JSON."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
         try:
-            return method(*args, **kwargs)
-        except HttpError as error:
-            return error_response(error)
-    return wrapper
+            provider, values = self.url_map.bind_to_environ(environ).match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "http_error")
+            response = error_response(HttpError(exc.code, code, exc.description))
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+class JsonHttpEntrypoint(HttpRequestHandler):
+    """nameko's @http: HttpError becomes its JSON response; a storage outage 503 (nothing
+    was accepted, retry); anything else a JSON 500 (and an error log)."""
+
+    server = JsonWebServer()
+
+    def __init__(self, method, url, **kwargs):
+        kwargs["expected_exceptions"] = (HttpError,) + tuple(kwargs.get("expected_exceptions", ()))
+        super().__init__(method, url, **kwargs)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, HttpError):
+            return error_response(exc)
+        if isinstance(exc, PyMongoError):
+            return error_response(HttpError(503, "storage_unavailable",
+                                            f"storage is unavailable, retry later ({type(exc).__name__})"))
+        return error_response(HttpError(500, "internal_error", "unexpected error; it has been logged"))
+
+
+http = JsonHttpEntrypoint.decorator
+
+
+def int_arg(request, name, default, low, high):
+    """A bounded integer query parameter, or a 422 naming it."""
+    raw = request.args.get(name)
+    try:
+        value = default if raw is None else int(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise HttpError(422, "validation_failed", f"{name} must be an integer from {low} to {high}",
+                        {name: [f"Must be an integer from {low} to {high}."]})
+    return value

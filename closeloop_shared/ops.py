@@ -1,10 +1,9 @@
 """Endpoints every service exposes for operators: /metrics (Prometheus) and /health."""
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import http
 
 from closeloop_shared import org
 from closeloop_shared.config import ORG_SEED_PATH, setting
-from closeloop_shared.http import json_response
+from closeloop_shared.http import http, json_response
 from closeloop_shared.metrics import metrics_response
 from closeloop_shared.mongo import MongoHealth
 
@@ -13,6 +12,13 @@ class OpsEndpoints:
     """Mixed into each service class; nameko picks up inherited entrypoints."""
 
     mongo_ping = MongoHealth()
+    openapi_spec = None  # a service with an HTTP API sets its OpenAPI document here
+
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        if self.openapi_spec is None:
+            return json_response(404, {"error": {"code": "no_api", "message": "no HTTP API"}})
+        return json_response(200, self.openapi_spec)
 
     @http("GET", "/metrics")
     def metrics(self, request):

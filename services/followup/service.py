@@ -2,33 +2,23 @@
 record their outcome."""
 import logging
 
-from marshmallow import RAISE, Schema, fields, validate
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.web.handlers import http
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import HttpError, json_api, json_response, load_or_422, read_json
+from closeloop_shared.http import HttpError, http, json_response, load_or_422, read_json
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
 from services.followup import revisits
 from services.followup.repository import RevisitRepository
+from services.followup.schemas import OPENAPI, OutcomeIn
 
 log = logging.getLogger(__name__)
 MAX_CLAIMS_PER_TICK = 200
-
-
-class OutcomeIn(Schema):
-    class Meta:
-        unknown = RAISE
-
-    score = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
-    comment = fields.String(load_default="", validate=validate.Length(max=2000))
-    actor = fields.String(required=True, validate=validate.Length(1, 64))
 
 
 OUTCOME_IN = OutcomeIn()
@@ -41,6 +31,7 @@ def view(revisit):
 
 class FollowupService(OpsEndpoints):
     name = ev.FOLLOWUP
+    openapi_spec = OPENAPI
 
     revisits = Repository(RevisitRepository)
     dispatch = EventDispatcher()
@@ -65,7 +56,6 @@ class FollowupService(OpsEndpoints):
         self.revisits.outbox.relay(self.dispatch, now)
 
     @http("GET", "/v1/revisits")
-    @json_api
     def list_revisits(self, request):
         case_id = request.args.get("case_id")
         if not case_id:
@@ -74,7 +64,6 @@ class FollowupService(OpsEndpoints):
         return json_response(200, {"revisits": [view(r) for r in self.revisits.for_case(case_id)]})
 
     @http("POST", "/v1/revisits/<string:revisit_id>/outcome")
-    @json_api
     def record_outcome(self, request, revisit_id):
         body = load_or_422(OUTCOME_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
         revisit = self.revisits.get(revisit_id)

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
 
+from closeloop_shared import openapi
 from closeloop_shared.clock import utcnow
 from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
 
@@ -74,3 +75,17 @@ class FeedbackIn(Strict):
     def not_blank(self, value, **kwargs):
         if not value.strip():
             raise ValidationError("content is blank")
+
+
+OPENAPI = openapi.build("Closeloop intake", {
+    "/v1/feedback": {"post": {
+        "summary": "Submit feedback from any channel; the same JSON is accepted on the bus",
+        "requestBody": openapi.json_body(FeedbackIn),
+        "responses": openapi.responses(
+            {201: "case created: case_id, case_number", 200: "known external_ref: the existing case"},
+            400, 413, 415, 422, 503)}},
+    "/v1/feedback/{case_id}": {"get": {
+        "summary": "The receipt of an accepted case",
+        "parameters": [openapi.path_param("case_id")],
+        "responses": openapi.responses({200: "the receipt"}, 404, 503)}},
+})

@@ -4,19 +4,18 @@ import logging
 from kombu import Queue
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.web.handlers import http
 
 from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY, INBOUND_EXCHANGE, Unprocessable, consume, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import MAX_BODY_BYTES, OUTBOX_RELAY_INTERVAL_SECONDS, setting
 from closeloop_shared.events import INTAKE
-from closeloop_shared.http import HttpError, json_api, json_response, load_or_422, read_json
+from closeloop_shared.http import HttpError, http, json_response, load_or_422, read_json
 from closeloop_shared.metrics import FEEDBACK_RECEIVED
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints, OrgChart
 from services.intake import cases, flows
 from services.intake.repository import FeedbackRepository
-from services.intake.schemas import FeedbackIn
+from services.intake.schemas import OPENAPI, FeedbackIn
 
 log = logging.getLogger(__name__)
 FEEDBACK_IN = FeedbackIn()
@@ -26,6 +25,7 @@ INBOUND_QUEUE = Queue("intake.feedback_submitted", exchange=INBOUND_EXCHANGE,
 
 class IntakeService(OpsEndpoints):
     name = INTAKE
+    openapi_spec = OPENAPI
 
     feedback = Repository(FeedbackRepository)
     org = OrgChart()
@@ -33,7 +33,6 @@ class IntakeService(OpsEndpoints):
     config = Config()
 
     @http("POST", "/v1/feedback")
-    @json_api
     def submit_feedback(self, request):
         body = read_json(request, setting(self.config, MAX_BODY_BYTES))
         submission = load_or_422(FEEDBACK_IN, body)
@@ -45,7 +44,6 @@ class IntakeService(OpsEndpoints):
         return json_response(201 if created else 200, cases.receipt(case, created))
 
     @http("GET", "/v1/feedback/<string:case_id>")
-    @json_api
     def get_feedback(self, request, case_id):
         case = self.feedback.get(case_id)
         if case is None:

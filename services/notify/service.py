@@ -3,14 +3,13 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from nameko.web.handlers import http
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import json_api, json_response
+from closeloop_shared.http import http, json_response
 from closeloop_shared.metrics import NOTIFICATIONS
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
@@ -54,7 +53,6 @@ class NotifyService(OpsEndpoints):
             self._send(delivery)
 
     @http("GET", "/v1/deliveries")
-    @json_api
     def list_deliveries(self, request):
         found = self.deliveries.for_case(request.args.get("case_id", ""))
         return json_response(200, {"deliveries": [

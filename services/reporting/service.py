@@ -3,13 +3,12 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import http
 from prometheus_client import REGISTRY
 
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler
 from closeloop_shared.clock import utcnow
-from closeloop_shared.http import HttpError, json_api, json_response
+from closeloop_shared.http import HttpError, http, json_response
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
 from services.reporting import kpis, read_model
@@ -72,7 +71,6 @@ class ReportingService(OpsEndpoints):
     on_revisit_recorded = _handler(ev.REVISIT_RECORDED)
 
     @http("GET", "/v1/reports/summary")
-    @json_api
     def summary(self, request):
         now = utcnow()
         args = request.args

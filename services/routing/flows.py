@@ -69,9 +69,7 @@ def check_deadlines(repository, chart, policy, now, limit=200):
     won = []
     for case in repository.due(now, limit):
         decision = sla.evaluate(case["clocks"], case["rung"], case.get("last_escalated_at"), now, policy)
-        clocks = {name: dict(c, breached_at=now) if name in decision.newly_breached else c
-                  for name, c in case["clocks"].items()}
-        changes = {"clocks": clocks, "next_check_at": decision.next_check_at}
+        changes = {"clocks": decision.clocks, "next_check_at": decision.next_check_at}
         entries = [lifecycle.entry(now, "sla_breached", "system", clock=name)
                    for name in decision.newly_breached]
         outbox = []

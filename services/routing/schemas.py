@@ -1,7 +1,8 @@
 """Bodies of the staff actions on a case (POST /v1/cases/{id}/...)."""
 from marshmallow import RAISE, Schema, fields, validate
 
-from closeloop_shared.events import REFUND_OPTIONS, REMEDY_TYPES
+from closeloop_shared import openapi
+from closeloop_shared.events import CASE_STATUSES, REFUND_OPTIONS, REMEDY_TYPES
 
 
 class Strict(Schema):
@@ -36,3 +37,28 @@ class ResolveIn(ActionIn):
 
 class ReopenIn(ActionIn):
     reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+def _action(summary, body):
+    return {"post": {"summary": summary, "parameters": [openapi.path_param("case_id")],
+                     "requestBody": openapi.json_body(body),
+                     "responses": openapi.responses({200: "the case after the action"},
+                                                    400, 404, 409, 413, 415, 422, 503)}}
+
+
+OPENAPI = openapi.build("Closeloop routing", {
+    "/v1/cases": {"get": {
+        "summary": "Recent cases, newest first",
+        "parameters": [openapi.query_param("store", "store id"),
+                       openapi.query_param("status", "case status", {"type": "string", "enum": list(CASE_STATUSES)}),
+                       openapi.query_param("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200})],
+        "responses": openapi.responses({200: "cases"}, 422, 503)}},
+    "/v1/cases/{case_id}": {"get": {
+        "summary": "A case: status, category, severity, assignee, deadlines, timeline",
+        "parameters": [openapi.path_param("case_id")],
+        "responses": openapi.responses({200: "the case"}, 404, 503)}},
+    "/v1/cases/{case_id}/first-response": _action("Record the first response", FirstResponseIn),
+    "/v1/cases/{case_id}/report": _action("File the written report of a referral case", ReportIn),
+    "/v1/cases/{case_id}/resolve": _action("Resolve with a remedy (options A-D for refunds)", ResolveIn),
+    "/v1/cases/{case_id}/reopen": _action("Reopen a resolved or closed case", ReopenIn),
+})

@@ -3,14 +3,14 @@ import logging
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.web.handlers import http
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import Unprocessable, event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import HttpError, json_api, json_response, load_or_422, read_json
+from closeloop_shared.http import (
+    HttpError, http, int_arg, json_response, load_or_422, read_json)
 from closeloop_shared.metrics import ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints, OrgChart
@@ -28,6 +28,7 @@ REOPEN_IN = schemas.ReopenIn()
 
 class RoutingService(OpsEndpoints):
     name = ev.ROUTING
+    openapi_spec = schemas.OPENAPI
 
     cases = Repository(CaseRepository)
     org = OrgChart()
@@ -80,7 +81,6 @@ class RoutingService(OpsEndpoints):
     # -- HTTP ---------------------------------------------------------------------
 
     @http("GET", "/v1/cases/<string:case_id>")
-    @json_api
     def get_case(self, request, case_id):
         case = self.cases.get(case_id)
         if case is None:
@@ -88,14 +88,12 @@ class RoutingService(OpsEndpoints):
         return json_response(200, flows.public_view(case))
 
     @http("GET", "/v1/cases")
-    @json_api
     def list_cases(self, request):
         found = self.cases.find(request.args.get("store"), request.args.get("status"),
-                                min(int(request.args.get("limit", 50)), 200))
+                                int_arg(request, "limit", 50, 1, 200))
         return json_response(200, {"cases": [flows.public_view(c) for c in found]})
 
     @http("POST", "/v1/cases/<string:case_id>/first-response")
-    @json_api
     def record_first_response(self, request, case_id):
         body = load_or_422(FIRST_RESPONSE_IN, self._body(request))
         case = self._run(flows.respond, self.cases, self.policy, case_id,
@@ -104,7 +102,6 @@ class RoutingService(OpsEndpoints):
         return json_response(200, flows.public_view(case))
 
     @http("POST", "/v1/cases/<string:case_id>/report")
-    @json_api
     def file_report(self, request, case_id):
         body = load_or_422(REPORT_IN, self._body(request))
         case = self._run(flows.file_report, self.cases, self.policy, case_id,
@@ -112,7 +109,6 @@ class RoutingService(OpsEndpoints):
         return json_response(200, flows.public_view(case))
 
     @http("POST", "/v1/cases/<string:case_id>/resolve")
-    @json_api
     def resolve(self, request, case_id):
         body = load_or_422(RESOLVE_IN, self._body(request))
         before = self.cases.get(case_id)
@@ -123,7 +119,6 @@ class RoutingService(OpsEndpoints):
         return json_response(200, flows.public_view(case))
 
     @http("POST", "/v1/cases/<string:case_id>/reopen")
-    @json_api
     def reopen(self, request, case_id):
         body = load_or_422(REOPEN_IN, self._body(request))
         case = self._run(flows.reopen, self.cases, self.policy, case_id,

@@ -66,6 +66,7 @@ class Decision:
     escalate: bool
     reason: str | None  # the overdue clock that moves the case up
     next_check_at: object  # datetime or None: when anything can next happen
+    clocks: dict  # the clocks with the new breaches marked
 
 
 def next_check_at(clocks, rung, last_escalated_at, policy):
@@ -92,7 +93,7 @@ def evaluate(clocks, rung, last_escalated_at, now, policy):
     after_rung = rung + 1 if escalate else rung
     after_last = now if escalate else last_escalated_at
     return Decision(newly_breached, escalate, reason,
-                    next_check_at(after_clocks, after_rung, after_last, policy))
+                    next_check_at(after_clocks, after_rung, after_last, policy), after_clocks)
 
 
 def meet(clocks, names, now):

@@ -147,4 +147,5 @@ def test_outbox_relay_publishes_cases_whose_event_was_lost(intake, db, feedback)
 
     wait_for(lambda: any(e["case_id"] == case["_id"] for e in CaseSubmittedListener.received),
              timeout=30, what="relayed event")
-    assert db["cases"].find_one({"_id": case["_id"]})["outbox_pending"] is False
+    wait_for(lambda: db["cases"].find_one({"_id": case["_id"]})["outbox_pending"] is False,
+             what="outbox cleared")
