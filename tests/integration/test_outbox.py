@@ -1,0 +1,52 @@
+"""The in-document outbox against the MongoDB-protocol server."""
+from datetime import timedelta
+
+import pytest
+
+from closeloop_shared.clock import utcnow
+from closeloop_shared.outbox import Outbox, new_event
+
+pytestmark = pytest.mark.integration
+
+
+def event(case_id):
+    return new_event("case_closed", {"case_id": case_id, "store_id": "S", "closed_at": utcnow()})
+
+
+@pytest.fixture
+def outbox(mongo_client, mongo_prefix):
+    collection = mongo_client[f"{mongo_prefix}_outbox"]["docs"]
+    Outbox.ensure_indexes(collection)
+    return Outbox(collection)
+
+
+def test_flush_publishes_in_order_and_empties_the_outbox(outbox):
+    events = [event("a"), event("a")]
+    outbox.collection.insert_one({"_id": "a", "outbox": events, "outbox_pending": True, "updated_at": utcnow()})
+    published = []
+    outbox.flush("a", events, lambda kind, payload: published.append(payload))
+    assert published == [e["payload"] for e in events]
+    assert outbox.collection.find_one({"_id": "a"})["outbox"] == []
+    assert outbox.collection.find_one({"_id": "a"})["outbox_pending"] is False
+
+
+def test_flush_leaves_a_concurrent_writers_events_for_it_or_the_relay(outbox):
+    mine, theirs = event("b"), event("b")
+    outbox.collection.insert_one({"_id": "b", "outbox": [mine, theirs], "outbox_pending": True,
+                                  "updated_at": utcnow() - timedelta(minutes=1)})
+    outbox.flush("b", [mine], lambda *_: None)
+    document = outbox.collection.find_one({"_id": "b"})
+    assert [e["id"] for e in document["outbox"]] == [theirs["id"]] and document["outbox_pending"] is True
+
+    relayed = []
+    assert outbox.relay(lambda kind, payload: relayed.append(payload), utcnow()) == 1
+    assert relayed == [theirs["payload"]]
+    assert outbox.collection.find_one({"_id": "b"})["outbox_pending"] is False
+
+
+def test_relay_ignores_fresh_writes_and_clears_an_emptied_flag(outbox):
+    outbox.collection.insert_one({"_id": "c", "outbox": [event("c")], "outbox_pending": True, "updated_at": utcnow()})
+    outbox.collection.insert_one({"_id": "d", "outbox": [], "outbox_pending": True,
+                                  "updated_at": utcnow() - timedelta(minutes=1)})
+    assert outbox.relay(lambda *_: pytest.fail("fresh events belong to their writer"), utcnow()) == 1
+    assert outbox.collection.find_one({"_id": "d"})["outbox_pending"] is False
