@@ -259,8 +259,8 @@ def wait_until_done(dbs, n, first_publish, timeout):
 
 def completion_times(dbs):
     """{external ref id: (case_id, routed_at, ack sent_at)} with None for what is missing."""
-    cases = {doc["dedupe_key"].split(":", 2)[2]: doc["_id"] for doc in dbs["intake"]["cases"].find(
-        {"dedupe_key": {"$regex": "^ref:bench:"}}, {"dedupe_key": 1})}
+    cases = {doc["external_ref"]["id"]: doc["_id"] for doc in dbs["intake"]["cases"].find(
+        {"external_ref.source": "bench"}, {"external_ref": 1})}
     routed = {doc["_id"]: doc["routed_at"] for doc in dbs["routing"]["cases"].find(
         {"routed_at": {"$exists": True}}, {"routed_at": 1})}
     acked = {doc["case_id"]: doc["sent_at"] for doc in dbs["notify"]["deliveries"].find(

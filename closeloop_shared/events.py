@@ -87,7 +87,7 @@ class Remedy(EventSchema):
                                   validate=validate.OneOf(REFUND_OPTIONS))
     # Money crosses the bus as a decimal string ("300.00"): exact, and storable as is.
     amount = fields.String(allow_none=True, load_default=None,
-                           validate=validate.Regexp(r"^\d+(\.\d{1,2})?$"))
+                           validate=validate.Regexp(r"^\d+(\.\d{1,2})?\Z"))
 
 
 class CaseSubmitted(EventSchema):
@@ -173,6 +173,7 @@ class CaseReopened(EventSchema):
     reason = fields.String(required=True)
     source = fields.String(required=True, validate=validate.OneOf(("staff", "revisit")))
     reopened_at = fields.AwareDateTime(required=True)
+    resolution_due = fields.AwareDateTime(allow_none=True, load_default=None)  # re-armed clock
 
 
 class CaseClosed(EventSchema):

@@ -62,7 +62,8 @@ class OrgChart:
     def revisit_owner(self, store_id):
         store = self.stores[store_id]
         owner = next((s for s in store.staff if s.staff_id == store.revisit_owner_id), None)
-        return owner or self.customer_service or store.first_with_role("store_manager")
+        # The ladder always ends with the general manager, so someone always owns it.
+        return owner or self.customer_service or self.ladder(store_id)[LADDER.index("store_manager")]
 
 
 def _staff(data, role=None):

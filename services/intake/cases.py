@@ -1,5 +1,6 @@
 """Turning an accepted submission into a case: its number, its dedupe key, its event.
 Pure: no nameko, no pymongo."""
+import json
 import uuid
 from zoneinfo import ZoneInfo
 
@@ -22,9 +23,10 @@ def sequence_name(submitted_at):
 
 
 def dedupe_key(submission):
-    """Same external reference => same case, whichever way (HTTP or bus) it came."""
+    """Same external reference => same case, whichever way (HTTP or bus) it came.
+    JSON-encoded, so ("a:b", "c") and ("a", "b:c") stay two references."""
     ref = submission.get("external_ref")
-    return f"ref:{ref['source']}:{ref['id']}" if ref else None
+    return "ref:" + json.dumps([ref["source"], ref["id"]], ensure_ascii=False) if ref else None
 
 
 def new_case(submission, store, number, submitted_at, via, key):

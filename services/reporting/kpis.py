@@ -9,10 +9,10 @@ def _rate(numerator, denominator):
     return round(numerator / denominator, 4) if denominator else None
 
 
-def _clock(rows, done_field, on_time_field, due_field, now):
+def _clock(rows, is_met, on_time_field, due_field, now):
     """A clock counts once it has ended: met (on time or late) or overdue unmet."""
-    met = [r for r in rows if r.get(done_field)]
-    overdue = [r for r in rows if not r.get(done_field) and r.get(due_field) and r[due_field] <= now]
+    met = [r for r in rows if is_met(r)]
+    overdue = [r for r in rows if not is_met(r) and r.get(due_field) and r[due_field] <= now]
     on_time = sum(1 for r in met if r.get(on_time_field))
     counted = len(met) + len(overdue)
     return {"counted": counted, "on_time": on_time, "late_or_overdue": counted - on_time,
@@ -31,9 +31,11 @@ def summarize(rows, now):
         "by_channel": dict(Counter(r.get("channel", "unknown") for r in rows)),
         "open": sum(1 for r in rows if r.get("status", "submitted") in OPEN_STATUSES),
         "escalated": sum(1 for r in rows if r.get("escalated")),
-        "first_response": _clock(rows, "first_responded_at", "first_response_on_time",
-                                 "first_response_due", now),
-        "resolution": _clock(rows, "resolved_at", "resolution_on_time", "resolution_due", now),
+        "first_response": _clock(rows, lambda r: r.get("first_responded_at"),
+                                 "first_response_on_time", "first_response_due", now),
+        # A reopened case is unresolved again, against its re-armed resolution clock.
+        "resolution": _clock(rows, lambda r: r.get("resolved_at") and r.get("status") != "reopened",
+                             "resolution_on_time", "resolution_due", now),
         "satisfaction": {"revisits": len(revisits), "satisfied": satisfied,
                          "rate": _rate(satisfied, len(revisits)), "target": SATISFACTION_TARGET},
         "reopened": {"cases": sum(1 for r in rows if r.get("reopened")),

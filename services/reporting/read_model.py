@@ -1,40 +1,85 @@
-"""How each event changes a case's row in the read model. Pure: returns
-(fields to set, status change or None, revisit to add or None). Events may arrive in
-any order and more than once; every change is a plain overwrite or a set-add, and the
-status only moves forward in time."""
+"""How each event changes a case's row in the read model. Pure.
+
+Events reach reporting on separate queues, in any order and sometimes twice, so every
+change is idempotent and order-proof: plain fields are overwritten with the same
+values, counters only rise ($max), revisits are a set, and fields that belong to a
+moment (the status, a resolution round) move only forward, guarded by that moment."""
+from dataclasses import dataclass, field
+
 from closeloop_shared import events as ev
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """Set `fields` only if the row's `guard` is missing or not after `value`."""
+    guard: str
+    value: object
+    fields: dict
+
+
+@dataclass(frozen=True)
+class Change:
+    fields: dict = field(default_factory=dict)
+    maxima: dict = field(default_factory=dict)
+    guarded: tuple = ()
+    revisit: dict | None = None
+
+
+def _status(name, at, **fields):
+    return Guarded("status_at", at, {"status": name, "status_at": at, **fields})
 
 
 def project(event_type, data):
     if event_type == ev.CASE_SUBMITTED:
-        return ({"case_number": data["case_number"], "store_id": data["store_id"],
-                 "channel": data["channel"], "submitted_at": data["submitted_at"]},
-                ("submitted", data["submitted_at"]), None)
+        return Change(fields={"case_number": data["case_number"], "store_id": data["store_id"],
+                              "channel": data["channel"], "submitted_at": data["submitted_at"]},
+                      guarded=(_status("submitted", data["submitted_at"]),))
     if event_type == ev.CASE_ROUTED:
         deadlines = data["deadlines"]
-        return ({"category": data["category"], "severity": data["severity"],
-                 "store_id": data["store_id"],
-                 "first_response_due": deadlines["first_response_due"],
-                 "resolution_due": deadlines["resolution_due"]},
-                ("open", data["routed_at"]), None)
+        return Change(fields={"category": data["category"], "severity": data["severity"],
+                              "store_id": data["store_id"],
+                              "first_response_due": deadlines["first_response_due"]},
+                      guarded=(_status("open", data["routed_at"]),
+                               # a reopening re-arms the resolution clock: its due wins
+                               Guarded("resolution_due_set_at", data["routed_at"], {
+                                   "resolution_due": deadlines["resolution_due"],
+                                   "resolution_due_set_at": data["routed_at"]})))
     if event_type == ev.CASE_FIRST_RESPONDED:
-        return ({"first_responded_at": data["responded_at"], "first_response_on_time": data["on_time"]},
-                ("in_progress", data["responded_at"]), None)
+        return Change(fields={"first_responded_at": data["responded_at"],
+                              "first_response_on_time": data["on_time"]},
+                      guarded=(_status("in_progress", data["responded_at"]),))
     if event_type == ev.CASE_RESOLVED:
-        return ({"resolved_at": data["resolved_at"], "resolution_on_time": data["on_time"],
-                 "remedy_type": data["remedy"]["type"],
-                 "refund_option": data["remedy"].get("refund_option"),
-                 "category": data["category"]},
-                ("resolved", data["resolved_at"]), None)
+        return Change(fields={"category": data["category"]}, guarded=(
+            _status("resolved", data["resolved_at"]),
+            Guarded("resolution_round", data["resolution_round"], {
+                "resolution_round": data["resolution_round"], "resolved_at": data["resolved_at"],
+                "resolution_on_time": data["on_time"], "remedy_type": data["remedy"]["type"],
+                "refund_option": data["remedy"].get("refund_option")})))
     if event_type == ev.CASE_REOPENED:
-        # A reopened case needs a new resolution; its earlier one no longer counts.
-        return ({"reopened": True, "last_reopened_at": data["reopened_at"]},
-                ("reopened", data["reopened_at"]), None)
+        reopened_at = data["reopened_at"]
+        due = (Guarded("resolution_due_set_at", reopened_at, {
+            "resolution_due": data["resolution_due"], "resolution_due_set_at": reopened_at}),) \
+            if data.get("resolution_due") else ()
+        return Change(fields={"reopened": True}, maxima={"last_reopened_at": reopened_at},
+                      guarded=(_status("reopened", reopened_at),) + due)
     if event_type == ev.CASE_CLOSED:
-        return ({}, ("closed", data["closed_at"]), None)
+        return Change(guarded=(_status("closed", data["closed_at"]),))
     if event_type == ev.CASE_ESCALATED:
-        return ({"escalated": True, "top_rung": data["rung"]}, None, None)
+        return Change(fields={"escalated": True}, maxima={"top_rung": data["rung"]})
     if event_type == ev.REVISIT_RECORDED:
-        return ({}, None, {"revisit_id": data["revisit_id"], "score": data["score"],
-                           "satisfied": data["satisfied"]})
+        return Change(revisit={"revisit_id": data["revisit_id"], "score": data["score"],
+                               "satisfied": data["satisfied"]})
     raise KeyError(event_type)
+
+
+def apply(row, change):
+    """The row after the change: what FactsRepository.apply does to the document."""
+    row = dict(row, **change.fields)
+    for name, value in change.maxima.items():
+        row[name] = max(row[name], value) if name in row else value
+    for guarded in change.guarded:
+        if guarded.guard not in row or row[guarded.guard] <= guarded.value:
+            row.update(guarded.fields)
+    if change.revisit and change.revisit not in row.get("revisits", []):
+        row["revisits"] = row.get("revisits", []) + [change.revisit]
+    return row

@@ -17,18 +17,21 @@ class FactsRepository:
         facts.create_index([("submitted_at", ASCENDING), ("store_id", ASCENDING)])
         facts.create_index([("status", ASCENDING), ("severity", ASCENDING)])
 
-    def apply(self, case_id, fields, status, revisit):
+    def apply(self, case_id, change):
+        """read_model.apply, as atomic MongoDB updates."""
         update = {"$setOnInsert": {"case_id": case_id}}
-        if fields:
-            update["$set"] = fields
-        if revisit:
-            update["$addToSet"] = {"revisits": revisit}
+        if change.fields:
+            update["$set"] = change.fields
+        if change.maxima:
+            update["$max"] = change.maxima
+        if change.revisit:
+            update["$addToSet"] = {"revisits": change.revisit}
         self.facts.update_one({"_id": case_id}, update, upsert=True)
-        if status:
-            name, at = status
+        for guarded in change.guarded:
             self.facts.update_one(
-                {"_id": case_id, "$or": [{"status_at": {"$exists": False}}, {"status_at": {"$lte": at}}]},
-                {"$set": {"status": name, "status_at": at}})
+                {"_id": case_id, "$or": [{guarded.guard: {"$exists": False}},
+                                         {guarded.guard: {"$lte": guarded.value}}]},
+                {"$set": guarded.fields})
 
     def rows(self, start, end, store_id=None):
         query = {"submitted_at": {"$gte": start, "$lt": end}}

@@ -49,8 +49,7 @@ def _handler(event_type):
     @event_handler(ev.EMITTERS[event_type], event_type)
     def handle(self, payload):
         data = ev.load(event_type, payload)
-        fields, status, revisit = read_model.project(event_type, data)
-        self.facts.apply(data["case_id"], fields, status, revisit)
+        self.facts.apply(data["case_id"], read_model.project(event_type, data))
     handle.__name__ = f"on_{event_type}"
     return handle
 

@@ -1,4 +1,5 @@
 """Category and severity of a complaint from its channel and words (zh-CN first)."""
+import re
 
 # Keywords per category, Chinese then English. Order matters only for ties: the
 # earlier category wins.
@@ -25,11 +26,24 @@ KEYWORDS = {
 FALLBACK_CATEGORY = "other"
 
 # Words that mean the customer may be hurt: such a complaint is never routine.
-HARM_WORDS = ("过敏", "红肿", "烫伤", "弄伤", "感染", "出血", "疼痛", "受伤", "起泡",
-              "allerg", "burn", "injur", "infection", "bleed", "swollen")
+HARM_WORDS = ("过敏", "红肿", "烫伤", "弄伤", "感染", "出血", "疼", "受伤", "起泡", "刺痛",
+              "allerg", "burn", "injur", "infection", "bleed", "swollen", "hurt", "pain",
+              "blister")
 ANGER_WORDS = ("投诉", "曝光", "12315", "消协", "律师", "起诉", "退款", "媒体",
-               "lawyer", "sue", "expose", "refund")
+               "lawyer", "sue ", "lawsuit", "expose", "refund")
 REFERRAL_CHANNELS = ("consumer_association", "media")
+
+
+def _hits(word, text):
+    """Chinese words count wherever they stand; an English word (or stem, like
+    "allerg") only where a word starts, so "sue" never fires inside "issue"."""
+    if word.isascii() and word[0].isalpha():
+        return len(re.findall(r"\b" + re.escape(word), text))
+    return text.count(word)
+
+
+def _any(words, text):
+    return any(_hits(word, text) for word in words)
 
 
 def classify(content, explicit=None):
@@ -39,20 +53,20 @@ def classify(content, explicit=None):
     text = content.lower()
     best, best_hits = FALLBACK_CATEGORY, 0
     for category, words in KEYWORDS.items():
-        hits = sum(text.count(word) for word in words)
+        hits = sum(_hits(word, text) for word in words)
         if hits > best_hits:
             best, best_hits = category, hits
     return best
 
 
-def severity(channel, category, content):
+def severity(channel, content):
     """critical: consumer-association or media referral; high: possible harm to the
     customer; medium: a threat to go public or a refund demand; low: the rest."""
     if channel in REFERRAL_CHANNELS:
         return "critical"
-    text = content.lower()
-    if any(word in text for word in HARM_WORDS):
+    text = content.lower() + " "
+    if _any(HARM_WORDS, text):
         return "high"
-    if any(word in text for word in ANGER_WORDS):
+    if _any(ANGER_WORDS, text):
         return "medium"
     return "low"

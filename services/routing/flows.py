@@ -32,7 +32,7 @@ def route(repository, chart, policy, submitted, now):
     if existing:
         return existing, []
     category = classification.classify(submitted["content"], submitted.get("category"))
-    severity = classification.severity(submitted["channel"], category, submitted["content"])
+    severity = classification.severity(submitted["channel"], submitted["content"])
     ladder = [person.as_dict() for person in chart.ladder(submitted["store_id"])]
     rung = sla.initial_rung(severity)
     clocks = sla.arm_clocks(policy, submitted["submitted_at"], severity)
@@ -143,7 +143,7 @@ def reopen(repository, policy, case_id, actor, reason, source, now):
         return changes, entry, [outgoing(ev.CASE_REOPENED, {
             "case_id": case["_id"], "case_number": case["case_number"],
             "store_id": case["store_id"], "reason": reason, "source": source,
-            "reopened_at": now})]
+            "reopened_at": now, "resolution_due": changes["clocks"]["resolution"]["due_at"]})]
     return _act(repository, case_id, now, action)
 
 

@@ -96,7 +96,7 @@ def check_remedy(remedy):
         if amount is None or amount <= 0:
             raise ActionRefused("validation_failed", "compensation needs a positive amount",
                                 "remedy.amount")
-    elif option is not None:
+    if kind != "refund" and option is not None:
         raise ActionRefused("validation_failed", "refund_option applies to refunds only",
                             "remedy.refund_option")
     continues = REFUND_OPTIONS[option][1] if option else True

@@ -1,0 +1,60 @@
+"""FactsRepository.apply does in MongoDB exactly what read_model.apply does to a dict,
+for a history delivered out of order and twice."""
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
+from services.reporting import read_model
+from services.reporting.repository import FactsRepository
+
+pytestmark = pytest.mark.integration
+STAFF = {"staff_id": "s", "name": "张丽", "role": "store_manager", "email": None}
+CUSTOMER = {"name": "刘女士", "phone": "+8613812345678", "email": None}
+
+
+def history(case_id, t0):
+    at = lambda hours: t0 + timedelta(hours=hours)  # noqa: E731
+    base = {"case_id": case_id, "case_number": "CL-20261124-000001", "store_id": "SH-XH-001"}
+    resolved = lambda hours, round_, on_time: (ev.CASE_RESOLVED, dict(  # noqa: E731
+        base, category="hygiene", remedy={"type": "apology"}, resolved_at=at(hours), on_time=on_time,
+        resolution_round=round_, customer=CUSTOMER, revisit_owner=STAFF))
+    return [
+        (ev.CASE_SUBMITTED, dict(base, store_name="店", channel="web", customer=CUSTOMER, content="脏",
+                                 occurred_at=at(0), submitted_at=at(0))),
+        (ev.CASE_ROUTED, dict(base, category="hygiene", severity="low", assignee=STAFF, rung=0,
+                              deadlines={"first_response_due": at(24), "resolution_due": at(48)}, routed_at=at(0))),
+        (ev.CASE_ESCALATED, dict(base, severity="low", reason="first_response", rung=1, assignee=STAFF,
+                                 escalated_at=at(25))),
+        (ev.CASE_ESCALATED, dict(base, severity="low", reason="resolution", rung=2, assignee=STAFF,
+                                 escalated_at=at(49))),
+        (ev.CASE_FIRST_RESPONDED, dict(base, responded_at=at(26), on_time=False, seconds_to_respond=93600)),
+        resolved(30, 1, True),
+        (ev.REVISIT_RECORDED, dict(base, revisit_id="r1", score=1, satisfied=False, reopens_case=True,
+                                   recorded_at=at(40))),
+        (ev.CASE_REOPENED, dict(base, reason="score 1", source="revisit", reopened_at=at(41),
+                                resolution_due=at(89))),
+        resolved(60, 2, True),
+    ]
+
+
+def test_storage_matches_the_pure_read_model(mongo_client, mongo_prefix):
+    FactsRepository.ensure_indexes(mongo_client[f"{mongo_prefix}_reporting"])
+    facts = FactsRepository(mongo_client[f"{mongo_prefix}_reporting"])
+    case_id = uuid.uuid4().hex
+    now = utcnow()
+    t0 = now.replace(microsecond=now.microsecond // 1000 * 1000)  # BSON keeps milliseconds
+    events = [(kind, ev.load(kind, ev.dump(kind, data))) for kind, data in history(case_id, t0)]
+    shuffled = events[::-1] + events[3:] + events[:3]  # reversed, then again in another order
+
+    expected = {}
+    for kind, data in shuffled:
+        change = read_model.project(kind, data)
+        expected = read_model.apply(expected, change)
+        facts.apply(case_id, change)
+
+    stored = facts.facts.find_one({"_id": case_id}, {"_id": 0, "case_id": 0})
+    assert stored == expected
+    assert stored["status"] == "resolved" and stored["resolution_round"] == 2 and stored["top_rung"] == 2

@@ -1,0 +1,221 @@
+"""closeloop_shared/events.py: the bus contract."""
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from marshmallow import ValidationError
+
+from closeloop_shared import events as ev
+
+T = datetime(2026, 11, 24, 1, 30, tzinfo=timezone.utc)
+CUSTOMER = {"name": "刘女士", "phone": "+8613812345678", "email": "liu@example.com",
+            "member_id": "VIP-0042"}
+STAFF = {"staff_id": "sh-xh-mg", "name": "张丽", "role": "store_manager",
+         "email": "zhang.li@yueyan.example"}
+REGIONAL = {"staff_id": "rm-east", "name": "陈立华", "role": "regional_manager",
+            "email": "rm.east@yueyan.example"}
+
+SAMPLES = {
+    ev.CASE_SUBMITTED: {
+        "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "store_name": "上海徐汇店", "channel": "hotline", "customer": CUSTOMER,
+        "content": "做完面部护理后脸上红肿刺痛", "occurred_at": T - timedelta(hours=3),
+        "submitted_at": T, "category": "technician_skill",
+        "external_ref": {"source": "meituan", "id": "MT-1"},
+        "service_context": {"service_item": "面部护理", "technician": "王小雨", "appointment_id": "A-1"},
+        "locale": "zh-CN"},
+    ev.CASE_ROUTED: {
+        "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "category": "hygiene", "severity": "high", "assignee": STAFF, "rung": 2,
+        "deadlines": {"first_response_due": T + timedelta(hours=24),
+                      "resolution_due": T + timedelta(hours=48), "report_due": None},
+        "routed_at": T, "locale": "en"},
+    ev.CASE_ESCALATED: {
+        "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "severity": "critical", "reason": "critical_referral", "rung": 3,
+        "previous_assignee": STAFF, "assignee": REGIONAL, "escalated_at": T, "locale": "zh-CN"},
+    ev.CASE_FIRST_RESPONDED: {
+        "case_id": "c1", "store_id": "SH-XH-001", "responded_at": T, "on_time": True,
+        "seconds_to_respond": 5400.5},
+    ev.CASE_RESOLVED: {
+        "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "category": "price",
+        "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "300.00"},
+        "note": "已退差价", "resolved_at": T, "on_time": False, "resolution_round": 2,
+        "customer": CUSTOMER, "revisit_owner": STAFF, "locale": "zh-CN"},
+    ev.CASE_REOPENED: {
+        "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "reason": "revisit score 1: 还是过敏", "source": "revisit", "reopened_at": T,
+        "resolution_due": T + timedelta(hours=48)},
+    ev.CASE_CLOSED: {"case_id": "c1", "store_id": "SH-XH-001", "closed_at": T},
+    ev.FOLLOWUP_DUE: {
+        "revisit_id": "r1", "case_id": "c1", "case_number": "CL-20261124-000001",
+        "store_id": "SH-XH-001", "owner": STAFF, "customer": CUSTOMER, "due_at": T,
+        "locale": "zh-CN"},
+    ev.REVISIT_RECORDED: {
+        "revisit_id": "r1", "case_id": "c1", "store_id": "SH-XH-001", "score": 4,
+        "satisfied": True, "reopens_case": False, "comment": "满意", "recorded_at": T},
+}
+
+# The contract is growing case_number on more events; samples follow the schema.
+for _type, _sample in SAMPLES.items():
+    if "case_number" in ev.SCHEMAS[_type].fields:
+        _sample.setdefault("case_number", "CL-20261124-000001")
+
+
+def test_every_event_has_a_schema_a_sample_and_an_emitter():
+    assert set(ev.SCHEMAS) == set(SAMPLES) == set(ev.EMITTERS)
+    assert ev.EMITTERS[ev.CASE_SUBMITTED] == ev.INTAKE
+    assert ev.EMITTERS[ev.REVISIT_RECORDED] == ev.FOLLOWUP
+    assert {ev.EMITTERS[e] for e in (ev.CASE_ROUTED, ev.CASE_ESCALATED, ev.CASE_RESOLVED,
+                                      ev.CASE_REOPENED, ev.CASE_CLOSED,
+                                      ev.CASE_FIRST_RESPONDED)} == {ev.ROUTING}
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLES))
+def test_dump_then_load_round_trips(event_type):
+    payload = ev.dump(event_type, SAMPLES[event_type])
+    # The payload crosses the bus as JSON.
+    wire = json.loads(json.dumps(payload, ensure_ascii=False))
+    assert ev.load(event_type, wire) == SAMPLES[event_type]
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLES))
+def test_times_cross_as_iso_strings_and_come_back_aware(event_type):
+    payload = ev.dump(event_type, SAMPLES[event_type])
+    loaded = ev.load(event_type, payload)
+    for key, value in SAMPLES[event_type].items():
+        if isinstance(value, datetime):
+            assert isinstance(payload[key], str)
+            assert datetime.fromisoformat(payload[key]) == value
+            assert loaded[key].tzinfo is not None
+
+
+def test_china_times_stay_the_same_instant():
+    china = timezone(timedelta(hours=8))
+    data = dict(SAMPLES[ev.CASE_CLOSED], closed_at=datetime(2026, 11, 24, 9, 30, tzinfo=china))
+    loaded = ev.load(ev.CASE_CLOSED, ev.dump(ev.CASE_CLOSED, data))
+    assert loaded["closed_at"] == T
+
+
+def _required(schema):
+    return [name for name, field in schema.fields.items() if field.required]
+
+
+@pytest.mark.parametrize("event_type, field", [
+    (event_type, field) for event_type, schema in sorted(ev.SCHEMAS.items())
+    for field in _required(schema)])
+def test_load_refuses_a_missing_required_field(event_type, field):
+    payload = ev.dump(event_type, SAMPLES[event_type])
+    del payload[field]
+    with pytest.raises(ValidationError) as refused:
+        ev.load(event_type, payload)
+    assert refused.value.messages == {field: ["Missing data for required field."]}
+
+
+def test_nested_required_fields_are_checked():
+    payload = ev.dump(ev.CASE_ROUTED, SAMPLES[ev.CASE_ROUTED])
+    del payload["assignee"]["staff_id"]
+    with pytest.raises(ValidationError) as refused:
+        ev.load(ev.CASE_ROUTED, payload)
+    assert refused.value.messages == {"assignee": {"staff_id": ["Missing data for required field."]}}
+
+
+@pytest.mark.parametrize("event_type", sorted(SAMPLES))
+def test_unknown_fields_are_ignored(event_type):
+    payload = dict(ev.dump(event_type, SAMPLES[event_type]), added_in_v2="whatever", trace_id=7)
+    loaded = ev.load(event_type, payload)
+    assert "added_in_v2" not in loaded and "trace_id" not in loaded
+    assert loaded == SAMPLES[event_type]
+
+
+def test_unknown_nested_fields_are_ignored():
+    payload = ev.dump(ev.CASE_SUBMITTED, SAMPLES[ev.CASE_SUBMITTED])
+    payload["customer"]["wechat"] = "liu88"
+    payload["external_ref"]["url"] = "https://example.com"
+    loaded = ev.load(ev.CASE_SUBMITTED, payload)
+    assert loaded["customer"] == CUSTOMER
+    assert loaded["external_ref"] == {"source": "meituan", "id": "MT-1"}
+
+
+def test_optional_fields_get_their_defaults():
+    minimal = {"case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "S",
+               "store_name": "店", "channel": "web", "customer": {"name": "刘"},
+               "content": "x", "occurred_at": T.isoformat(), "submitted_at": T.isoformat()}
+    loaded = ev.load(ev.CASE_SUBMITTED, minimal)
+    assert loaded["category"] is None
+    assert loaded["external_ref"] is None
+    assert loaded["service_context"] is None
+    assert loaded["locale"] == "zh-CN"
+    assert loaded["customer"] == {"name": "刘", "phone": None, "email": None, "member_id": None}
+
+
+def test_naive_times_are_refused():
+    payload = ev.dump(ev.CASE_CLOSED, SAMPLES[ev.CASE_CLOSED])
+    payload["closed_at"] = "2026-11-24T09:30:00"
+    with pytest.raises(ValidationError) as refused:
+        ev.load(ev.CASE_CLOSED, payload)
+    assert "closed_at" in refused.value.messages
+
+
+@pytest.mark.parametrize("event_type, field, value", [
+    (ev.CASE_SUBMITTED, "channel", "fax"),
+    (ev.CASE_SUBMITTED, "category", "weather"),
+    (ev.CASE_SUBMITTED, "locale", "fr"),
+    (ev.CASE_ROUTED, "severity", "urgent"),
+    (ev.CASE_REOPENED, "source", "customer"),
+    (ev.REVISIT_RECORDED, "score", 0),
+    (ev.REVISIT_RECORDED, "score", 6),
+])
+def test_closed_vocabularies_are_enforced(event_type, field, value):
+    payload = dict(ev.dump(event_type, SAMPLES[event_type]), **{field: value})
+    with pytest.raises(ValidationError) as refused:
+        ev.load(event_type, payload)
+    assert field in refused.value.messages
+
+
+def test_dump_refuses_an_emitter_bug_at_its_source():
+    with pytest.raises(ValidationError):
+        ev.dump(ev.CASE_SUBMITTED, dict(SAMPLES[ev.CASE_SUBMITTED], channel="fax"))
+    with pytest.raises(ValidationError):
+        ev.dump(ev.CASE_RESOLVED, dict(SAMPLES[ev.CASE_RESOLVED],
+                                       remedy={"type": "refund", "amount": "-1"}))
+
+
+def test_unknown_event_type_is_a_key_error():
+    with pytest.raises(KeyError):
+        ev.load("case_deleted", {})
+
+
+# -- Remedy.amount ------------------------------------------------------------------
+
+def _resolved_with(amount):
+    payload = ev.dump(ev.CASE_RESOLVED, SAMPLES[ev.CASE_RESOLVED])
+    payload["remedy"] = {"type": "compensation", "amount": amount}
+    return payload
+
+
+@pytest.mark.parametrize("amount", ["300.00", "300", "0.5", "0", "1000000.00", None])
+def test_amount_is_a_decimal_string(amount):
+    assert ev.load(ev.CASE_RESOLVED, _resolved_with(amount))["remedy"]["amount"] == amount
+
+
+@pytest.mark.parametrize("amount", [
+    "300.001", "-5", "abc", "1e3", "300,00", "", " 300", ".5", "300.", 300, 300.0])
+def test_amount_anything_else_is_refused(amount):
+    with pytest.raises(ValidationError) as refused:
+        ev.load(ev.CASE_RESOLVED, _resolved_with(amount))
+    assert "amount" in refused.value.messages["remedy"]
+
+
+def test_amount_with_a_trailing_newline_is_refused():
+    with pytest.raises(ValidationError):
+        ev.load(ev.CASE_RESOLVED, _resolved_with("300.00\n"))
+
+
+def test_remedy_type_and_option_vocabularies():
+    for remedy in ({"type": "voucher"}, {"type": "refund", "refund_option": "E"}):
+        payload = ev.dump(ev.CASE_RESOLVED, SAMPLES[ev.CASE_RESOLVED])
+        payload["remedy"] = remedy
+        with pytest.raises(ValidationError):
+            ev.load(ev.CASE_RESOLVED, payload)

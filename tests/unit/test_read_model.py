@@ -1,0 +1,229 @@
+"""services/reporting/read_model.py: how each event changes a case's row.
+
+read_model.apply does to a dict what FactsRepository.apply does to the Mongo document
+(tests/integration check the Mongo side): $set the fields, $max the maxima, $addToSet
+the revisit, and move guarded fields (status, resolution round) only forward."""
+import itertools
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from closeloop_shared import events as ev
+from services.reporting import read_model
+from services.reporting.read_model import project
+
+T = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+STAFF = {"staff_id": "sh-xh-mg", "name": "张丽", "role": "store_manager", "email": None}
+CUSTOMER = {"name": "刘女士", "phone": "+8613812345678", "email": None, "member_id": None}
+
+
+def at(hours):
+    return T + timedelta(hours=hours)
+
+
+def loaded(event_type, data):
+    if "case_number" in ev.SCHEMAS[event_type].fields:
+        data.setdefault("case_number", "CL-20261123-000001")
+    return ev.load(event_type, ev.dump(event_type, data))
+
+
+def submitted(when=T):
+    return loaded(ev.CASE_SUBMITTED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "store_name": "上海徐汇店", "channel": "wechat", "customer": CUSTOMER,
+        "content": "等了一个小时", "occurred_at": when, "submitted_at": when})
+
+
+def routed(when=T, severity="high", report_due=None):
+    return loaded(ev.CASE_ROUTED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "category": "booking", "severity": severity, "assignee": STAFF, "rung": 2,
+        "deadlines": {"first_response_due": when + timedelta(hours=24),
+                      "resolution_due": when + timedelta(hours=48), "report_due": report_due},
+        "routed_at": when})
+
+
+def escalated(rung, when):
+    return loaded(ev.CASE_ESCALATED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "severity": "high", "reason": "first_response", "rung": rung,
+        "previous_assignee": STAFF, "assignee": STAFF, "escalated_at": when})
+
+
+def responded(when, on_time=True):
+    return loaded(ev.CASE_FIRST_RESPONDED, {
+        "case_id": "c1", "store_id": "SH-XH-001", "responded_at": when, "on_time": on_time,
+        "seconds_to_respond": (when - T).total_seconds()})
+
+
+def resolved(when, on_time=True, round_=1, remedy=None):
+    return loaded(ev.CASE_RESOLVED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "category": "booking",
+        "remedy": remedy or {"type": "refund", "refund_option": "full_stop", "amount": "398.00"},
+        "resolved_at": when, "on_time": on_time, "resolution_round": round_,
+        "customer": CUSTOMER, "revisit_owner": STAFF})
+
+
+def reopened(when):
+    return loaded(ev.CASE_REOPENED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "reason": "revisit score 1", "source": "revisit", "reopened_at": when,
+        "resolution_due": when + timedelta(hours=48)})
+
+
+def closed(when):
+    return loaded(ev.CASE_CLOSED, {"case_id": "c1", "store_id": "SH-XH-001", "closed_at": when})
+
+
+def revisit(revisit_id, score, when):
+    return loaded(ev.REVISIT_RECORDED, {
+        "revisit_id": revisit_id, "case_id": "c1", "store_id": "SH-XH-001", "score": score,
+        "satisfied": score >= 4, "reopens_case": score <= 2, "recorded_at": when})
+
+
+def apply(row, event_type, data):
+    return read_model.apply(row, project(event_type, data))
+
+
+def replay(events):
+    row = {}
+    for event_type, data in events:
+        row = apply(row, event_type, data)
+    return row
+
+
+# -- one event at a time ---------------------------------------------------------------
+
+def one(event_type, data):
+    return apply({}, event_type, data)
+
+
+def test_case_submitted():
+    assert one(ev.CASE_SUBMITTED, submitted()) == {
+        "case_number": "CL-20261123-000001", "store_id": "SH-XH-001", "channel": "wechat",
+        "submitted_at": T, "status": "submitted", "status_at": T}
+
+
+def test_case_routed():
+    assert one(ev.CASE_ROUTED, routed(at(0.01))) == {
+        "category": "booking", "severity": "high", "store_id": "SH-XH-001",
+        "first_response_due": at(24.01), "resolution_due": at(48.01),
+        "resolution_due_set_at": at(0.01), "status": "open", "status_at": at(0.01)}
+
+
+def test_case_first_responded():
+    assert one(ev.CASE_FIRST_RESPONDED, responded(at(3), on_time=False)) == {
+        "first_responded_at": at(3), "first_response_on_time": False,
+        "status": "in_progress", "status_at": at(3)}
+
+
+def test_case_resolved():
+    assert one(ev.CASE_RESOLVED, resolved(at(20))) == {
+        "resolved_at": at(20), "resolution_on_time": True, "remedy_type": "refund",
+        "refund_option": "full_stop", "category": "booking", "resolution_round": 1,
+        "status": "resolved", "status_at": at(20)}
+
+
+def test_case_resolved_with_an_apology_has_no_refund_option():
+    row = one(ev.CASE_RESOLVED, resolved(at(20), remedy={"type": "apology"}))
+    assert (row["remedy_type"], row["refund_option"]) == ("apology", None)
+
+
+def test_case_reopened():
+    assert one(ev.CASE_REOPENED, reopened(at(90))) == {
+        "reopened": True, "last_reopened_at": at(90), "status": "reopened", "status_at": at(90),
+        "resolution_due": at(138), "resolution_due_set_at": at(90)}
+
+
+def test_case_closed():
+    assert one(ev.CASE_CLOSED, closed(at(100))) == {"status": "closed", "status_at": at(100)}
+
+
+def test_case_escalated():
+    assert one(ev.CASE_ESCALATED, escalated(3, at(28))) == {"escalated": True, "top_rung": 3}
+
+
+def test_revisit_recorded():
+    assert one(ev.REVISIT_RECORDED, revisit("r1", 5, at(100))) == {
+        "revisits": [{"revisit_id": "r1", "score": 5, "satisfied": True}]}
+
+
+def test_a_reopening_re_arms_the_resolution_due_even_if_routed_arrives_late():
+    row = replay([(ev.CASE_REOPENED, reopened(at(90))), (ev.CASE_ROUTED, routed(at(0.01)))])
+    assert row["resolution_due"] == at(138)
+
+
+def test_every_event_type_is_projected():
+    samples = {ev.CASE_SUBMITTED: submitted(), ev.CASE_ROUTED: routed(),
+               ev.CASE_ESCALATED: escalated(3, T), ev.CASE_FIRST_RESPONDED: responded(T),
+               ev.CASE_RESOLVED: resolved(T), ev.CASE_REOPENED: reopened(T),
+               ev.CASE_CLOSED: closed(T), ev.REVISIT_RECORDED: revisit("r1", 3, T)}
+    # Every case event; followup_due is for notify only.
+    assert set(samples) == set(ev.SCHEMAS) - {ev.FOLLOWUP_DUE}
+    for event_type, data in samples.items():
+        row = one(event_type, data)
+        assert row, event_type
+        assert row.get("status", "closed") in ("submitted",) + ev.CASE_STATUSES
+
+
+def test_unknown_event_type_raises():
+    with pytest.raises(KeyError):
+        project("case_archived", {})
+
+
+# -- a case's history ------------------------------------------------------------------
+
+HISTORY = [
+    (ev.CASE_SUBMITTED, submitted()),
+    (ev.CASE_ROUTED, routed(at(0.01))),
+    (ev.CASE_FIRST_RESPONDED, responded(at(2))),
+    (ev.CASE_RESOLVED, resolved(at(20))),
+    (ev.REVISIT_RECORDED, revisit("r1", 5, at(92))),
+    (ev.CASE_CLOSED, closed(at(92))),
+]
+
+
+def test_a_full_history_in_order():
+    row = replay(HISTORY)
+    assert row["status"] == "closed"
+    assert row["status_at"] == at(92)
+    assert row["first_response_on_time"] is True
+    assert row["resolution_on_time"] is True
+    assert row["revisits"] == [{"revisit_id": "r1", "score": 5, "satisfied": True}]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(len(HISTORY))))[::37])
+def test_a_one_round_history_in_any_order_gives_the_same_row(order):
+    assert replay([HISTORY[i] for i in order]) == replay(HISTORY)
+
+
+def test_redelivered_events_change_nothing():
+    assert replay(HISTORY + HISTORY[::-1]) == replay(HISTORY)
+
+
+def test_status_never_moves_back_in_time():
+    row = replay(HISTORY + [(ev.CASE_RESOLVED, resolved(at(20)))])
+    assert row["status"] == "closed"
+
+
+def test_a_late_escalation_does_not_lower_the_top_rung():
+    row = replay([(ev.CASE_ESCALATED, escalated(3, at(28))),
+                  (ev.CASE_ESCALATED, escalated(2, at(24)))])
+    assert row["top_rung"] == 3
+
+
+def test_a_late_first_resolution_does_not_replace_the_second():
+    row = replay([(ev.CASE_RESOLVED, resolved(at(60), on_time=True, round_=2)),
+                  (ev.CASE_REOPENED, reopened(at(50))),
+                  (ev.CASE_RESOLVED, resolved(at(20), on_time=False, round_=1))])
+    assert row["status"] == "resolved"
+    assert row["resolved_at"] == at(60)
+    assert row["resolution_on_time"] is True
+
+
+def test_revisits_accumulate_once_each():
+    row = replay([(ev.REVISIT_RECORDED, revisit("r1", 1, at(80))),
+                  (ev.REVISIT_RECORDED, revisit("r2", 5, at(150))),
+                  (ev.REVISIT_RECORDED, revisit("r1", 1, at(80)))])
+    assert [v["revisit_id"] for v in row["revisits"]] == ["r1", "r2"]
