@@ -1,12 +1,15 @@
 """Routing's use cases as plain functions over a repository, the org chart and an SLA
 policy. Each returns the case as written and the events that write put in its outbox
 (for the caller to publish; closeloop_shared.outbox)."""
+import logging
+
 from closeloop_shared import events as ev
 from closeloop_shared.outbox import new_event as outgoing
 from closeloop_shared.org import LADDER
 from services.routing import classification, lifecycle, sla
 
 MAX_ATTEMPTS = 5
+log = logging.getLogger(__name__)
 
 
 class CaseNotFound(Exception):
@@ -68,22 +71,29 @@ def check_deadlines(repository, chart, policy, now, limit=200):
     [(updated_case, decision, events)] for the checks this replica won."""
     won = []
     for case in repository.due(now, limit):
-        decision = sla.evaluate(case["clocks"], case["rung"], case.get("last_escalated_at"), now, policy)
-        changes = {"clocks": decision.clocks, "next_check_at": decision.next_check_at}
-        entries = [lifecycle.entry(now, "sla_breached", "system", clock=name)
-                   for name in decision.newly_breached]
-        outbox = []
-        if decision.escalate:
-            ladder = [person.as_dict() for person in chart.ladder(case["store_id"])]
-            rung = case["rung"] + 1
-            changes.update(rung=rung, assignee=ladder[rung], last_escalated_at=now)
-            entries.append(lifecycle.entry(now, "escalated", "system", reason=decision.reason,
-                                           rung=rung, assignee=ladder[rung]["staff_id"]))
-            outbox.append(_escalated(case, rung, case["assignee"], ladder[rung], decision.reason, now))
-        updated = repository.update(case, changes, entries, outbox, now)
-        if updated:
-            won.append((updated, decision, outbox))
+        try:
+            won.extend(_check(repository, chart, policy, case, now))
+        except Exception:  # one broken case (say, its store left the org chart) must not stall the rest
+            log.exception("deadline check failed", extra={"case_number": case.get("case_number")})
     return won
+
+
+def _check(repository, chart, policy, case, now):
+    """[(updated_case, decision, events)] if this replica's write won, else []."""
+    decision = sla.evaluate(case["clocks"], case["rung"], case.get("last_escalated_at"), now, policy)
+    changes = {"clocks": decision.clocks, "next_check_at": decision.next_check_at}
+    entries = [lifecycle.entry(now, "sla_breached", "system", clock=name)
+               for name in decision.newly_breached]
+    outbox = []
+    if decision.escalate:
+        ladder = [person.as_dict() for person in chart.ladder(case["store_id"])]
+        rung = case["rung"] + 1
+        changes.update(rung=rung, assignee=ladder[rung], last_escalated_at=now)
+        entries.append(lifecycle.entry(now, "escalated", "system", reason=decision.reason,
+                                       rung=rung, assignee=ladder[rung]["staff_id"]))
+        outbox.append(_escalated(case, rung, case["assignee"], ladder[rung], decision.reason, now))
+    updated = repository.update(case, changes, entries, outbox, now)
+    return [(updated, decision, outbox)] if updated else []
 
 
 def _act(repository, case_id, now, action):
