@@ -12,20 +12,25 @@ nameko acks and drops a message whose handler raised. Ours instead:
 import logging
 
 import eventlet
-from kombu import Exchange, Queue
+from kombu import Connection, Exchange, Queue
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
+from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
+from nameko.standalone.events import get_event_exchange
 from nameko.timer import Timer
 
 from closeloop_shared.config import AMQP_URI, setting
+from closeloop_shared.events import EMITTERS, SUBSCRIPTIONS
 from closeloop_shared.metrics import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
 INBOUND_EXCHANGE = Exchange("closeloop.inbound", type="topic", durable=True)
 FEEDBACK_SUBMITTED_KEY = "feedback.submitted"
+INBOUND_QUEUE = Queue("intake.feedback_submitted", exchange=INBOUND_EXCHANGE,
+                      routing_key=FEEDBACK_SUBMITTED_KEY, durable=True)
 
 DEAD_LETTER_EXCHANGE = Exchange("closeloop.dead_letter", type="topic", durable=True)
 DEAD_LETTER_QUEUE = Queue("closeloop.dead_letter", exchange=DEAD_LETTER_EXCHANGE,
@@ -131,3 +136,27 @@ class ConfiguredTimer(Timer):
 event_handler = ReliableEventHandler.decorator
 consume = ReliableConsumer.decorator
 timer = ConfiguredTimer.decorator
+
+
+def subscriber_queues(config):
+    """Every event queue of the system, named and bound exactly as nameko's
+    @event_handler declares it (SERVICE_POOL handlers, reliable delivery)."""
+    return [
+        Queue(f"evt-{EMITTERS[event_type]}-{event_type}--{service}.{method}",
+              exchange=get_event_exchange(EMITTERS[event_type], config), routing_key=event_type,
+              durable=True, auto_delete=False, exclusive=False)
+        for event_type, consumers in SUBSCRIPTIONS.items() for service, method in consumers
+    ]
+
+
+class DeclareQueues(DependencyProvider):
+    """Declares every queue of the bus when a service starts, whichever starts first:
+    the inbound queue, the dead-letter queue and all subscriber queues. Events and
+    feedback published before their consumer's very first start then wait for it."""
+
+    def setup(self):
+        config = self.container.config
+        with Connection(setting(config, AMQP_URI)) as connection:
+            channel = connection.default_channel
+            for queue in [INBOUND_QUEUE, DEAD_LETTER_QUEUE, *subscriber_queues(config)]:
+                queue(channel).declare()

@@ -1,5 +1,9 @@
-"""One source of "now" (aware UTC) so tests and domain code agree on time zones."""
+"""Time as Closeloop keeps it: aware UTC in storage and on the bus; China time
+(Asia/Shanghai) where people read or type it."""
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def utcnow():

@@ -5,6 +5,8 @@ malformed payload fails loudly (and is dead-lettered) instead of half-working.
 Consumers ignore fields they do not know, so an emitter may add fields without
 breaking anyone.
 """
+import uuid
+
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 # Event names, grouped by the service that owns (emits) them.
@@ -34,6 +36,23 @@ EMITTERS = {
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP,
 }
 
+# Who listens to what: (consumer service, handler method) for each event. Every service
+# declares all these queues when it starts (closeloop_shared.bus.DeclareQueues): nameko
+# publishes with mandatory=False, so an event published before its consumer first
+# started would otherwise be dropped. A unit test keeps this in step with the handlers.
+SUBSCRIPTIONS = {
+    CASE_SUBMITTED: (("routing", "on_case_submitted"), ("notify", "on_case_submitted"),
+                     ("reporting", "on_case_submitted")),
+    CASE_ROUTED: (("notify", "on_case_routed"), ("reporting", "on_case_routed")),
+    CASE_ESCALATED: (("notify", "on_case_escalated"), ("reporting", "on_case_escalated")),
+    CASE_FIRST_RESPONDED: (("reporting", "on_case_first_responded"),),
+    CASE_RESOLVED: (("followup", "on_case_resolved"), ("reporting", "on_case_resolved")),
+    CASE_REOPENED: (("followup", "on_case_reopened"), ("reporting", "on_case_reopened")),
+    CASE_CLOSED: (("reporting", "on_case_closed"),),
+    FOLLOWUP_DUE: (("notify", "on_followup_due"),),
+    REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
+}
+
 CHANNELS = (
     "in_store", "hotline", "web", "wechat", "survey", "email", "comment_box",
     "consumer_association", "media",
@@ -44,7 +63,6 @@ CATEGORIES = (
 )
 SEVERITIES = ("low", "medium", "high", "critical")
 CASE_STATUSES = ("open", "in_progress", "resolved", "reopened", "closed")
-CLOCKS = ("first_response", "resolution", "report")
 REMEDY_TYPES = ("apology", "compensation", "refund")
 # The four options of the store's complaint procedure (A-D).
 REFUND_OPTIONS = ("none_continue", "partial_continue", "full_continue", "full_stop")
@@ -184,6 +202,7 @@ class CaseClosed(EventSchema):
 
 class FollowupDue(EventSchema):
     revisit_id = fields.String(required=True)
+    round = fields.Integer(required=True)  # the resolution round it asks about
     case_id = fields.String(required=True)
     case_number = fields.String(required=True)
     store_id = fields.String(required=True)
@@ -195,6 +214,7 @@ class FollowupDue(EventSchema):
 
 class RevisitRecorded(EventSchema):
     revisit_id = fields.String(required=True)
+    round = fields.Integer(required=True)  # only that round's resolution may be reopened
     case_id = fields.String(required=True)
     case_number = fields.String(required=True)
     store_id = fields.String(required=True)
@@ -216,6 +236,11 @@ SCHEMAS = {
     FOLLOWUP_DUE: FollowupDue(),
     REVISIT_RECORDED: RevisitRecorded(),
 }
+
+
+def new_event(event_type, data):
+    """An outgoing event as an outbox entry (closeloop_shared.outbox publishes it)."""
+    return {"id": uuid.uuid4().hex, "type": event_type, "payload": dump(event_type, data)}
 
 
 def dump(event_type, data):

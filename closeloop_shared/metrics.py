@@ -1,25 +1,14 @@
-"""Prometheus metrics that cross services, and the /metrics response.
+"""The /metrics response, and the metric every service shares. Each service defines
+its own metrics beside its entrypoints (services/<name>/metrics.py).
 
-Labels stay low-cardinality: clock kind, severity, channel, outcome; never a store,
-customer or case."""
-from prometheus_client import REGISTRY, Counter, Histogram
+Labels stay low-cardinality everywhere: clock kind, severity, channel, outcome; never a
+store, customer or case."""
+from prometheus_client import REGISTRY, Counter
 from prometheus_client.exposition import choose_encoder
 from werkzeug.wrappers import Response
 
-SLA_BREACHES = Counter(
-    "closeloop_sla_breaches_total", "SLA clocks that ran out before being met", ["clock"])
-ESCALATIONS = Counter(
-    "closeloop_escalations_total", "Cases moved one rung up the escalation ladder", ["reason"])
-FIRST_RESPONSE_SECONDS = Histogram(
-    "closeloop_time_to_first_response_seconds", "From submission to first response",
-    buckets=(600, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600,
-             36 * 3600, 48 * 3600, 72 * 3600))
-FEEDBACK_RECEIVED = Counter(
-    "closeloop_feedback_received_total", "Feedback accepted by intake", ["channel", "via"])
 DEAD_LETTERS = Counter(
     "closeloop_dead_letters_total", "Messages dead-lettered as never processable", ["service"])
-NOTIFICATIONS = Counter(
-    "closeloop_notifications_total", "Notification attempts", ["kind", "outcome"])
 
 
 def metrics_response(request, registry=REGISTRY):

@@ -1,11 +1,12 @@
-"""OpenAPI documents built from the services' own marshmallow schemas (apispec), served
-at /openapi.json, so the contract other systems read is the one the code validates."""
+"""The HTTP contract: the base of request schemas, and OpenAPI documents built from the
+services' own marshmallow schemas (apispec), served at /openapi.json, so the contract
+other systems read is the one the code validates."""
 import json
 from decimal import Decimal
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import RAISE, Schema, fields
 
 ERROR_DESCRIPTIONS = {
     400: "malformed_json", 404: "not found", 409: "invalid_transition / already_recorded",
@@ -13,6 +14,13 @@ ERROR_DESCRIPTIONS = {
     422: "validation_failed / unknown_store: `fields` names each field at fault",
     503: "storage_unavailable: retry later",
 }
+
+
+class StrictSchema(Schema):
+    """Base of every request body: an unknown field is an error, not silently dropped."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class ErrorBody(Schema):

@@ -2,6 +2,7 @@
 from nameko.extensions import DependencyProvider
 
 from closeloop_shared import org
+from closeloop_shared.bus import DeclareQueues
 from closeloop_shared.config import ORG_SEED_PATH, setting
 from closeloop_shared.http import http, json_response
 from closeloop_shared.metrics import metrics_response
@@ -12,6 +13,7 @@ class OpsEndpoints:
     """Mixed into each service class; nameko picks up inherited entrypoints."""
 
     mongo_ping = MongoHealth()
+    bus_queues = DeclareQueues()
     openapi_spec = None  # a service with an HTTP API sets its OpenAPI document here
 
     @http("GET", "/openapi.json")

@@ -2,18 +2,13 @@
 the same document (`outbox`, with `outbox_pending` and `updated_at`) by the same atomic
 update; the service then publishes and pulls them. If it crashes in between, the relay
 timer publishes what is left. Delivery is at-least-once, so consumers are idempotent."""
-import uuid
+import logging
 from datetime import timedelta
 
 from pymongo import ASCENDING
 
-from closeloop_shared import events
-
 RELAY_GRACE = timedelta(seconds=5)
-
-
-def new_event(event_type, data):
-    return {"id": uuid.uuid4().hex, "type": event_type, "payload": events.dump(event_type, data)}
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -26,9 +21,15 @@ class Outbox:
 
     def flush(self, document_id, pending, publish):
         """Publish the events one write added (in order), then drop them from the
-        outbox. Only the writer's own events: a concurrent writer publishes its own."""
-        for event in pending:
-            publish(event["type"], event["payload"])
+        outbox. Only the writer's own events: a concurrent writer publishes its own.
+        Best effort: the write already happened, so a broker hiccup here is left to
+        the relay instead of failing the caller (who would retry a done action)."""
+        try:
+            for event in pending:
+                publish(event["type"], event["payload"])
+        except Exception as exc:  # the events stay in the outbox; the relay sends them
+            log.warning("publish failed, left for the relay", extra={"error": str(exc)[:200]})
+            return
         if not pending:  # e.g. two writers pulled each other's leftovers: just clear the flag
             self.collection.update_one({"_id": document_id, "outbox": []},
                                        {"$set": {"outbox_pending": False}})

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kombu import Connection, Queue
+from kombu import Connection
 
 from closeloop_shared import bus
 from closeloop_shared.config import (

@@ -80,6 +80,8 @@ def main():
     var = Path(args.var)
     (var / "log").mkdir(parents=True, exist_ok=True)
     processes, env = [], {}
+    # SIGTERM (from a supervisor or `kill`) stops the children too, even mid-start.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     def log_file(name):
         return open(var / "log" / f"{name}.log", "ab")
@@ -105,7 +107,6 @@ def main():
             wait_healthy(name, process, port)
             print(f"  {name} is up")
         print("Closeloop is running. Try: make demo    (Ctrl-C stops everything)")
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(p.poll() is None for p in processes):
             time.sleep(1)
         print("a process exited; stopping the rest (see var/log/)")

@@ -49,9 +49,16 @@ class RevisitRepository:
             if claimed.modified_count:
                 return event
 
+    def cancel_open(self, case_id, now):
+        """Revisits not yet answered for a case that was reopened: nobody should ask
+        the customer about a resolution that no longer stands."""
+        return self.revisits.update_many(
+            {"case_id": case_id, "status": {"$in": [RevisitStatus.SCHEDULED.value, RevisitStatus.DUE.value]}},
+            {"$set": {"status": RevisitStatus.CANCELLED.value, "updated_at": now}}).modified_count
+
     def complete(self, revisit_id, changes, event, now):
-        """None if the outcome was already recorded."""
+        """None if the revisit was already answered or cancelled."""
         return self.revisits.find_one_and_update(
-            {"_id": revisit_id, "status": {"$ne": RevisitStatus.COMPLETED.value}},
+            {"_id": revisit_id, "status": {"$in": [RevisitStatus.SCHEDULED.value, RevisitStatus.DUE.value]}},
             {"$set": dict(changes, updated_at=now, outbox_pending=True), "$push": {"outbox": event}},
             return_document=ReturnDocument.AFTER)

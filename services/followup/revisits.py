@@ -4,7 +4,7 @@ from datetime import timedelta
 from enum import Enum
 
 from closeloop_shared import events as ev
-from closeloop_shared.outbox import new_event
+from closeloop_shared.events import new_event
 
 SATISFIED_FROM = 4   # 4-5: satisfied (counts toward the 95% target)
 REOPEN_UP_TO = 2     # 1-2: dissatisfied, the case is reopened
@@ -14,6 +14,7 @@ class RevisitStatus(str, Enum):
     SCHEDULED = "scheduled"
     DUE = "due"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"   # the case was reopened before the customer was asked
 
 
 def schedule(resolved, delay_seconds, now):
@@ -39,7 +40,7 @@ def schedule(resolved, delay_seconds, now):
 
 def due_event(revisit):
     return new_event(ev.FOLLOWUP_DUE, {
-        "revisit_id": revisit["_id"], "case_id": revisit["case_id"],
+        "revisit_id": revisit["_id"], "round": revisit["round"], "case_id": revisit["case_id"],
         "case_number": revisit["case_number"], "store_id": revisit["store_id"],
         "owner": revisit["owner"], "customer": revisit["customer"],
         "due_at": revisit["due_at"], "locale": revisit["locale"]})
@@ -51,6 +52,12 @@ def outcome(revisit, score, comment, actor, now):
     changes = {"status": RevisitStatus.COMPLETED.value, "score": score, "comment": comment,
                "satisfied": satisfied, "recorded_by": actor, "completed_at": now}
     return changes, new_event(ev.REVISIT_RECORDED, {
-        "revisit_id": revisit["_id"], "case_id": revisit["case_id"],
+        "revisit_id": revisit["_id"], "round": revisit["round"], "case_id": revisit["case_id"],
         "case_number": revisit["case_number"], "store_id": revisit["store_id"], "score": score, "satisfied": satisfied,
         "reopens_case": reopens, "comment": comment, "recorded_at": now})
+
+
+def view(revisit):
+    """What GET /v1/revisits shows of a revisit."""
+    hidden = {"_id", "outbox", "outbox_pending"}
+    return {"revisit_id": revisit["_id"], **{k: v for k, v in revisit.items() if k not in hidden}}

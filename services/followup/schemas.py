@@ -1,13 +1,11 @@
 """What staff send to followup: the outcome of a satisfaction revisit."""
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from closeloop_shared import openapi
+from closeloop_shared.openapi import StrictSchema
 
 
-class OutcomeIn(Schema):
-    class Meta:
-        unknown = RAISE
-
+class OutcomeIn(StrictSchema):
     score = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
     comment = fields.String(load_default="", validate=validate.Length(max=2000))
     actor = fields.String(required=True, validate=validate.Length(1, 64))

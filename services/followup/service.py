@@ -24,11 +24,6 @@ MAX_CLAIMS_PER_TICK = 200
 OUTCOME_IN = OutcomeIn()
 
 
-def view(revisit):
-    hidden = {"_id", "outbox", "outbox_pending"}
-    return {"revisit_id": revisit["_id"], **{k: v for k, v in revisit.items() if k not in hidden}}
-
-
 class FollowupService(OpsEndpoints):
     name = ev.FOLLOWUP
     openapi_spec = OPENAPI
@@ -45,6 +40,12 @@ class FollowupService(OpsEndpoints):
             log.info("revisit scheduled", extra={"case_number": revisit["case_number"],
                                                  "due_at": revisit["due_at"].isoformat()})
 
+    @event_handler(ev.ROUTING, ev.CASE_REOPENED)
+    def on_case_reopened(self, payload):
+        reopened = ev.load(ev.CASE_REOPENED, payload)
+        if self.revisits.cancel_open(reopened["case_id"], utcnow()):
+            log.info("open revisits cancelled", extra={"case_number": reopened["case_number"]})
+
     @timer(keys.REVISIT_SCAN_INTERVAL_SECONDS)
     def announce_due_revisits(self):
         now = utcnow()
@@ -53,7 +54,10 @@ class FollowupService(OpsEndpoints):
             if event is None:
                 break
             self.revisits.outbox.flush(event["payload"]["revisit_id"], [event], self.dispatch)
-        self.revisits.outbox.relay(self.dispatch, now)
+
+    @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
+    def relay_outbox(self):
+        self.revisits.outbox.relay(self.dispatch, utcnow())
 
     @http("GET", "/v1/revisits")
     def list_revisits(self, request):
@@ -61,7 +65,7 @@ class FollowupService(OpsEndpoints):
         if not case_id:
             raise HttpError(422, "validation_failed", "case_id is required",
                             {"case_id": ["Missing data for required field."]})
-        return json_response(200, {"revisits": [view(r) for r in self.revisits.for_case(case_id)]})
+        return json_response(200, {"revisits": [revisits.view(r) for r in self.revisits.for_case(case_id)]})
 
     @http("POST", "/v1/revisits/<string:revisit_id>/outcome")
     def record_outcome(self, request, revisit_id):
@@ -73,6 +77,6 @@ class FollowupService(OpsEndpoints):
         changes, event = revisits.outcome(revisit, body["score"], body["comment"], body["actor"], now)
         updated = self.revisits.complete(revisit_id, changes, event, now)
         if updated is None:
-            raise HttpError(409, "already_recorded", "this revisit already has an outcome")
+            raise HttpError(409, "already_recorded", "this revisit already has an outcome or was cancelled")
         self.revisits.outbox.flush(revisit_id, [event], self.dispatch)
-        return json_response(200, view(updated))
+        return json_response(200, revisits.view(updated))

@@ -2,12 +2,11 @@
 Pure: no nameko, no pymongo."""
 import json
 import uuid
-from zoneinfo import ZoneInfo
 
+from closeloop_shared.clock import CHINA
 from closeloop_shared.events import CASE_SUBMITTED
-from closeloop_shared.outbox import new_event
+from closeloop_shared.events import new_event
 
-CHINA = ZoneInfo("Asia/Shanghai")
 CASE_NUMBER_PREFIX = "CL"
 
 
@@ -70,5 +69,6 @@ def receipt(case, created):
         "store_id": case["store_id"],
         "submitted_at": case["submitted_at"],
         "duplicate": not created,
-        "links": {"case": f"/v1/cases/{case['_id']}"},
+        # the receipt here at intake; the case as it is handled, at the routing service
+        "links": {"self": f"/v1/feedback/{case['_id']}", "routing_case": f"/v1/cases/{case['_id']}"},
     }

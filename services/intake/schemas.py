@@ -1,18 +1,19 @@
 """What other systems send to intake, by HTTP (POST /v1/feedback) or on the bus
 (exchange closeloop.inbound, routing key feedback.submitted): the same JSON."""
-from datetime import timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 import phonenumbers
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates
 
 from closeloop_shared import openapi
-from closeloop_shared.clock import utcnow
+from closeloop_shared.openapi import StrictSchema
+from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
 
-CHINA = ZoneInfo("Asia/Shanghai")
 # Clocks of other systems drift; a report "from the future" beyond this is a bug.
 MAX_CLOCK_SKEW = timedelta(minutes=10)
+# Nothing this chain does predates it; older dates are typos (and overflow storage).
+EARLIEST = datetime(2000, 1, 1, tzinfo=CHINA)
 
 
 def normalise_phone(raw):
@@ -31,30 +32,25 @@ class Phone(fields.String):
         return normalise_phone(super()._deserialize(value, attr, data, **kwargs))
 
 
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class CustomerIn(Strict):
+class CustomerIn(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(1, 50))
     phone = Phone(required=True)
     email = fields.Email(load_default=None, allow_none=True)
     member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
 
 
-class ExternalRefIn(Strict):
+class ExternalRefIn(StrictSchema):
     source = fields.String(required=True, validate=validate.Length(1, 64))
     id = fields.String(required=True, validate=validate.Length(1, 128))
 
 
-class ServiceContextIn(Strict):
+class ServiceContextIn(StrictSchema):
     service_item = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=100))
     technician = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=50))
     appointment_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
 
-class FeedbackIn(Strict):
+class FeedbackIn(StrictSchema):
     store_id = fields.String(required=True, validate=validate.Length(1, 64))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     customer = fields.Nested(CustomerIn, required=True)
@@ -70,6 +66,8 @@ class FeedbackIn(Strict):
     def not_in_future(self, value, **kwargs):
         if value > utcnow() + MAX_CLOCK_SKEW:
             raise ValidationError("occurred_at is in the future")
+        if value < EARLIEST:
+            raise ValidationError("occurred_at is before 2000-01-01")
 
     @validates("content")
     def not_blank(self, value, **kwargs):

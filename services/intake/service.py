@@ -1,26 +1,23 @@
 """Intake entrypoints: HTTP and bus in, case_submitted out."""
 import logging
 
-from kombu import Queue
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 
-from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY, INBOUND_EXCHANGE, Unprocessable, consume, timer
+from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import MAX_BODY_BYTES, OUTBOX_RELAY_INTERVAL_SECONDS, setting
 from closeloop_shared.events import INTAKE
 from closeloop_shared.http import HttpError, http, json_response, load_or_422, read_json
-from closeloop_shared.metrics import FEEDBACK_RECEIVED
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints, OrgChart
 from services.intake import cases, flows
+from services.intake.metrics import FEEDBACK_RECEIVED
 from services.intake.repository import FeedbackRepository
 from services.intake.schemas import OPENAPI, FeedbackIn
 
 log = logging.getLogger(__name__)
 FEEDBACK_IN = FeedbackIn()
-INBOUND_QUEUE = Queue("intake.feedback_submitted", exchange=INBOUND_EXCHANGE,
-                      routing_key=FEEDBACK_SUBMITTED_KEY, durable=True)
 
 
 class IntakeService(OpsEndpoints):

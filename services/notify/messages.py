@@ -4,12 +4,12 @@ Templates live in templates/<locale>/<kind>.txt; the first line is the subject.
 zh-CN is the default; English when the case says so."""
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from closeloop_shared.clock import CHINA
+
 TEMPLATES = Path(__file__).parent / "templates"
-CHINA = ZoneInfo("Asia/Shanghai")
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
                   keep_trailing_newline=True, autoescape=False)
 

@@ -43,6 +43,8 @@ class DeliveryRepository:
             return_document=ReturnDocument.AFTER)
 
     def finish(self, delivery_id, status, now, error=None, next_attempt_at=None):
+        """Record an attempt's outcome: sent, failed (retry at next_attempt_at),
+        abandoned (no more retries) or undeliverable (no address)."""
         changes = {"status": status, "updated_at": now, "error": error,
                    "next_attempt_at": next_attempt_at}
         if status == "sent":

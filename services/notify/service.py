@@ -9,16 +9,19 @@ from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import http, json_response
-from closeloop_shared.metrics import NOTIFICATIONS
+from closeloop_shared.http import HttpError, http, json_response
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
 from services.notify import messages
 from services.notify.mailer import Mailer
+from services.notify.metrics import NOTIFICATIONS
 from services.notify.repository import DeliveryRepository
 
 log = logging.getLogger(__name__)
 MAX_RETRIES_PER_TICK = 50
+# Retries double from the configured interval; after this many attempts (about 4 h with
+# the 30 s default) the delivery is abandoned and shows as such in /v1/deliveries.
+MAX_ATTEMPTS = 10
 
 
 class NotifyService(OpsEndpoints):
@@ -54,7 +57,11 @@ class NotifyService(OpsEndpoints):
 
     @http("GET", "/v1/deliveries")
     def list_deliveries(self, request):
-        found = self.deliveries.for_case(request.args.get("case_id", ""))
+        case_id = request.args.get("case_id")
+        if not case_id:
+            raise HttpError(422, "validation_failed", "case_id is required",
+                            {"case_id": ["Missing data for required field."]})
+        found = self.deliveries.for_case(case_id)
         return json_response(200, {"deliveries": [
             {k: v for k, v in d.items() if k not in ("_id", "body")} for d in found]})
 
@@ -76,8 +83,14 @@ class NotifyService(OpsEndpoints):
         try:
             self.mailer.send(delivery["recipient"], delivery["subject"], delivery["body"], key)
         except Exception as exc:  # SMTP down or refusing: keep it for the retry timer
-            retry_in = timedelta(seconds=setting(self.config, keys.NOTIFY_RETRY_INTERVAL_SECONDS))
-            now = utcnow()
+            now, attempts = utcnow(), delivery["attempts"]
+            if attempts >= MAX_ATTEMPTS:
+                self.deliveries.finish(delivery["_id"], "abandoned", now, error=str(exc)[:500])
+                NOTIFICATIONS.labels(kind, "abandoned").inc()
+                log.error("delivery abandoned", extra={"case_id": delivery["case_id"], "kind": kind})
+                return
+            interval = setting(self.config, keys.NOTIFY_RETRY_INTERVAL_SECONDS)
+            retry_in = timedelta(seconds=interval * 2 ** (attempts - 1))
             self.deliveries.finish(delivery["_id"], "failed", now, error=str(exc)[:500],
                                    next_attempt_at=now + retry_in)
             NOTIFICATIONS.labels(kind, "failed").inc()

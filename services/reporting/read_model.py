@@ -5,6 +5,7 @@ change is idempotent and order-proof: plain fields are overwritten with the same
 values, counters only rise ($max), revisits are a set, and fields that belong to a
 moment (the status, a resolution round) move only forward, guarded by that moment."""
 from dataclasses import dataclass, field
+from datetime import timezone
 
 from closeloop_shared import events as ev
 
@@ -25,8 +26,19 @@ class Change:
     revisit: dict | None = None
 
 
-def _status(name, at, **fields):
-    return Guarded("status_at", at, {"status": name, "status_at": at, **fields})
+# Lifecycle order: breaks ties between events stamped with the same moment (resolving an
+# unanswered case publishes case_first_responded and case_resolved with one timestamp).
+STATUS_RANK = {"submitted": 0, "open": 1, "in_progress": 2, "resolved": 3, "reopened": 4, "closed": 5}
+
+
+def status_order(name, at):
+    """A sortable key: UTC time to the microsecond, then the lifecycle rank."""
+    return f"{at.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%f}#{STATUS_RANK[name]}"
+
+
+def _status(name, at):
+    order = status_order(name, at)
+    return Guarded("status_order", order, {"status": name, "status_at": at, "status_order": order})
 
 
 def project(event_type, data):

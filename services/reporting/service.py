@@ -1,8 +1,4 @@
 """Reporting entrypoints: every case event into the read model; summaries over HTTP."""
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
-from nameko.extensions import DependencyProvider
 from prometheus_client import REGISTRY
 
 from closeloop_shared import events as ev
@@ -11,11 +7,8 @@ from closeloop_shared.clock import utcnow
 from closeloop_shared.http import HttpError, http, json_response
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
-from services.reporting import kpis, read_model
+from services.reporting import kpis, periods, read_model
 from services.reporting.repository import FactsRepository, OpenCasesCollector
-
-CHINA = ZoneInfo("Asia/Shanghai")
-DEFAULT_PERIOD = timedelta(days=7)
 
 
 class OpenCasesGauge(Repository):
@@ -31,18 +24,6 @@ class OpenCasesGauge(Repository):
     def stop(self):
         REGISTRY.unregister(self.collector)
         super().stop()
-
-
-def parse_moment(value, field):
-    """An ISO date (China midnight) or an ISO datetime (China time if no zone)."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise HttpError(422, "validation_failed", f"{field} is not an ISO date or datetime",
-                        {field: ["Not a valid date or datetime."]})
-    if len(value) == 10:
-        moment = datetime.combine(moment.date(), time.min)
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
 
 
 def _handler(event_type):
@@ -72,13 +53,12 @@ class ReportingService(OpsEndpoints):
     @http("GET", "/v1/reports/summary")
     def summary(self, request):
         now = utcnow()
-        args = request.args
-        end = parse_moment(args["to"], "to") if args.get("to") else now
-        start = parse_moment(args["from"], "from") if args.get("from") else end - DEFAULT_PERIOD
-        if start >= end:
-            raise HttpError(422, "validation_failed", "from must be before to",
-                            {"from": ["must be before to"]})
-        store = args.get("store")
+        try:
+            start, end = periods.period(request.args.get("from"), request.args.get("to"), now)
+        except periods.BadPeriod as bad:
+            raise HttpError(422, "validation_failed", f"{bad.field}: {bad.message}",
+                            {bad.field: [bad.message]})
+        store = request.args.get("store")
         body = {"from": start, "to": end, "store": store,
                 **kpis.summarize(self.facts.rows(start, end, store), now)}
         return json_response(200, body)

@@ -4,7 +4,7 @@ policy. Each returns the case as written and the events that write put in its ou
 import logging
 
 from closeloop_shared import events as ev
-from closeloop_shared.outbox import new_event as outgoing
+from closeloop_shared.events import new_event as outgoing
 from closeloop_shared.org import LADDER
 from services.routing import classification, lifecycle, sla
 
@@ -75,6 +75,8 @@ def check_deadlines(repository, chart, policy, now, limit=200):
             won.extend(_check(repository, chart, policy, case, now))
         except Exception:  # one broken case (say, its store left the org chart) must not stall the rest
             log.exception("deadline check failed", extra={"case_number": case.get("case_number")})
+            # look again one step later instead of heading every scan
+            repository.update(case, {"next_check_at": now + policy.escalation_step}, [], [], now)
     return won
 
 
@@ -134,7 +136,7 @@ def resolve(repository, chart, policy, case_id, remedy, actor, note, now):
     def action(case):
         changes, entry, on_time = lifecycle.resolve(case, remedy, actor, note, now, policy)
         outbox = []
-        if case["clocks"]["first_response"]["met_at"] is None:
+        if "first_response_at" in changes:  # unanswered until now: the remedy is the answer
             outbox.append(_first_responded(case, now, now <= case["clocks"]["first_response"]["due_at"]))
         outbox.append(outgoing(ev.CASE_RESOLVED, {
             "case_id": case["_id"], "case_number": case["case_number"],
@@ -166,10 +168,12 @@ def close(repository, case_id, actor, now):
 
 
 def apply_revisit(repository, policy, revisit, now):
-    """A low score reopens the case; any other score closes it. Only a resolved case
-    is touched, so a redelivered revisit changes nothing."""
+    """A low score reopens the case; any other score closes it. Only the resolution
+    the revisit asked about is touched: a redelivered or late revisit of an earlier
+    round changes nothing."""
     case = repository.get(revisit["case_id"])
-    if case is None or case["status"] != lifecycle.CaseStatus.RESOLVED.value:
+    if case is None or case["status"] != lifecycle.CaseStatus.RESOLVED.value \
+            or case["resolution_round"] != revisit["round"]:
         return case, []
     actor = f"revisit:{revisit['revisit_id']}"
     if revisit["reopens_case"]:

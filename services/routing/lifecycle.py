@@ -101,24 +101,27 @@ def check_remedy(remedy):
                             "remedy.refund_option")
     continues = REFUND_OPTIONS[option][1] if option else True
     return {"type": kind, "refund_option": option,
-            "amount": str(amount) if amount is not None else None,
+            "amount": str(amount.copy_abs()) if amount is not None else None,  # no "-0.00"
             "continue_treatment": continues}
 
 
 def resolve(case, remedy, actor, note, now, policy):
-    """Resolving stops every clock (an unanswered case answered with its remedy)."""
+    """Resolving stops the response and resolution clocks (an unanswered case is
+    answered by its remedy). A referral's written report must be filed first."""
     _require(case, ACTIVE, "resolve")
+    if "report" in case["clocks"] and case["clocks"]["report"]["met_at"] is None:
+        raise ActionRefused("report_required",
+                            "file the written report of this referral before resolving it")
     remedy = check_remedy(remedy)
-    clocks, on_time = sla.meet(case["clocks"], list(case["clocks"]), now)
+    clocks, on_time = sla.meet(case["clocks"], ["first_response", "resolution"], now)
     changes = _with_schedule(
         case, clocks, policy, status=CaseStatus.RESOLVED.value, remedy=remedy,
         resolution_note=note, resolved_at=now,
         resolution_round=case.get("resolution_round", 0) + 1)
     if "first_response" in on_time:
         changes["first_response_at"] = now
-    resolution_on_time = now <= case["clocks"]["resolution"]["due_at"]
     return changes, entry(now, "resolved", actor, remedy=remedy, note=note,
-                          on_time=resolution_on_time), resolution_on_time
+                          on_time=on_time["resolution"]), on_time["resolution"]
 
 
 def reopen(case, actor, reason, source, now, policy):

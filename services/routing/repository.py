@@ -21,6 +21,7 @@ class CaseRepository:
         cases.create_index([("next_check_at", ASCENDING)])
         Outbox.ensure_indexes(cases)
         cases.create_index([("store_id", ASCENDING), ("status", ASCENDING)])
+        cases.create_index([("submitted_at", ASCENDING)])  # GET /v1/cases, newest first
 
     def insert(self, case):
         try:

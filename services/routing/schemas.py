@@ -1,16 +1,12 @@
 """Bodies of the staff actions on a case (POST /v1/cases/{id}/...)."""
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import fields, validate
 
 from closeloop_shared import openapi
+from closeloop_shared.openapi import StrictSchema
 from closeloop_shared.events import CASE_STATUSES, REFUND_OPTIONS, REMEDY_TYPES
 
 
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class ActionIn(Strict):
+class ActionIn(StrictSchema):
     actor = fields.String(required=True, validate=validate.Length(1, 64))  # staff id
 
 
@@ -22,7 +18,7 @@ class ReportIn(ActionIn):
     summary = fields.String(required=True, validate=validate.Length(1, 10000))
 
 
-class RemedyIn(Strict):
+class RemedyIn(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(REMEDY_TYPES))
     refund_option = fields.String(load_default=None, allow_none=True,
                                   validate=validate.OneOf(REFUND_OPTIONS))

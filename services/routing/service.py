@@ -11,11 +11,11 @@ from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.http import (
     HttpError, http, int_arg, json_response, load_or_422, read_json)
-from closeloop_shared.metrics import ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints, OrgChart
 from services.routing import flows, schemas
 from services.routing.lifecycle import ActionRefused
+from services.routing.metrics import ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES
 from services.routing.repository import CaseRepository
 from services.routing.sla import Policy
 
@@ -89,8 +89,11 @@ class RoutingService(OpsEndpoints):
 
     @http("GET", "/v1/cases")
     def list_cases(self, request):
-        found = self.cases.find(request.args.get("store"), request.args.get("status"),
-                                int_arg(request, "limit", 50, 1, 200))
+        status = request.args.get("status")
+        if status and status not in ev.CASE_STATUSES:
+            raise HttpError(422, "validation_failed", "unknown status",
+                            {"status": [f"Must be one of: {', '.join(ev.CASE_STATUSES)}."]})
+        found = self.cases.find(request.args.get("store"), status, int_arg(request, "limit", 50, 1, 200))
         return json_response(200, {"cases": [flows.public_view(c) for c in found]})
 
     @http("POST", "/v1/cases/<string:case_id>/first-response")
@@ -98,7 +101,6 @@ class RoutingService(OpsEndpoints):
         body = load_or_422(FIRST_RESPONSE_IN, self._body(request))
         case = self._run(flows.respond, self.cases, self.policy, case_id,
                          body["actor"], body["note"], utcnow())
-        FIRST_RESPONSE_SECONDS.observe((case["first_response_at"] - case["submitted_at"]).total_seconds())
         return json_response(200, flows.public_view(case))
 
     @http("POST", "/v1/cases/<string:case_id>/report")
@@ -111,11 +113,8 @@ class RoutingService(OpsEndpoints):
     @http("POST", "/v1/cases/<string:case_id>/resolve")
     def resolve(self, request, case_id):
         body = load_or_422(RESOLVE_IN, self._body(request))
-        before = self.cases.get(case_id)
         case = self._run(flows.resolve, self.cases, self.org, self.policy, case_id,
                          body["remedy"], body["actor"], body["note"], utcnow())
-        if before and before["clocks"]["first_response"]["met_at"] is None:
-            FIRST_RESPONSE_SECONDS.observe((case["resolved_at"] - case["submitted_at"]).total_seconds())
         return json_response(200, flows.public_view(case))
 
     @http("POST", "/v1/cases/<string:case_id>/reopen")
@@ -141,6 +140,9 @@ class RoutingService(OpsEndpoints):
                             {refused.field: [refused.message]} if refused.field else None)
         except flows.ConcurrentUpdate:
             raise HttpError(409, "concurrent_update", "the case changed meanwhile; retry")
+        for event in events:
+            if event["type"] == ev.CASE_FIRST_RESPONDED:
+                FIRST_RESPONSE_SECONDS.observe(event["payload"]["seconds_to_respond"])
         self._publish(case, events)
         return case
 

@@ -11,7 +11,6 @@ from closeloop_shared.org import LADDER
 
 TOP_RUNG = len(LADDER) - 1
 STORE_MANAGER_RUNG = LADDER.index("store_manager")
-REGIONAL_RUNG = LADDER.index("regional_manager")
 
 
 @dataclass(frozen=True)

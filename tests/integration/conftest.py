@@ -1,5 +1,4 @@
 import pytest
-from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,11 @@ from datetime import timedelta
 
 import eventlet
 import pytest
-import requests
 from nameko.events import event_handler
 from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
-from closeloop_shared.mongo import database_name
 from closeloop_shared.testing import wait_for
 from services.followup.service import FollowupService
 from services.notify.service import NotifyService
@@ -82,6 +80,23 @@ def test_revisit_scheduled_announced_once_and_outcome_recorded(followup, web_ses
     assert recorded["reopens_case"] is True and recorded["satisfied"] is False
     twice = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 5, "actor": "x"})
     assert twice.status_code == 409
+
+
+def test_reopening_cancels_the_unasked_revisit(container_factory, service_config, web_config, web_session):
+    Recorder.received = []
+    container_factory(Recorder, service_config).start()
+    config = dict(service_config, **web_config, REVISIT_DELAY_SECONDS=3600)
+    container_factory(FollowupService, config).start()
+    case_id = uuid.uuid4().hex
+    emit(config, ev.CASE_RESOLVED, resolved(case_id, utcnow()))
+    wait_for(lambda: web_session.get(f"/v1/revisits?case_id={case_id}").json()["revisits"], what="scheduled")
+    emit(config, ev.CASE_REOPENED, {"case_id": case_id, "case_number": "CL-20261124-000007",
+                                    "store_id": "SH-XH-001", "reason": "顾客来电", "source": "staff",
+                                    "reopened_at": utcnow()})
+    revisit = wait_for(lambda: [r for r in web_session.get(f"/v1/revisits?case_id={case_id}").json()["revisits"]
+                                if r["status"] == "cancelled"], what="cancelled")[0]
+    late = post(web_session, f"/v1/revisits/{revisit['revisit_id']}/outcome", {"score": 1, "actor": "x"})
+    assert late.status_code == 409
 
 
 def test_invalid_event_payload_is_dead_lettered(followup, amqp_bus):
@@ -164,7 +179,7 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     emit(reporting, ev.CASE_FIRST_RESPONDED, {"case_id": a, "case_number": "CL-1", "store_id": "SH-XH-001",
                                               "responded_at": now - timedelta(hours=29), "on_time": True,
                                               "seconds_to_respond": 3600})
-    emit(reporting, ev.REVISIT_RECORDED, {"revisit_id": "r1", "case_id": a, "case_number": "CL-1",
+    emit(reporting, ev.REVISIT_RECORDED, {"revisit_id": "r1", "round": 1, "case_id": a, "case_number": "CL-1",
                                           "store_id": "SH-XH-001",
                                           "score": 5, "satisfied": True, "reopens_case": False,
                                           "recorded_at": now})

@@ -149,3 +149,18 @@ def test_outbox_relay_publishes_cases_whose_event_was_lost(intake, db, feedback)
              timeout=30, what="relayed event")
     wait_for(lambda: db["cases"].find_one({"_id": case["_id"]})["outbox_pending"] is False,
              what="outbox cleared")
+
+
+def test_events_published_before_a_consumer_first_starts_wait_for_it(
+        container_factory, service_config, web_config, web_session, feedback):
+    """Compose starts all services at once: intake's first cases must still reach a
+    routing that starts after them (every service declares every queue)."""
+    from services.routing.service import RoutingService
+    from closeloop_shared.standins import free_port
+    container_factory(IntakeService, dict(service_config, **web_config)).start()
+    receipt = post(web_session, feedback()).json()
+    routing_port = free_port()
+    container_factory(RoutingService, dict(service_config, WEB_SERVER_ADDRESS=f"127.0.0.1:{routing_port}")).start()
+    import requests
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{routing_port}/v1/cases/{receipt['case_id']}").status_code == 200,
+             what="routed after a late start")

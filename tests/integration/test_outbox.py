@@ -4,7 +4,8 @@ from datetime import timedelta
 import pytest
 
 from closeloop_shared.clock import utcnow
-from closeloop_shared.outbox import Outbox, new_event
+from closeloop_shared.events import new_event
+from closeloop_shared.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 

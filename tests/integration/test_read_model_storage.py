@@ -32,7 +32,7 @@ def history(case_id, t0):
                                  escalated_at=at(49))),
         (ev.CASE_FIRST_RESPONDED, dict(base, responded_at=at(26), on_time=False, seconds_to_respond=93600)),
         resolved(30, 1, True),
-        (ev.REVISIT_RECORDED, dict(base, revisit_id="r1", score=1, satisfied=False, reopens_case=True,
+        (ev.REVISIT_RECORDED, dict(base, revisit_id="r1", round=1, score=1, satisfied=False, reopens_case=True,
                                    recorded_at=at(40))),
         (ev.CASE_REOPENED, dict(base, reason="score 1", source="revisit", reopened_at=at(41),
                                 resolution_due=at(89))),

@@ -111,6 +111,8 @@ def test_media_referral_is_critical_escalated_at_once_with_report_clock(routing,
     assert routed["deadlines"]["report_due"] is not None
     assert escalated["reason"] == "critical_referral"
     assert escalated["assignee"]["staff_id"] == "rm-east" and escalated["rung"] == 3
+    early = post(web_session, f"/v1/cases/{event['case_id']}/resolve", {"actor": "rm-east", "remedy": {"type": "apology"}})
+    assert early.status_code == 409 and early.json()["error"]["code"] == "report_required"
     report = post(web_session, f"/v1/cases/{event['case_id']}/report",
                   {"actor": "rm-east", "summary": "书面报告:已与顾客及消协沟通,安排皮肤科复诊"})
     assert report.status_code == 200
@@ -169,7 +171,7 @@ def test_low_revisit_score_reopens_and_high_score_closes(routing, routing_config
              {"actor": "sh-xh-s1", "remedy": {"type": "apology"}})
     for case_id, score in zip(cases, (2, 5)):
         dispatch(routing_config, ev.REVISIT_RECORDED, ev.dump(ev.REVISIT_RECORDED, {
-            "revisit_id": uuid.uuid4().hex, "case_id": case_id, "case_number": "CL-20261124-000001",
+            "revisit_id": uuid.uuid4().hex, "round": 1, "case_id": case_id, "case_number": "CL-20261124-000001",
             "store_id": "SH-XH-001",
             "score": score, "satisfied": score >= 4, "reopens_case": score <= 2,
             "comment": "", "recorded_at": utcnow()}))

@@ -49,11 +49,11 @@ SAMPLES = {
         "resolution_due": T + timedelta(hours=48)},
     ev.CASE_CLOSED: {"case_id": "c1", "store_id": "SH-XH-001", "closed_at": T},
     ev.FOLLOWUP_DUE: {
-        "revisit_id": "r1", "case_id": "c1", "case_number": "CL-20261124-000001",
+        "revisit_id": "r1", "round": 1, "case_id": "c1", "case_number": "CL-20261124-000001",
         "store_id": "SH-XH-001", "owner": STAFF, "customer": CUSTOMER, "due_at": T,
         "locale": "zh-CN"},
     ev.REVISIT_RECORDED: {
-        "revisit_id": "r1", "case_id": "c1", "store_id": "SH-XH-001", "score": 4,
+        "revisit_id": "r1", "round": 1, "case_id": "c1", "store_id": "SH-XH-001", "score": 4,
         "satisfied": True, "reopens_case": False, "comment": "满意", "recorded_at": T},
 }
 

@@ -142,7 +142,7 @@ def test_receipt(created, duplicate):
     assert cases.receipt(case, created) == {
         "case_id": case["_id"], "case_number": "CL-20261124-000042", "store_id": "SH-XH-001",
         "submitted_at": NOW, "duplicate": duplicate,
-        "links": {"case": f"/v1/cases/{case['_id']}"}}
+        "links": {"self": f"/v1/feedback/{case['_id']}", "routing_case": f"/v1/cases/{case['_id']}"}}
 
 
 def test_different_references_never_share_a_dedupe_key():

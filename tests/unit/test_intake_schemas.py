@@ -182,3 +182,14 @@ def test_small_clock_skew_is_tolerated():
 
 def test_not_a_datetime_is_refused():
     assert "occurred_at" in errors(feedback(occurred_at="昨天下午"))
+
+
+def test_occurred_at_before_2000_is_refused():
+    from marshmallow import ValidationError
+
+    from services.intake.schemas import FeedbackIn
+    body = {"store_id": "SH-XH-001", "channel": "hotline", "content": "x", "occurred_at": "0001-01-01T00:00:00",
+            "customer": {"name": "刘", "phone": "13812345678"}}
+    with pytest.raises(ValidationError) as error:
+        FeedbackIn().load(body)
+    assert "occurred_at" in error.value.messages

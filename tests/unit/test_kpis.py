@@ -1,7 +1,6 @@
 """services/reporting/kpis.py: the complaint procedure's KPIs over read-model rows."""
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -177,7 +176,7 @@ RESOLVED_ON_TIME_THEN_REOPENED = [
         "remedy": {"type": "apology"}, "resolved_at": at(10), "on_time": True,
         "resolution_round": 1, "customer": CUSTOMER, "revisit_owner": STAFF}),
     _event(ev.REVISIT_RECORDED, {
-        "revisit_id": "r1", "case_id": "c1", "store_id": "S", "score": 1, "satisfied": False,
+        "revisit_id": "r1", "round": 1, "case_id": "c1", "store_id": "S", "score": 1, "satisfied": False,
         "reopens_case": True, "recorded_at": at(82)}),
     _event(ev.CASE_REOPENED, {
         "case_id": "c1", "store_id": "S", "reason": "revisit score 1", "source": "revisit",

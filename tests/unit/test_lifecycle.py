@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine, initialize, invariant, precondition, rule)
@@ -161,11 +161,16 @@ def test_a_report_is_filed_once():
     assert refused.value.code == "invalid_transition"
 
 
-def test_a_resolved_referral_takes_no_more_reports():
+def test_a_referral_is_resolved_only_after_its_written_report():
     case = make_case("critical")
-    changes, _, _ = lifecycle.resolve(case, APOLOGY, "m", "", at(3), POLICY)
     with pytest.raises(ActionRefused) as refused:
-        lifecycle.file_report(apply(case, changes), "m", "r", at(4), POLICY)
+        lifecycle.resolve(case, APOLOGY, "m", "", at(3), POLICY)
+    assert refused.value.code == "report_required"
+    case = apply(case, lifecycle.file_report(case, "m", "书面报告", at(4), POLICY)[0])
+    changes, _, _ = lifecycle.resolve(case, APOLOGY, "m", "", at(5), POLICY)
+    assert changes["status"] == "resolved"
+    with pytest.raises(ActionRefused) as refused:
+        lifecycle.file_report(apply(case, changes), "m", "r", at(6), POLICY)
     assert refused.value.code == "invalid_transition"
 
 
@@ -179,7 +184,7 @@ def test_a_closed_referral_with_an_unmet_report_clock_is_refused():
 # -- resolve ------------------------------------------------------------------------
 
 def test_resolve_stops_every_clock():
-    case = make_case("critical")
+    case = make_case("high")
     changes, entry, on_time = lifecycle.resolve(case, REFUND_B, "sh-xh-mg", "已部分退款", at(20), POLICY)
     assert on_time is True
     assert changes["status"] == "resolved"
@@ -439,8 +444,29 @@ class CaseMachine(RuleBasedStateMachine):
             assert on_time == (self.now <= self.case["clocks"]["first_response"]["due_at"])
             self.case = apply(self.case, changes)
 
+    @rule()
+    def file_report(self):
+        report = self.case["clocks"].get("report")
+        if report is None or report["met_at"] is not None:
+            with pytest.raises(ActionRefused) as refused:
+                lifecycle.file_report(self.case, "m", "书面报告", self.now, self.policy)
+            assert refused.value.code == ("no_report_required" if report is None else "invalid_transition")
+            return
+        done = self._refused(
+            lambda: lifecycle.file_report(self.case, "m", "书面报告", self.now, self.policy),
+            ("open", "in_progress", "reopened"))
+        if done:
+            self.case = apply(self.case, done[0])
+            assert self.case["clocks"]["report"]["met_at"] == self.now
+
     @rule(remedy=remedies)
     def resolve(self, remedy):
+        report = self.case["clocks"].get("report")
+        if self.case["status"] in ("open", "in_progress", "reopened") and report and report["met_at"] is None:
+            with pytest.raises(ActionRefused) as refused:
+                lifecycle.resolve(self.case, remedy, "s", "", self.now, self.policy)
+            assert refused.value.code == "report_required"
+            return
         done = self._refused(
             lambda: lifecycle.resolve(self.case, remedy, "s", "", self.now, self.policy),
             ("open", "in_progress", "reopened"))
@@ -547,3 +573,9 @@ def test_unscheduled_active_case_is_reachable_only_at_the_top():
 def test_case_statuses_are_the_shared_vocabulary():
     from closeloop_shared.events import CASE_STATUSES
     assert tuple(status.value for status in CaseStatus) == CASE_STATUSES
+
+
+def test_minus_zero_amount_is_stored_without_its_sign():
+    from decimal import Decimal
+    remedy = lifecycle.check_remedy({"type": "refund", "refund_option": "full_stop", "amount": Decimal("-0.00")})
+    assert remedy["amount"] == "0.00"

@@ -51,7 +51,7 @@ def escalated(**overrides):
 
 
 def due(**overrides):
-    data = {"revisit_id": "r7", "case_id": "c42", "case_number": NUMBER, "store_id": "SH-XH-001",
+    data = {"revisit_id": "r7", "round": 1, "case_id": "c42", "case_number": NUMBER, "store_id": "SH-XH-001",
             "owner": {"staff_id": "sh-xh-rv", "name": "赵敏", "role": "store_staff",
                       "email": "zhao.min@yueyan.example"},
             "customer": dict(CUSTOMER), "due_at": T}

@@ -127,10 +127,21 @@ def test_resolving_an_unanswered_case_also_records_its_first_response():
 def test_a_revisit_reopens_or_closes_only_a_resolved_case(score, status, event):
     cases = FakeCases()
     case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    revisit = {"revisit_id": "r1", "case_id": case["_id"], "score": score, "reopens_case": score <= 2,
+    revisit = {"revisit_id": "r1", "round": 1, "case_id": case["_id"], "score": score, "reopens_case": score <= 2,
                "comment": "还是疼"}
     assert flows.apply_revisit(cases, POLICY, revisit, T0)[1] == []  # not resolved yet: untouched
     flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "a", "", T0 + timedelta(hours=1))
     updated, events = flows.apply_revisit(cases, POLICY, revisit, T0 + timedelta(days=3))
     assert updated["status"] == status and kinds(events) == [event]
     assert flows.apply_revisit(cases, POLICY, revisit, T0 + timedelta(days=3))[1] == []  # redelivered
+
+
+def test_a_late_revisit_of_an_earlier_round_changes_nothing():
+    cases = FakeCases()
+    case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
+    flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "a", "", T0 + timedelta(hours=1))
+    flows.reopen(cases, POLICY, case["_id"], "sh-xh-mg", "顾客来电", "staff", T0 + timedelta(hours=2))
+    flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "a", "", T0 + timedelta(hours=3))
+    round_one = {"revisit_id": "r1", "round": 1, "case_id": case["_id"], "score": 1, "reopens_case": True}
+    assert flows.apply_revisit(cases, POLICY, round_one, T0 + timedelta(days=3))[1] == []
+    assert cases.get(case["_id"])["status"] == "resolved"

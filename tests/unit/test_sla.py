@@ -48,7 +48,6 @@ def test_policy_from_seconds_accepts_config_strings_and_floats():
 def test_ladder_constants():
     assert sla.TOP_RUNG == 4 == LADDER.index("general_manager")
     assert sla.STORE_MANAGER_RUNG == 2
-    assert sla.REGIONAL_RUNG == 3
 
 
 @pytest.mark.parametrize("severity", ["low", "medium", "high"])
