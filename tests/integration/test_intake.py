@@ -164,3 +164,26 @@ def test_events_published_before_a_consumer_first_starts_wait_for_it(
     import requests
     wait_for(lambda: requests.get(f"http://127.0.0.1:{routing_port}/v1/cases/{receipt['case_id']}").status_code == 200,
              what="routed after a late start")
+
+
+def test_dead_letters_can_be_listed_and_replayed_once_the_cause_is_fixed(
+        intake, amqp_bus, db, feedback, capsys, container_factory, service_config, tmp_path):
+    """Feedback for a store missing from the org chart is dead-lettered; the operator
+    adds the store, restarts intake and replays: the feedback becomes a case."""
+    import yaml
+
+    from deploy import dead_letters
+    amqp_bus.publish_feedback(feedback(store_id="SZ-NS-009", external_ref={"source": "pos", "id": "77"}))
+    wait_for(lambda: dead_letters.show(amqp_bus.amqp_uri) == 1, what="dead letter")
+    assert "unknown store 'SZ-NS-009'" in capsys.readouterr().out
+
+    chart = yaml.safe_load((ROOT / "deploy/seeds/org.yaml").read_text(encoding="utf-8"))
+    chart["stores"].append({"store_id": "SZ-NS-009", "name": "深圳南山店", "region_id": "south", "staff": []})
+    (tmp_path / "org.yaml").write_text(yaml.safe_dump(chart, allow_unicode=True), encoding="utf-8")
+    intake.stop()
+    container_factory(IntakeService, dict(service_config, ORG_SEED_PATH=str(tmp_path / "org.yaml"))).start()
+
+    assert dead_letters.replay(amqp_bus.amqp_uri) == 1
+    case = wait_for(lambda: db["cases"].find_one({"external_ref.id": "77"}), what="replayed case")
+    assert case["store_name"] == "深圳南山店"
+    assert dead_letters.show(amqp_bus.amqp_uri) == 0

@@ -1,5 +1,4 @@
 """services/routing/flows.py with an in-memory repository (no broker, no Mongo)."""
-import copy
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -10,44 +9,12 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from services.routing import flows
 from services.routing.sla import Policy
+from tests.unit.fakes import FakeCases
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
 POLICY = Policy(first_response=timedelta(hours=24), resolution=timedelta(hours=48),
                 report=timedelta(hours=8), escalation_step=timedelta(hours=4))
-
-
-class FakeCases:
-    """The CaseRepository contract in memory, including the version check."""
-
-    def __init__(self):
-        self.docs, self.lose_next_updates = {}, 0
-
-    def get(self, case_id):
-        return copy.deepcopy(self.docs.get(case_id))
-
-    def insert(self, case):
-        if case["_id"] in self.docs:
-            return False
-        self.docs[case["_id"]] = copy.deepcopy(case)
-        return True
-
-    def update(self, case, changes, entries, events, now):
-        stored = self.docs[case["_id"]]
-        if self.lose_next_updates:
-            self.lose_next_updates -= 1
-            stored["version"] += 1  # someone else wrote first
-            return None
-        if stored["version"] != case["version"]:
-            return None
-        stored.update(copy.deepcopy(changes), updated_at=now, version=stored["version"] + 1)
-        stored["timeline"] += entries
-        stored["outbox"] = stored.get("outbox", []) + events
-        return self.get(case["_id"])
-
-    def due(self, now, limit):
-        due = [d for d in self.docs.values() if d.get("next_check_at") and d["next_check_at"] <= now]
-        return copy.deepcopy(sorted(due, key=lambda d: d["next_check_at"])[:limit])
 
 
 def submitted(store="SH-XH-001", channel="hotline", content="预约时间被改了也没人通知"):
