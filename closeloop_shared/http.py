@@ -131,6 +131,15 @@ class JsonHttpEntrypoint(HttpRequestHandler):
 http = JsonHttpEntrypoint.decorator
 
 
+def required_arg(request, name):
+    """A query parameter that must be there, or a 422 naming it."""
+    value = request.args.get(name)
+    if not value:
+        raise HttpError(422, "validation_failed", f"{name} is required",
+                        {name: ["Missing data for required field."]})
+    return value
+
+
 def int_arg(request, name, default, low, high):
     """A bounded integer query parameter, or a 422 naming it."""
     raw = request.args.get(name)

@@ -10,7 +10,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import HttpError, http, json_response, load_or_422, read_json
+from closeloop_shared.http import HttpError, http, json_response, load_or_422, read_json, required_arg
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
 from services.followup import revisits
@@ -19,8 +19,6 @@ from services.followup.schemas import OPENAPI, OutcomeIn
 
 log = logging.getLogger(__name__)
 MAX_CLAIMS_PER_TICK = 200
-
-
 OUTCOME_IN = OutcomeIn()
 
 
@@ -61,10 +59,7 @@ class FollowupService(OpsEndpoints):
 
     @http("GET", "/v1/revisits")
     def list_revisits(self, request):
-        case_id = request.args.get("case_id")
-        if not case_id:
-            raise HttpError(422, "validation_failed", "case_id is required",
-                            {"case_id": ["Missing data for required field."]})
+        case_id = required_arg(request, "case_id")
         return json_response(200, {"revisits": [revisits.view(r) for r in self.revisits.for_case(case_id)]})
 
     @http("POST", "/v1/revisits/<string:revisit_id>/outcome")

@@ -9,7 +9,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import HttpError, http, json_response
+from closeloop_shared.http import http, json_response, required_arg
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import OpsEndpoints
 from services.notify import messages
@@ -57,10 +57,7 @@ class NotifyService(OpsEndpoints):
 
     @http("GET", "/v1/deliveries")
     def list_deliveries(self, request):
-        case_id = request.args.get("case_id")
-        if not case_id:
-            raise HttpError(422, "validation_failed", "case_id is required",
-                            {"case_id": ["Missing data for required field."]})
+        case_id = required_arg(request, "case_id")
         found = self.deliveries.for_case(case_id)
         return json_response(200, {"deliveries": [
             {k: v for k, v in d.items() if k not in ("_id", "body")} for d in found]})
