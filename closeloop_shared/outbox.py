@@ -34,17 +34,14 @@ class Outbox:
             self.collection.update_one({"_id": document_id, "outbox": []},
                                        {"$set": {"outbox_pending": False}})
             return
-        ids = [e["id"] for e in pending]
         # The usual case, one write: the outbox holds exactly these events.
-        # ($and of equalities rather than $all: the test stand-in lacks $all on array paths)
-        emptied = self.collection.update_one(
-            {"_id": document_id, "outbox": {"$size": len(ids)},
-             "$and": [{"outbox.id": event_id} for event_id in ids]},
-            {"$set": {"outbox": [], "outbox_pending": False}})
+        emptied = self.collection.update_one({"_id": document_id, "outbox": pending},
+                                             {"$set": {"outbox": [], "outbox_pending": False}})
         if not emptied.modified_count:
             # Another writer's events are in there too: leave those (and the flag) be.
-            self.collection.update_one({"_id": document_id},
-                                       {"$pull": {"outbox": {"id": {"$in": ids}}}})
+            self.collection.update_one(
+                {"_id": document_id},
+                {"$pull": {"outbox": {"id": {"$in": [e["id"] for e in pending]}}}})
 
     def relay(self, publish, now, limit=100):
         stale = list(self.collection.find(

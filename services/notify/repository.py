@@ -20,6 +20,7 @@ class DeliveryRepository:
         deliveries.create_index([("case_id", ASCENDING), ("kind", ASCENDING),
                                  ("recipient", ASCENDING)], unique=True)
         deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        deliveries.create_index([("status", ASCENDING), ("updated_at", ASCENDING)])
 
     def claim_new(self, message, now):
         """The delivery document if this call created it, else None (already handled)."""
@@ -36,11 +37,14 @@ class DeliveryRepository:
 
     def claim_retry(self, now):
         """One failed (or stuck) delivery whose retry time has come, claimed atomically."""
-        return self.deliveries.find_one_and_update(
-            {"$or": [{"status": "failed", "next_attempt_at": {"$lte": now}},
-                     {"status": "sending", "updated_at": {"$lte": now - STUCK_AFTER}}]},
-            {"$set": {"status": "sending", "updated_at": now}, "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER)
+        for due in ({"status": "failed", "next_attempt_at": {"$lte": now}},
+                    {"status": "sending", "updated_at": {"$lte": now - STUCK_AFTER}}):
+            claimed = self.deliveries.find_one_and_update(
+                due, {"$set": {"status": "sending", "updated_at": now}, "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER)
+            if claimed:
+                return claimed
+        return None
 
     def finish(self, delivery_id, status, now, error=None, next_attempt_at=None):
         """Record an attempt's outcome: sent, failed (retry at next_attempt_at),

@@ -29,8 +29,9 @@ class FactsRepository:
         self.facts.update_one({"_id": case_id}, update, upsert=True)
         for guarded in change.guarded:
             self.facts.update_one(
-                {"_id": case_id, "$or": [{guarded.guard: {"$exists": False}},
-                                         {guarded.guard: {"$lte": guarded.value}}]},
+                # "not after" also matches a missing guard; a top-level $or would make
+                # the test stand-in scan the whole collection
+                {"_id": case_id, guarded.guard: {"$not": {"$gt": guarded.value}}},
                 {"$set": guarded.fields})
 
     def rows(self, start, end, store_id=None):
