@@ -3,6 +3,7 @@ object per worker (the nameko-examples pattern). Each service owns one database,
 `{MONGO_DB_PREFIX}_{service_name}`, and never reads another service's."""
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
+from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.config import MONGO_DB_PREFIX, MONGO_URI, setting
 
@@ -10,6 +11,16 @@ from closeloop_shared.config import MONGO_DB_PREFIX, MONGO_URI, setting
 def connect(uri):
     # tz_aware: datetimes come back as aware UTC, the same type the domain works in.
     return MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+
+
+def insert_new(collection, document):
+    """Insert unless a unique index says it is already there; True if inserted. How
+    every idempotent consumer turns a redelivered message into a no-op."""
+    try:
+        collection.insert_one(document)
+        return True
+    except DuplicateKeyError:
+        return False
 
 
 def database_name(config, service_name):

@@ -1,6 +1,6 @@
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
+from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
 from services.followup.revisits import RevisitStatus
 
@@ -20,11 +20,7 @@ class RevisitRepository:
         Outbox.ensure_indexes(revisits)
 
     def insert(self, revisit):
-        try:
-            self.revisits.insert_one(revisit)
-            return True
-        except DuplicateKeyError:
-            return False
+        return insert_new(self.revisits, revisit)
 
     def get(self, revisit_id):
         return self.revisits.find_one({"_id": revisit_id})

@@ -1,6 +1,6 @@
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
+from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
 
 
@@ -30,11 +30,9 @@ class FeedbackRepository:
     def insert(self, case):
         """The stored case, and whether this call created it (False: a concurrent
         submission with the same dedupe key won)."""
-        try:
-            self.cases.insert_one(case)
+        if insert_new(self.cases, case):
             return case, True
-        except DuplicateKeyError:
-            return self.find_by_dedupe_key(case["dedupe_key"]), False
+        return self.find_by_dedupe_key(case["dedupe_key"]), False
 
     def get(self, case_id):
         return self.cases.find_one({"_id": case_id})

@@ -1,7 +1,8 @@
 from datetime import timedelta
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+
+from closeloop_shared.mongo import insert_new
 
 # A delivery stuck in SENDING this long belongs to a replica that died mid-send.
 STUCK_AFTER = timedelta(minutes=5)
@@ -29,11 +30,7 @@ class DeliveryRepository:
             "channel": "email", "subject": message.subject, "body": message.body,
             "status": "sending", "attempts": 1, "created_at": now, "updated_at": now,
         }
-        try:
-            self.deliveries.insert_one(document)
-            return document
-        except DuplicateKeyError:
-            return None
+        return document if insert_new(self.deliveries, document) else None
 
     def claim_retry(self, now):
         """One failed (or stuck) delivery whose retry time has come, claimed atomically."""

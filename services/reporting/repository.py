@@ -1,5 +1,5 @@
-from pymongo import ASCENDING
 from prometheus_client.core import GaugeMetricFamily
+from pymongo import ASCENDING
 
 from closeloop_shared.events import SEVERITIES
 from services.reporting.kpis import OPEN_STATUSES

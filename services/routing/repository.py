@@ -1,6 +1,6 @@
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
 
+from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
 
 
@@ -24,11 +24,7 @@ class CaseRepository:
         cases.create_index([("submitted_at", ASCENDING)])  # GET /v1/cases, newest first
 
     def insert(self, case):
-        try:
-            self.cases.insert_one(case)
-            return True
-        except DuplicateKeyError:
-            return False
+        return insert_new(self.cases, case)
 
     def get(self, case_id):
         return self.cases.find_one({"_id": case_id})
