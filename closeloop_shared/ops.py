@@ -1,4 +1,5 @@
-"""Endpoints every service exposes for operators: /metrics (Prometheus) and /health."""
+"""What every service has besides its own work: /metrics (Prometheus), /health,
+/openapi.json, the bus's queues declared at start, and the org chart provider."""
 from nameko.extensions import DependencyProvider
 
 from closeloop_shared import org
@@ -19,7 +20,7 @@ class OpsEndpoints:
     @http("GET", "/openapi.json")
     def openapi(self, request):
         if self.openapi_spec is None:
-            return json_response(404, {"error": {"code": "no_api", "message": "no HTTP API"}})
+            return json_response(404, {"error": {"code": "not_found", "message": "this service has no HTTP API"}})
         return json_response(200, self.openapi_spec)
 
     @http("GET", "/metrics")
