@@ -5,13 +5,13 @@ nameko acks and drops a message whose handler raised. Ours instead:
 - undecodable bodies and payloads that fail their schema (marshmallow ValidationError,
   or Unprocessable for a domain-level refusal) go to the dead-letter queue with the
   reason in headers: retrying can never make them succeed;
-- any other failure (Mongo briefly down, or a bug) is retried: the message is
-  republished to its own queue with an attempt count, after a growing pause, and
-  dead-lettered once MAX_ATTEMPTS is reached, so a poison message cannot loop forever.
+- any other failure (Mongo briefly down, or a bug) is retried: the message waits in a
+  broker-side delay queue (no worker is held while it waits), comes back to its own
+  queue with an attempt count, and is dead-lettered once MAX_ATTEMPTS is reached, so a
+  poison message cannot loop forever.
 """
 import logging
 
-import eventlet
 from kombu import Connection, Exchange, Queue
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
@@ -42,6 +42,14 @@ ATTEMPTS_HEADER = "x-closeloop-attempts"
 def retry_pause(attempt):
     """Seconds to wait before attempt `attempt + 1`: 1, 2, 4, 8, 16 (about 30 s in all)."""
     return float(2 ** (attempt - 1))
+
+
+def delay_queue(seconds):
+    """A queue where messages wait `seconds`, then expire back to the default exchange
+    under their own routing key: the name of the queue they came from."""
+    name = f"closeloop.retry.{int(seconds * 1000)}ms"
+    return Queue(name, exchange=Exchange(name, type="fanout", durable=True), durable=True,
+                 queue_arguments={"x-message-ttl": int(seconds * 1000), "x-dead-letter-exchange": ""})
 
 
 class Unprocessable(Exception):
@@ -100,9 +108,9 @@ class _DeadLetteringMixin:
         elif attempts >= MAX_ATTEMPTS:
             reason = f"failed {attempts} times, last: {type(error).__name__}: {error}"
         else:
-            eventlet.sleep(retry_pause(attempts))
+            delay = delay_queue(retry_pause(attempts))
             Publisher(amqp_uri).publish(
-                message.body, exchange="", routing_key=self.queue.name,
+                message.body, exchange=delay.exchange, routing_key=self.queue.name, declare=[delay],
                 headers=dict(message.headers or {}, **{ATTEMPTS_HEADER: attempts + 1}),
                 content_type=message.content_type, content_encoding=message.content_encoding)
             self.queue_consumer.ack_message(message)
