@@ -24,6 +24,24 @@ from closeloop_shared.standins import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def feedback_body(**overrides):
+    """A valid POST /v1/feedback body (a real zh-CN complaint), with overrides."""
+    body = {
+        "store_id": "SH-XH-001",
+        "channel": "hotline",
+        "customer": {"name": "刘女士", "phone": "13812345678", "email": "liu@example.com"},
+        "content": "做完面部护理后脸上红肿刺痛,美容师手法太重",
+        "occurred_at": "2026-11-23T15:00:00+08:00",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def feedback():
+    return feedback_body
+
+
 def wait_for(probe, timeout=15.0, interval=0.1, what="condition"):
     """Poll `probe` until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout

@@ -4,22 +4,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from marshmallow import ValidationError
 
-from closeloop_shared.clock import utcnow
-from services.intake.schemas import CHINA, FeedbackIn, normalise_phone
+from closeloop_shared.clock import CHINA, utcnow
+from closeloop_shared.testing import feedback_body as feedback
+from services.intake.schemas import FeedbackIn, normalise_phone
 
 SCHEMA = FeedbackIn()
-
-
-def feedback(**overrides):
-    body = {
-        "store_id": "SH-XH-001",
-        "channel": "hotline",
-        "customer": {"name": "刘女士", "phone": "13812345678", "email": "liu@example.com"},
-        "content": "做完面部护理后脸上红肿刺痛,美容师手法太重",
-        "occurred_at": "2026-11-23T15:00:00+08:00",
-    }
-    body.update(overrides)
-    return body
 
 
 def errors(body):
