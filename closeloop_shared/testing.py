@@ -1,6 +1,7 @@
 """pytest fixtures for tests that talk to real infrastructure: the MongoDB-protocol
 server (or MONGO_URI), RabbitMQ through nameko's per-test vhost (`rabbit_config`),
-an SMTP sink, and the bus helpers to publish raw messages and read dead letters."""
+an SMTP sink, the bus helpers to publish raw messages and read dead letters, and a
+recorder service standing in for the consumers of chosen events."""
 import email
 import email.policy
 import json
@@ -13,13 +14,24 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection
+from nameko.events import event_handler
 
 from closeloop_shared import bus
+from closeloop_shared import events as ev
 from closeloop_shared.config import (
-    MONGO_DB_PREFIX, MONGO_URI, ORG_SEED_PATH, SMTP_HOST, SMTP_PORT)
+    MONGO_DB_PREFIX,
+    MONGO_URI,
+    ORG_SEED_PATH,
+    SMTP_HOST,
+    SMTP_PORT,
+)
 from closeloop_shared.mongo import connect
 from closeloop_shared.standins import (
-    free_port, standin_mongo_uri, start_mongo_standin, start_smtp_sink)
+    free_port,
+    standin_mongo_uri,
+    start_mongo_standin,
+    start_smtp_sink,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +159,34 @@ class Bus:
 @pytest.fixture
 def amqp_bus(rabbit_config):
     return Bus(rabbit_config["AMQP_URI"])
+
+
+class EventLog:
+    """What a recorder service heard: (event type, payload as its schema loads it)."""
+
+    def __init__(self):
+        self.received = []
+
+    def of_type(self, event_type):
+        return [data for kind, data in self.received if kind == event_type]
+
+
+def recorder_service(log, *event_types):
+    """A nameko service class that records the given events into `log`, standing in
+    for their real consumers."""
+    def handler(event_type):
+        @event_handler(ev.EMITTERS[event_type], event_type)
+        def handle(self, payload):
+            log.received.append((event_type, ev.load(event_type, payload)))
+        return handle
+    return type("Recorder", (), {"name": "recorder", **{f"on_{t}": handler(t) for t in event_types}})
+
+
+@pytest.fixture
+def record_events(container_factory, service_config):
+    """record_events(*event_types) -> an EventLog filled by a running recorder."""
+    def start(*event_types):
+        log = EventLog()
+        container_factory(recorder_service(log, *event_types), service_config).start()
+        return log
+    return start

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import eventlet
 import pytest
-from nameko.events import event_handler
 from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
@@ -20,19 +19,6 @@ pytestmark = pytest.mark.integration
 
 OWNER = {"staff_id": "sh-xh-rv", "name": "赵敏", "role": "store_staff", "email": "zhao.min@yueyan.example"}
 CUSTOMER = {"name": "刘女士", "phone": "+8613812345678", "email": None, "member_id": "M-1"}
-
-
-class Recorder:
-    name = "recorder"
-    received = []
-
-    @event_handler(ev.FOLLOWUP, ev.FOLLOWUP_DUE)
-    def due(self, payload):
-        Recorder.received.append((ev.FOLLOWUP_DUE, payload))
-
-    @event_handler(ev.FOLLOWUP, ev.REVISIT_RECORDED)
-    def recorded(self, payload):
-        Recorder.received.append((ev.REVISIT_RECORDED, payload))
 
 
 def emit(config, event_type, data):
@@ -51,22 +37,25 @@ def post(session, path, body):
 
 
 @pytest.fixture
-def followup(container_factory, service_config, web_config):
-    Recorder.received = []
-    container_factory(Recorder, service_config).start()
+def heard(record_events):
+    return record_events(ev.FOLLOWUP_DUE, ev.REVISIT_RECORDED)
+
+
+@pytest.fixture
+def followup(container_factory, service_config, web_config, heard):
     config = dict(service_config, **web_config, REVISIT_DELAY_SECONDS=1, REVISIT_SCAN_INTERVAL_SECONDS=0.2)
     container = container_factory(FollowupService, config)
     container.start()
     return config
 
 
-def test_revisit_scheduled_announced_once_and_outcome_recorded(followup, web_session):
+def test_revisit_scheduled_announced_once_and_outcome_recorded(followup, heard, web_session):
     case_id = uuid.uuid4().hex
     for _ in range(2):  # a redelivered case_resolved schedules one revisit
         emit(followup, ev.CASE_RESOLVED, resolved(case_id, utcnow()))
-    due = wait_for(lambda: [p for k, p in Recorder.received if k == ev.FOLLOWUP_DUE], what="followup_due")
+    due = wait_for(lambda: heard.of_type(ev.FOLLOWUP_DUE), what="followup_due")
     eventlet.sleep(1)
-    assert len([k for k, _ in Recorder.received if k == ev.FOLLOWUP_DUE]) == 1
+    assert len(heard.of_type(ev.FOLLOWUP_DUE)) == 1
     assert due[0]["owner"]["staff_id"] == "sh-xh-rv" and due[0]["case_id"] == case_id
     revisits = web_session.get(f"/v1/revisits?case_id={case_id}").json()["revisits"]
     assert len(revisits) == 1 and revisits[0]["status"] == "due"
@@ -76,15 +65,13 @@ def test_revisit_scheduled_announced_once_and_outcome_recorded(followup, web_ses
     ok = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome",
               {"score": 2, "comment": "过敏还没好", "actor": "sh-xh-rv"})
     assert ok.status_code == 200
-    recorded = wait_for(lambda: [p for k, p in Recorder.received if k == ev.REVISIT_RECORDED])[0]
+    recorded = wait_for(lambda: heard.of_type(ev.REVISIT_RECORDED))[0]
     assert recorded["reopens_case"] is True and recorded["satisfied"] is False
     twice = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 5, "actor": "x"})
     assert twice.status_code == 409
 
 
 def test_reopening_cancels_the_unasked_revisit(container_factory, service_config, web_config, web_session):
-    Recorder.received = []
-    container_factory(Recorder, service_config).start()
     config = dict(service_config, **web_config, REVISIT_DELAY_SECONDS=3600)
     container_factory(FollowupService, config).start()
     case_id = uuid.uuid4().hex

@@ -1,11 +1,9 @@
 """intake against real RabbitMQ and the MongoDB-protocol server."""
 import json
-
 from datetime import timedelta
 
 import eventlet
 import pytest
-from nameko.events import event_handler
 
 from closeloop_shared import events as ev
 from closeloop_shared import org
@@ -19,22 +17,14 @@ from services.intake.service import IntakeService
 pytestmark = pytest.mark.integration
 
 
-class CaseSubmittedListener:
-    """A stand-in consumer: collects case_submitted events as routing would see them."""
-    name = "listener"
-    received = []
-
-    @event_handler(ev.INTAKE, ev.CASE_SUBMITTED)
-    def on_case_submitted(self, payload):
-        CaseSubmittedListener.received.append(ev.load(ev.CASE_SUBMITTED, payload))
+@pytest.fixture
+def submitted_events(record_events):
+    return record_events(ev.CASE_SUBMITTED)
 
 
 @pytest.fixture
-def intake(container_factory, service_config, web_config):
-    CaseSubmittedListener.received = []
+def intake(container_factory, service_config, web_config, submitted_events):
     config = dict(service_config, **web_config, OUTBOX_RELAY_INTERVAL_SECONDS=1)
-    listener = container_factory(CaseSubmittedListener, service_config)
-    listener.start()
     container = container_factory(IntakeService, config)
     container.start()
     return container
@@ -50,12 +40,13 @@ def post(web_session, body, **kwargs):
                             headers={"Content-Type": "application/json"}, **kwargs)
 
 
-def test_http_submission_creates_case_and_publishes_case_submitted(intake, web_session, feedback, db):
+def test_http_submission_creates_case_and_publishes_case_submitted(
+        submitted_events, intake, web_session, feedback, db):
     response = post(web_session, feedback())
     assert response.status_code == 201
     receipt = response.json()
     assert receipt["case_number"].startswith("CL-")
-    event = wait_for(lambda: CaseSubmittedListener.received, what="case_submitted")[0]
+    event = wait_for(lambda: submitted_events.of_type(ev.CASE_SUBMITTED), what="case_submitted")[0]
     assert event["case_id"] == receipt["case_id"]
     assert event["customer"]["phone"] == "+8613812345678"
     assert event["store_name"] == "上海徐汇店"
@@ -70,7 +61,7 @@ def test_case_numbers_are_unique_and_sequential(intake, web_session, feedback):
 
 
 def test_same_external_reference_twice_by_http_and_bus_concurrently_yields_one_case(
-        intake, web_session, feedback, amqp_bus, db):
+        submitted_events, intake, web_session, feedback, amqp_bus, db):
     body = feedback(external_ref={"source": "wechat", "id": "msg-778"})
     pool = eventlet.GreenPool()
     for _ in range(3):
@@ -82,13 +73,13 @@ def test_same_external_reference_twice_by_http_and_bus_concurrently_yields_one_c
              not list(db["cases"].find({"outbox_pending": True})), what="settled")
     eventlet.sleep(0.5)
     assert db["cases"].count_documents({"external_ref.id": "msg-778"}) == 1
-    assert len(CaseSubmittedListener.received) == 1
+    assert len(submitted_events.of_type(ev.CASE_SUBMITTED)) == 1
 
 
-def test_bus_submission_creates_case(intake, feedback, amqp_bus, db):
+def test_bus_submission_creates_case(submitted_events, intake, feedback, amqp_bus, db):
     amqp_bus.publish_feedback(feedback(channel="wechat", external_ref={"source": "wx", "id": "9"}))
     wait_for(lambda: db["cases"].find_one({"external_ref.source": "wx"}), what="bus case")
-    assert wait_for(lambda: CaseSubmittedListener.received)[0]["channel"] == "wechat"
+    assert wait_for(lambda: submitted_events.of_type(ev.CASE_SUBMITTED))[0]["channel"] == "wechat"
 
 
 @pytest.mark.parametrize("raw, content_type, reason", [
@@ -137,7 +128,7 @@ def test_bad_http_input_gets_machine_readable_errors_and_keeps_earlier_cases(
     assert web_session.get(f"/v1/feedback/{accepted['case_id']}").json()["case_number"] == accepted["case_number"]
 
 
-def test_outbox_relay_publishes_cases_whose_event_was_lost(intake, db, feedback):
+def test_outbox_relay_publishes_cases_whose_event_was_lost(submitted_events, intake, db, feedback):
     """A crash between storing a case and publishing it must not lose the case."""
     store = org.load(ROOT / "deploy/seeds/org.yaml").store("SH-XH-001")
     submission = FeedbackIn().load(feedback())
@@ -145,7 +136,7 @@ def test_outbox_relay_publishes_cases_whose_event_was_lost(intake, db, feedback)
     case = cases.new_case(submission, store, "CL-20261124-999999", stale, "http", None)
     db["cases"].insert_one(case)  # stored, never published
 
-    wait_for(lambda: any(e["case_id"] == case["_id"] for e in CaseSubmittedListener.received),
+    wait_for(lambda: any(e["case_id"] == case["_id"] for e in submitted_events.of_type(ev.CASE_SUBMITTED)),
              timeout=30, what="relayed event")
     wait_for(lambda: db["cases"].find_one({"_id": case["_id"]})["outbox_pending"] is False,
              what="outbox cleared")
@@ -155,8 +146,8 @@ def test_events_published_before_a_consumer_first_starts_wait_for_it(
         container_factory, service_config, web_config, web_session, feedback):
     """Compose starts all services at once: intake's first cases must still reach a
     routing that starts after them (every service declares every queue)."""
-    from services.routing.service import RoutingService
     from closeloop_shared.standins import free_port
+    from services.routing.service import RoutingService
     container_factory(IntakeService, dict(service_config, **web_config)).start()
     receipt = post(web_session, feedback()).json()
     routing_port = free_port()

@@ -4,7 +4,6 @@ import uuid
 from collections import Counter
 
 import pytest
-from nameko.events import event_handler
 from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
@@ -14,31 +13,6 @@ from closeloop_shared.testing import wait_for
 from services.routing.service import RoutingService
 
 pytestmark = pytest.mark.integration
-
-
-class RoutingListener:
-    name = "routing_listener"
-    received = []
-
-    @event_handler(ev.ROUTING, ev.CASE_ROUTED)
-    def routed(self, payload):
-        RoutingListener.received.append((ev.CASE_ROUTED, ev.load(ev.CASE_ROUTED, payload)))
-
-    @event_handler(ev.ROUTING, ev.CASE_ESCALATED)
-    def escalated(self, payload):
-        RoutingListener.received.append((ev.CASE_ESCALATED, ev.load(ev.CASE_ESCALATED, payload)))
-
-    @event_handler(ev.ROUTING, ev.CASE_RESOLVED)
-    def resolved(self, payload):
-        RoutingListener.received.append((ev.CASE_RESOLVED, ev.load(ev.CASE_RESOLVED, payload)))
-
-    @event_handler(ev.ROUTING, ev.CASE_REOPENED)
-    def reopened(self, payload):
-        RoutingListener.received.append((ev.CASE_REOPENED, ev.load(ev.CASE_REOPENED, payload)))
-
-
-def of_type(event_type):
-    return [data for kind, data in RoutingListener.received if kind == event_type]
 
 
 def submitted(channel="hotline", content="前台预约时间搞错了,到店等了一个小时", **extra):
@@ -52,14 +26,21 @@ def submitted(channel="hotline", content="前台预约时间搞错了,到店等�
 
 @pytest.fixture
 def routing_config(service_config, web_config):
-    RoutingListener.received = []
     return dict(service_config, **web_config, SLA_SCAN_INTERVAL_SECONDS=0.2,
                 OUTBOX_RELAY_INTERVAL_SECONDS=1)
 
 
+ROUTING_EVENTS = (ev.CASE_ROUTED, ev.CASE_ESCALATED, ev.CASE_RESOLVED, ev.CASE_REOPENED)
+
+
 @pytest.fixture
-def routing(container_factory, routing_config, service_config):
-    container_factory(RoutingListener, service_config).start()
+def heard(record_events):
+    """What routing published, as its consumers receive it."""
+    return record_events(*ROUTING_EVENTS)
+
+
+@pytest.fixture
+def routing(container_factory, routing_config, heard):
     container = container_factory(RoutingService, routing_config)
     container.start()
     return container
@@ -74,10 +55,10 @@ def post(session, path, body):
                         headers={"Content-Type": "application/json"})
 
 
-def test_case_is_classified_assigned_and_routed(routing, routing_config, web_session):
+def test_case_is_classified_assigned_and_routed(heard, routing, routing_config, web_session):
     event = submitted()
     dispatch(routing_config, ev.CASE_SUBMITTED, event)
-    routed = wait_for(lambda: of_type(ev.CASE_ROUTED), what="case_routed")[0]
+    routed = wait_for(lambda: heard.of_type(ev.CASE_ROUTED), what="case_routed")[0]
     assert routed["category"] == "booking" and routed["severity"] == "low"
     assert routed["assignee"]["staff_id"] == "sh-xh-s1" and routed["rung"] == 0
     due = routed["deadlines"]
@@ -92,21 +73,22 @@ def event_time(event):
     return ev.load(ev.CASE_SUBMITTED, event)["submitted_at"]
 
 
-def test_redelivered_case_submitted_routes_once(routing, routing_config):
+def test_redelivered_case_submitted_routes_once(heard, routing, routing_config):
     event = submitted()
     for _ in range(3):
         dispatch(routing_config, ev.CASE_SUBMITTED, event)
-    wait_for(lambda: of_type(ev.CASE_ROUTED), what="case_routed")
+    wait_for(lambda: heard.of_type(ev.CASE_ROUTED), what="case_routed")
     import eventlet
     eventlet.sleep(1)
-    assert len(of_type(ev.CASE_ROUTED)) == 1
+    assert len(heard.of_type(ev.CASE_ROUTED)) == 1
 
 
-def test_media_referral_is_critical_escalated_at_once_with_report_clock(routing, routing_config, web_session):
+def test_media_referral_is_critical_escalated_at_once_with_report_clock(
+        heard, routing, routing_config, web_session):
     event = submitted(channel="media", content="记者来电:顾客在店内做项目后皮肤过敏,要求采访")
     dispatch(routing_config, ev.CASE_SUBMITTED, event)
-    escalated = wait_for(lambda: of_type(ev.CASE_ESCALATED), what="case_escalated")[0]
-    routed = of_type(ev.CASE_ROUTED)[0]
+    escalated = wait_for(lambda: heard.of_type(ev.CASE_ESCALATED), what="case_escalated")[0]
+    routed = heard.of_type(ev.CASE_ROUTED)[0]
     assert routed["severity"] == "critical" and routed["assignee"]["role"] == "store_manager"
     assert routed["deadlines"]["report_due"] is not None
     assert escalated["reason"] == "critical_referral"
@@ -119,11 +101,11 @@ def test_media_referral_is_critical_escalated_at_once_with_report_clock(routing,
     assert report.json()["clocks"]["report"]["met_at"] is not None
 
 
-def test_first_response_resolve_with_partial_refund_and_reopen(routing, routing_config, web_session):
+def test_first_response_resolve_with_partial_refund_and_reopen(heard, routing, routing_config, web_session):
     event = submitted()
     case_id = event["case_id"]
     dispatch(routing_config, ev.CASE_SUBMITTED, event)
-    wait_for(lambda: of_type(ev.CASE_ROUTED))
+    wait_for(lambda: heard.of_type(ev.CASE_ROUTED))
 
     responded = post(web_session, f"/v1/cases/{case_id}/first-response",
                      {"actor": "sh-xh-s1", "note": "已致电致歉,约定明日回复处理方案"})
@@ -142,13 +124,13 @@ def test_first_response_resolve_with_partial_refund_and_reopen(routing, routing_
     assert resolved.status_code == 200
     assert resolved.json()["remedy"] == {"type": "refund", "refund_option": "partial_continue",
                                          "amount": "380.00", "continue_treatment": True}
-    event_resolved = wait_for(lambda: of_type(ev.CASE_RESOLVED))[0]
+    event_resolved = wait_for(lambda: heard.of_type(ev.CASE_RESOLVED))[0]
     assert event_resolved["resolution_round"] == 1 and event_resolved["on_time"] is True
     assert event_resolved["revisit_owner"]["staff_id"] == "sh-xh-rv"
 
     reopened = post(web_session, f"/v1/cases/{case_id}/reopen", {"actor": "sh-xh-mg", "reason": "顾客来电仍不满意"})
     assert reopened.status_code == 200 and reopened.json()["status"] == "reopened"
-    assert wait_for(lambda: of_type(ev.CASE_REOPENED))[0]["source"] == "staff"
+    assert wait_for(lambda: heard.of_type(ev.CASE_REOPENED))[0]["source"] == "staff"
 
 
 def test_unknown_case_and_bad_bodies(routing, web_session):
@@ -159,13 +141,13 @@ def test_unknown_case_and_bad_bodies(routing, web_session):
     assert invalid.status_code == 422 and "remedy.type" in invalid.json()["error"]["fields"]
 
 
-def test_low_revisit_score_reopens_and_high_score_closes(routing, routing_config, web_session):
+def test_low_revisit_score_reopens_and_high_score_closes(heard, routing, routing_config, web_session):
     cases = []
     for _ in range(2):
         event = submitted()
         dispatch(routing_config, ev.CASE_SUBMITTED, event)
         cases.append(event["case_id"])
-    wait_for(lambda: len(of_type(ev.CASE_ROUTED)) == 2)
+    wait_for(lambda: len(heard.of_type(ev.CASE_ROUTED)) == 2)
     for case_id in cases:
         post(web_session, f"/v1/cases/{case_id}/resolve",
              {"actor": "sh-xh-s1", "remedy": {"type": "apology"}})
@@ -180,19 +162,18 @@ def test_low_revisit_score_reopens_and_high_score_closes(routing, routing_config
 
 
 def test_unanswered_case_escalates_exactly_once_per_rung_with_two_replicas(
-        container_factory, routing_config, service_config):
+        container_factory, routing_config, heard):
     """Short clocks, two routing replicas racing on the same timer: each rung once."""
-    container_factory(RoutingListener, service_config).start()
     short = dict(routing_config, SLA_FIRST_RESPONSE_SECONDS=1, SLA_RESOLUTION_SECONDS=2,
                  ESCALATION_STEP_SECONDS=1, SLA_SCAN_INTERVAL_SECONDS=0.1)
     for port in (free_port(), free_port()):
         container_factory(RoutingService, dict(short, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")).start()
     event = submitted()
     dispatch(short, ev.CASE_SUBMITTED, event)
-    wait_for(lambda: len(of_type(ev.CASE_ESCALATED)) >= 4, timeout=30, what="four escalations")
+    wait_for(lambda: len(heard.of_type(ev.CASE_ESCALATED)) >= 4, timeout=30, what="four escalations")
     import eventlet
     eventlet.sleep(2)  # give any double escalation time to show up
-    escalations = of_type(ev.CASE_ESCALATED)
+    escalations = heard.of_type(ev.CASE_ESCALATED)
     assert Counter(e["rung"] for e in escalations) == {1: 1, 2: 1, 3: 1, 4: 1}
     assert [e["assignee"]["role"] for e in sorted(escalations, key=lambda e: e["rung"])] == [
         "supervisor", "store_manager", "regional_manager", "general_manager"]

@@ -9,7 +9,14 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from closeloop_shared.http import (
-    HttpError, error_response, flatten_errors, int_arg, json_response, load_or_422, read_json)
+    HttpError,
+    error_response,
+    flatten_errors,
+    int_arg,
+    json_response,
+    load_or_422,
+    read_json,
+)
 from services.intake.schemas import FeedbackIn
 
 

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from closeloop_shared import events as ev
-from services.reporting.kpis import SATISFACTION_TARGET, summarize
 from services.reporting import read_model
+from services.reporting.kpis import SATISFACTION_TARGET, summarize
 from services.reporting.read_model import project
 
 T = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)

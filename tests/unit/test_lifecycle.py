@@ -10,13 +10,18 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine, initialize, invariant, precondition, rule)
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from closeloop_shared import org
 from services.routing import flows, lifecycle, sla
 from services.routing.lifecycle import ActionRefused, CaseStatus
-from tests.unit.fakes import FakeCases
 from services.routing.sla import Policy
+from tests.unit.fakes import FakeCases
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
