@@ -4,4 +4,4 @@ import eventlet
 
 eventlet.monkey_patch()
 
-pytest_plugins = ["closeloop_shared.testing"]
+pytest_plugins = ["tests.fixtures"]

@@ -1,2 +1,3 @@
-"""What truly crosses Closeloop's services: event contract, Mongo provider, metrics,
-HTTP edge helpers, config keys, org reference data and test fixtures. Nothing else."""
+"""What truly crosses Closeloop's services: event contract, bus plumbing, outbox, Mongo
+provider, HTTP edge, identity and access, metrics, config keys and org reference data.
+Nothing else: test helpers live under tests/."""

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from closeloop_shared.testing import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import bus
 from closeloop_shared.bus import event_handler
-from closeloop_shared.testing import wait_for
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
-from closeloop_shared.testing import wait_for
+from tests.fixtures import wait_for
 from services.followup.service import FollowupService
 from services.notify.service import NotifyService
 from services.reporting.service import ReportingService

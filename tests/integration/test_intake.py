@@ -9,7 +9,7 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from closeloop_shared.clock import utcnow
 from closeloop_shared.mongo import database_name
-from closeloop_shared.testing import ROOT, wait_for
+from tests.fixtures import ROOT, wait_for
 from services.intake import cases
 from services.intake.schemas import FeedbackIn
 from services.intake.service import IntakeService

@@ -9,7 +9,7 @@ from nameko.standalone.events import event_dispatcher
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
 from closeloop_shared.standins import free_port
-from closeloop_shared.testing import wait_for
+from tests.fixtures import wait_for
 from services.routing.service import RoutingService
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ import pytest
 from marshmallow import ValidationError
 
 from closeloop_shared.clock import CHINA, utcnow
-from closeloop_shared.testing import feedback_body as feedback
+from tests.fixtures import feedback_body as feedback
 from services.intake.schemas import FeedbackIn, normalise_phone
 
 SCHEMA = FeedbackIn()
