@@ -9,8 +9,16 @@ nameko acks and drops a message whose handler raised. Ours instead:
   broker-side delay queue (no worker is held while it waits), comes back to its own
   queue with an attempt count, and is dead-lettered once MAX_ATTEMPTS is reached, so a
   poison message cannot loop forever.
+
+None of this may kill the service: when the broker goes away while a handler finishes
+(a restart, a network cut), acking, rejecting, republishing to a delay queue or
+dead-lettering fails with a connection error. That is logged and left to the broker,
+which redelivers every unacked message once the consumer reconnects (kombu's consumer
+loop reconnects by itself); every consumer is idempotent. A message is acked only after
+its republication or dead letter was confirmed, so a failure there never loses it.
 """
 import logging
+import time
 
 from kombu import Connection, Exchange, Queue
 from marshmallow import ValidationError
@@ -56,15 +64,59 @@ class Unprocessable(Exception):
     """A message that is well-formed but can never be processed (e.g. unknown store)."""
 
 
+# Headers a dead letter carries (deploy/dead_letters.py filters and replays by them).
+REASON_HEADER, SERVICE_HEADER = "x-closeloop-reason", "x-closeloop-service"
+EXCHANGE_HEADER, ROUTING_KEY_HEADER = "x-closeloop-exchange", "x-closeloop-routing-key"
+DEAD_LETTERED_AT_HEADER = "x-closeloop-dead-lettered-at"  # Unix time, seconds
+USER_ID_HEADER = "x-closeloop-user-id"  # the broker-validated publisher of the original
+# A pause before requeueing a message whose republication failed, so that a broker that
+# refuses publishes but still delivers does not turn into a hot loop.
+REQUEUE_PAUSE_SECONDS = 1.0
+
+
+def amqp_user(amqp_uri):
+    return Connection(amqp_uri).userid
+
+
+def origin_user(message, amqp_uri):
+    """Who first published `message`, as the broker validated it (AMQP user_id). A
+    message we republished ourselves (a retry) carries our own user_id, and the
+    original one in USER_ID_HEADER; a header from anyone else is not trusted."""
+    user_id = (getattr(message, "properties", None) or {}).get("user_id")
+    if user_id and user_id == amqp_user(amqp_uri):
+        return (message.headers or {}).get(USER_ID_HEADER) or user_id
+    return user_id
+
+
+def settle(action, message, what):
+    """Ack or requeue (`action`), or, if the connection is gone, log it and leave the
+    message to the broker: an unacked message is redelivered once we reconnect."""
+    try:
+        action(message)
+        return True
+    except Exception as exc:  # ConnectionResetError, BrokenPipeError, amqp errors...
+        log.warning("could not %s a message; the broker will redeliver it", what, extra={
+            "error": f"{type(exc).__name__}: {str(exc)[:200]}",
+            "routing_key": (message.delivery_info or {}).get("routing_key")})
+        return False
+
+
 def dead_letter(amqp_uri, service, message, reason):
-    """Park a message in closeloop.dead_letter, keeping its body and saying why."""
+    """Park a message in closeloop.dead_letter (publisher confirms), keeping its body
+    and headers and saying why. Raises if the broker did not take it."""
     delivery_info = message.delivery_info
+    properties = getattr(message, "properties", None) or {}
     headers = {
-        "x-closeloop-reason": reason[:1000],
-        "x-closeloop-service": service,
-        "x-closeloop-exchange": delivery_info.get("exchange", ""),
-        "x-closeloop-routing-key": delivery_info.get("routing_key", ""),
+        **{k: v for k, v in (message.headers or {}).items() if k != ATTEMPTS_HEADER},
+        REASON_HEADER: reason[:1000],
+        SERVICE_HEADER: service,
+        EXCHANGE_HEADER: delivery_info.get("exchange", ""),
+        ROUTING_KEY_HEADER: delivery_info.get("routing_key", ""),
+        DEAD_LETTERED_AT_HEADER: time.time(),
     }
+    origin = origin_user(message, amqp_uri)
+    if origin:
+        headers[USER_ID_HEADER] = origin
     Publisher(amqp_uri).publish(
         message.body, exchange=DEAD_LETTER_EXCHANGE,
         routing_key=f"{service}.{delivery_info.get('routing_key', '')}",
@@ -88,19 +140,40 @@ class DeadLetteringQueueConsumer(QueueConsumer):
         return consumers
 
     def on_decode_error(self, message, exc):
-        dead_letter(setting(self.container.config, AMQP_URI), self.container.service_name,
-                    message, f"undecodable body: {exc}")
-        message.ack()
+        try:
+            dead_letter(setting(self.container.config, AMQP_URI), self.container.service_name,
+                        message, f"undecodable body: {exc}")
+        except Exception as error:  # runs in the consumer loop: never let it escape
+            log.warning("could not dead-letter an undecodable message; it stays queued",
+                        extra={"error": f"{type(error).__name__}: {str(error)[:200]}"})
+            settle(lambda m: m.requeue(), message, "requeue")
+            return
+        settle(lambda m: m.ack(), message, "ack")
 
 
 class _DeadLetteringMixin:
     queue_consumer = DeadLetteringQueueConsumer()
 
+    def _ack(self, message):
+        settle(self.queue_consumer.ack_message, message, "ack")
+
     def handle_message_processed(self, message, result=None, exc_info=None):
+        # Runs in the worker thread: an exception escaping from here kills the container.
         if exc_info is None:
-            self.queue_consumer.ack_message(message)
+            self._ack(message)
             return
-        error = exc_info[1]
+        try:
+            self._park(message, exc_info[1])
+        except Exception as exc:  # the broker did not confirm: keep the message
+            log.warning("could not park a failed message for retry; requeueing it", extra={
+                "error": f"{type(exc).__name__}: {str(exc)[:200]}", "queue": self.queue.name})
+            time.sleep(REQUEUE_PAUSE_SECONDS)
+            settle(self.queue_consumer.requeue_message, message, "requeue")
+            return
+        self._ack(message)
+
+    def _park(self, message, error):
+        """Republish a failed message to a delay queue, or dead-letter it (both confirmed)."""
         amqp_uri = setting(self.container.config, AMQP_URI)
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 1))
         if isinstance(error, (ValidationError, Unprocessable)):
@@ -109,14 +182,17 @@ class _DeadLetteringMixin:
             reason = f"failed {attempts} times, last: {type(error).__name__}: {error}"
         else:
             delay = delay_queue(retry_pause(attempts))
+            headers = {k: v for k, v in (message.headers or {}).items() if k != USER_ID_HEADER}
+            headers[ATTEMPTS_HEADER] = attempts + 1
+            origin = origin_user(message, amqp_uri)
+            if origin:  # the retry is ours (user_id), the submitter stays known (header)
+                headers[USER_ID_HEADER] = origin
             Publisher(amqp_uri).publish(
                 message.body, exchange=delay.exchange, routing_key=self.queue.name, declare=[delay],
-                headers=dict(message.headers or {}, **{ATTEMPTS_HEADER: attempts + 1}),
+                headers=headers, user_id=amqp_user(amqp_uri),
                 content_type=message.content_type, content_encoding=message.content_encoding)
-            self.queue_consumer.ack_message(message)
             return
         dead_letter(amqp_uri, self.container.service_name, message, reason)
-        self.queue_consumer.ack_message(message)
 
 
 class ReliableEventHandler(_DeadLetteringMixin, EventHandler):

@@ -22,14 +22,21 @@ class Outbox:
     def flush(self, document_id, pending, publish):
         """Publish the events one write added (in order), then drop them from the
         outbox. Only the writer's own events: a concurrent writer publishes its own.
-        Best effort: the write already happened, so a broker hiccup here is left to
-        the relay instead of failing the caller (who would retry a done action)."""
+        Best effort: the write already happened, so a broker (or database) hiccup here
+        is left to the relay instead of failing the caller, who would retry a done action:
+        an HTTP request that stored its data never fails because of the bus."""
         try:
             for event in pending:
                 publish(event["type"], event["payload"])
         except Exception as exc:  # the events stay in the outbox; the relay sends them
             log.warning("publish failed, left for the relay", extra={"error": str(exc)[:200]})
             return
+        try:
+            self._clear(document_id, pending)
+        except Exception as exc:  # published but not cleared: the relay sends them again (idempotent)
+            log.warning("outbox not cleared, the relay will republish", extra={"error": str(exc)[:200]})
+
+    def _clear(self, document_id, pending):
         if not pending:  # e.g. two writers pulled each other's leftovers: just clear the flag
             self.collection.update_one({"_id": document_id, "outbox": []},
                                        {"$set": {"outbox_pending": False}})
