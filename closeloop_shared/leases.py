@@ -66,13 +66,15 @@ class Leases:
             {"_id": document["_id"], "lease_owner": document["lease_owner"]},
             {"$set": {"lease_until": now + self.duration}}).modified_count == 1
 
-    def release(self, document, update=None):
+    def release(self, document, update=None, where=None):
         """Give the document up, applying `update` in the same write (the outcome of
-        the work). False if the lease was no longer ours: someone took the work over."""
+        the work) if it still matches `where`. False if the lease was no longer ours
+        (someone took the work over) or `where` no longer holds."""
         update = {op: dict(fields) for op, fields in (update or {}).items()}
         update.setdefault("$set", {}).update(lease_owner=None, lease_until=None)
         return self.collection.update_one(
-            {"_id": document["_id"], "lease_owner": document["lease_owner"]}, update).modified_count == 1
+            {**(where or {}), "_id": document["_id"], "lease_owner": document["lease_owner"]},
+            update).modified_count == 1
 
     @contextlib.contextmanager
     def hold(self, document, every=None):

@@ -1,5 +1,6 @@
 from pymongo import ASCENDING, ReturnDocument
 
+from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
 from services.followup.revisits import RevisitStatus
@@ -11,6 +12,7 @@ class RevisitRepository:
     def __init__(self, db):
         self.revisits = db["revisits"]
         self.outbox = Outbox(self.revisits)
+        self.leases = Leases(self.revisits)
 
     @staticmethod
     def ensure_indexes(db):
@@ -29,21 +31,24 @@ class RevisitRepository:
         return list(self.revisits.find({"case_id": case_id}, {"outbox": 0}).sort("round", ASCENDING))
 
     def claim_due(self, now, event_for):
-        """Atomically move one due revisit to DUE with its followup_due event in its
-        outbox, and return that event (None when nothing is due). With several
-        replicas each revisit is claimed exactly once."""
-        while True:
-            candidate = self.revisits.find_one(
-                {"status": RevisitStatus.SCHEDULED.value, "due_at": {"$lte": now}})
-            if candidate is None:
-                return None
-            event = event_for(candidate)
-            claimed = self.revisits.update_one(
-                {"_id": candidate["_id"], "status": RevisitStatus.SCHEDULED.value},
-                {"$set": {"status": RevisitStatus.DUE.value, "updated_at": now, "outbox_pending": True},
-                 "$push": {"outbox": event}})
-            if claimed.modified_count:
-                return event
+        """Move one due revisit to DUE with its followup_due event in its outbox, and
+        return that event (None when nothing is due). With several replicas each revisit
+        is announced exactly once: a replica leases the revisit (closeloop_shared.leases)
+        while it builds the event, and the write that makes it DUE holds only under that
+        lease. A replica dying in between leaves a lease that runs out in seconds."""
+        claimed = self.leases.claim(
+            {"status": RevisitStatus.SCHEDULED.value, "due_at": {"$lte": now}}, now=now)
+        if claimed is None:
+            return None
+        event = event_for(claimed)
+        if not self.leases.release(claimed, {
+                "$set": {"status": RevisitStatus.DUE.value, "updated_at": now, "outbox_pending": True},
+                "$push": {"outbox": event}}, where={"status": RevisitStatus.SCHEDULED.value}):
+            # cancelled meanwhile (the case was reopened), or held past its lease and
+            # taken over by another replica, which announces it
+            self.leases.release(claimed)
+            return None
+        return event
 
     def cancel_open(self, case_id, now):
         """Revisits not yet answered for a case that was reopened: nobody should ask

@@ -1,7 +1,10 @@
-"""E-mail over SMTP, the first real channel."""
+"""E-mail over SMTP, the first real channel.
+
+Every attempt at one logical notification carries the same Message-ID and idempotency
+key (services.notify.repository.identity): a copy sent again after a crash is
+recognisable, and droppable, by whoever receives it."""
 import smtplib
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 from nameko.extensions import DependencyProvider
 from tenacity import retry, stop_after_attempt, wait_exponential
@@ -15,13 +18,14 @@ class SmtpMailer:
 
     # Short retries ride out a blip; longer outages go to the retry timer.
     @retry(stop=stop_after_attempt(3), wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
-    def send(self, recipient, subject, body, message_key):
+    def send(self, recipient, subject, body, message_key, message_id, idempotency_key):
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = recipient
         message["Subject"] = subject
-        message["Message-ID"] = make_msgid(idstring=message_key.replace(":", "."))
+        message["Message-ID"] = message_id
         message["X-Closeloop-Key"] = message_key
+        message["X-Idempotency-Key"] = idempotency_key
         message.set_content(body, charset="utf-8")
         with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
             smtp.send_message(message)

@@ -3,6 +3,7 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
+from nameko.timer import timer as plain_timer
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
@@ -15,13 +16,15 @@ from closeloop_shared.ops import OpsEndpoints
 from services.notify import messages
 from services.notify.mailer import Mailer
 from services.notify.metrics import NOTIFICATIONS
-from services.notify.repository import DeliveryRepository
+from services.notify.repository import DeliveryRepository, identity
 
 log = logging.getLogger(__name__)
 MAX_RETRIES_PER_TICK = 50
 # Retries double from the configured interval; after this many attempts (about 4 h with
 # the 30 s default) the delivery is abandoned and shows as such in /v1/deliveries.
 MAX_ATTEMPTS = 10
+# How often to look for deliveries whose sender died (their 10 s lease ran out).
+TAKEOVER_SCAN_SECONDS = 2
 
 
 class NotifyService(OpsEndpoints):
@@ -55,6 +58,16 @@ class NotifyService(OpsEndpoints):
                 break
             self._send(delivery)
 
+    @plain_timer(interval=TAKEOVER_SCAN_SECONDS)
+    def take_over_stalled(self):
+        """Deliveries whose sender died mid-send: their lease ran out (seconds after the
+        death), so they are sent again, with the same Message-ID, marked possible_repeat."""
+        for _ in range(MAX_RETRIES_PER_TICK):
+            delivery = self.deliveries.claim_stalled(utcnow())
+            if delivery is None:
+                break
+            self._send(delivery)
+
     @http("GET", "/v1/deliveries")
     def list_deliveries(self, request):
         case_id = required_arg(request, "case_id")
@@ -66,33 +79,39 @@ class NotifyService(OpsEndpoints):
         now = utcnow()
         delivery = self.deliveries.claim_new(message, now)
         if delivery is None:
-            return  # a redelivered event: already sent or being sent
+            return  # a redelivered event: already sent, or being sent under a lease
         if message.recipient is None:
             # Recorded, so ops see who could not be told; SMS is not wired up yet.
-            self.deliveries.finish(delivery["_id"], "undeliverable", now, error="no e-mail address")
+            self.deliveries.finish(delivery, "undeliverable", now, error="no e-mail address")
             NOTIFICATIONS.labels(message.kind.split(":")[0], "undeliverable").inc()
             return
         self._send(delivery)
 
     def _send(self, delivery):
+        """One attempt, under the delivery's lease (renewed while the provider works).
+        Dying between the provider taking the message and finish() recording it is the
+        only way to send twice; the takeover marks it (possible_repeat)."""
         kind = delivery["kind"].split(":")[0]
         key = f"{delivery['case_id']}:{delivery['kind']}"
+        idempotency_key, message_id = identity(delivery["case_id"], delivery["kind"], delivery["recipient"])
         try:
-            self.mailer.send(delivery["recipient"], delivery["subject"], delivery["body"], key)
+            with self.deliveries.hold(delivery):
+                self.mailer.send(delivery["recipient"], delivery["subject"], delivery["body"], key,
+                                 message_id, idempotency_key)
         except Exception as exc:  # SMTP down or refusing: keep it for the retry timer
             now, attempts = utcnow(), delivery["attempts"]
             if attempts >= MAX_ATTEMPTS:
-                self.deliveries.finish(delivery["_id"], "abandoned", now, error=str(exc)[:500])
+                self.deliveries.finish(delivery, "abandoned", now, error=str(exc)[:500])
                 NOTIFICATIONS.labels(kind, "abandoned").inc()
                 log.error("delivery abandoned", extra={"case_id": delivery["case_id"], "kind": kind})
                 return
             interval = setting(self.config, keys.NOTIFY_RETRY_INTERVAL_SECONDS)
             retry_in = timedelta(seconds=interval * 2 ** (attempts - 1))
-            self.deliveries.finish(delivery["_id"], "failed", now, error=str(exc)[:500],
+            self.deliveries.finish(delivery, "failed", now, error=str(exc)[:500],
                                    next_attempt_at=now + retry_in)
             NOTIFICATIONS.labels(kind, "failed").inc()
             log.warning("delivery failed", extra={"case_id": delivery["case_id"], "kind": kind,
                                                   "error": str(exc)[:200]})
             return
-        self.deliveries.finish(delivery["_id"], "sent", utcnow())
+        self.deliveries.finish(delivery, "sent", utcnow())
         NOTIFICATIONS.labels(kind, "sent").inc()

@@ -48,5 +48,11 @@ class CaseRepository:
         return self.get(case["_id"]) if result.modified_count else None
 
     def due(self, now, limit):
+        """Cases whose next deadline check is due. Deliberately no lease here: a check
+        holds no claim a dead replica could leave behind (the write is conditional on
+        the version read, so of replicas racing on one case exactly one escalates), and
+        a replica dying mid-check leaves the case due for the very next scan of any
+        replica, one SLA_SCAN_INTERVAL_SECONDS later. A lease would only add its length
+        to that takeover."""
         return list(self.cases.find({"next_check_at": {"$lte": now}})
                     .sort("next_check_at", ASCENDING).limit(limit))
