@@ -2,15 +2,20 @@
 
 Starts what is missing (the MongoDB-protocol stand-in when MONGO_URI is unset, an SMTP
 sink when SMTP_HOST is unset), then the five services with exactly the commands
-docker-compose.yml gives them, each on its compose host port. Ctrl-C stops everything.
+docker-compose.yml gives them, each on its compose host port. Ctrl-C (or SIGTERM, once
+or repeatedly, to this process or its whole group) stops everything it started; if one
+process exits on its own, it says which and why, then stops the rest. Services are also
+told to stop if this process dies (Linux parent-death signal), so none is left behind.
 The end-to-end tests start services through the same functions."""
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 
 import yaml
@@ -54,23 +59,81 @@ def wait_healthy(name, process, port, timeout=90):
         raise RuntimeError(f"{name} exited with {process.returncode} before it was healthy")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the child, before exec: SIGTERM it when the process that started it dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: best effort
+        pass
+
+
 def start_service(name, command, port, env, log):
     service_env = dict(os.environ, **env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                        EVENTLET_TESTS="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen(local_argv(command), cwd=ROOT, env=service_env,
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
 
-def stop_all(processes):
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for process in processes:
+def exit_reason(returncode):
+    """'exit code 1' or 'killed by SIGKILL'."""
+    if returncode is not None and returncode < 0:
         try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def log_tail(path, lines=12):
+    try:
+        with open(path, "rb") as file:
+            return [line.decode("utf-8", "replace").rstrip() for line in deque(file, lines)]
+    except OSError:
+        return []
+
+
+def stop_all(processes, grace=15):
+    """SIGTERM each live process once, wait up to `grace` seconds, SIGKILL what is left.
+    Further SIGINT/SIGTERM while stopping are ignored, so a second Ctrl-C cannot cut
+    the stop short and leave a service behind."""
+    in_main_thread = _main_thread()
+    if in_main_thread:
+        previous = {sig: signal.signal(sig, _already_stopping) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        if in_main_thread:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _already_stopping(signum, frame):
+    print(f"{signal.Signals(signum).name}: already stopping everything", flush=True)
+
+
+class Stop(Exception):
+    pass
+
+
+def _stop_requested(signum, frame):
+    raise Stop(signal.Signals(signum).name)
 
 
 def main():
@@ -79,9 +142,10 @@ def main():
     args = parser.parse_args()
     var = Path(args.var)
     (var / "log").mkdir(parents=True, exist_ok=True)
-    processes, env = [], {}
-    # SIGTERM (from a supervisor or `kill`) stops the children too, even mid-start.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    started, env = {}, {}  # name -> (process, log path)
+    # SIGTERM (a supervisor, `kill`) and SIGINT (Ctrl-C) stop the children too, even mid-start.
+    signal.signal(signal.SIGTERM, _stop_requested)
+    signal.signal(signal.SIGINT, _stop_requested)
 
     def log_file(name):
         return open(var / "log" / f"{name}.log", "ab")
@@ -92,29 +156,45 @@ def main():
                 print("MongoDB: using the server already on 127.0.0.1:27017")
             else:
                 print("MongoDB: starting the stand-in (secantusdb) on 127.0.0.1:27017, data in var/mongo")
-                processes.append(start_mongo_standin(27017, var / "mongo", log_file("mongo")))
+                started["mongo"] = (start_mongo_standin(27017, var / "mongo", log_file("mongo")), None)
             env["MONGO_URI"] = standin_mongo_uri(27017)
         if not os.environ.get("SMTP_HOST"):
             if not port_open(1025):
                 print("SMTP: starting a mail sink on 127.0.0.1:1025, mail in var/mail")
-                processes.append(start_smtp_sink(1025, var / "mail", log_file("smtp")))
-        started = {}
+                started["smtp"] = (start_smtp_sink(1025, var / "mail", log_file("smtp")), None)
+        services = {}
         for name, (command, port) in compose_services().items():
             print(f"{name}: {' '.join(command)}  (http://127.0.0.1:{port}, log var/log/{name}.log)")
             started[name] = (start_service(name, command, port, env, log_file(name)), port)
-            processes.append(started[name][0])
-        for name, (process, port) in started.items():
+            services[name] = started[name]
+        for name, (process, port) in services.items():
             wait_healthy(name, process, port)
             print(f"  {name} is up")
-        print("Closeloop is running. Try: make demo    (Ctrl-C stops everything)")
-        while all(p.poll() is None for p in processes):
+        print("Closeloop is running. Try: make demo    (Ctrl-C stops everything)", flush=True)
+        while True:
+            for name, (process, _) in started.items():
+                if process.poll() is not None:
+                    print(f"{name} exited ({exit_reason(process.returncode)}); stopping the rest. "
+                          f"Last lines of var/log/{name}.log:")
+                    for line in log_tail(var / "log" / f"{name}.log"):
+                        print(f"  | {line}")
+                    return 1
             time.sleep(1)
-        print("a process exited; stopping the rest (see var/log/)")
-        return 1
-    except KeyboardInterrupt:
+    except Stop as stop:
+        print(f"{stop}: stopping everything", flush=True)
         return 0
+    except RuntimeError as failed:  # a service exited before it was healthy
+        print(failed)
+        for name, (process, _) in started.items():
+            if process.poll() is not None:
+                print(f"{name}: {exit_reason(process.returncode)}; last lines of var/log/{name}.log:")
+                for line in log_tail(var / "log" / f"{name}.log"):
+                    print(f"  | {line}")
+        return 1
     finally:
-        stop_all(processes)
+        # services first, then the stand-ins they use
+        stop_all([p for p, _ in reversed(list(started.values()))])
+        print("stopped", flush=True)
 
 
 if __name__ == "__main__":

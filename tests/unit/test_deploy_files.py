@@ -78,7 +78,8 @@ def test_compose_runs_each_service_with_nameko(compose, name):
     service = compose["services"][name]
     command = service["command"]
     assert isinstance(command, list), f"{name}: command must be an exec-form list"
-    assert command[:2] == ["nameko", "run"], f"{name}: {command}"
+    # deploy.serve runs the service as `nameko run` does, stopping once however often signalled
+    assert command[:3] == ["python", "-m", "deploy.serve"], f"{name}: {command}"
     assert "--config" in command
     config = command[command.index("--config") + 1]
     assert (ROOT / config).is_file(), f"{name}: nameko config {config} is missing"
