@@ -1,15 +1,35 @@
 """The deployment files hang together: compose, the image, Prometheus and Grafana.
 
-No infrastructure and no network: these only parse files (plus `docker-compose config`
+No infrastructure and no network: these only parse files and run
+`python -m deploy.secrets init` into a temporary directory (plus `docker-compose config`
 when that tool is installed)."""
+import base64
+import hashlib
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from kombu import Connection
+from pymongo.uri_parser import parse_uri
+
+from closeloop_shared.bus import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
+    INBOUND_EXCHANGE,
+    INBOUND_QUEUE,
+    MAX_ATTEMPTS,
+    delay_queue,
+    retry_pause,
+)
+from closeloop_shared.tokens import Signer
+from deploy import broker_users
+from deploy import secrets as deploy_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -19,6 +39,7 @@ PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 DATASOURCE = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDER = DEPLOY / "grafana" / "provisioning" / "dashboards" / "closeloop.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "closeloop-sla.json"
+ENV_EXAMPLE = ROOT / ".env.example"
 
 SERVICES = {
     "intake": "IntakeService",
@@ -129,6 +150,19 @@ def test_dockerfile_copies_files_that_exist():
         assert source.rstrip("/") not in ignored, f".dockerignore excludes {source}"
 
 
+def test_the_image_has_every_module_compose_runs(compose):
+    copied = {source for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
+              if line.startswith("COPY ") and "--from" not in line for source in line.split()[1:-1]}
+    for name, spec in compose["services"].items():
+        if spec.get("image") != "closeloop:latest":
+            continue
+        argv = [*(spec.get("entrypoint") or []), *(spec.get("command") or [])]
+        if argv[:2] == ["python", "-m"]:
+            source = argv[2].replace(".", "/") + ".py"
+            assert source in copied or any(source.startswith(c) for c in copied if c.endswith("/")), \
+                f"{name} runs {argv[2]}, which the image does not copy"
+
+
 # --- Prometheus ---------------------------------------------------------------------------
 
 def test_prometheus_scrapes_every_service():
@@ -213,11 +247,383 @@ def test_dashboard_metric_names_are_still_exported_by_the_code():
         assert re.search(rf'"{declared}(_total)?"', source), f"{name} is not declared"
 
 
+# --- compose: nothing published that should not be, every secret from .env ----------------
+
+# ${NAME}, ${NAME:?message}, ${NAME:-default}, ${NAME-default}, ...
+VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+OPTIONAL = {"SMTP_USER", "SMTP_PASSWORD"}  # a relay may need no authentication
+SECRETS_MOUNT = "/run/secrets"
+
+
+def compose_text():
+    """docker-compose.yml without its comment lines (which may show ${...} syntax)."""
+    return "\n".join(line for line in COMPOSE.read_text(encoding="utf-8").splitlines()
+                     if not line.lstrip().startswith("#"))
+
+
+def compose_variables():
+    return {m.group(1): m.group(2) for m in VARIABLE.finditer(compose_text())}
+
+
+def example_env():
+    return deploy_secrets.read_env(ENV_EXAMPLE)
+
+
+def interpolate(text, env):
+    """What compose makes of ${...} with the given environment."""
+    def value(match):
+        name, operator = match.group(1), match.group(2)
+        if operator == ":?" and not env.get(name):
+            raise KeyError(f"{name} is required")
+        return env.get(name, "")
+    return VARIABLE.sub(value, text)
+
+
+@pytest.fixture(scope="module")
+def distinct_env():
+    """Every variable set to a value naming it: shows which variable went where."""
+    return {name: f"value-of-{name}" for name in example_env()}
+
+
+@pytest.fixture(scope="module")
+def resolved(distinct_env):
+    return yaml.safe_load(interpolate(compose_text(), distinct_env))
+
+
+def default_profile(compose):
+    return {name: spec for name, spec in compose["services"].items() if not spec.get("profiles")}
+
+
+def published_ports(spec):
+    """Host ports a service publishes: "8001:8000", "127.0.0.1:8025:8025", long syntax."""
+    ports = []
+    for port in spec.get("ports", []):
+        if isinstance(port, dict):
+            ports.append(int(port["published"]))
+        else:
+            parts = str(port).split(":")
+            ports.append(int(parts[-2]) if len(parts) > 1 else int(parts[0]))
+    return ports
+
+
+def test_default_profile_publishes_only_the_services_and_grafana(compose):
+    published = {port: name for name, spec in default_profile(compose).items()
+                 for port in published_ports(spec)}
+    assert published == {**{8001 + i: name for i, name in enumerate(SERVICES)}, 3000: "grafana"}
+    for name in ("mongo", "rabbitmq", "prometheus"):
+        assert not compose["services"][name].get("ports"), f"{name} publishes a port"
+    for name, spec in compose["services"].items():
+        assert spec.get("network_mode") != "host", name
+
+
+def test_mailpit_runs_only_in_the_dev_profile(compose, resolved):
+    mailpit = compose["services"]["mailpit"]
+    assert mailpit["profiles"] == ["dev"]
+    assert all(str(port).startswith("127.0.0.1:") for port in mailpit.get("ports", []))
+    assert "mailpit" not in default_profile(compose)
+    notify = resolved["services"]["notify"]["environment"]
+    for key in ("SMTP_HOST", "SMTP_PORT", "SMTP_SENDER", "SMTP_USER", "SMTP_PASSWORD", "SMTP_STARTTLS"):
+        assert notify[key] == f"value-of-{key}", f"notify's {key} does not come from .env"
+    for name in set(SERVICES) - {"notify"}:  # the relay's password goes only where mail is sent
+        assert "SMTP_PASSWORD" not in resolved["services"][name]["environment"], name
+
+
+def test_grafana_requires_its_password_and_has_no_anonymous_access(compose):
+    environment = compose["services"]["grafana"]["environment"]
+    assert str(environment["GF_AUTH_ANONYMOUS_ENABLED"]).lower() == "false"
+    match = VARIABLE.fullmatch(environment["GF_SECURITY_ADMIN_PASSWORD"])
+    assert match and match.group(1) == "GRAFANA_ADMIN_PASSWORD" and match.group(2) == ":?"
+
+
+def test_no_secret_has_a_default():
+    text = compose_text()
+    for name, operator in compose_variables().items():
+        if name in OPTIONAL:
+            assert operator is None, f"${{{name}}} must be plain (empty when unset)"
+        else:
+            assert operator == ":?", f"${{{name}}} must be required (${{{name}:?...}}), not defaulted"
+    assert "guest" not in text, "no guest account in compose"
+    assert deploy_secrets.PLACEHOLDER not in text
+    assert "RABBITMQ_DEFAULT_PASS" not in text
+
+
+def test_env_example_has_every_variable_and_init_fills_every_password():
+    example = example_env()
+    assert set(compose_variables()) <= set(example), "compose reads variables .env.example lacks"
+    generated = set(deploy_secrets.generated_variables())
+    assert generated <= set(example)
+    for name in generated:
+        assert example[name] == deploy_secrets.PLACEHOLDER, f"{name}: placeholder expected"
+    for name, value in example.items():  # every other password is the operator's (SMTP)
+        if "PASSWORD" in name and name not in generated:
+            assert name in OPTIONAL and value == "", name
+    # integrations' passwords are handed out, not used by compose; everything else is
+    assert set(example) - set(compose_variables()) == {
+        user.password_variable for user in broker_users.users()
+        if user.name in broker_users.INTEGRATIONS}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_each_service_connects_as_its_own_user(resolved, distinct_env, name):
+    environment = resolved["services"][name]["environment"]
+    amqp = Connection(environment["AMQP_URI"])
+    assert (amqp.hostname, amqp.port, amqp.virtual_host) == ("rabbitmq", 5672, broker_users.VHOST)
+    assert amqp.userid == name
+    assert amqp.password == distinct_env[broker_users.service_user(name).password_variable]
+    mongo = parse_uri(environment["MONGO_URI"])
+    assert mongo["nodelist"] == [("mongo", 27017)]
+    assert mongo["username"] == name
+    assert mongo["password"] == distinct_env[deploy_secrets.mongo_password_variable(name)]
+    assert mongo["options"]["authSource"] == deploy_secrets.mongo_database(name)
+    assert mongo["options"]["replicaSet"] == "rs0"
+
+
+def service_mounts(spec):
+    return {volume.split(":")[1]: volume for volume in spec.get("volumes", [])}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_only_routing_gets_the_signing_key(compose, name):
+    spec = compose["services"][name]
+    environment, mounts = spec["environment"], service_mounts(spec)
+    public = f"{SECRETS_MOUNT}/{deploy_secrets.PUBLIC_KEYS}"
+    signing = f"{SECRETS_MOUNT}/{deploy_secrets.SIGNING_KEY}"
+    assert environment["AUTH_PUBLIC_KEYS_FILE"] == public
+    assert mounts[public] == f"./secrets/{deploy_secrets.PUBLIC_KEYS}:{public}:ro"
+    if name == "routing":
+        assert environment["AUTH_SIGNING_KEY_FILE"] == signing
+        assert mounts[signing] == f"./secrets/{deploy_secrets.SIGNING_KEY}:{signing}:ro"
+    else:
+        assert "AUTH_SIGNING_KEY_FILE" not in environment
+        assert signing not in mounts
+    assert not any(v.split(":")[0].rstrip("/") == "./secrets" for v in spec.get("volumes", [])), \
+        "mount single files, not the whole secrets directory"
+
+
+def test_secret_files_are_mounted_read_only_where_needed(compose):
+    written = {deploy_secrets.DEFINITIONS, deploy_secrets.MONGO_KEYFILE,
+               deploy_secrets.SIGNING_KEY, deploy_secrets.PUBLIC_KEYS}
+    users = {}
+    for name, spec in compose["services"].items():
+        for volume in spec.get("volumes", []):
+            if volume.startswith("./secrets"):
+                source, _, mode = volume.split(":")
+                assert mode == "ro", volume
+                assert Path(source).name in written, f"{source}: not written by deploy.secrets"
+                users.setdefault(Path(source).name, set()).add(name)
+    assert users[deploy_secrets.SIGNING_KEY] == {"routing"}
+    assert users[deploy_secrets.MONGO_KEYFILE] == {"mongo"}
+    assert users[deploy_secrets.DEFINITIONS] == {"rabbitmq"}
+    assert users[deploy_secrets.PUBLIC_KEYS] == set(SERVICES)
+
+
+def test_mongo_runs_with_authentication_and_a_keyfile(compose):
+    mongo = compose["services"]["mongo"]
+    command = " ".join(mongo["command"])
+    assert "--replSet rs0" in command and "--keyFile /tmp/mongo-keyfile" in command
+    assert "install -m 400 -o 999 -g 999 /run/secrets/mongo-keyfile /tmp/mongo-keyfile" in command
+    assert "exec docker-entrypoint.sh mongod" in command
+    environment = mongo["environment"]
+    expected = {"MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD",
+                *map(deploy_secrets.mongo_password_variable, SERVICES)}
+    assert set(environment) == expected
+    for key, value in environment.items():
+        assert VARIABLE.fullmatch(value).group(1) == key
+    mounts = service_mounts(mongo)
+    init = [v for target, v in mounts.items() if target.startswith("/docker-entrypoint-initdb.d/")]
+    assert init == ["./deploy/mongo/init-users.js:/docker-entrypoint-initdb.d/10-init-users.js:ro"]
+    health = " ".join(mongo["healthcheck"]["test"])
+    assert "auth(process.env.MONGO_INITDB_ROOT_USERNAME, process.env.MONGO_INITDB_ROOT_PASSWORD)" in health
+    assert "rs.initiate" in health and "isWritablePrimary" in health
+
+
+def test_mongo_init_script_gives_each_service_its_own_database_only():
+    script = (DEPLOY / "mongo" / "init-users.js").read_text(encoding="utf-8")
+    listed = re.search(r"const services = \[([^\]]*)\]", script).group(1)
+    assert re.findall(r'"(\w+)"', listed) == list(SERVICES)
+    assert "`closeloop_${service}`" in script and deploy_secrets.mongo_database("x") == "closeloop_x"
+    assert "`MONGO_${service.toUpperCase()}_PASSWORD`" in script
+    assert deploy_secrets.mongo_password_variable("intake") == "MONGO_INTAKE_PASSWORD"
+    assert re.findall(r'role: "(\w+)"', script) == ["readWrite"]
+    assert "pwd: process.env[passwordVariable(service)]" in script
+
+
+def test_rabbitmq_loads_its_users_from_the_definitions(compose):
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["hostname"] == "rabbitmq"
+    assert not rabbitmq.get("environment"), "users come from the definitions file only"
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in rabbitmq["volumes"]}
+    conf_target = mounts["./deploy/rabbitmq/rabbitmq.conf"]
+    # after the image's conf.d/10-defaults.conf, which lets guest in from anywhere
+    assert conf_target.startswith("/etc/rabbitmq/conf.d/") and Path(conf_target).name > "10-defaults.conf"
+    settings = dict(line.split(" = ", 1) for line in
+                    (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text(encoding="utf-8").splitlines()
+                    if line.strip() and not line.startswith("#"))
+    assert settings["load_definitions"] == mounts[f"./secrets/{deploy_secrets.DEFINITIONS}"]
+    assert settings["loopback_users.guest"] == "true"
+
+
+def test_secrets_stay_out_of_git_and_the_image():
+    for ignore in (".gitignore", ".dockerignore"):
+        lines = {line.strip().rstrip("/") for line in
+                 (ROOT / ignore).read_text(encoding="utf-8").splitlines()}
+        assert {".env", "secrets"} <= lines, ignore
+
+
+# --- deploy/broker_users.py (proven on a broker by tests/integration/test_bus_permissions.py)
+
+def matches(regex, name):
+    return re.fullmatch(regex, name) is not None
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_a_service_may_publish_only_its_own_events(name):
+    user = broker_users.service_user(name)
+    event_exchanges = {broker_users.event_exchange(s) for s in SERVICES}
+    exchanges = event_exchanges | set(broker_users.bus_exchanges()) | {"amq.default", "amq.topic"}
+    writable = {exchange for exchange in exchanges if matches(user.write, exchange)}
+    assert writable == {broker_users.event_exchange(name), DEAD_LETTER_EXCHANGE.name}
+    for queue in broker_users.retry_queues():  # republishing a failed message
+        assert matches(user.write, queue.exchange.name)
+    for queue in broker_users.startup_queues():  # binding needs write on the queue
+        assert matches(user.write, queue.name) and matches(user.configure, queue.name)
+        assert matches(user.read, queue.exchange.name)  # ... and read on the exchange
+    consumed = set(broker_users.consumed_queues(name))
+    assert consumed and all(matches(user.read, queue) for queue in consumed)
+    others = {q.name for q in broker_users.startup_queues()} - consumed - {DEAD_LETTER_QUEUE.name}
+    assert not any(matches(user.read, queue) for queue in others)
+    assert (INBOUND_QUEUE.name in consumed) == (name == "intake")
+
+
+def test_an_integration_may_only_write_the_inbound_exchange():
+    (pos,) = [user for user in broker_users.users() if user.name == "pos"]
+    names = [*broker_users.bus_exchanges(), *(q.name for q in broker_users.startup_queues()),
+             *(q.name for q in broker_users.retry_queues()), "amq.default"]
+    assert [n for n in names if matches(pos.write, n)] == [INBOUND_EXCHANGE.name]
+    assert not any(matches(pos.configure, n) or matches(pos.read, n) for n in names)
+    assert not pos.tags
+
+
+def test_every_delay_queue_the_bus_uses_is_in_the_definitions():
+    names = {q["name"] for q in broker_users.topology()["queues"]}
+    for attempt in range(1, MAX_ATTEMPTS):
+        delay = delay_queue(retry_pause(attempt))
+        assert delay.name in names and matches(broker_users.RETRY_PATTERN, delay.name)
+
+
+# --- python -m deploy.secrets init --------------------------------------------------------
+
+def recomputed_hash_matches(password, password_hash):
+    raw = base64.b64decode(password_hash)
+    salt, digest = raw[:4], raw[4:]
+    return hashlib.sha256(salt + password.encode("utf-8")).digest() == digest
+
+
+@pytest.fixture
+def initialised(tmp_path, capsys):
+    env, secrets_dir = tmp_path / ".env", tmp_path / "secrets"
+    assert deploy_secrets.main(["init", "--dir", str(secrets_dir), "--env", str(env)]) == 0
+    return env, secrets_dir, capsys.readouterr().out
+
+
+def test_secrets_init_writes_env_and_secret_files_that_parse(initialised):
+    env, secrets_dir, output = initialised
+    values = deploy_secrets.read_env(env)
+    assert set(values) == set(example_env())
+    generated = [values[name] for name in deploy_secrets.generated_variables()]
+    assert all(len(value) >= 24 and value != deploy_secrets.PLACEHOLDER for value in generated)
+    assert len(set(generated)) == len(generated)
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    keyfile = (secrets_dir / deploy_secrets.MONGO_KEYFILE).read_text().strip()
+    assert len(keyfile) <= 1024 and len(base64.b64decode(keyfile, validate=True)) == 756
+    assert stat.S_IMODE((secrets_dir / deploy_secrets.MONGO_KEYFILE).stat().st_mode) == 0o600
+    jwks = json.loads((secrets_dir / deploy_secrets.PUBLIC_KEYS).read_text())
+    signer = Signer.from_file(secrets_dir / deploy_secrets.SIGNING_KEY)
+    assert [key["kid"] for key in jwks["keys"]] == [signer.kid]
+    for name in (env.name, deploy_secrets.DEFINITIONS, deploy_secrets.MONGO_KEYFILE,
+                 deploy_secrets.SIGNING_KEY):
+        assert name in output  # says what it wrote
+
+
+def test_secrets_init_definitions_match_broker_users_and_the_hashes_verify(initialised):
+    env, secrets_dir, _ = initialised
+    values = deploy_secrets.read_env(env)
+    definitions = json.loads((secrets_dir / deploy_secrets.DEFINITIONS).read_text())
+    expected = {user.name: user for user in broker_users.users()}
+    assert [u["name"] for u in definitions["users"]] == list(expected)
+    assert definitions["vhosts"] == [{"name": "/"}]
+    for entry in definitions["users"]:
+        user = expected[entry["name"]]
+        assert entry["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+        assert recomputed_hash_matches(values[user.password_variable], entry["password_hash"])
+        assert not recomputed_hash_matches(values[user.password_variable] + "x", entry["password_hash"])
+        assert entry["tags"] == list(user.tags)
+    assert {p["user"]: (p["configure"], p["write"], p["read"]) for p in definitions["permissions"]} == {
+        name: (u.configure, u.write, u.read) for name, u in expected.items()}
+    assert all(p["vhost"] == "/" for p in definitions["permissions"])
+    assert {t["user"] for t in definitions["topic_permissions"]} == set(broker_users.INTEGRATIONS)
+    assert {q["name"] for q in definitions["queues"]} >= {q.name for q in broker_users.startup_queues()}
+
+
+def test_secrets_init_keeps_an_existing_env_unless_forced(initialised, capsys):
+    env, secrets_dir, _ = initialised
+    before = env.read_text()
+    keyfile = (secrets_dir / deploy_secrets.MONGO_KEYFILE).read_text()
+    assert deploy_secrets.main(["init", "--dir", str(secrets_dir), "--env", str(env)]) == 0
+    assert env.read_text() == before
+    assert (secrets_dir / deploy_secrets.MONGO_KEYFILE).read_text() == keyfile
+    definitions = json.loads((secrets_dir / deploy_secrets.DEFINITIONS).read_text())
+    values = deploy_secrets.read_env(env)
+    assert all(recomputed_hash_matches(values[f"RABBITMQ_{u['name'].upper()}_PASSWORD"], u["password_hash"])
+               for u in definitions["users"])
+    assert deploy_secrets.main(["init", "--dir", str(secrets_dir), "--env", str(env), "--force"]) == 0
+    assert env.read_text() != before
+    assert (secrets_dir / deploy_secrets.MONGO_KEYFILE).read_text() != keyfile
+
+
+def test_secrets_init_refuses_an_env_with_placeholders(tmp_path, capsys):
+    env = tmp_path / ".env"
+    shutil.copy(ENV_EXAMPLE, env)
+    assert deploy_secrets.main(["init", "--dir", str(tmp_path / "secrets"), "--env", str(env)]) == 2
+    assert "placeholder" in capsys.readouterr().err
+    assert not (tmp_path / "secrets").exists()
+
+
 # --- the real tool ------------------------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None,
-                    reason="docker-compose is not installed; compose syntax not checked by the tool")
-def test_docker_compose_config_is_valid():
-    result = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+needs_docker_compose = pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose is not installed; compose syntax not checked by the tool")
+
+
+def docker_compose_config(env_file, *options):
+    # a clean environment: variables from the caller's shell would override the env file
+    return subprocess.run(["docker-compose", "--env-file", str(env_file), *options, "config", "-q"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+
+
+@needs_docker_compose
+@pytest.mark.parametrize("profile", [(), ("--profile", "dev"), ("--profile", "ops")])
+def test_docker_compose_config_is_valid(tmp_path, profile):
+    env_file = tmp_path / "example.env"
+    shutil.copy(ENV_EXAMPLE, env_file)
+    result = docker_compose_config(env_file, *profile)
     assert result.returncode == 0, result.stderr or result.stdout
+
+
+@needs_docker_compose
+def test_docker_compose_accepts_what_secrets_init_writes(initialised):
+    env, _, _ = initialised
+    result = docker_compose_config(env)
+    assert result.returncode == 0, result.stderr or result.stdout
+
+
+@needs_docker_compose
+def test_docker_compose_refuses_to_run_without_a_secret(tmp_path):
+    env_file = tmp_path / "partial.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in example_env().items()
+                                if k != "RABBITMQ_ROUTING_PASSWORD"))
+    result = docker_compose_config(env_file)
+    assert result.returncode != 0 and "RABBITMQ_ROUTING_PASSWORD" in result.stderr
