@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export EVENTLET_TESTS := 1
 
-.PHONY: run test demo bench
+.PHONY: run test demo bench faults
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -24,3 +24,9 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	deploy/ensure-rabbitmq.sh
 	$(PY) -m bench.throughput
+
+# The fault run (bench/faults.py): kills every service and restarts RabbitMQ while
+# feedback flows, then prints what was lost or doubled. FAULTS_ARGS="--n 10000" for the full run.
+faults: $(VENV)/.installed
+	deploy/ensure-rabbitmq.sh
+	$(PY) -m bench.faults $(FAULTS_ARGS)

@@ -17,6 +17,7 @@ which redelivers every unacked message once the consumer reconnects (kombu's con
 loop reconnects by itself); every consumer is idempotent. A message is acked only after
 its republication or dead letter was confirmed, so a failure there never loses it.
 """
+import contextlib
 import logging
 import time
 
@@ -131,7 +132,15 @@ def dead_letter(amqp_uri, service, message, reason):
 
 class DeadLetteringQueueConsumer(QueueConsumer):
     """Dead-letters bodies that cannot even be decoded (kombu would otherwise raise
-    inside the consumer and take the whole service down)."""
+    inside the consumer and take the whole service down), and reconnects quickly after
+    a broker restart (every 0.5-2 s, not kombu's 2, 4, 6 ... 30 s back-off)."""
+
+    @contextlib.contextmanager
+    def establish_connection(self):
+        with self.create_connection() as connection:
+            connection.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                         interval_start=0.5, interval_step=0.5, interval_max=2)
+            yield connection
 
     def get_consumers(self, consumer_cls, channel):
         consumers = super().get_consumers(consumer_cls, channel)
