@@ -20,10 +20,12 @@ its republication or dead letter was confirmed, so a failure there never loses i
 import contextlib
 import logging
 import time
+from functools import partial
 
 from kombu import Connection, Exchange, Queue
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
+from nameko.exceptions import ContainerBeingKilled
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, QueueConsumer
@@ -226,8 +228,26 @@ class ConfiguredTimer(Timer):
         super().setup()
 
 
+class AttributedConsumer(ReliableConsumer):
+    """A consumer of other systems' messages whose handler also receives `publisher`:
+    the AMQP user the broker validated (the `user_id` property; RabbitMQ refuses a
+    message whose user_id is not the connection's user) of the original message, even
+    after a retry or a replay (origin_user), or None when it was not set."""
+
+    def handle_message(self, body, message):
+        context_data = self.unpack_message_headers(message)
+        try:
+            publisher = origin_user(message, setting(self.container.config, AMQP_URI))
+            self.container.spawn_worker(
+                self, (body,), {"publisher": publisher},
+                context_data=context_data, handle_result=partial(self.handle_result, message))
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+
 event_handler = ReliableEventHandler.decorator
 consume = ReliableConsumer.decorator
+consume_attributed = AttributedConsumer.decorator
 timer = ConfiguredTimer.decorator
 
 

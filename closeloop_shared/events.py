@@ -9,6 +9,8 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from closeloop_shared.contract import Permission, PrincipalKind, Role, StoreStatus
+
 # Event names, grouped by the service that owns (emits) them.
 INTAKE = "intake"
 CASE_SUBMITTED = "case_submitted"
@@ -20,6 +22,9 @@ CASE_FIRST_RESPONDED = "case_first_responded"
 CASE_RESOLVED = "case_resolved"
 CASE_REOPENED = "case_reopened"
 CASE_CLOSED = "case_closed"
+CASE_REASSIGNED = "case_reassigned"
+ORG_CHANGED = "org_changed"
+INTEGRATION_CHANGED = "integration_changed"
 
 FOLLOWUP = "followup"
 FOLLOWUP_DUE = "followup_due"
@@ -33,6 +38,7 @@ EMITTERS = {
     CASE_SUBMITTED: INTAKE,
     CASE_ROUTED: ROUTING, CASE_ESCALATED: ROUTING, CASE_FIRST_RESPONDED: ROUTING,
     CASE_RESOLVED: ROUTING, CASE_REOPENED: ROUTING, CASE_CLOSED: ROUTING,
+    CASE_REASSIGNED: ROUTING, ORG_CHANGED: ROUTING, INTEGRATION_CHANGED: ROUTING,
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP,
 }
 
@@ -51,6 +57,10 @@ SUBSCRIPTIONS = {
     CASE_CLOSED: (("reporting", "on_case_closed"),),
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
+    CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
+    ORG_CHANGED: tuple((service, "on_org_changed")
+                       for service in ("intake", "followup", "notify", "reporting")),
+    INTEGRATION_CHANGED: (("intake", "on_integration_changed"),),
 }
 
 CHANNELS = (
@@ -108,6 +118,12 @@ class Remedy(EventSchema):
                            validate=validate.Regexp(r"^\d+(\.\d{1,2})?\Z"))
 
 
+class SubmittedBy(EventSchema):
+    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in PrincipalKind]))
+    client_id = fields.String(allow_none=True, load_default=None)   # integrations
+    staff_id = fields.String(allow_none=True, load_default=None)    # staff
+
+
 class CaseSubmitted(EventSchema):
     case_id = fields.String(required=True)
     case_number = fields.String(required=True)
@@ -123,6 +139,10 @@ class CaseSubmitted(EventSchema):
     external_ref = fields.Nested(ExternalRef, allow_none=True, load_default=None)
     service_context = fields.Nested(ServiceContext, allow_none=True, load_default=None)
     locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+    # Who handed it in: an integration (its client id: external references are unique
+    # per client, and an integration may read back only its own cases), a staff member
+    # registering a complaint, or a bus publisher (the broker-validated AMQP user).
+    submitted_by = fields.Nested(SubmittedBy, allow_none=True, load_default=None)
 
 
 class Deadlines(EventSchema):
@@ -225,6 +245,84 @@ class RevisitRecorded(EventSchema):
     recorded_at = fields.AwareDateTime(required=True)
 
 
+class CaseReassigned(EventSchema):
+    """A case handed to someone else on its rung: its owner was deactivated, or a
+    manager reassigned it."""
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    reason = fields.String(required=True)
+    previous_assignee = fields.Nested(StaffMember, allow_none=True, load_default=None)
+    assignee = fields.Nested(StaffMember, required=True)
+    reassigned_at = fields.AwareDateTime(required=True)
+    locale = fields.String(load_default="zh-CN")
+
+
+class BrandRecord(EventSchema):
+    brand_id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class RegionRecord(EventSchema):
+    region_id = fields.String(required=True)
+    name = fields.String(required=True)
+    brand_id = fields.String(required=True)
+
+
+class StoreRecord(EventSchema):
+    store_id = fields.String(required=True)
+    name = fields.String(required=True)
+    region_id = fields.String(required=True)
+    timezone = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in StoreStatus]))
+    revisit_owner_id = fields.String(allow_none=True, load_default=None)
+
+
+class StaffRecord(EventSchema):
+    staff_id = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+    email = fields.String(allow_none=True, load_default=None)
+    store_id = fields.String(allow_none=True, load_default=None)
+    region_id = fields.String(allow_none=True, load_default=None)
+    brand_id = fields.String(allow_none=True, load_default=None)
+    active = fields.Boolean(required=True)
+
+
+class OrgChanged(EventSchema):
+    """The whole organisation after a change (a snapshot: consumers keep the newest
+    version, so order and repeats do not matter). No credentials in it."""
+    version = fields.Integer(required=True)
+    brands = fields.List(fields.Nested(BrandRecord), required=True)
+    regions = fields.List(fields.Nested(RegionRecord), required=True)
+    stores = fields.List(fields.Nested(StoreRecord), required=True)
+    staff = fields.List(fields.Nested(StaffRecord), required=True)
+
+
+class KeyRecord(EventSchema):
+    key_id = fields.String(required=True)
+    digest = fields.String(required=True)  # SHA-256 of the secret, never the secret
+    created_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    revoked_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class IntegrationChanged(EventSchema):
+    """An integration client as it now is, with its keys (for the services that accept
+    its API keys or its bus messages); the newest version wins."""
+    client_id = fields.String(required=True)
+    name = fields.String(required=True)
+    brand_id = fields.String(required=True)
+    store_ids = fields.List(fields.String(), load_default=list)
+    permissions = fields.List(fields.String(validate=validate.OneOf([p.value for p in Permission])),
+                              required=True)
+    bus_user = fields.String(allow_none=True, load_default=None)
+    active = fields.Boolean(required=True)
+    keys = fields.List(fields.Nested(KeyRecord), required=True)
+    version = fields.Integer(required=True)
+
+
 SCHEMAS = {
     CASE_SUBMITTED: CaseSubmitted(),
     CASE_ROUTED: CaseRouted(),
@@ -235,6 +333,9 @@ SCHEMAS = {
     CASE_CLOSED: CaseClosed(),
     FOLLOWUP_DUE: FollowupDue(),
     REVISIT_RECORDED: RevisitRecorded(),
+    CASE_REASSIGNED: CaseReassigned(),
+    ORG_CHANGED: OrgChanged(),
+    INTEGRATION_CHANGED: IntegrationChanged(),
 }
 
 

@@ -8,6 +8,7 @@ entrypoints of a service must share one web server.
 """
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,13 +20,19 @@ from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from closeloop_shared.auth import Identity
+from closeloop_shared.clock import utcnow
+from closeloop_shared.contract import Permission
+from closeloop_shared.tokens import InvalidCredential
+
 log = logging.getLogger(__name__)
 
 
 class HttpError(Exception):
-    def __init__(self, status, code, message, fields=None):
+    def __init__(self, status, code, message, fields=None, headers=None):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
+        self.headers = headers
 
 
 def _default(value):
@@ -47,7 +54,7 @@ def error_response(error):
     body = {"code": error.code, "message": error.message}
     if error.fields:
         body["fields"] = error.fields
-    return json_response(error.status, {"error": body})
+    return json_response(error.status, {"error": body}, headers=error.headers)
 
 
 def flatten_errors(messages, prefix=""):
@@ -109,22 +116,76 @@ class JsonWebServer(WebServer):
         return JsonWsgiApp(self)
 
 
+@dataclass(frozen=True)
+class Access:
+    """What a route needs: nothing (public), or an authenticated principal holding
+    `permission`. Every route declares one (`http(..., access=...)`), so none is open
+    by omission; the authorisation matrix test checks each against the README table."""
+    permission: Permission | None
+
+    @property
+    def public(self):
+        return self.permission is None
+
+
+PUBLIC = Access(None)
+
+
+def requires(permission):
+    return Access(permission)
+
+
+def bearer_credential(request):
+    scheme, _, credential = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise HttpError(401, "unauthenticated", "send Authorization: Bearer <token or API key>")
+    return credential.strip()
+
+
 class JsonHttpEntrypoint(HttpRequestHandler):
-    """nameko's @http: HttpError becomes its JSON response; a storage outage 503 (nothing
-    was accepted, retry); anything else a JSON 500 (and an error log)."""
+    """nameko's @http with the access rule checked before any worker runs: 401 without
+    a valid credential, 403 without the permission. The handler finds the caller in
+    `request.principal`. HttpError becomes its JSON response; a storage outage 503
+    (nothing was accepted, retry); anything else a JSON 500 (and an error log)."""
 
     server = JsonWebServer()
+    identity = Identity()
 
-    def __init__(self, method, url, **kwargs):
+    def __init__(self, method, url, *, access, **kwargs):
+        if not isinstance(access, Access):
+            raise TypeError(f"{method} {url}: access must be PUBLIC or requires(Permission)")
+        self.access = access
         kwargs["expected_exceptions"] = (HttpError,) + tuple(kwargs.get("expected_exceptions", ()))
         super().__init__(method, url, **kwargs)
 
+    def handle_request(self, request):
+        request.principal = None
+        if not self.access.public:
+            try:
+                request.principal = self._authorise(request)
+            except Exception as exc:
+                return self.response_from_exception(exc)
+        return super().handle_request(request)
+
+    def _authorise(self, request):
+        try:
+            principal = self.identity.authenticate(bearer_credential(request), utcnow())
+        except InvalidCredential as exc:
+            raise HttpError(401, "unauthenticated", str(exc))
+        if not principal.can(self.access.permission):
+            raise HttpError(403, "forbidden", f"needs permission {self.access.permission.value}")
+        return principal
+
     def response_from_exception(self, exc):
         if isinstance(exc, HttpError):
-            return error_response(exc)
+            response = error_response(exc)
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="closeloop"'
+            return response
         if isinstance(exc, PyMongoError):
             return error_response(HttpError(503, "storage_unavailable",
                                             f"storage is unavailable, retry later ({type(exc).__name__})"))
+        log.error("unexpected error", exc_info=exc)
         return error_response(HttpError(500, "internal_error", "unexpected error; it has been logged"))
 
 

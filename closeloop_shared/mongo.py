@@ -27,6 +27,12 @@ def database_name(config, service_name):
     return f"{setting(config, MONGO_DB_PREFIX)}_{service_name}"
 
 
+def connect_service_db(config, service_name):
+    """(client, the service's own database)."""
+    client = connect(setting(config, MONGO_URI))
+    return client, client[database_name(config, service_name)]
+
+
 class Repository(DependencyProvider):
     """`cases = Repository(CaseRepository)` hands each worker `CaseRepository(db)`.
 
@@ -39,9 +45,7 @@ class Repository(DependencyProvider):
         super().__init__(**kwargs)
 
     def setup(self):
-        config = self.container.config
-        self.client = connect(setting(config, MONGO_URI))
-        self.database = self.client[database_name(config, self.container.service_name)]
+        self.client, self.database = connect_service_db(self.container.config, self.container.service_name)
         ensure_indexes = getattr(self.repository_class, "ensure_indexes", None)
         if ensure_indexes:
             ensure_indexes(self.database)

@@ -9,7 +9,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import RAISE, Schema, fields
 
 ERROR_DESCRIPTIONS = {
-    400: "malformed_json", 404: "not found", 409: "invalid_transition / already_recorded",
+    400: "malformed_json", 401: "unauthenticated: no, or an invalid, expired or revoked credential",
+    403: "forbidden: the caller's role or key lacks the permission",
+    404: "not found (or outside the caller's scope)", 409: "conflict with the current state",
+    429: "too many requests: see Retry-After",
     413: "payload_too_large", 415: "unsupported_media_type",
     422: "validation_failed / unknown_store: `fields` names each field at fault",
     503: "storage_unavailable: retry later",
@@ -55,12 +58,21 @@ def responses(ok, *errors):
     return answers
 
 
-def build(title, paths):
-    """paths: {"/v1/x/{id}": {"post": {operation object}}} -> the OpenAPI 3 document."""
+def build(title, paths, public=()):
+    """paths: {"/v1/x/{id}": {"post": {operation object}}} -> the OpenAPI 3 document.
+    Every operation needs a bearer credential (a staff token or an integration API key)
+    and may answer 401/403, except the (path, method) pairs listed in `public`."""
     spec = APISpec(title=title, version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()])
     spec.components.schema("Error", schema=Error)
+    spec.components.security_scheme("bearer", {
+        "type": "http", "scheme": "bearer",
+        "description": "a staff token from POST /v1/auth/login (routing), or an integration API key clk_..."})
     for path, operations in paths.items():
+        for method, operation in operations.items():
+            if (path, method) not in public:
+                operation["security"] = [{"bearer": []}]
+                operation["responses"].update(responses({}, 401, 403))
         spec.path(path=path, operations=operations)
     # apispec keeps Decimal bounds of Decimal fields; JSON wants plain numbers.
     return json.loads(json.dumps(spec.to_dict(), default=_plain_number))
@@ -70,3 +82,11 @@ def _plain_number(value):
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# GET /v1/audit/personal-data-reads, on every service whose answers carry personal data
+# (closeloop_shared.ops.AuditsPersonalData).
+AUDIT_OPERATION = {"get": {
+    "summary": "Who read which personal data, newest first",
+    "parameters": [query_param("limit", "1-1000", {"type": "integer", "minimum": 1, "maximum": 1000})],
+    "responses": responses({200: "reads"}, 422, 503)}}

@@ -1,13 +1,15 @@
 """What every service has besides its own work: /metrics (Prometheus), /health,
-/openapi.json, the bus's queues declared at start, and the org chart provider."""
-from nameko.extensions import DependencyProvider
-
-from closeloop_shared import org
-from closeloop_shared.bus import DeclareQueues
-from closeloop_shared.config import ORG_SEED_PATH, setting
-from closeloop_shared.http import http, json_response
+/openapi.json, the bus's queues declared at start; and the mixins for following the
+organisation and auditing personal-data reads."""
+from closeloop_shared import events as ev
+from closeloop_shared.audit import PersonalDataReads
+from closeloop_shared.auth import Identity
+from closeloop_shared.bus import DeclareQueues, event_handler
+from closeloop_shared.contract import Permission
+from closeloop_shared.http import PUBLIC, http, int_arg, json_response, requires
 from closeloop_shared.metrics import metrics_response
-from closeloop_shared.mongo import MongoHealth
+from closeloop_shared.mongo import MongoHealth, Repository
+from nameko.extensions import DependencyProvider
 
 
 class OpsEndpoints:
@@ -17,17 +19,17 @@ class OpsEndpoints:
     bus_queues = DeclareQueues()
     openapi_spec = None  # a service with an HTTP API sets its OpenAPI document here
 
-    @http("GET", "/openapi.json")
+    @http("GET", "/openapi.json", access=PUBLIC)
     def openapi(self, request):
         if self.openapi_spec is None:
             return json_response(404, {"error": {"code": "not_found", "message": "this service has no HTTP API"}})
         return json_response(200, self.openapi_spec)
 
-    @http("GET", "/metrics")
+    @http("GET", "/metrics", access=PUBLIC)
     def metrics(self, request):
         return metrics_response(request)
 
-    @http("GET", "/health")
+    @http("GET", "/health", access=PUBLIC)
     def health(self, request):
         try:
             self.mongo_ping()
@@ -36,11 +38,34 @@ class OpsEndpoints:
         return json_response(200, {"status": "ok", "service": self.name})
 
 
-class OrgChart(DependencyProvider):
-    """The org chart from ORG_SEED_PATH, loaded once per container."""
+class IdentityStores(DependencyProvider):
+    """The container's Identity (organisation copy, integrations), for handlers that
+    update them."""
 
-    def setup(self):
-        self.chart = org.load(setting(self.container.config, ORG_SEED_PATH))
+    identity = Identity()
 
     def get_dependency(self, worker_ctx):
-        return self.chart
+        return self.identity
+
+
+class FollowsOrganisation:
+    """For every service but routing (which owns the organisation): keep this service's
+    copy of it from org_changed."""
+
+    identity_stores = IdentityStores()
+
+    @event_handler(ev.ROUTING, ev.ORG_CHANGED)
+    def on_org_changed(self, payload):
+        if self.identity_stores.org_store.apply(ev.load(ev.ORG_CHANGED, payload)):
+            self.identity_stores.refresh()
+
+
+class AuditsPersonalData:
+    """For services whose answers carry personal data: the log of who saw it."""
+
+    personal_data_reads = Repository(PersonalDataReads)
+
+    @http("GET", "/v1/audit/personal-data-reads", access=requires(Permission.AUDIT_READ))
+    def list_personal_data_reads(self, request):
+        limit = int_arg(request, "limit", 100, 1, 1000)
+        return json_response(200, {"reads": self.personal_data_reads.recent(limit)})
