@@ -42,7 +42,8 @@ def replay(amqp_uri, limit=None):
                 headers.pop(key, None)
             producer.publish(message.body, exchange=exchange, routing_key=routing_key, headers=headers,
                              content_type=message.content_type,
-                             content_encoding=message.content_encoding, delivery_mode=2)
+                             content_encoding=message.content_encoding, delivery_mode=2,
+                             user_id=connection.userid)
             message.ack()
     return len(letters)
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ from nameko.events import event_handler
 
 from closeloop_shared import bus
 from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
 from closeloop_shared.config import (
+    AUTH_PUBLIC_KEYS_FILE,
+    AUTH_SIGNING_KEY_FILE,
     MONGO_DB_PREFIX,
     MONGO_URI,
     ORG_SEED_PATH,
@@ -26,6 +30,7 @@ from closeloop_shared.config import (
     SMTP_PORT,
 )
 from closeloop_shared.mongo import connect
+from closeloop_shared.tokens import Signer, write_key_pair
 from closeloop_shared.standins import (
     free_port,
     standin_mongo_uri,
@@ -117,8 +122,30 @@ def smtp_sink(tmp_path_factory):
     process.wait(10)
 
 
+class TokenMinter:
+    """Staff tokens for tests, signed with the test key pair routing also uses, as if
+    the person had logged in (or with any claims, to test what is refused)."""
+
+    def __init__(self, private_path, jwks_path):
+        self.private_path, self.jwks_path = private_path, jwks_path
+        self.signer = Signer.from_file(private_path)
+
+    def token(self, staff_id, ttl=timedelta(minutes=15), now=None, **claims):
+        return self.signer.sign({"sub": staff_id, **claims}, now or utcnow(), ttl)
+
+    def headers(self, staff_id, **kwargs):
+        return {"Authorization": f"Bearer {self.token(staff_id, **kwargs)}"}
+
+
+@pytest.fixture(scope="session")
+def token_keys(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("keys")
+    write_key_pair(directory / "signing.pem", directory / "public.jwks.json")
+    return TokenMinter(directory / "signing.pem", directory / "public.jwks.json")
+
+
 @pytest.fixture
-def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink):
+def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys):
     """nameko config for one test: its own vhost and its own databases."""
     return dict(rabbit_config, **{
         MONGO_URI: mongo_uri,
@@ -126,6 +153,8 @@ def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink):
         ORG_SEED_PATH: str(ROOT / "deploy" / "seeds" / "org.yaml"),
         SMTP_HOST: "127.0.0.1",
         SMTP_PORT: smtp_sink.port,
+        AUTH_PUBLIC_KEYS_FILE: str(token_keys.jwks_path),
+        AUTH_SIGNING_KEY_FILE: str(token_keys.private_path),
     })
 
 
@@ -135,13 +164,16 @@ class Bus:
     def __init__(self, amqp_uri):
         self.amqp_uri = amqp_uri
 
-    def publish_feedback(self, body, content_type="application/json"):
+    def publish_feedback(self, body, content_type="application/json", attributed=True):
+        """As another system publishes: with user_id set to its AMQP user (the broker
+        checks it), unless `attributed` is False."""
         raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         with Connection(self.amqp_uri) as conn:
+            properties = {"user_id": conn.userid} if attributed else {}
             conn.Producer().publish(
                 raw, exchange=bus.INBOUND_EXCHANGE, routing_key=bus.FEEDBACK_SUBMITTED_KEY,
                 content_type=content_type, content_encoding="utf-8",
-                declare=[bus.INBOUND_EXCHANGE], delivery_mode=2)
+                declare=[bus.INBOUND_EXCHANGE], delivery_mode=2, **properties)
 
     def dead_letters(self):
         """Every message waiting in the dead-letter queue, taken off it."""

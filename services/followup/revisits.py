@@ -4,6 +4,7 @@ from datetime import timedelta
 from enum import Enum
 
 from closeloop_shared import events as ev
+from closeloop_shared.access import contact_view
 from closeloop_shared.events import new_event
 
 SATISFIED_FROM = 4   # 4-5: satisfied (counts toward the 95% target)
@@ -57,7 +58,10 @@ def outcome(revisit, score, comment, actor, now):
         "reopens_case": reopens, "comment": comment, "recorded_at": now})
 
 
-def view(revisit):
-    """What GET /v1/revisits shows of a revisit."""
+def view(revisit, principal):
+    """What GET /v1/revisits shows of a revisit, the customer's contact masked for roles
+    that do not call customers."""
     hidden = {"_id", "outbox", "outbox_pending"}
-    return {"revisit_id": revisit["_id"], **{k: v for k, v in revisit.items() if k not in hidden}}
+    shown = {"revisit_id": revisit["_id"], **{k: v for k, v in revisit.items() if k not in hidden}}
+    shown["customer"] = contact_view(revisit["customer"], principal)
+    return shown

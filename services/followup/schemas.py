@@ -8,7 +8,6 @@ from closeloop_shared.openapi import StrictSchema
 class OutcomeIn(StrictSchema):
     score = fields.Integer(required=True, strict=True, validate=validate.Range(1, 5))
     comment = fields.String(load_default="", validate=validate.Length(max=2000))
-    actor = fields.String(required=True, validate=validate.Length(1, 64))
 
 
 OPENAPI = openapi.build("Closeloop followup", {
@@ -21,4 +20,5 @@ OPENAPI = openapi.build("Closeloop followup", {
         "parameters": [openapi.path_param("revisit_id")],
         "requestBody": openapi.json_body(OutcomeIn),
         "responses": openapi.responses({200: "the completed revisit"}, 400, 404, 409, 413, 415, 422, 503)}},
+    "/v1/audit/personal-data-reads": openapi.AUDIT_OPERATION,
 })

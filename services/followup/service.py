@@ -10,9 +10,13 @@ from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import HttpError, http, json_response, load_or_422, read_json, required_arg
+from closeloop_shared.access import scope_of
+from closeloop_shared.auth import Organisation
+from closeloop_shared.contract import Permission as P
+from closeloop_shared.http import (
+    HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
-from closeloop_shared.ops import OpsEndpoints
+from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.followup import revisits
 from services.followup.repository import RevisitRepository
 from services.followup.schemas import OPENAPI, OutcomeIn
@@ -22,11 +26,12 @@ MAX_CLAIMS_PER_TICK = 200
 OUTCOME_IN = OutcomeIn()
 
 
-class FollowupService(OpsEndpoints):
+class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     name = ev.FOLLOWUP
     openapi_spec = OPENAPI
 
     revisits = Repository(RevisitRepository)
+    org = Organisation()
     dispatch = EventDispatcher()
     config = Config()
 
@@ -57,21 +62,25 @@ class FollowupService(OpsEndpoints):
     def relay_outbox(self):
         self.revisits.outbox.relay(self.dispatch, utcnow())
 
-    @http("GET", "/v1/revisits")
+    @http("GET", "/v1/revisits", access=requires(P.REVISIT_READ))
     def list_revisits(self, request):
         case_id = required_arg(request, "case_id")
-        return json_response(200, {"revisits": [revisits.view(r) for r in self.revisits.for_case(case_id)]})
+        scope = scope_of(request.principal, self.org)
+        found = [r for r in self.revisits.for_case(case_id) if scope.allows(r["store_id"])]
+        self.personal_data_reads.record(request.principal, "revisit", [r["_id"] for r in found])
+        return json_response(200, {"revisits": [revisits.view(r, request.principal) for r in found]})
 
-    @http("POST", "/v1/revisits/<string:revisit_id>/outcome")
+    @http("POST", "/v1/revisits/<string:revisit_id>/outcome", access=requires(P.REVISIT_RECORD))
     def record_outcome(self, request, revisit_id):
         body = load_or_422(OUTCOME_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
         revisit = self.revisits.get(revisit_id)
-        if revisit is None:
+        if revisit is None or not scope_of(request.principal, self.org).allows(revisit["store_id"]):
             raise HttpError(404, "revisit_not_found", f"no revisit {revisit_id}")
         now = utcnow()
-        changes, event = revisits.outcome(revisit, body["score"], body["comment"], body["actor"], now)
+        changes, event = revisits.outcome(revisit, body["score"], body["comment"],
+                                          request.principal.actor, now)
         updated = self.revisits.complete(revisit_id, changes, event, now)
         if updated is None:
             raise HttpError(409, "already_recorded", "this revisit already has an outcome or was cancelled")
         self.revisits.outbox.flush(revisit_id, [event], self.dispatch)
-        return json_response(200, revisits.view(updated))
+        return json_response(200, revisits.view(updated, request.principal))

@@ -4,6 +4,7 @@ import json
 import uuid
 
 from closeloop_shared.clock import CHINA
+from closeloop_shared.contract import PrincipalKind
 from closeloop_shared.events import CASE_SUBMITTED
 from closeloop_shared.events import new_event
 
@@ -21,14 +22,30 @@ def sequence_name(submitted_at):
     return "case_number:" + submitted_at.astimezone(CHINA).strftime("%Y%m%d")
 
 
-def dedupe_key(submission):
-    """Same external reference => same case, whichever way (HTTP or bus) it came.
-    JSON-encoded, so ("a:b", "c") and ("a", "b:c") stay two references."""
+def submitter(principal=None, bus_publisher=None):
+    """Who handed the feedback in, as case_submitted carries it: an integration by its
+    client id (by key over HTTP, or mapped from its AMQP user on the bus), a staff
+    member, or a trusted bus publisher known only by its AMQP user."""
+    if principal is not None and principal.kind is PrincipalKind.INTEGRATION:
+        return {"kind": PrincipalKind.INTEGRATION.value, "client_id": principal.subject, "staff_id": None}
+    if principal is not None:
+        return {"kind": PrincipalKind.STAFF.value, "client_id": None, "staff_id": principal.subject}
+    return {"kind": PrincipalKind.INTEGRATION.value, "client_id": f"bus:{bus_publisher}", "staff_id": None}
+
+
+def dedupe_key(submission, submitted_by):
+    """Same external reference from the same client => same case, whichever way (HTTP
+    or bus) it came. Per client, so one client cannot squat another's reference and
+    swallow a genuine complaint. JSON-encoded, so ("a:b", "c") and ("a", "b:c") stay
+    two references."""
     ref = submission.get("external_ref")
-    return "ref:" + json.dumps([ref["source"], ref["id"]], ensure_ascii=False) if ref else None
+    if not ref:
+        return None
+    client = submitted_by["client_id"] or "staff"
+    return "ref:" + json.dumps([client, ref["source"], ref["id"]], ensure_ascii=False)
 
 
-def new_case(submission, store, number, submitted_at, via, key):
+def new_case(submission, store, number, submitted_at, via, key, submitted_by):
     case = {
         "_id": uuid.uuid4().hex,
         "case_number": number,
@@ -44,6 +61,7 @@ def new_case(submission, store, number, submitted_at, via, key):
         "service_context": submission.get("service_context"),
         "locale": submission.get("locale", "zh-CN"),
         "via": via,
+        "submitted_by": submitted_by,
         "submitted_at": submitted_at,
         "updated_at": submitted_at,
         "outbox_pending": True,
@@ -58,7 +76,7 @@ def submitted_event(case):
         **{key: case[key] for key in (
             "case_number", "store_id", "store_name", "channel", "customer", "content",
             "occurred_at", "submitted_at", "category", "external_ref", "service_context",
-            "locale")},
+            "locale", "submitted_by")},
     }
 
 

@@ -80,8 +80,9 @@ OPENAPI = openapi.build("Closeloop intake", {
         "summary": "Submit feedback from any channel; the same JSON is accepted on the bus",
         "requestBody": openapi.json_body(FeedbackIn),
         "responses": openapi.responses(
-            {201: "case created: case_id, case_number", 200: "known external_ref: the existing case"},
-            400, 413, 415, 422, 503)}},
+            {201: "case created: case_id, case_number",
+             200: "an external_ref this client already sent: the existing case"},
+            400, 413, 415, 422, 429, 503)}},
     "/v1/feedback/{case_id}": {"get": {
         "summary": "The receipt of an accepted case",
         "parameters": [openapi.path_param("case_id")],

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from closeloop_shared.access import sees_personal_data
 from closeloop_shared.clock import CHINA
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,6 +44,7 @@ class Message:
     recipient: str | None  # e-mail address; None when we have no way to reach them
     subject: str
     body: str
+    store_id: str | None = None  # whose staff may see the delivery in the log
 
 
 def local_time(moment):
@@ -61,7 +63,8 @@ def acknowledgement(submitted):
     customer = submitted["customer"]
     subject, body = render("acknowledgement", submitted["locale"], store_name=submitted["store_name"],
                            customer_name=customer["name"], case_number=submitted["case_number"])
-    return Message(submitted["case_id"], "acknowledgement", customer.get("email"), subject, body)
+    return Message(submitted["case_id"], "acknowledgement", customer.get("email"), subject, body,
+                   submitted["store_id"])
 
 
 def assignment(routed):
@@ -72,7 +75,8 @@ def assignment(routed):
         case_number=routed["case_number"], store_id=routed["store_id"],
         category_label=labels[routed["category"]], severity_label=labels[routed["severity"]],
         deadlines={k: local_time(v) for k, v in routed["deadlines"].items()})
-    return Message(routed["case_id"], "assigned", assignee.get("email"), subject, body)
+    return Message(routed["case_id"], "assigned", assignee.get("email"), subject, body,
+                   routed["store_id"])
 
 
 def escalation(escalated):
@@ -86,7 +90,20 @@ def escalation(escalated):
         previous_name=previous["name"] if previous else None)
     # One message per rung: a case climbing twice tells each new owner once.
     return Message(escalated["case_id"], f"escalated:{escalated['rung']}",
-                   escalated["assignee"].get("email"), subject, body)
+                   escalated["assignee"].get("email"), subject, body, escalated["store_id"])
+
+
+def reassignment(reassigned):
+    labels = LABELS.get(reassigned["locale"], LABELS["zh-CN"])
+    previous = reassigned.get("previous_assignee")
+    subject, body = render(
+        "case_reassigned", reassigned["locale"], assignee_name=reassigned["assignee"]["name"],
+        case_number=reassigned["case_number"], store_id=reassigned["store_id"],
+        severity_label=labels[reassigned["severity"]],
+        previous_name=previous["name"] if previous else None)
+    # One message per handover: the kind names whom the case came from.
+    return Message(reassigned["case_id"], f"reassigned:{previous['staff_id'] if previous else '-'}",
+                   reassigned["assignee"].get("email"), subject, body, reassigned["store_id"])
 
 
 def revisit_due(due):
@@ -96,4 +113,13 @@ def revisit_due(due):
         case_number=due["case_number"], customer_name=customer["name"],
         customer_phone=customer.get("phone") or "-")
     return Message(due["case_id"], f"revisit_due:{due['revisit_id']}", due["owner"].get("email"),
-                   subject, body)
+                   subject, body, due["store_id"])
+
+
+def delivery_view(delivery, principal):
+    """What GET /v1/deliveries shows of a delivery: never the body; the recipient only
+    to roles that may see personal data."""
+    shown = {k: v for k, v in delivery.items() if k not in ("_id", "body")}
+    if not sees_personal_data(principal):
+        shown["recipient"] = None
+    return shown

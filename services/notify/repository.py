@@ -50,6 +50,7 @@ class DeliveryRepository:
         lease = self.leases.lease_fields(now)
         document = {
             "case_id": message.case_id, "kind": message.kind, "recipient": message.recipient,
+            "store_id": message.store_id,
             "channel": "email", "subject": message.subject, "body": message.body,
             "message_id": message_id, "idempotency_key": idempotency_key,
             "status": "sending", "attempts": 1, "possible_repeat": False,

@@ -10,12 +10,16 @@ from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.http import http, json_response, required_arg
+from closeloop_shared.access import scope_of
+from closeloop_shared.auth import Organisation
+from closeloop_shared.contract import Permission as P
+from closeloop_shared.http import http, json_response, required_arg, requires
 from closeloop_shared.mongo import Repository
-from closeloop_shared.ops import OpsEndpoints
+from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.notify import messages
 from services.notify.mailer import Mailer
 from services.notify.metrics import NOTIFICATIONS
+from services.notify.schemas import OPENAPI
 from services.notify.repository import DeliveryRepository, identity
 
 log = logging.getLogger(__name__)
@@ -27,10 +31,12 @@ MAX_ATTEMPTS = 10
 TAKEOVER_SCAN_SECONDS = 2
 
 
-class NotifyService(OpsEndpoints):
+class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     name = ev.NOTIFY
+    openapi_spec = OPENAPI
 
     deliveries = Repository(DeliveryRepository)
+    org = Organisation()
     mailer = Mailer()
     config = Config()
 
@@ -50,6 +56,10 @@ class NotifyService(OpsEndpoints):
     def on_followup_due(self, payload):
         self._deliver(messages.revisit_due(ev.load(ev.FOLLOWUP_DUE, payload)))
 
+    @event_handler(ev.ROUTING, ev.CASE_REASSIGNED)
+    def on_case_reassigned(self, payload):
+        self._deliver(messages.reassignment(ev.load(ev.CASE_REASSIGNED, payload)))
+
     @timer(keys.NOTIFY_RETRY_INTERVAL_SECONDS)
     def retry_failed(self):
         for _ in range(MAX_RETRIES_PER_TICK):
@@ -68,12 +78,13 @@ class NotifyService(OpsEndpoints):
                 break
             self._send(delivery)
 
-    @http("GET", "/v1/deliveries")
+    @http("GET", "/v1/deliveries", access=requires(P.DELIVERY_READ))
     def list_deliveries(self, request):
         case_id = required_arg(request, "case_id")
-        found = self.deliveries.for_case(case_id)
-        return json_response(200, {"deliveries": [
-            {k: v for k, v in d.items() if k not in ("_id", "body")} for d in found]})
+        scope = scope_of(request.principal, self.org)
+        found = [d for d in self.deliveries.for_case(case_id) if scope.allows(d.get("store_id"))]
+        self.personal_data_reads.record(request.principal, "delivery", [str(d["_id"]) for d in found])
+        return json_response(200, {"deliveries": [messages.delivery_view(d, request.principal) for d in found]})
 
     def _deliver(self, message):
         now = utcnow()

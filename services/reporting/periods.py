@@ -7,6 +7,8 @@ from datetime import date, datetime, time, timedelta
 from closeloop_shared.clock import CHINA
 
 DEFAULT_LENGTH = timedelta(days=7)
+# A report reads every case of its period: a bound keeps one request from scanning years.
+MAX_LENGTH = timedelta(days=366)
 EARLIEST = datetime(2000, 1, 1, tzinfo=CHINA)
 LATEST = datetime(2100, 1, 1, tzinfo=CHINA)
 
@@ -38,4 +40,6 @@ def period(start, end, now):
     begin = _moment(start, "from", day_end=False) if start else stop - DEFAULT_LENGTH
     if begin >= stop:
         raise BadPeriod("from", "must be before to")
+    if stop - begin > MAX_LENGTH:
+        raise BadPeriod("from", f"a report covers at most {MAX_LENGTH.days} days")
     return begin, stop

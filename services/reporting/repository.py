@@ -34,10 +34,11 @@ class FactsRepository:
                 {"_id": case_id, guarded.guard: {"$not": {"$gt": guarded.value}}},
                 {"$set": guarded.fields})
 
-    def rows(self, start, end, store_id=None):
+    def rows(self, start, end, stores=None):
+        """The rows of cases submitted in [start, end), of `stores` (None: all)."""
         query = {"submitted_at": {"$gte": start, "$lt": end}}
-        if store_id:
-            query["store_id"] = store_id
+        if stores is not None:
+            query["store_id"] = {"$in": sorted(stores)}
         return self.facts.find(query, {"_id": 0})
 
     def open_by_severity(self):

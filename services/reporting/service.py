@@ -4,11 +4,15 @@ from prometheus_client import REGISTRY
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler
 from closeloop_shared.clock import utcnow
-from closeloop_shared.http import HttpError, http, json_response
+from closeloop_shared.access import scope_of
+from closeloop_shared.auth import Organisation
+from closeloop_shared.contract import Permission as P
+from closeloop_shared.http import HttpError, http, json_response, requires
 from closeloop_shared.mongo import Repository
-from closeloop_shared.ops import OpsEndpoints
+from closeloop_shared.ops import FollowsOrganisation, OpsEndpoints
 from services.reporting import kpis, periods, read_model
 from services.reporting.repository import FactsRepository, OpenCasesCollector
+from services.reporting.schemas import OPENAPI
 
 
 class OpenCasesGauge(Repository):
@@ -35,10 +39,12 @@ def _handler(event_type):
     return handle
 
 
-class ReportingService(OpsEndpoints):
+class ReportingService(OpsEndpoints, FollowsOrganisation):
     name = ev.REPORTING
+    openapi_spec = OPENAPI
 
     facts = Repository(FactsRepository)
+    org = Organisation()
     open_cases_gauge = OpenCasesGauge()
 
     on_case_submitted = _handler(ev.CASE_SUBMITTED)
@@ -50,7 +56,7 @@ class ReportingService(OpsEndpoints):
     on_case_closed = _handler(ev.CASE_CLOSED)
     on_revisit_recorded = _handler(ev.REVISIT_RECORDED)
 
-    @http("GET", "/v1/reports/summary")
+    @http("GET", "/v1/reports/summary", access=requires(P.REPORT_READ))
     def summary(self, request):
         now = utcnow()
         try:
@@ -59,6 +65,10 @@ class ReportingService(OpsEndpoints):
             raise HttpError(422, "validation_failed", f"{bad.field}: {bad.message}",
                             {bad.field: [bad.message]})
         store = request.args.get("store")
+        scope = scope_of(request.principal, self.org)
+        if store and not scope.allows(store):
+            raise HttpError(404, "store_not_found", f"no store {store}")
+        stores = {store} if store else scope.stores
         body = {"from": start, "to": end, "store": store,
-                **kpis.summarize(self.facts.rows(start, end, store), now)}
+                **kpis.summarize(self.facts.rows(start, end, stores), now)}
         return json_response(200, body)

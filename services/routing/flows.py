@@ -4,11 +4,14 @@ policy. Each returns the case as written and the events that write put in its ou
 import logging
 
 from closeloop_shared import events as ev
+from closeloop_shared.access import Scope, contact_view
+from closeloop_shared.contract import Permission
 from closeloop_shared.events import new_event as outgoing
 from closeloop_shared.org import LADDER
 from services.routing import classification, lifecycle, sla
 
 MAX_ATTEMPTS = 5
+EVERYWHERE = Scope(None)  # the system's own actions (deadlines, revisits) reach every case
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +21,15 @@ class CaseNotFound(Exception):
 
 class ConcurrentUpdate(Exception):
     pass
+
+
+class ActionForbidden(Exception):
+    """The caller may act on the case but not in this way (HTTP 403)."""
+
+
+# Complaints referred by a consumer association or the media: the store manager or
+# someone above answers for them (seed 004), so only they may resolve one.
+REFERRAL_CHANNELS = ("consumer_association", "media")
 
 
 def _escalated(case, rung, previous, assignee, reason, now):
@@ -98,13 +110,26 @@ def _check(repository, chart, policy, case, now):
     return [(updated, decision, outbox)] if updated else []
 
 
-def _act(repository, case_id, now, action):
+def visible(case, scope):
+    return case is not None and scope.allows(case["store_id"], case.get("submitted_by"))
+
+
+def get_case(repository, case_id, scope):
+    """The case if the caller's scope reaches it; CaseNotFound otherwise (a case out of
+    scope is as absent as a missing one: no existence leak)."""
+    case = repository.get(case_id)
+    if not visible(case, scope):
+        raise CaseNotFound(case_id)
+    return case
+
+
+def _act(repository, case_id, scope, now, action):
     """Run an action against the latest version of the case, retrying lost races."""
     for _ in range(MAX_ATTEMPTS):
-        case = repository.get(case_id)
-        if case is None:
-            raise CaseNotFound(case_id)
+        case = get_case(repository, case_id, scope)
         changes, entry, outbox = action(case)
+        if entry is None:
+            return case, []
         updated = repository.update(case, changes, [entry], outbox, now)
         if updated:
             return updated, outbox
@@ -118,23 +143,33 @@ def _first_responded(case, now, on_time):
         "on_time": on_time, "seconds_to_respond": (now - case["submitted_at"]).total_seconds()})
 
 
-def respond(repository, policy, case_id, actor, note, now):
+def respond(repository, policy, case_id, principal, scope, note, now):
     def action(case):
-        changes, entry, on_time = lifecycle.respond(case, actor, note, now, policy)
+        changes, entry, on_time = lifecycle.respond(case, principal.actor, note, now, policy)
         return changes, entry, [_first_responded(case, now, on_time)]
-    return _act(repository, case_id, now, action)
+    return _act(repository, case_id, scope, now, action)
 
 
-def file_report(repository, policy, case_id, actor, summary, now):
+def file_report(repository, policy, case_id, principal, scope, summary, now):
     def action(case):
-        changes, entry, _ = lifecycle.file_report(case, actor, summary, now, policy)
+        changes, entry, _ = lifecycle.file_report(case, principal.actor, summary, now, policy)
         return changes, entry, []
-    return _act(repository, case_id, now, action)
+    return _act(repository, case_id, scope, now, action)
 
 
-def resolve(repository, chart, policy, case_id, remedy, actor, note, now):
+def check_may_resolve(case, remedy, principal):
+    """Refunds (options B-D) and referral cases need a store manager or above."""
+    refunds = remedy["type"] == "refund" and remedy.get("refund_option") != "none_continue"
+    if refunds and not principal.can(Permission.CASE_REFUND):
+        raise ActionForbidden("a refund needs a store manager or above")
+    if case["channel"] in REFERRAL_CHANNELS and not principal.can(Permission.CASE_CLOSE_REFERRAL):
+        raise ActionForbidden("a consumer-association or media case is resolved by a store manager or above")
+
+
+def resolve(repository, chart, policy, case_id, remedy, principal, scope, note, now):
     def action(case):
-        changes, entry, on_time = lifecycle.resolve(case, remedy, actor, note, now, policy)
+        check_may_resolve(case, remedy, principal)
+        changes, entry, on_time = lifecycle.resolve(case, remedy, principal.actor, note, now, policy)
         outbox = []
         if "first_response_at" in changes:  # unanswered until now: the remedy is the answer
             outbox.append(_first_responded(case, now, now <= case["clocks"]["first_response"]["due_at"]))
@@ -146,17 +181,17 @@ def resolve(repository, chart, policy, case_id, remedy, actor, note, now):
             "revisit_owner": chart.revisit_owner(case["store_id"]).as_dict(),
             "locale": case["locale"]}))
         return changes, entry, outbox
-    return _act(repository, case_id, now, action)
+    return _act(repository, case_id, scope, now, action)
 
 
-def reopen(repository, policy, case_id, actor, reason, source, now):
+def reopen(repository, policy, case_id, actor, reason, source, now, scope=EVERYWHERE):
     def action(case):
         changes, entry = lifecycle.reopen(case, actor, reason, source, now, policy)
         return changes, entry, [outgoing(ev.CASE_REOPENED, {
             "case_id": case["_id"], "case_number": case["case_number"],
             "store_id": case["store_id"], "reason": reason, "source": source,
             "reopened_at": now, "resolution_due": changes["clocks"]["resolution"]["due_at"]})]
-    return _act(repository, case_id, now, action)
+    return _act(repository, case_id, scope, now, action)
 
 
 def close(repository, case_id, actor, now):
@@ -164,7 +199,28 @@ def close(repository, case_id, actor, now):
         changes, entry = lifecycle.close(case, actor, now)
         return changes, entry, [outgoing(ev.CASE_CLOSED, {
             "case_id": case["_id"], "store_id": case["store_id"], "closed_at": now})]
-    return _act(repository, case_id, now, action)
+    return _act(repository, case_id, EVERYWHERE, now, action)
+
+
+def hand_over_cases_of(repository, chart, staff_id, now):
+    """The active cases of a deactivated person pass to whoever now stands on their
+    rung of the ladder (the next one up when nobody does); each handover is in the
+    case's timeline and announced. Returns [(case, events)]."""
+    handed = []
+    for found in repository.active_assigned_to(staff_id):
+        def action(case):
+            if case["assignee"]["staff_id"] != staff_id:  # already moved meanwhile
+                return {}, None, []
+            successor = chart.ladder(case["store_id"])[case["rung"]].as_dict()
+            entry = lifecycle.entry(now, "reassigned", "system", reason="staff_deactivated",
+                                    previous=staff_id, assignee=successor["staff_id"])
+            return {"assignee": successor}, entry, [outgoing(ev.CASE_REASSIGNED, {
+                "case_id": case["_id"], "case_number": case["case_number"],
+                "store_id": case["store_id"], "severity": case["severity"],
+                "reason": "staff_deactivated", "previous_assignee": case["assignee"],
+                "assignee": successor, "reassigned_at": now, "locale": case["locale"]})]
+        handed.append(_act(repository, found["_id"], EVERYWHERE, now, action))
+    return handed
 
 
 def apply_revisit(repository, policy, revisit, now):
@@ -182,10 +238,12 @@ def apply_revisit(repository, policy, revisit, now):
     return close(repository, case["_id"], actor, now)
 
 
-def public_view(case):
-    """GET /v1/cases/{id}: what staff and other systems see of a case."""
+def public_view(case, principal):
+    """GET /v1/cases/{id}: what staff and other systems see of a case, the customer's
+    contact masked for roles that do not call customers."""
     hidden = {"_id", "outbox", "outbox_pending", "version"}
     view = {"case_id": case["_id"], **{k: v for k, v in case.items() if k not in hidden}}
-    view["rung_role"] = LADDER[case["rung"]]
+    view["customer"] = contact_view(case["customer"], principal)
+    view["rung_role"] = LADDER[case["rung"]].value
     view["deadlines"] = sla.deadlines(case["clocks"])
     return view

@@ -1,7 +1,9 @@
 from pymongo import ASCENDING
 
 from closeloop_shared.mongo import insert_new
+from closeloop_shared.auth import SNAPSHOT_ID, IntegrationStore, OrgStore
 from closeloop_shared.outbox import Outbox
+from services.routing.lifecycle import ACTIVE
 
 
 class CaseRepository:
@@ -22,6 +24,8 @@ class CaseRepository:
         Outbox.ensure_indexes(cases)
         cases.create_index([("store_id", ASCENDING), ("status", ASCENDING)])
         cases.create_index([("submitted_at", ASCENDING)])  # GET /v1/cases, newest first
+        cases.create_index([("store_id", ASCENDING), ("submitted_at", ASCENDING)])
+        cases.create_index([("assignee.staff_id", ASCENDING), ("status", ASCENDING)])
 
     def insert(self, case):
         return insert_new(self.cases, case)
@@ -29,9 +33,18 @@ class CaseRepository:
     def get(self, case_id):
         return self.cases.find_one({"_id": case_id})
 
-    def find(self, store_id=None, status=None, limit=50):
+    def find(self, scope, store_id=None, status=None, limit=50):
+        """The newest cases within `scope` (closeloop_shared.access.Scope)."""
         query = {k: v for k, v in (("store_id", store_id), ("status", status)) if v}
+        if scope.stores is not None:
+            query["store_id"] = store_id if store_id in scope.stores else {"$in": sorted(scope.stores)}
+        if scope.client_id is not None:
+            query["submitted_by.client_id"] = scope.client_id
         return list(self.cases.find(query, {"outbox": 0}).sort("submitted_at", -1).limit(limit))
+
+    def active_assigned_to(self, staff_id):
+        return list(self.cases.find({"assignee.staff_id": staff_id,
+                                     "status": {"$in": [s.value for s in ACTIVE]}}, {"_id": 1}))
 
     def update(self, case, changes, entries, events, now):
         """The updated case, or None when someone else changed it first."""
@@ -56,3 +69,75 @@ class CaseRepository:
         to that takeover."""
         return list(self.cases.find({"next_check_at": {"$lte": now}})
                     .sort("next_check_at", ASCENDING).limit(limit))
+
+
+class OrgRepository(OrgStore):
+    """routing's `org`: the organisation it owns, one snapshot document whose every
+    change is conditional on the version read and carries its org_changed in the
+    outbox."""
+
+    def __init__(self, db):
+        super().__init__(db)
+        self.outbox = Outbox(self.collection)
+
+    @staticmethod
+    def ensure_indexes(db):
+        Outbox.ensure_indexes(db["org"])
+
+    def replace(self, expected_version, snapshot, event, now):
+        """True if stored (nobody changed the organisation since expected_version)."""
+        return self.collection.update_one(
+            {"_id": SNAPSHOT_ID, "version": expected_version},
+            {"$set": {**snapshot, "updated_at": now, "outbox_pending": True},
+             "$push": {"outbox": event}}).modified_count > 0
+
+
+class IntegrationRepository(IntegrationStore):
+    """routing's `integrations`: the clients it owns and their keys (digests only)."""
+
+    def __init__(self, db):
+        super().__init__(db)
+        self.outbox = Outbox(self.collection)
+
+    @staticmethod
+    def ensure_indexes(db):
+        IntegrationStore.ensure_indexes(db)
+        Outbox.ensure_indexes(db["integrations"])
+
+    def insert(self, client, event, now):
+        return insert_new(self.collection, dict(client, updated_at=now, outbox=[event], outbox_pending=True))
+
+    def get(self, client_id):
+        return self.collection.find_one({"_id": client_id})
+
+    def all(self):
+        return list(self.collection.find({}).sort("_id", ASCENDING))
+
+    def update(self, client, changes, event, now):
+        """The updated client, or None if it changed meanwhile. `changes` carries the
+        next version (the event announces it)."""
+        result = self.collection.update_one(
+            {"_id": client["_id"], "version": client["version"]},
+            {"$set": dict(changes, updated_at=now, outbox_pending=True), "$push": {"outbox": event}})
+        return self.get(client["_id"]) if result.modified_count else None
+
+
+class AccountRepository:
+    """routing's `accounts`: one per staff member who can log in (password hash and
+    lockout state). Never in an event."""
+
+    def __init__(self, db):
+        self.accounts = db["accounts"]
+
+    def get(self, staff_id):
+        return self.accounts.find_one({"_id": staff_id})
+
+    def set_password(self, staff_id, password_hash, now):
+        self.accounts.update_one(
+            {"_id": staff_id},
+            {"$set": {"password_hash": password_hash, "failures": 0, "locked_until": None,
+                      "password_changed_at": now}}, upsert=True)
+
+    def record(self, staff_id, changes):
+        if changes:
+            self.accounts.update_one({"_id": staff_id}, {"$set": changes})

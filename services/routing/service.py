@@ -1,22 +1,31 @@
-"""Routing entrypoints: route new cases, staff actions over HTTP, the SLA clock."""
+"""Routing entrypoints: route new cases, staff actions over HTTP, the SLA clock, and the
+organisation it owns (org chart, logins, integration keys)."""
 import logging
+import math
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
+from werkzeug.wrappers import Response
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
+from closeloop_shared.access import Scope, scope_of
+from closeloop_shared.auth import SNAPSHOT_ID, Organisation
 from closeloop_shared.bus import Unprocessable, event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
+from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import (
-    HttpError, http, int_arg, json_response, load_or_422, read_json)
+    PUBLIC, HttpError, http, int_arg, json_response, load_or_422, read_json, requires)
 from closeloop_shared.mongo import Repository
-from closeloop_shared.ops import OpsEndpoints, OrgChart
-from services.routing import flows, schemas
+from closeloop_shared.ops import AuditsPersonalData, IdentityStores, OpsEndpoints
+from services.routing import flows, identity_flows, integrations, organisation, schemas
+from services.routing.dependencies import TokenSigner
 from services.routing.lifecycle import ActionRefused
 from services.routing.metrics import ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES
-from services.routing.repository import CaseRepository
+from services.routing.organisation import OrgRefused
+from services.routing.repository import (
+    AccountRepository, CaseRepository, IntegrationRepository, OrgRepository)
 from services.routing.sla import Policy
 
 log = logging.getLogger(__name__)
@@ -24,14 +33,25 @@ FIRST_RESPONSE_IN = schemas.FirstResponseIn()
 REPORT_IN = schemas.ReportIn()
 RESOLVE_IN = schemas.ResolveIn()
 REOPEN_IN = schemas.ReopenIn()
+LOGIN_IN = schemas.LoginIn()
+PASSWORD_IN = schemas.PasswordIn()
+BRAND_IN, REGION_IN, STORE_IN, STAFF_IN = (schemas.BrandIn(), schemas.RegionIn(), schemas.StoreIn(),
+                                           schemas.StaffIn())
+STORE_PATCH, STAFF_PATCH = schemas.StorePatch(partial=True), schemas.StaffPatch(partial=True)
+INTEGRATION_IN = schemas.IntegrationIn()
 
 
-class RoutingService(OpsEndpoints):
+class RoutingService(OpsEndpoints, AuditsPersonalData):
     name = ev.ROUTING
     openapi_spec = schemas.OPENAPI
 
     cases = Repository(CaseRepository)
-    org = OrgChart()
+    org_store = Repository(OrgRepository)
+    integrations = Repository(IntegrationRepository)
+    accounts = Repository(AccountRepository)
+    org = Organisation()
+    identity = IdentityStores()
+    signer = TokenSigner()
     dispatch = EventDispatcher()
     config = Config()
 
@@ -76,75 +96,216 @@ class RoutingService(OpsEndpoints):
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_outbox(self):
-        self.cases.outbox.relay(self.dispatch, utcnow())
+        for store in (self.cases, self.org_store, self.integrations):
+            store.outbox.relay(self.dispatch, utcnow())
 
-    # -- HTTP ---------------------------------------------------------------------
+    @timer(keys.ORG_ANNOUNCE_INTERVAL_SECONDS, eager=True)
+    def announce_organisation(self):
+        """Re-announce the organisation at start and now and then, so a service whose
+        copy is new or behind (restored from a backup, say) catches up without waiting
+        for the next change. Consumers keep the newest version: repeats are no-ops."""
+        self.dispatch(ev.ORG_CHANGED, ev.dump(ev.ORG_CHANGED, self.org.to_snapshot()))
 
-    @http("GET", "/v1/cases/<string:case_id>")
+    # -- HTTP: cases ----------------------------------------------------------------
+
+    @http("GET", "/v1/cases/<string:case_id>", access=requires(P.CASE_READ))
     def get_case(self, request, case_id):
-        case = self.cases.get(case_id)
-        if case is None:
-            raise HttpError(404, "case_not_found", f"no case {case_id}")
-        return json_response(200, flows.public_view(case))
+        case = self._case_call(flows.get_case, self.cases, case_id, self._scope(request))
+        self.personal_data_reads.record(request.principal, "case", [case["_id"]])
+        return json_response(200, flows.public_view(case, request.principal))
 
-    @http("GET", "/v1/cases")
+    @http("GET", "/v1/cases", access=requires(P.CASE_READ))
     def list_cases(self, request):
         status = request.args.get("status")
         if status and status not in ev.CASE_STATUSES:
             raise HttpError(422, "validation_failed", "unknown status",
                             {"status": [f"Must be one of: {', '.join(ev.CASE_STATUSES)}."]})
-        found = self.cases.find(request.args.get("store"), status, int_arg(request, "limit", 50, 1, 200))
-        return json_response(200, {"cases": [flows.public_view(c) for c in found]})
+        found = self.cases.find(self._scope(request), request.args.get("store"), status,
+                                int_arg(request, "limit", 50, 1, 200))
+        self.personal_data_reads.record(request.principal, "case", [c["_id"] for c in found])
+        return json_response(200, {"cases": [flows.public_view(c, request.principal) for c in found]})
 
-    @http("POST", "/v1/cases/<string:case_id>/first-response")
+    @http("POST", "/v1/cases/<string:case_id>/first-response", access=requires(P.CASE_RESPOND))
     def record_first_response(self, request, case_id):
         body = load_or_422(FIRST_RESPONSE_IN, self._body(request))
-        case = self._run(flows.respond, self.cases, self.policy, case_id,
-                         body["actor"], body["note"], utcnow())
-        return json_response(200, flows.public_view(case))
+        return self._act(request, flows.respond, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), body["note"], utcnow())
 
-    @http("POST", "/v1/cases/<string:case_id>/report")
+    @http("POST", "/v1/cases/<string:case_id>/report", access=requires(P.CASE_REPORT))
     def file_report(self, request, case_id):
         body = load_or_422(REPORT_IN, self._body(request))
-        case = self._run(flows.file_report, self.cases, self.policy, case_id,
-                         body["actor"], body["summary"], utcnow())
-        return json_response(200, flows.public_view(case))
+        return self._act(request, flows.file_report, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), body["summary"], utcnow())
 
-    @http("POST", "/v1/cases/<string:case_id>/resolve")
+    @http("POST", "/v1/cases/<string:case_id>/resolve", access=requires(P.CASE_RESOLVE))
     def resolve(self, request, case_id):
         body = load_or_422(RESOLVE_IN, self._body(request))
-        case = self._run(flows.resolve, self.cases, self.org, self.policy, case_id,
-                         body["remedy"], body["actor"], body["note"], utcnow())
-        return json_response(200, flows.public_view(case))
+        return self._act(request, flows.resolve, self.cases, self.org, self.policy, case_id,
+                         body["remedy"], request.principal, self._scope(request), body["note"], utcnow())
 
-    @http("POST", "/v1/cases/<string:case_id>/reopen")
+    @http("POST", "/v1/cases/<string:case_id>/reopen", access=requires(P.CASE_REOPEN))
     def reopen(self, request, case_id):
         body = load_or_422(REOPEN_IN, self._body(request))
-        case = self._run(flows.reopen, self.cases, self.policy, case_id,
-                         body["actor"], body["reason"], "staff", utcnow())
-        return json_response(200, flows.public_view(case))
+        return self._act(request, flows.reopen, self.cases, self.policy, case_id,
+                         request.principal.actor, body["reason"], "staff", utcnow(), self._scope(request))
+
+    # -- HTTP: logins, organisation, integrations --------------------------------------
+
+    @http("POST", "/v1/auth/login", access=PUBLIC)
+    def log_in(self, request):
+        body = load_or_422(LOGIN_IN, self._body(request))
+        if self.signer is None:
+            raise HttpError(503, "login_unavailable", "no signing key is configured (AUTH_SIGNING_KEY_FILE)")
+        try:
+            session = identity_flows.login(self.accounts, self.org, self.signer, body["staff_id"],
+                                           body["password"], utcnow(),
+                                           setting(self.config, keys.AUTH_TOKEN_TTL_SECONDS))
+        except identity_flows.LoginRefused as refused:
+            if refused.retry_after:
+                raise HttpError(429, "account_locked", str(refused),
+                                headers={"Retry-After": str(max(1, math.ceil(refused.retry_after)))})
+            raise HttpError(401, "invalid_credentials", str(refused))
+        log.info("staff logged in", extra={"staff_id": session["staff"]["staff_id"]})
+        return json_response(200, session)
+
+    @http("GET", "/v1/org", access=requires(P.ORG_READ))
+    def get_organisation(self, request):
+        return json_response(200, organisation.public_view(self.org, self._scope(request)))
+
+    @http("POST", "/v1/org/brands", access=requires(P.ORG_MANAGE))
+    def add_brand(self, request):
+        body = load_or_422(BRAND_IN, self._body(request))
+        return self._change_org(201, lambda o: organisation.add_brand(o, body["brand_id"], body["name"]))
+
+    @http("POST", "/v1/org/regions", access=requires(P.ORG_MANAGE))
+    def add_region(self, request):
+        body = load_or_422(REGION_IN, self._body(request))
+        return self._change_org(201, lambda o: organisation.add_region(
+            o, body["region_id"], body["name"], body["brand_id"]))
+
+    @http("POST", "/v1/org/stores", access=requires(P.ORG_MANAGE))
+    def add_store(self, request):
+        body = load_or_422(STORE_IN, self._body(request))
+        return self._change_org(201, lambda o: organisation.add_store(
+            o, body["store_id"], body["name"], body["region_id"], body["timezone"]))
+
+    @http("PATCH", "/v1/org/stores/<string:store_id>", access=requires(P.ORG_MANAGE))
+    def update_store(self, request, store_id):
+        body = load_or_422(STORE_PATCH, self._body(request))
+        return self._change_org(200, lambda o: organisation.update_store(o, store_id, body))
+
+    @http("POST", "/v1/org/staff", access=requires(P.ORG_MANAGE))
+    def add_staff(self, request):
+        body = load_or_422(STAFF_IN, self._body(request))
+        return self._change_org(201, lambda o: organisation.add_staff(
+            o, body["staff_id"], body["name"], body["role"], body["unit_id"], body["email"]))
+
+    @http("PATCH", "/v1/org/staff/<string:staff_id>", access=requires(P.ORG_MANAGE))
+    def update_staff(self, request, staff_id):
+        body = load_or_422(STAFF_PATCH, self._body(request))
+        return self._change_org(200, lambda o: organisation.update_staff(o, staff_id, body),
+                                hand_over_from=staff_id)
+
+    @http("POST", "/v1/org/staff/<string:staff_id>/deactivate", access=requires(P.ORG_MANAGE))
+    def deactivate_staff(self, request, staff_id):
+        return self._change_org(200, lambda o: organisation.deactivate_staff(o, staff_id),
+                                hand_over_from=staff_id)
+
+    @http("POST", "/v1/org/staff/<string:staff_id>/password", access=requires(P.ORG_MANAGE))
+    def set_password(self, request, staff_id):
+        body = load_or_422(PASSWORD_IN, self._body(request))
+        try:
+            identity_flows.set_password(self.accounts, self.org, staff_id, body["password"], utcnow())
+        except KeyError:
+            raise HttpError(404, "staff_not_found", f"no active staff member {staff_id}")
+        log.info("password set", extra={"staff_id": staff_id, "by": request.principal.subject})
+        return Response(status=204)
+
+    @http("GET", "/v1/integrations", access=requires(P.KEYS_MANAGE))
+    def list_integrations(self, request):
+        now = utcnow()
+        return json_response(200, {"integrations": [integrations.view(c, now) for c in self.integrations.all()]})
+
+    @http("POST", "/v1/integrations", access=requires(P.KEYS_MANAGE))
+    def add_integration(self, request):
+        body = load_or_422(INTEGRATION_IN, self._body(request))
+        now = utcnow()
+        client, events = self._org_call(identity_flows.create_client, self.integrations, self.org, body, now)
+        self.integrations.outbox.flush(client["_id"], events, self.dispatch)
+        return json_response(201, integrations.view(client, now))
+
+    @http("POST", "/v1/integrations/<string:client_id>/keys", access=requires(P.KEYS_MANAGE))
+    def issue_key(self, request, client_id):
+        now = utcnow()
+        client, key, events = self._org_call(identity_flows.issue_key, self.integrations, client_id, now)
+        self.integrations.outbox.flush(client["_id"], events, self.dispatch)
+        log.info("API key issued", extra={"client_id": client_id, "key_id": key.key_id,
+                                          "by": request.principal.subject})
+        return json_response(201, {"client_id": client_id, "key_id": key.key_id,
+                                   "api_key": key.presented, "expires_at": client["keys"][-1]["expires_at"],
+                                   "note": "shown this once: store it in the integration's secret store"})
+
+    @http("DELETE", "/v1/integrations/<string:client_id>/keys/<string:key_id>", access=requires(P.KEYS_MANAGE))
+    def revoke_key(self, request, client_id, key_id):
+        now = utcnow()
+        client, events = self._org_call(identity_flows.revoke_key, self.integrations, client_id, key_id, now)
+        self.integrations.outbox.flush(client["_id"], events, self.dispatch)
+        log.info("API key revoked", extra={"client_id": client_id, "key_id": key_id,
+                                           "by": request.principal.subject})
+        return json_response(200, integrations.view(client, now))
 
     # -- helpers --------------------------------------------------------------------
 
     def _body(self, request):
         return read_json(request, setting(self.config, keys.MAX_BODY_BYTES))
 
-    def _run(self, flow, *args):
+    def _scope(self, request):
+        return scope_of(request.principal, self.org)
+
+    def _case_call(self, flow, *args):
         try:
-            case, events = flow(*args)
+            return flow(*args)
         except flows.CaseNotFound as exc:
             raise HttpError(404, "case_not_found", f"no case {exc}")
+        except flows.ActionForbidden as exc:
+            raise HttpError(403, "forbidden", str(exc))
         except ActionRefused as refused:
             status = 422 if refused.code == "validation_failed" else 409
             raise HttpError(status, refused.code, refused.message,
                             {refused.field: [refused.message]} if refused.field else None)
         except flows.ConcurrentUpdate:
             raise HttpError(409, "concurrent_update", "the case changed meanwhile; retry")
+
+    def _act(self, request, flow, *args):
+        case, events = self._case_call(flow, *args)
         for event in events:
             if event["type"] == ev.CASE_FIRST_RESPONDED:
                 FIRST_RESPONSE_SECONDS.observe(event["payload"]["seconds_to_respond"])
         self._publish(case, events)
-        return case
+        return json_response(200, flows.public_view(case, request.principal))
+
+    def _org_call(self, flow, *args):
+        try:
+            return flow(*args)
+        except OrgRefused as refused:
+            raise HttpError(refused.status, refused.code, refused.message,
+                            {refused.field: [refused.message]} if refused.field else None)
+        except identity_flows.ConcurrentChange as exc:
+            raise HttpError(409, "concurrent_update", str(exc))
+
+    def _change_org(self, status, change, hand_over_from=None):
+        now, before = utcnow(), self.org
+        changed, events = self._org_call(identity_flows.change_organisation, self.org_store,
+                                         before, change, now)
+        self.org_store.outbox.flush(SNAPSHOT_ID, events, self.dispatch)
+        self.identity.refresh()
+        handed = []
+        if hand_over_from and organisation.left_post(before, changed, hand_over_from):
+            for case, case_events in flows.hand_over_cases_of(self.cases, changed, hand_over_from, now):
+                self._publish(case, case_events)
+                handed.append(case["case_number"])
+        return json_response(status, {**organisation.public_view(changed, Scope(None)),
+                                      "cases_handed_over": handed})
 
     def _publish(self, case, events):
         self.cases.outbox.flush(case["_id"], events, self.dispatch)

@@ -10,7 +10,9 @@ from closeloop_shared import org
 from closeloop_shared.clock import utcnow
 from closeloop_shared.mongo import database_name
 from tests.fixtures import ROOT, wait_for
+from closeloop_shared.auth import IntegrationStore
 from services.intake import cases
+from services.routing import integrations
 from services.intake.schemas import FeedbackIn
 from services.intake.service import IntakeService
 
@@ -60,8 +62,24 @@ def test_case_numbers_are_unique_and_sequential(intake, web_session, feedback):
     assert [int(n.rsplit("-", 1)[1]) for n in numbers] == sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
 
 
+def register_integration(db, bus_user="guest", brand_id="yueyan", **spec):
+    """An integration as intake keeps it (what integration_changed carries), with one
+    API key; returns the key as the integration presents it."""
+    now = utcnow()
+    organisation = org.load(ROOT / "deploy/seeds/org.yaml")
+    client = integrations.new_client(organisation, spec.get("client_id", "pos-1"), "POS", brand_id,
+                                     spec.get("store_ids", []), ["feedback:submit", "feedback:read"],
+                                     bus_user, now)
+    keys, key = integrations.issue_key(client, now)
+    IntegrationStore(db).apply(integrations.changed_event(dict(client, keys=keys)))
+    return key.presented
+
+
 def test_same_external_reference_twice_by_http_and_bus_concurrently_yields_one_case(
         submitted_events, intake, web_session, feedback, amqp_bus, db):
+    """One client (an integration using both its API key and its bus user) sending the
+    same reference over and over, concurrently, makes one case."""
+    web_session.headers["Authorization"] = f"Bearer {register_integration(db)}"
     body = feedback(external_ref={"source": "wechat", "id": "msg-778"})
     pool = eventlet.GreenPool()
     for _ in range(3):
@@ -115,7 +133,7 @@ def test_bad_http_input_gets_machine_readable_errors_and_keeps_earlier_cases(
     unknown_store = post(web_session, feedback(store_id="BJ-999"))
     assert unknown_store.status_code == 422
     assert unknown_store.json()["error"] == {
-        "code": "unknown_store", "message": "no such store in the org chart",
+        "code": "unknown_store", "message": "unknown store 'BJ-999'",
         "fields": {"store_id": ["unknown store 'BJ-999'"]}}
 
     oversize = post(web_session, feedback(content="很" * 70000))
@@ -133,7 +151,8 @@ def test_outbox_relay_publishes_cases_whose_event_was_lost(submitted_events, int
     store = org.load(ROOT / "deploy/seeds/org.yaml").store("SH-XH-001")
     submission = FeedbackIn().load(feedback())
     stale = utcnow() - timedelta(minutes=1)
-    case = cases.new_case(submission, store, "CL-20261124-999999", stale, "http", None)
+    case = cases.new_case(submission, store, "CL-20261124-999999", stale, "http", None,
+                          cases.submitter(bus_publisher="guest"))
     db["cases"].insert_one(case)  # stored, never published
 
     wait_for(lambda: any(e["case_id"] == case["_id"] for e in submitted_events.of_type(ev.CASE_SUBMITTED)),
@@ -153,26 +172,30 @@ def test_events_published_before_a_consumer_first_starts_wait_for_it(
     routing_port = free_port()
     container_factory(RoutingService, dict(service_config, WEB_SERVER_ADDRESS=f"127.0.0.1:{routing_port}")).start()
     import requests
-    wait_for(lambda: requests.get(f"http://127.0.0.1:{routing_port}/v1/cases/{receipt['case_id']}").status_code == 200,
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{routing_port}/v1/cases/{receipt['case_id']}",
+                                  headers=web_session.headers).status_code == 200,
              what="routed after a late start")
 
 
 def test_dead_letters_can_be_listed_and_replayed_once_the_cause_is_fixed(
         intake, amqp_bus, db, feedback, capsys, container_factory, service_config, tmp_path):
-    """Feedback for a store missing from the org chart is dead-lettered; the operator
-    adds the store, restarts intake and replays: the feedback becomes a case."""
-    import yaml
+    """Feedback for a store missing from the organisation is dead-lettered; the operator
+    adds and opens the store (routing announces org_changed) and replays: the feedback
+    becomes a case."""
+    from nameko.standalone.events import event_dispatcher
 
     from deploy import dead_letters
+    from services.routing import organisation as admin
     amqp_bus.publish_feedback(feedback(store_id="SZ-NS-009", external_ref={"source": "pos", "id": "77"}))
     wait_for(lambda: dead_letters.show(amqp_bus.amqp_uri) == 1, what="dead letter")
     assert "unknown store 'SZ-NS-009'" in capsys.readouterr().out
 
-    chart = yaml.safe_load((ROOT / "deploy/seeds/org.yaml").read_text(encoding="utf-8"))
-    chart["stores"].append({"store_id": "SZ-NS-009", "name": "深圳南山店", "region_id": "south", "staff": []})
-    (tmp_path / "org.yaml").write_text(yaml.safe_dump(chart, allow_unicode=True), encoding="utf-8")
-    intake.stop()
-    container_factory(IntakeService, dict(service_config, ORG_SEED_PATH=str(tmp_path / "org.yaml"))).start()
+    chart = admin.add_store(org.load(ROOT / "deploy/seeds/org.yaml"), "SZ-NS-009", "深圳南山店",
+                            "south", "Asia/Shanghai")
+    chart = admin.add_staff(chart, "sz-ns-mg", "林店长", "store_manager", "SZ-NS-009", None)
+    chart = admin.update_store(chart, "SZ-NS-009", {"status": "open"}).with_version(1)
+    event_dispatcher(service_config)(ev.ROUTING, ev.ORG_CHANGED, ev.dump(ev.ORG_CHANGED, chart.to_snapshot()))
+    wait_for(lambda: db["org"].find_one({"version": 1}), what="organisation copy updated")
 
     assert dead_letters.replay(amqp_bus.amqp_uri) == 1
     case = wait_for(lambda: db["cases"].find_one({"external_ref.id": "77"}), what="replayed case")
