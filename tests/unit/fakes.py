@@ -33,3 +33,139 @@ class FakeCases:
     def due(self, now, limit):
         due = [d for d in self.docs.values() if d.get("next_check_at") and d["next_check_at"] <= now]
         return copy.deepcopy(sorted(due, key=lambda d: d["next_check_at"])[:limit])
+
+
+class Crash(BaseException):
+    """A process dying at this point (raised by fakes told to fail). Not an Exception:
+    no handler's `except Exception` may catch a death."""
+
+
+class FakeFeedback:
+    """intake's FeedbackRepository contract in memory: the unique dedupe key as the
+    unique index enforces it. `stale_reads` makes find_by_dedupe_key miss what is
+    there, as a concurrent submission not yet visible would."""
+
+    def __init__(self):
+        self.docs, self.sequences, self.stale_reads = {}, {}, False
+        self.outbox = FakeOutbox(self.docs)
+
+    def find_by_dedupe_key(self, key):
+        if self.stale_reads:
+            return None
+        return copy.deepcopy(next((d for d in self.docs.values() if d["dedupe_key"] == key), None))
+
+    def next_sequence(self, name):
+        self.sequences[name] = self.sequences.get(name, 0) + 1
+        return self.sequences[name]
+
+    def insert(self, case):
+        existing = next((d for d in self.docs.values() if d["dedupe_key"] == case["dedupe_key"]), None)
+        if existing:
+            return copy.deepcopy(existing), False
+        self.docs[case["_id"]] = copy.deepcopy(case)
+        return case, True
+
+    def get(self, case_id):
+        return copy.deepcopy(self.docs.get(case_id))
+
+
+class FakeOutbox:
+    """closeloop_shared.outbox.Outbox over a dict of documents. `fail_after` makes the
+    next flush fail after publishing that many events (the broker went away, or the
+    process died): the events stay in the outbox for the relay, as in the real one."""
+
+    def __init__(self, docs):
+        self.docs, self.fail_after = docs, None
+
+    def flush(self, document_id, pending, publish):
+        fail_after, self.fail_after = self.fail_after, None
+        try:
+            for n, event in enumerate(pending):
+                if fail_after is not None and n >= fail_after:
+                    raise Crash("publish failed")
+                publish(event["type"], event["payload"])
+        except Crash:
+            return
+        ids = {e["id"] for e in pending}
+        document = self.docs.get(document_id)
+        if document is not None:
+            document["outbox"] = [e for e in document.get("outbox", []) if e["id"] not in ids]
+
+    def relay(self, publish):
+        for document in self.docs.values():
+            for event in list(document.get("outbox", [])):
+                publish(event["type"], event["payload"])
+            document["outbox"] = []
+
+
+class FakeDeliveries:
+    """notify's DeliveryRepository contract in memory, leases included (on the clock
+    `now()` the test drives)."""
+
+    LEASE = 10  # seconds
+
+    def __init__(self, now):
+        from datetime import timedelta
+        from services.notify.repository import identity
+        self.now, self.identity, self.lease = now, identity, timedelta(seconds=self.LEASE)
+        self.docs, self.tokens = {}, iter(range(1, 10**9))
+
+    def _lease(self, document, now):
+        document.update(lease_owner=f"t{next(self.tokens)}", lease_until=now + self.lease)
+
+    def claim_new(self, message, now):
+        key = (message.case_id, message.kind, message.recipient)
+        if key in self.docs:
+            return None
+        idempotency_key, message_id = self.identity(*key)
+        document = {"_id": key, "case_id": message.case_id, "kind": message.kind,
+                    "recipient": message.recipient, "subject": message.subject, "body": message.body,
+                    "message_id": message_id, "idempotency_key": idempotency_key,
+                    "status": "sending", "attempts": 1, "possible_repeat": False}
+        self._lease(document, now)
+        document["attempt_log"] = [{"started_at": now, "by": document["lease_owner"]}]
+        self.docs[key] = document
+        return copy.deepcopy(document)
+
+    def _claim(self, due, now, **changes):
+        for document in self.docs.values():
+            if due(document) and not (document.get("lease_until") and document["lease_until"] > now):
+                self._lease(document, now)
+                document.update(status="sending", attempts=document["attempts"] + 1, **changes)
+                document["attempt_log"].append({"started_at": now, "by": document["lease_owner"]})
+                return copy.deepcopy(document)
+        return None
+
+    def claim_retry(self, now):
+        return self._claim(lambda d: d["status"] == "failed" and d["next_attempt_at"] <= now, now)
+
+    def claim_stalled(self, now):
+        return self._claim(lambda d: d["status"] == "sending", now, possible_repeat=True)
+
+    def hold(self, delivery):
+        import contextlib
+        return contextlib.nullcontext(delivery)
+
+    def finish(self, delivery, status, now, error=None, next_attempt_at=None):
+        document = self.docs[delivery["_id"]]
+        if document.get("lease_owner") != delivery.get("lease_owner"):
+            return False
+        document.update(status=status, error=error, next_attempt_at=next_attempt_at,
+                        lease_owner=None, lease_until=None)
+        document["attempt_log"][len(delivery["attempt_log"]) - 1]["outcome"] = status
+        return True
+
+
+class FakeMailer:
+    """Records every message handed over; `crash_after_handoff` makes the next send
+    hand the message over and then die before returning (the repeat window)."""
+
+    def __init__(self):
+        self.sent, self.crash_after_handoff = [], False
+
+    def send(self, recipient, subject, body, message_key, message_id, idempotency_key):
+        self.sent.append({"recipient": recipient, "key": message_key, "message_id": message_id,
+                          "idempotency_key": idempotency_key})
+        if self.crash_after_handoff:
+            self.crash_after_handoff = False
+            raise Crash("died after the provider took the message")
