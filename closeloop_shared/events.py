@@ -32,6 +32,8 @@ REVISIT_RECORDED = "revisit_recorded"
 
 NOTIFY = "notify"
 REPORTING = "reporting"
+# Every service but routing keeps its own copy of the organisation and the integrations.
+IDENTITY_FOLLOWERS = (INTAKE, FOLLOWUP, NOTIFY, REPORTING)
 
 # Who emits each event: consumers subscribe to (emitter, event name).
 EMITTERS = {
@@ -58,9 +60,8 @@ SUBSCRIPTIONS = {
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
-    ORG_CHANGED: tuple((service, "on_org_changed")
-                       for service in ("intake", "followup", "notify", "reporting")),
-    INTEGRATION_CHANGED: (("intake", "on_integration_changed"),),
+    ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
+    INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
 }
 
 CHANNELS = (

@@ -49,8 +49,9 @@ class IdentityStores(DependencyProvider):
 
 
 class FollowsOrganisation:
-    """For every service but routing (which owns the organisation): keep this service's
-    copy of it from org_changed."""
+    """For every service but routing (which owns them): keep this service's copy of the
+    organisation (org_changed) and of the integration clients and their key digests
+    (integration_changed), so it authenticates and scopes every caller on its own."""
 
     identity_stores = IdentityStores()
 
@@ -58,6 +59,10 @@ class FollowsOrganisation:
     def on_org_changed(self, payload):
         if self.identity_stores.org_store.apply(ev.load(ev.ORG_CHANGED, payload)):
             self.identity_stores.refresh()
+
+    @event_handler(ev.ROUTING, ev.INTEGRATION_CHANGED)
+    def on_integration_changed(self, payload):
+        self.identity_stores.integrations.apply(ev.load(ev.INTEGRATION_CHANGED, payload))
 
 
 class AuditsPersonalData:

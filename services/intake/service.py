@@ -11,7 +11,7 @@ from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.access import Principal, Scope, scope_of
 from closeloop_shared.auth import Organisation
-from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume_attributed, event_handler, timer
+from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume_attributed, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.contract import Permission as P
@@ -87,12 +87,6 @@ class IntakeService(OpsEndpoints, FollowsOrganisation):
         except flows.StoreRefused as refused:
             raise Unprocessable(refused.message)
         self._accept(submission, store, "bus", cases.submitter(principal, publisher))
-
-    @event_handler(ev.ROUTING, ev.INTEGRATION_CHANGED)
-    def on_integration_changed(self, payload):
-        client = ev.load(ev.INTEGRATION_CHANGED, payload)
-        if self.identity_stores.integrations.apply(client):
-            log.info("integration updated", extra={"client_id": client["client_id"]})
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_unpublished_cases(self):

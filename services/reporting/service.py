@@ -16,18 +16,34 @@ from services.reporting.schemas import OPENAPI
 
 
 class OpenCasesGauge(Repository):
-    """Registers the open-cases collector for this container's lifetime."""
+    """Registers the open-cases collector for this container's lifetime. One process
+    exports one gauge: a container started while another (not yet torn down) still
+    holds it takes it over."""
+
+    _registered = None  # the collector in the process-wide registry
 
     def __init__(self):
         super().__init__(FactsRepository)
 
     def start(self):
         self.collector = OpenCasesCollector(FactsRepository(self.database))
+        self._release(OpenCasesGauge._registered)
         REGISTRY.register(self.collector)
+        OpenCasesGauge._registered = self.collector
 
     def stop(self):
-        REGISTRY.unregister(self.collector)
+        self._release(self.collector)
         super().stop()
+
+    def kill(self):
+        self._release(self.collector)
+        super().kill()
+
+    @staticmethod
+    def _release(collector):
+        if collector is not None and collector is OpenCasesGauge._registered:
+            REGISTRY.unregister(collector)
+            OpenCasesGauge._registered = None
 
 
 def _handler(event_type):

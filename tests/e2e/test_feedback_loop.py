@@ -59,9 +59,9 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
 
     # 4. first response, then resolved with a partial refund (option B)
     assert system.post("routing", f"/v1/cases/{case_id}/first-response",
-                       {"actor": "sh-xh-s1", "note": "已致电致歉"}).status_code == 200
+                       {"note": "已致电致歉"}).status_code == 200
     resolved = system.post("routing", f"/v1/cases/{case_id}/resolve", {
-        "actor": "sh-xh-mg", "note": "退还部分费用,疗程继续",
+        "note": "退还部分费用,疗程继续",
         "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "268.00"}})
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
 
@@ -73,7 +73,7 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
 
     # 6. a low score reopens the case
     assert system.post("followup", f"/v1/revisits/{revisit['revisit_id']}/outcome",
-                       {"score": 1, "comment": "还是没效果", "actor": "sh-xh-rv"}).status_code == 200
+                       {"score": 1, "comment": "还是没效果"}).status_code == 200
     wait_for(lambda: system.get("routing", f"/v1/cases/{case_id}").json()["status"] == "reopened",
              timeout=30, what="reopened")
     actions = [e["action"] for e in system.get("routing", f"/v1/cases/{case_id}").json()["timeline"]]

@@ -60,14 +60,14 @@ def test_revisit_scheduled_announced_once_and_outcome_recorded(followup, heard, 
     revisits = web_session.get(f"/v1/revisits?case_id={case_id}").json()["revisits"]
     assert len(revisits) == 1 and revisits[0]["status"] == "due"
 
-    bad = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 9, "actor": "x"})
+    bad = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 9})
     assert bad.status_code == 422 and "score" in bad.json()["error"]["fields"]
     ok = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome",
-              {"score": 2, "comment": "过敏还没好", "actor": "sh-xh-rv"})
+              {"score": 2, "comment": "过敏还没好"})
     assert ok.status_code == 200
     recorded = wait_for(lambda: heard.of_type(ev.REVISIT_RECORDED))[0]
     assert recorded["reopens_case"] is True and recorded["satisfied"] is False
-    twice = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 5, "actor": "x"})
+    twice = post(web_session, f"/v1/revisits/{revisits[0]['revisit_id']}/outcome", {"score": 5})
     assert twice.status_code == 409
 
 
@@ -82,7 +82,7 @@ def test_reopening_cancels_the_unasked_revisit(container_factory, service_config
                                     "reopened_at": utcnow()})
     revisit = wait_for(lambda: [r for r in web_session.get(f"/v1/revisits?case_id={case_id}").json()["revisits"]
                                 if r["status"] == "cancelled"], what="cancelled")[0]
-    late = post(web_session, f"/v1/revisits/{revisit['revisit_id']}/outcome", {"score": 1, "actor": "x"})
+    late = post(web_session, f"/v1/revisits/{revisit['revisit_id']}/outcome", {"score": 1})
     assert late.status_code == 409
 
 

@@ -93,10 +93,10 @@ def test_media_referral_is_critical_escalated_at_once_with_report_clock(
     assert routed["deadlines"]["report_due"] is not None
     assert escalated["reason"] == "critical_referral"
     assert escalated["assignee"]["staff_id"] == "rm-east" and escalated["rung"] == 3
-    early = post(web_session, f"/v1/cases/{event['case_id']}/resolve", {"actor": "rm-east", "remedy": {"type": "apology"}})
+    early = post(web_session, f"/v1/cases/{event['case_id']}/resolve", {"remedy": {"type": "apology"}})
     assert early.status_code == 409 and early.json()["error"]["code"] == "report_required"
     report = post(web_session, f"/v1/cases/{event['case_id']}/report",
-                  {"actor": "rm-east", "summary": "书面报告:已与顾客及消协沟通,安排皮肤科复诊"})
+                  {"summary": "书面报告:已与顾客及消协沟通,安排皮肤科复诊"})
     assert report.status_code == 200
     assert report.json()["clocks"]["report"]["met_at"] is not None
 
@@ -108,18 +108,18 @@ def test_first_response_resolve_with_partial_refund_and_reopen(heard, routing, r
     wait_for(lambda: heard.of_type(ev.CASE_ROUTED))
 
     responded = post(web_session, f"/v1/cases/{case_id}/first-response",
-                     {"actor": "sh-xh-s1", "note": "已致电致歉,约定明日回复处理方案"})
+                     {"note": "已致电致歉,约定明日回复处理方案"})
     assert responded.status_code == 200 and responded.json()["status"] == "in_progress"
-    again = post(web_session, f"/v1/cases/{case_id}/first-response", {"actor": "sh-xh-s1", "note": "再次"})
+    again = post(web_session, f"/v1/cases/{case_id}/first-response", {"note": "再次"})
     assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
 
     bad_remedy = post(web_session, f"/v1/cases/{case_id}/resolve",
-                      {"actor": "sh-xh-s1", "remedy": {"type": "refund", "refund_option": "partial_continue"}})
+                      {"remedy": {"type": "refund", "refund_option": "partial_continue"}})
     assert bad_remedy.status_code == 422
     assert bad_remedy.json()["error"]["fields"] == {"remedy.amount": ["a partial refund needs a positive amount"]}
 
     resolved = post(web_session, f"/v1/cases/{case_id}/resolve", {
-        "actor": "sh-xh-s1", "note": "部分退款,疗程继续",
+        "note": "部分退款,疗程继续",
         "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "380.00"}})
     assert resolved.status_code == 200
     assert resolved.json()["remedy"] == {"type": "refund", "refund_option": "partial_continue",
@@ -128,16 +128,16 @@ def test_first_response_resolve_with_partial_refund_and_reopen(heard, routing, r
     assert event_resolved["resolution_round"] == 1 and event_resolved["on_time"] is True
     assert event_resolved["revisit_owner"]["staff_id"] == "sh-xh-rv"
 
-    reopened = post(web_session, f"/v1/cases/{case_id}/reopen", {"actor": "sh-xh-mg", "reason": "顾客来电仍不满意"})
+    reopened = post(web_session, f"/v1/cases/{case_id}/reopen", {"reason": "顾客来电仍不满意"})
     assert reopened.status_code == 200 and reopened.json()["status"] == "reopened"
     assert wait_for(lambda: heard.of_type(ev.CASE_REOPENED))[0]["source"] == "staff"
 
 
 def test_unknown_case_and_bad_bodies(routing, web_session):
     assert web_session.get("/v1/cases/nope").status_code == 404
-    missing = post(web_session, "/v1/cases/nope/first-response", {"actor": "x", "note": "y"})
+    missing = post(web_session, "/v1/cases/nope/first-response", {"note": "y"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "case_not_found"
-    invalid = post(web_session, "/v1/cases/nope/resolve", {"actor": "x", "remedy": {"type": "cash"}})
+    invalid = post(web_session, "/v1/cases/nope/resolve", {"remedy": {"type": "cash"}})
     assert invalid.status_code == 422 and "remedy.type" in invalid.json()["error"]["fields"]
 
 
@@ -150,7 +150,7 @@ def test_low_revisit_score_reopens_and_high_score_closes(heard, routing, routing
     wait_for(lambda: len(heard.of_type(ev.CASE_ROUTED)) == 2)
     for case_id in cases:
         post(web_session, f"/v1/cases/{case_id}/resolve",
-             {"actor": "sh-xh-s1", "remedy": {"type": "apology"}})
+             {"remedy": {"type": "apology"}})
     for case_id, score in zip(cases, (2, 5)):
         dispatch(routing_config, ev.REVISIT_RECORDED, ev.dump(ev.REVISIT_RECORDED, {
             "revisit_id": uuid.uuid4().hex, "round": 1, "case_id": case_id, "case_number": "CL-20261124-000001",

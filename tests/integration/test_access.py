@@ -1,0 +1,257 @@
+"""Authentication and authorisation against the five running services.
+
+The matrix: every operation of every service's /openapi.json x twelve callers, each
+answer checked against EXPECTED, written out by hand from the README's access table
+(not derived from the code's own table). An operation with no row in EXPECTED fails
+the test, so no endpoint is added without deciding who may call it."""
+from datetime import timedelta
+
+import pytest
+import requests
+
+from closeloop_shared.auth import IntegrationStore
+from closeloop_shared.clock import utcnow
+from closeloop_shared.mongo import database_name
+from closeloop_shared.standins import free_port
+from services.followup.service import FollowupService
+from services.intake.service import IntakeService
+from services.notify.service import NotifyService
+from services.reporting.service import ReportingService
+from services.routing import integrations
+from services.routing.service import RoutingService
+from tests.fixtures import feedback_body, wait_for
+
+pytestmark = pytest.mark.integration
+
+SERVICES = {"intake": IntakeService, "routing": RoutingService, "followup": FollowupService,
+            "notify": NotifyService, "reporting": ReportingService}
+OPS_PATHS = {"/health", "/metrics", "/openapi.json"}
+
+# Outcomes: OK (passed authorisation: 2xx, or a 409/422 about the object's state),
+# U (401), F (403), H (hidden: 404, or 422 unknown_store for a store out of scope).
+OK, U, F, H = "ok", 401, 403, "hidden"
+CALLERS = ("anonymous", "tampered", "expired", "staff_a", "staff_b", "manager_a", "rm_a",
+           "rm_other", "customer_service", "general_manager", "key_brand", "key_other")
+
+
+def row(staff_a, staff_b, manager_a, rm_a, rm_other, cs, gm, key_brand, key_other):
+    return dict(zip(CALLERS, (U, U, U, staff_a, staff_b, manager_a, rm_a, rm_other, cs, gm,
+                              key_brand, key_other)))
+
+
+ADMIN_ONLY = row(F, F, F, F, F, F, F, F, F)
+CASE_READ = row(OK, H, OK, OK, H, OK, OK, OK, H)
+EXPECTED = {
+    ("intake", "post", "/v1/feedback"): row(OK, H, OK, F, F, OK, F, OK, H),
+    ("intake", "get", "/v1/feedback/{case_id}"): CASE_READ,
+    ("routing", "get", "/v1/cases"): row(OK, OK, OK, OK, OK, OK, OK, OK, OK),  # filtered
+    ("routing", "get", "/v1/cases/{case_id}"): CASE_READ,
+    ("routing", "post", "/v1/cases/{case_id}/first-response"): row(OK, H, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/report"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/resolve"): row(OK, H, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/reopen"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/auth/login"): "public",
+    ("routing", "get", "/v1/org"): row(OK, OK, OK, OK, OK, OK, OK, F, F),
+    ("routing", "post", "/v1/org/brands"): ADMIN_ONLY,
+    ("routing", "post", "/v1/org/regions"): ADMIN_ONLY,
+    ("routing", "post", "/v1/org/stores"): ADMIN_ONLY,
+    ("routing", "patch", "/v1/org/stores/{store_id}"): ADMIN_ONLY,
+    ("routing", "post", "/v1/org/staff"): ADMIN_ONLY,
+    ("routing", "patch", "/v1/org/staff/{staff_id}"): ADMIN_ONLY,
+    ("routing", "post", "/v1/org/staff/{staff_id}/deactivate"): ADMIN_ONLY,
+    ("routing", "post", "/v1/org/staff/{staff_id}/password"): ADMIN_ONLY,
+    ("routing", "get", "/v1/integrations"): ADMIN_ONLY,
+    ("routing", "post", "/v1/integrations"): ADMIN_ONLY,
+    ("routing", "post", "/v1/integrations/{client_id}/keys"): ADMIN_ONLY,
+    ("routing", "delete", "/v1/integrations/{client_id}/keys/{key_id}"): ADMIN_ONLY,
+    ("routing", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
+    ("followup", "get", "/v1/revisits"): row(OK, OK, OK, OK, OK, OK, OK, F, F),  # filtered
+    ("followup", "post", "/v1/revisits/{revisit_id}/outcome"): row(OK, H, OK, F, F, OK, F, F, F),
+    ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
+    ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
+    ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
+    ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
+}
+
+BODIES = {
+    "/v1/feedback": feedback_body(),
+    "/v1/cases/{case_id}/first-response": {"note": "已致电致歉"},
+    "/v1/cases/{case_id}/report": {"summary": "书面报告"},
+    "/v1/cases/{case_id}/resolve": {"remedy": {"type": "apology"}, "note": "致歉"},
+    "/v1/cases/{case_id}/reopen": {"reason": "顾客仍不满意"},
+    "/v1/auth/login": {"staff_id": "sh-xh-s1", "password": "not-the-password"},
+    "/v1/org/brands": {"brand_id": "x", "name": "x"},
+    "/v1/org/regions": {"region_id": "x", "name": "x", "brand_id": "yueyan"},
+    "/v1/org/stores": {"store_id": "x", "name": "x", "region_id": "east"},
+    "/v1/org/stores/{store_id}": {"name": "改名"},
+    "/v1/org/staff": {"staff_id": "x", "name": "x", "role": "store_staff", "unit_id": "SH-XH-001"},
+    "/v1/org/staff/{staff_id}": {"name": "改名"},
+    "/v1/org/staff/{staff_id}/password": {"password": "a-long-enough-password"},
+    "/v1/integrations": {"client_id": "x", "name": "x", "brand_id": "yueyan", "permissions": ["feedback:submit"]},
+    "/v1/revisits/{revisit_id}/outcome": {"score": 5},
+}
+
+
+def outcome(response):
+    if response.status_code in (401, 403):
+        return response.status_code
+    if response.status_code == 404 or (response.status_code == 422 and
+                                        response.json()["error"]["code"] == "unknown_store"):
+        return H
+    assert response.status_code < 500, response.text
+    return OK
+
+
+class Stack:
+    def __init__(self, container_factory, service_config):
+        self.urls, self.config = {}, service_config
+        for name, service in SERVICES.items():
+            address = f"127.0.0.1:{free_port()}"
+            container_factory(service, dict(service_config, WEB_SERVER_ADDRESS=address,
+                                            OUTBOX_RELAY_INTERVAL_SECONDS=1)).start()
+            self.urls[name] = f"http://{address}"
+
+    def call(self, service, method, path, headers=None, **kwargs):
+        return requests.request(method, self.urls[service] + path, headers=headers, timeout=10, **kwargs)
+
+
+@pytest.fixture
+def stack(container_factory, service_config):
+    return Stack(container_factory, service_config)
+
+
+def register_client(mongo_client, config, client_id, brand_id):
+    """An integration as routing registers it and intake copies it; returns its key."""
+    from closeloop_shared import org
+    from tests.fixtures import ROOT
+    now = utcnow()
+    organisation = org.load(ROOT / "deploy/seeds/org.yaml")
+    client = integrations.new_client(organisation, client_id, client_id, brand_id, [],
+                                     ["feedback:submit", "feedback:read", "case:read"], None, now)
+    keys, key = integrations.issue_key(client, now)
+    record = integrations.changed_event(dict(client, keys=keys))
+    for service in SERVICES:
+        IntegrationStore(mongo_client[database_name(config, service)]).apply(record)
+    return key.presented
+
+
+@pytest.fixture
+def callers(stack, token_keys, mongo_client, service_config):
+    bearer = lambda credential: {"Authorization": f"Bearer {credential}"}  # noqa: E731
+    valid = token_keys.token("sh-xh-s1")
+    head, payload, signature = valid.split(".")
+    forged_payload = token_keys.token("gm-001").split(".")[1]
+    return {
+        "anonymous": {},
+        "tampered": bearer(f"{head}.{forged_payload}.{signature}"),
+        "expired": token_keys.headers("sh-xh-s1", ttl=timedelta(minutes=1),
+                                      now=utcnow() - timedelta(hours=1)),
+        "staff_a": token_keys.headers("sh-xh-s1"),
+        "staff_b": token_keys.headers("hz-xh-s1"),
+        "manager_a": token_keys.headers("sh-xh-mg"),
+        "rm_a": token_keys.headers("rm-east"),
+        "rm_other": token_keys.headers("rm-south"),
+        "customer_service": token_keys.headers("cs-001"),
+        "general_manager": token_keys.headers("gm-001"),
+        "key_brand": bearer(register_client(mongo_client, service_config, "pos-yueyan", "yueyan")),
+        "key_other": bearer(register_client(mongo_client, service_config, "pos-muyun", "muyun")),
+    }
+
+
+@pytest.fixture
+def case_a(stack, callers):
+    """A case of store A (SH-XH-001), submitted by the brand's integration, routed,
+    resolved (so it has a revisit), with deliveries and a reporting row."""
+    receipt = stack.call("intake", "post", "/v1/feedback", callers["key_brand"],
+                         json=feedback_body(external_ref={"source": "pos", "id": "matrix-1"})).json()
+    case_id = receipt["case_id"]
+    manager = callers["manager_a"]
+    wait_for(lambda: stack.call("routing", "get", f"/v1/cases/{case_id}", manager).status_code == 200,
+             what="routed")
+    assert stack.call("routing", "post", f"/v1/cases/{case_id}/resolve", manager,
+                      json={"remedy": {"type": "apology"}}).status_code == 200
+    revisit = wait_for(lambda: stack.call("followup", "get", "/v1/revisits", manager,
+                                          params={"case_id": case_id}).json()["revisits"], what="revisit")[0]
+    wait_for(lambda: stack.call("notify", "get", "/v1/deliveries", manager,
+                                params={"case_id": case_id}).json()["deliveries"], what="deliveries")
+    return {"case_id": case_id, "revisit_id": revisit["revisit_id"], "store_id": "SH-XH-001",
+            "staff_id": "nobody-such", "client_id": "pos-yueyan", "key_id": "nokey"}
+
+
+def concrete(path, ids):
+    return path.format(**ids)
+
+
+QUERIES = {"/v1/revisits": "case_id", "/v1/deliveries": "case_id"}
+
+
+def test_every_operation_answers_every_caller_as_the_access_table_says(stack, callers, case_a):
+    operations = []
+    for service in SERVICES:
+        spec = requests.get(stack.urls[service] + "/openapi.json", timeout=5).json()
+        for path, methods in spec["paths"].items():
+            operations += [(service, method, path) for method in methods]
+    missing = [op for op in operations if op not in EXPECTED]
+    assert not missing, f"operations without an access row in EXPECTED: {missing}"
+    assert set(EXPECTED) <= set(operations), "EXPECTED lists operations no service documents"
+
+    wrong = []
+    for service, method, path in operations:
+        params = {QUERIES[path]: case_a["case_id"]} if path in QUERIES else None
+        if path == "/v1/reports/summary":
+            params = {"store": "SH-XH-001"}
+        for caller, headers in callers.items():
+            response = stack.call(service, method.upper(), concrete(path, case_a), headers,
+                                  json=BODIES.get(path), params=params)
+            expected = EXPECTED[(service, method, path)]
+            if expected == "public":
+                if response.json().get("error", {}).get("code") in ("unauthenticated", "forbidden"):
+                    wrong.append((service, method, path, caller, response.status_code))
+                continue
+            if outcome(response) != expected[caller]:
+                wrong.append((service, method, path, caller, response.status_code, expected[caller]))
+    assert not wrong, "\n".join(map(str, wrong))
+
+
+def test_lists_are_filtered_by_scope_and_contacts_masked_by_role(stack, callers, case_a):
+    listed = lambda caller: [c["case_id"] for c in stack.call(  # noqa: E731
+        "routing", "get", "/v1/cases", callers[caller]).json()["cases"]]
+    assert case_a["case_id"] in listed("staff_a") and case_a["case_id"] in listed("rm_a")
+    assert case_a["case_id"] not in listed("staff_b") + listed("rm_other") + listed("key_other")
+    assert case_a["case_id"] in listed("key_brand")
+
+    seen = lambda caller: stack.call(  # noqa: E731
+        "routing", "get", f"/v1/cases/{case_a['case_id']}", callers[caller]).json()["customer"]
+    assert seen("staff_a")["phone"] == "+8613812345678" and seen("customer_service")["email"]
+    for caller in ("rm_a", "general_manager", "key_brand"):
+        assert seen(caller)["phone"] == "138****5678" and seen(caller)["email"] is None
+
+    revisits = lambda caller: stack.call(  # noqa: E731
+        "followup", "get", "/v1/revisits", callers[caller], params={"case_id": case_a["case_id"]}).json()
+    assert revisits("staff_b")["revisits"] == [] and len(revisits("staff_a")["revisits"]) == 1
+    assert revisits("general_manager")["revisits"][0]["customer"]["phone"] == "138****5678"
+
+    deliveries = stack.call("notify", "get", "/v1/deliveries", callers["rm_a"],
+                            params={"case_id": case_a["case_id"]}).json()["deliveries"]
+    assert deliveries and all(d["recipient"] is None for d in deliveries)
+    assert stack.call("notify", "get", "/v1/deliveries", callers["rm_other"],
+                      params={"case_id": case_a["case_id"]}).json()["deliveries"] == []
+
+
+def test_the_timeline_names_the_caller_whatever_the_body_says(stack, callers, case_a):
+    forged = stack.call("routing", "post", f"/v1/cases/{case_a['case_id']}/reopen", callers["manager_a"],
+                        json={"reason": "仍不满意", "actor": "gm-001"})
+    assert forged.status_code == 422 and "actor" in forged.json()["error"]["fields"]
+    reopened = stack.call("routing", "post", f"/v1/cases/{case_a['case_id']}/reopen", callers["manager_a"],
+                          json={"reason": "仍不满意"}).json()
+    assert reopened["timeline"][-1]["actor"] == "sh-xh-mg"
+
+
+def test_personal_data_reads_are_on_record_for_admins(stack, callers, case_a, token_keys):
+    stack.call("routing", "get", f"/v1/cases/{case_a['case_id']}", callers["staff_a"])
+    stack.call("routing", "get", f"/v1/cases/{case_a['case_id']}", callers["general_manager"])  # masked
+    reads = stack.call("routing", "get", "/v1/audit/personal-data-reads",
+                       token_keys.headers("ops-admin")).json()["reads"]
+    readers = {(r["who"], tuple(r["ids"])) for r in reads}
+    assert ("sh-xh-s1", (case_a["case_id"],)) in readers
+    assert not any(who == "gm-001" for who, _ in readers)
