@@ -20,8 +20,15 @@ from pathlib import Path
 
 import yaml
 
+from closeloop_shared import org
+from closeloop_shared.clock import utcnow
+from closeloop_shared.config import DEFAULTS, MONGO_DB_PREFIX, ORG_SEED_PATH
+from closeloop_shared.mongo import connect
 from closeloop_shared.standins import (
     port_open, standin_mongo_uri, start_mongo_standin, start_smtp_sink, wait_until)
+from closeloop_shared.tokens import write_key_pair
+from services.routing.accounts import hash_password
+from services.routing.repository import AccountRepository
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("intake", "routing", "followup", "notify", "reporting")
@@ -99,9 +106,12 @@ def stop_all(processes, grace=15):
     """SIGTERM each live process once, wait up to `grace` seconds, SIGKILL what is left.
     Further SIGINT/SIGTERM while stopping are ignored, so a second Ctrl-C cannot cut
     the stop short and leave a service behind."""
-    in_main_thread = _main_thread()
-    if in_main_thread:
-        previous = {sig: signal.signal(sig, _already_stopping) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, _already_stopping)
+        except ValueError:  # not the main thread: signals are someone else's business
+            pass
     try:
         for process in processes:
             if process.poll() is None:
@@ -114,14 +124,8 @@ def stop_all(processes, grace=15):
                 process.kill()
                 process.wait()
     finally:
-        if in_main_thread:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-def _main_thread():
-    import threading
-    return threading.current_thread() is threading.main_thread()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _already_stopping(signum, frame):
@@ -134,6 +138,37 @@ class Stop(Exception):
 
 def _stop_requested(signum, frame):
     raise Stop(signal.Signals(signum).name)
+
+
+DEMO_PASSWORD = "closeloop-demo"
+
+
+def local_signing_keys(directory):
+    """The staff-token key pair of the local run (made once, kept in var/keys), unless
+    the environment names its own."""
+    if os.environ.get("AUTH_PUBLIC_KEYS_FILE"):
+        return {}
+    private, public = directory / "signing.pem", directory / "public.jwks.json"
+    if not private.exists():
+        print(f"Tokens: a new signing key in {directory}")
+        write_key_pair(private, public)
+    return {"AUTH_PUBLIC_KEYS_FILE": str(public), "AUTH_SIGNING_KEY_FILE": str(private)}
+
+
+def set_demo_passwords(mongo_uri):
+    """Give every person of the seed who has no login yet the demo password. Only the
+    local run does this; compose has no demo passwords (python -m deploy.identity)."""
+    client = connect(mongo_uri)
+    try:
+        db = client[f"{os.environ.get('MONGO_DB_PREFIX') or DEFAULTS[MONGO_DB_PREFIX]}_routing"]
+        accounts = AccountRepository(db)
+        demo_hash = None  # one argon2 hash serves them all: each costs ~50 ms
+        for staff_id in org.load(ROOT / DEFAULTS[ORG_SEED_PATH]).staff:
+            if accounts.get(staff_id) is None:
+                demo_hash = demo_hash or hash_password(DEMO_PASSWORD)
+                accounts.set_password(staff_id, demo_hash, utcnow())
+    finally:
+        client.close()
 
 
 def main():
@@ -162,6 +197,7 @@ def main():
             if not port_open(1025):
                 print("SMTP: starting a mail sink on 127.0.0.1:1025, mail in var/mail")
                 started["smtp"] = (start_smtp_sink(1025, var / "mail", log_file("smtp")), None)
+        env.update(local_signing_keys(var / "keys"))
         services = {}
         for name, (command, port) in compose_services().items():
             print(f"{name}: {' '.join(command)}  (http://127.0.0.1:{port}, log var/log/{name}.log)")
@@ -170,6 +206,13 @@ def main():
         for name, (process, port) in services.items():
             wait_healthy(name, process, port)
             print(f"  {name} is up")
+        set_demo_passwords(env.get("MONGO_URI") or os.environ["MONGO_URI"])
+        print(f"Log in (local run only; every person of deploy/seeds/org.yaml has the password "
+              f"{DEMO_PASSWORD!r}):\n"
+              f"  curl -s -X POST http://127.0.0.1:{services['routing'][1]}/v1/auth/login "
+              f"-H 'Content-Type: application/json' "
+              f"-d '{{\"staff_id\": \"sh-xh-mg\", \"password\": \"{DEMO_PASSWORD}\"}}'\n"
+              f"  then send Authorization: Bearer <token> to any service. Admin: ops-admin.")
         print("Closeloop is running. Try: make demo    (Ctrl-C stops everything)", flush=True)
         while True:
             for name, (process, _) in started.items():

@@ -37,7 +37,9 @@ class CaseRepository:
         """The newest cases within `scope` (closeloop_shared.access.Scope)."""
         query = {k: v for k, v in (("store_id", store_id), ("status", status)) if v}
         if scope.stores is not None:
-            query["store_id"] = store_id if store_id in scope.stores else {"$in": sorted(scope.stores)}
+            if store_id and store_id not in scope.stores:
+                return []  # a store out of scope lists as empty as an unknown one
+            query["store_id"] = store_id or {"$in": sorted(scope.stores)}
         if scope.client_id is not None:
             query["submitted_by.client_id"] = scope.client_id
         return list(self.cases.find(query, {"outbox": 0}).sort("submitted_at", -1).limit(limit))

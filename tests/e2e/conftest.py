@@ -1,6 +1,7 @@
 """Start the five services as processes, with the commands docker-compose.yml gives
 them, through the same functions `make run` uses (deploy/local.py)."""
 import itertools
+from datetime import timedelta
 
 import pytest
 import requests
@@ -12,8 +13,8 @@ pytestmark = pytest.mark.e2e
 
 
 class Stack:
-    def __init__(self, env, log_dir):
-        self.env, self.log_dir = env, log_dir
+    def __init__(self, env, log_dir, headers):
+        self.env, self.log_dir, self.headers = env, log_dir, headers
         self.processes, self.urls = [], {}
         self._ids = itertools.count()
 
@@ -36,18 +37,20 @@ class Stack:
         return self.urls[service][replica]
 
     def get(self, service, path, **kwargs):
-        return requests.get(self.url(service) + path, timeout=10, **kwargs)
+        return requests.get(self.url(service) + path, timeout=10, headers=self.headers, **kwargs)
 
     def post(self, service, path, body):
-        return requests.post(self.url(service) + path, json=body, timeout=10)
+        return requests.post(self.url(service) + path, json=body, timeout=10, headers=self.headers)
 
     def stop(self):
         local.stop_all(self.processes)
 
 
 @pytest.fixture
-def stack_env(rabbit_config, mongo_uri, mongo_prefix, smtp_sink):
+def stack_env(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys):
     return {
+        "AUTH_PUBLIC_KEYS_FILE": str(token_keys.jwks_path),
+        "AUTH_SIGNING_KEY_FILE": str(token_keys.private_path),
         "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri,
         "MONGO_DB_PREFIX": mongo_prefix, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_sink.port),
         "LOG_LEVEL": "INFO",
@@ -55,12 +58,14 @@ def stack_env(rabbit_config, mongo_uri, mongo_prefix, smtp_sink):
 
 
 @pytest.fixture
-def stack(stack_env, tmp_path):
+def stack(stack_env, tmp_path, token_keys):
     """stack(overrides, replicas={"routing": 2}) -> a running Stack."""
     stacks = []
 
     def start(overrides=None, replicas=None):
-        started = Stack(dict(stack_env, **{k: str(v) for k, v in (overrides or {}).items()}), tmp_path)
+        # HTTP calls are made by the customer-service department (the whole brand)
+        started = Stack(dict(stack_env, **{k: str(v) for k, v in (overrides or {}).items()}), tmp_path,
+                        token_keys.headers("cs-001", ttl=timedelta(hours=1)))
         stacks.append(started)
         return started.start(replicas)
     yield start

@@ -219,6 +219,8 @@ def test_lists_are_filtered_by_scope_and_contacts_masked_by_role(stack, callers,
     assert case_a["case_id"] in listed("staff_a") and case_a["case_id"] in listed("rm_a")
     assert case_a["case_id"] not in listed("staff_b") + listed("rm_other") + listed("key_other")
     assert case_a["case_id"] in listed("key_brand")
+    asked_for_a = stack.call("routing", "get", "/v1/cases", callers["staff_b"], params={"store": "SH-XH-001"})
+    assert asked_for_a.json()["cases"] == []  # naming another store widens nothing
 
     seen = lambda caller: stack.call(  # noqa: E731
         "routing", "get", f"/v1/cases/{case_a['case_id']}", callers[caller]).json()["customer"]
