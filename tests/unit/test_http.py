@@ -4,16 +4,20 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from marshmallow import Schema, fields
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from closeloop_shared.http import (
+    MAX_JSON_DEPTH,
     HttpError,
     error_response,
     flatten_errors,
     int_arg,
     json_response,
+    json_too_deep,
     load_or_422,
     read_json,
 )
@@ -117,6 +121,72 @@ def test_read_json_refusals(data, content_type, status, code):
     with pytest.raises(HttpError) as caught:
         read_json(_request(data, content_type), 50)
     assert (caught.value.status, caught.value.code) == (status, code)
+
+
+# -- nesting depth -----------------------------------------------------------------------
+
+def _nested(depth, leaf="1"):
+    """{"a": [[...[leaf]...]]}: an object holding arrays, `depth` levels in all."""
+    return '{"a": ' + "[" * (depth - 1) + leaf + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("data", [
+    "[" * 10_000 + "]" * 10_000,                                  # the classic
+    '{"a": ' * 8_000 + "1" + "}" * 8_000,
+    '{"customer": ' + "[" * 5_000 + '{"name": "刘"}' + "]" * 5_000 + "}",
+    "[" * 30_000,                                                # never closed
+    '{"a": "x", "b": ' + "[{" * 3_000,                           # mixed, truncated
+    _nested(MAX_JSON_DEPTH + 1),
+])
+def test_deeply_nested_json_is_a_400_not_a_500(data):
+    with pytest.raises(HttpError) as caught:
+        read_json(_request(data.encode()), 65_536)
+    assert (caught.value.status, caught.value.code) == (400, "malformed_json")
+    assert "nested deeper than 32" in caught.value.message
+
+
+def test_nesting_up_to_the_limit_is_accepted():
+    assert read_json(_request(_nested(MAX_JSON_DEPTH).encode()), 65_536)["a"]
+
+
+@pytest.mark.parametrize("leaf", [
+    '"' + "[" * 1_000 + '"',                   # brackets inside a string do not count
+    json.dumps('\\"' + "{[" * 500 + '"\\'),  # nor between escaped quotes and backslashes
+])
+def test_brackets_in_strings_do_not_count(leaf):
+    body = read_json(_request(_nested(3, leaf).encode()), 65_536)
+    assert json.loads(_nested(3, leaf)) == body
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(constant):
+    with pytest.raises(HttpError) as caught:
+        read_json(_request(f'{{"amount": {constant}}}'.encode()), 1000)
+    assert (caught.value.status, caught.value.code) == (400, "malformed_json")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab刘\n'),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.text(alphabet='[]{}"\\k', max_size=3), inner, max_size=3),
+    max_leaves=40)
+
+
+def _depth(value):
+    if isinstance(value, (list, dict)):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max((_depth(child) for child in children), default=0)
+    return 0
+
+
+@given(JSON_VALUES, st.integers(min_value=0, max_value=8))
+def test_json_too_deep_agrees_with_the_real_depth(value, limit):
+    assert json_too_deep(json.dumps(value, ensure_ascii=False), limit) == (_depth(value) > limit)
+
+
+@given(st.text())
+def test_json_too_deep_takes_any_text(text):
+    json_too_deep(text, 2)
 
 
 @pytest.mark.parametrize("query, expected", [("", 50), ("?limit=1", 1), ("?limit=200", 200)])
