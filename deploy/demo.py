@@ -15,6 +15,7 @@ from kombu import Connection, Exchange, Queue
 
 from closeloop_shared import events as ev
 from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY, INBOUND_EXCHANGE
+from deploy.local import DEMO_PASSWORD
 
 AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 URLS = {"intake": "http://127.0.0.1:8001", "routing": "http://127.0.0.1:8002",
@@ -72,8 +73,22 @@ def watch(stop):
                     pass
 
 
+# The demo acts as the brand's customer-service department, logged in with the local
+# run's demo password (deploy/local.py sets it; compose has none).
+DEMO_USER = "cs-001"
+SESSION = requests.Session()
+
+
+def log_in():
+    response = requests.post(URLS["routing"] + "/v1/auth/login", timeout=10,
+                             json={"staff_id": DEMO_USER, "password": DEMO_PASSWORD})
+    response.raise_for_status()
+    SESSION.headers["Authorization"] = f"Bearer {response.json()['token']}"
+    print(f"Logged in as {DEMO_USER} ({response.json()['staff']['name']})")
+
+
 def post(service, path, body):
-    response = requests.post(URLS[service] + path, json=body, timeout=10)
+    response = SESSION.post(URLS[service] + path, json=body, timeout=10)
     response.raise_for_status()
     return response.json()
 
@@ -81,7 +96,7 @@ def post(service, path, body):
 def wait_for_case(case_id, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = requests.get(f"{URLS['routing']}/v1/cases/{case_id}", timeout=5)
+        response = SESSION.get(f"{URLS['routing']}/v1/cases/{case_id}", timeout=5)
         if response.status_code == 200:
             return response.json()
         time.sleep(0.3)
@@ -94,6 +109,7 @@ def main():
     except requests.RequestException:
         print("Closeloop is not running: start it with `make run` in another terminal.")
         return 1
+    log_in()
     stop = threading.Event()
     watcher = threading.Thread(target=watch, args=(stop,), daemon=True)
     watcher.start()
@@ -109,25 +125,25 @@ def main():
             case_ids.append(post("intake", "/v1/feedback", body)["case_id"])
         else:
             with Connection(AMQP_URI) as conn:
+                # user_id: the broker checks it is our AMQP user; intake attributes by it
                 conn.Producer().publish(body, exchange=INBOUND_EXCHANGE, routing_key=FEEDBACK_SUBMITTED_KEY,
-                                        declare=[INBOUND_EXCHANGE], serializer="json")
-    first = wait_for_case(case_ids[0])
-    assignee = first["assignee"]["staff_id"]
+                                        declare=[INBOUND_EXCHANGE], serializer="json", user_id=conn.userid)
+    wait_for_case(case_ids[0])
     time.sleep(1)
     print("Staff answer and resolve the first case with a partial refund (option B):")
-    post("routing", f"/v1/cases/{case_ids[0]}/first-response", {"actor": assignee, "note": "已致电顾客致歉并安排复诊"})
+    post("routing", f"/v1/cases/{case_ids[0]}/first-response", {"note": "已致电顾客致歉并安排复诊"})
     post("routing", f"/v1/cases/{case_ids[0]}/resolve", {
-        "actor": assignee, "note": "退还部分费用,疗程继续",
+        "note": "退还部分费用,疗程继续",
         "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "300.00"}})
     time.sleep(1.5)
-    revisits = requests.get(f"{URLS['followup']}/v1/revisits", params={"case_id": case_ids[0]}, timeout=5).json()
+    revisits = SESSION.get(f"{URLS['followup']}/v1/revisits", params={"case_id": case_ids[0]}, timeout=5).json()
     if revisits["revisits"]:
         print("The satisfaction revisit finds the customer unhappy (score 2):")
         post("followup", f"/v1/revisits/{revisits['revisits'][0]['revisit_id']}/outcome",
-             {"score": 2, "comment": "红肿还没消", "actor": "demo"})
+             {"score": 2, "comment": "红肿还没消"})
     time.sleep(2)
     stop.set()
-    summary = requests.get(f"{URLS['reporting']}/v1/reports/summary", timeout=5).json()
+    summary = SESSION.get(f"{URLS['reporting']}/v1/reports/summary", timeout=5).json()
     print("Report for the last 7 days:")
     print(json.dumps({k: summary[k] for k in ("cases", "by_category", "by_status", "first_response",
                                               "satisfaction", "reopened")}, ensure_ascii=False, indent=2))
