@@ -1,6 +1,10 @@
 """In-memory stand-ins for repositories, for unit tests of the flows."""
 import copy
 
+from services.routing.lifecycle import ACTIVE
+
+ACTIVE_STATUSES = {status.value for status in ACTIVE}
+
 
 class FakeCases:
     """The CaseRepository contract in memory, including the version check."""
@@ -33,6 +37,34 @@ class FakeCases:
     def due(self, now, limit):
         due = [d for d in self.docs.values() if d.get("next_check_at") and d["next_check_at"] <= now]
         return copy.deepcopy(sorted(due, key=lambda d: d["next_check_at"])[:limit])
+
+    def find(self, scope, store_id=None, status=None, limit=50):
+        """The newest cases within `scope`; a store filter outside the scope finds
+        nothing."""
+        found = [d for d in self.docs.values()
+                 if scope.allows(d["store_id"], d.get("submitted_by"))
+                 and (store_id is None or d["store_id"] == store_id)
+                 and (status is None or d["status"] == status)]
+        found.sort(key=lambda d: d["submitted_at"], reverse=True)
+        return [{k: v for k, v in copy.deepcopy(d).items() if k != "outbox"} for d in found[:limit]]
+
+    def active_assigned_to(self, staff_id):
+        return [{"_id": d["_id"]} for d in self.docs.values()
+                if d["assignee"]["staff_id"] == staff_id and d["status"] in ACTIVE_STATUSES]
+
+
+class FakeOrgStore:
+    """routing's OrgRepository.replace in memory (conditional on the version)."""
+
+    def __init__(self, snapshot):
+        self.snapshot, self.events = snapshot, []
+
+    def replace(self, expected_version, snapshot, event, now):
+        if self.snapshot["version"] != expected_version:
+            return False
+        self.snapshot = snapshot
+        self.events.append(event)
+        return True
 
 
 class Crash(BaseException):
@@ -169,3 +201,46 @@ class FakeMailer:
         if self.crash_after_handoff:
             self.crash_after_handoff = False
             raise Crash("died after the provider took the message")
+
+
+class FakeAccounts:
+    """routing's AccountRepository in memory."""
+
+    def __init__(self, accounts=None):
+        self.accounts = copy.deepcopy(accounts or {})
+
+    def get(self, staff_id):
+        return copy.deepcopy(self.accounts.get(staff_id))
+
+    def set_password(self, staff_id, password_hash, now):
+        self.accounts.setdefault(staff_id, {}).update(
+            password_hash=password_hash, failures=0, locked_until=None, password_changed_at=now)
+
+    def record(self, staff_id, changes):
+        if changes and staff_id in self.accounts:
+            self.accounts[staff_id].update(copy.deepcopy(changes))
+
+
+class FakeIntegrations:
+    """routing's IntegrationRepository in memory (inserts once, updates on the version)."""
+
+    def __init__(self):
+        self.docs, self.events = {}, []
+
+    def insert(self, client, event, now):
+        if client["_id"] in self.docs:
+            return False
+        self.docs[client["_id"]] = copy.deepcopy(dict(client, updated_at=now))
+        self.events.append(event)
+        return True
+
+    def get(self, client_id):
+        return copy.deepcopy(self.docs.get(client_id))
+
+    def update(self, client, changes, event, now):
+        stored = self.docs.get(client["_id"])
+        if stored is None or stored["version"] != client["version"]:
+            return None
+        stored.update(copy.deepcopy(changes), updated_at=now)
+        self.events.append(event)
+        return self.get(client["_id"])

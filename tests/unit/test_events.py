@@ -2,10 +2,13 @@
 import json
 from datetime import datetime, timedelta, timezone
 
+from pathlib import Path
+
 import pytest
 from marshmallow import ValidationError
 
 from closeloop_shared import events as ev
+from closeloop_shared import org
 
 T = datetime(2026, 11, 24, 1, 30, tzinfo=timezone.utc)
 CUSTOMER = {"name": "刘女士", "phone": "+8613812345678", "email": "liu@example.com",
@@ -23,7 +26,7 @@ SAMPLES = {
         "submitted_at": T, "category": "technician_skill",
         "external_ref": {"source": "meituan", "id": "MT-1"},
         "service_context": {"service_item": "面部护理", "technician": "王小雨", "appointment_id": "A-1"},
-        "locale": "zh-CN"},
+        "locale": "zh-CN", "submitted_by": {"kind": "integration", "client_id": "pos", "staff_id": None}},
     ev.CASE_ROUTED: {
         "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
         "category": "hygiene", "severity": "high", "assignee": STAFF, "rung": 2,
@@ -55,6 +58,19 @@ SAMPLES = {
     ev.REVISIT_RECORDED: {
         "revisit_id": "r1", "round": 1, "case_id": "c1", "store_id": "SH-XH-001", "score": 4,
         "satisfied": True, "reopens_case": False, "comment": "满意", "recorded_at": T},
+    ev.CASE_REASSIGNED: {
+        "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "severity": "high", "reason": "staff_deactivated", "previous_assignee": STAFF,
+        "assignee": REGIONAL, "reassigned_at": T, "locale": "zh-CN"},
+    # the seed organisation, as routing announces it
+    ev.ORG_CHANGED: org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
+    .with_version(3).to_snapshot(),
+    ev.INTEGRATION_CHANGED: {
+        "client_id": "pos", "name": "门店收银系统", "brand_id": "yueyan", "store_ids": ["SH-XH-001"],
+        "permissions": ["feedback:submit", "feedback:read"], "bus_user": "pos-bus", "active": True,
+        "keys": [{"key_id": "0a1b2c3d4e5f6071", "digest": "ab" * 32, "created_at": T,
+                  "expires_at": T + timedelta(days=365), "revoked_at": None}],
+        "version": 2},
 }
 
 # The contract is growing case_number on more events; samples follow the schema.
@@ -69,7 +85,8 @@ def test_every_event_has_a_schema_a_sample_and_an_emitter():
     assert ev.EMITTERS[ev.REVISIT_RECORDED] == ev.FOLLOWUP
     assert {ev.EMITTERS[e] for e in (ev.CASE_ROUTED, ev.CASE_ESCALATED, ev.CASE_RESOLVED,
                                       ev.CASE_REOPENED, ev.CASE_CLOSED,
-                                      ev.CASE_FIRST_RESPONDED)} == {ev.ROUTING}
+                                      ev.CASE_FIRST_RESPONDED, ev.CASE_REASSIGNED,
+                                      ev.ORG_CHANGED, ev.INTEGRATION_CHANGED)} == {ev.ROUTING}
 
 
 @pytest.mark.parametrize("event_type", sorted(SAMPLES))
@@ -147,6 +164,7 @@ def test_optional_fields_get_their_defaults():
     assert loaded["external_ref"] is None
     assert loaded["service_context"] is None
     assert loaded["locale"] == "zh-CN"
+    assert loaded["submitted_by"] is None  # cases submitted before submitters were recorded
     assert loaded["customer"] == {"name": "刘", "phone": None, "email": None, "member_id": None}
 
 
@@ -166,6 +184,7 @@ def test_naive_times_are_refused():
     (ev.CASE_REOPENED, "source", "customer"),
     (ev.REVISIT_RECORDED, "score", 0),
     (ev.REVISIT_RECORDED, "score", 6),
+    (ev.CASE_REASSIGNED, "severity", "urgent"),
 ])
 def test_closed_vocabularies_are_enforced(event_type, field, value):
     payload = dict(ev.dump(event_type, SAMPLES[event_type]), **{field: value})
@@ -219,3 +238,62 @@ def test_remedy_type_and_option_vocabularies():
         payload["remedy"] = remedy
         with pytest.raises(ValidationError):
             ev.load(ev.CASE_RESOLVED, payload)
+
+
+# -- identity events ----------------------------------------------------------------
+
+def _nested_refusal(event_type, mutate):
+    payload = ev.dump(event_type, SAMPLES[event_type])
+    mutate(payload)
+    with pytest.raises(ValidationError) as refused:
+        ev.load(event_type, payload)
+    return refused.value.messages
+
+
+@pytest.mark.parametrize("table, field, value", [
+    ("stores", "status", "ajar"), ("staff", "role", "cashier"), ("staff", "active", "maybe"),
+    ("stores", "timezone", None), ("regions", "brand_id", None), ("brands", "name", None),
+])
+def test_org_changed_checks_every_record(table, field, value):
+    messages = _nested_refusal(ev.ORG_CHANGED, lambda p: p[table][0].update({field: value}))
+    assert field in messages[table][0]
+
+
+def test_org_changed_carries_no_credentials():
+    fields = set(ev.StaffRecord().fields)
+    assert not fields & {"password", "password_hash", "failures", "locked_until"}
+    assert set(ev.OrgChanged().fields) == {"version", "brands", "regions", "stores", "staff"}
+
+
+def test_org_changed_of_the_seed_rebuilds_the_same_organisation():
+    loaded = ev.load(ev.ORG_CHANGED, json.loads(json.dumps(ev.dump(ev.ORG_CHANGED, SAMPLES[ev.ORG_CHANGED]))))
+    assert org.Organisation.from_snapshot(loaded) == org.Organisation.from_snapshot(SAMPLES[ev.ORG_CHANGED])
+    assert org.Organisation.from_snapshot(loaded).version == 3
+
+
+@pytest.mark.parametrize("mutate, where", [
+    (lambda p: p.update(permissions=["feedback:submit", "case:delete"]), "permissions"),
+    (lambda p: p["keys"][0].pop("digest"), "keys"),
+    (lambda p: p["keys"][0].update(created_at="2026-11-24T09:30:00"), "keys"),  # naive
+])
+def test_integration_changed_vocabularies_and_keys(mutate, where):
+    assert where in _nested_refusal(ev.INTEGRATION_CHANGED, mutate)
+
+
+def test_integration_changed_defaults():
+    payload = ev.dump(ev.INTEGRATION_CHANGED, SAMPLES[ev.INTEGRATION_CHANGED])
+    del payload["store_ids"], payload["bus_user"]
+    loaded = ev.load(ev.INTEGRATION_CHANGED, payload)
+    assert (loaded["store_ids"], loaded["bus_user"]) == ([], None)
+
+
+@pytest.mark.parametrize("submitted_by", [
+    {"kind": "robot", "client_id": "x"}, {"client_id": "pos"}])
+def test_submitted_by_names_a_kind_of_principal(submitted_by):
+    messages = _nested_refusal(ev.CASE_SUBMITTED, lambda p: p.update(submitted_by=submitted_by))
+    assert "kind" in messages["submitted_by"]
+
+
+def test_case_reassigned_without_previous_assignee():
+    data = dict(SAMPLES[ev.CASE_REASSIGNED], previous_assignee=None)
+    assert ev.load(ev.CASE_REASSIGNED, ev.dump(ev.CASE_REASSIGNED, data)) == data

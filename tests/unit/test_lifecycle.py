@@ -78,7 +78,8 @@ def test_make_case_matches_what_route_builds(content, channel, severity):
         "store_name": "上海徐汇店", "channel": channel,
         "customer": {"name": "刘女士", "phone": "+8613812345678", "email": None, "member_id": None},
         "content": content, "occurred_at": T0, "submitted_at": T0, "category": None,
-        "external_ref": None, "service_context": None, "locale": "zh-CN"}
+        "external_ref": None, "service_context": None, "locale": "zh-CN",
+        "submitted_by": {"kind": "staff", "client_id": None, "staff_id": "sh-xh-s1"}}
     routed, _ = flows.route(FakeCases(), chart, POLICY, submitted, T0 + timedelta(seconds=3))
     built = make_case(severity, T0, T0 + timedelta(seconds=3))
     for key in ("severity", "status", "rung", "clocks", "last_escalated_at",

@@ -4,6 +4,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from closeloop_shared import events as ev
+from closeloop_shared.access import Principal
+from closeloop_shared.contract import Role
+from closeloop_shared.org import Staff
 from services.notify import messages
 from services.notify.messages import Message
 
@@ -211,3 +214,93 @@ def test_revisit_due_without_owner_email():
     data = due()
     data["owner"] = dict(data["owner"], email=None)
     assert messages.revisit_due(data).recipient is None
+
+
+# -- the store of each message (whose staff may see its delivery) -----------------------
+
+def test_every_message_names_its_store():
+    built = [messages.acknowledgement(submitted()), messages.assignment(routed()),
+             messages.escalation(escalated()), messages.revisit_due(due()),
+             messages.reassignment(reassigned())]
+    assert [m.store_id for m in built] == ["SH-XH-001"] * 5
+    other = messages.assignment(routed(store_id="BJ-CY-101"))
+    assert other.store_id == "BJ-CY-101"
+
+
+# -- reassignment ---------------------------------------------------------------------
+
+def reassigned(**overrides):
+    data = {"case_id": "c42", "case_number": NUMBER, "store_id": "SH-XH-001", "severity": "high",
+            "reason": "staff_deactivated", "previous_assignee": dict(MANAGER),
+            "assignee": dict(REGIONAL), "reassigned_at": T}
+    data.update(overrides)
+    return loaded(ev.CASE_REASSIGNED, data)
+
+
+def test_reassignment_in_chinese():
+    message = messages.reassignment(reassigned())
+    assert (message.case_id, message.kind, message.recipient) == (
+        "c42", "reassigned:sh-xh-mg", "rm.east@yueyan.example")
+    assert message.subject == f"【转交】顾客反馈 {NUMBER} 已转交给您"
+    assert message.body.startswith("陈立华,您好:")
+    assert "严重程度:严重" in message.body
+    assert "原负责人 张丽 已不再负责" in message.body
+    assert "\n" not in message.subject
+
+
+def test_reassignment_in_english():
+    message = messages.reassignment(reassigned(locale="en", severity="critical"))
+    assert message.subject == f"[Handed over] Feedback {NUMBER} is now yours"
+    assert message.body.startswith("Hello 陈立华,")
+    assert "severity: critical (referral)" in message.body
+    assert "张丽 no longer handles it" in message.body
+    assert "转交" not in message.body
+
+
+def test_reassignment_without_previous_owner():
+    message = messages.reassignment(reassigned(previous_assignee=None))
+    assert message.kind == "reassigned:-"
+    assert "原负责人" not in message.body
+
+
+def test_reassignment_without_email_has_no_recipient():
+    assert messages.reassignment(reassigned(assignee=dict(REGIONAL, email=None))).recipient is None
+
+
+def test_each_handover_is_its_own_message():
+    """Handed from A, then from B: two notifications; the same handover redelivered: one."""
+    first = messages.reassignment(reassigned())
+    again = messages.reassignment(reassigned())
+    later = messages.reassignment(reassigned(previous_assignee=dict(REGIONAL),
+                                             assignee=dict(MANAGER, staff_id="cs-001")))
+    assert first.kind == again.kind != later.kind
+
+
+# -- what the delivery log shows --------------------------------------------------------
+
+def principal_with(role):
+    return Principal.for_staff(Staff("p1", "某人", role, store_id="SH-XH-001"), "yueyan")
+
+
+DELIVERY = {"_id": "d1", "case_id": "c42", "kind": "acknowledgement", "recipient": "liu@example.com",
+            "subject": "【上海徐汇店】您的反馈已受理", "body": "尊敬的刘女士:...", "status": "sent",
+            "store_id": "SH-XH-001"}
+
+
+@pytest.mark.parametrize("role, sees", [
+    (Role.STORE_STAFF, True), (Role.SUPERVISOR, True), (Role.STORE_MANAGER, True),
+    (Role.CUSTOMER_SERVICE, True),
+    (Role.REGIONAL_MANAGER, False), (Role.GENERAL_MANAGER, False), (Role.ADMIN, False),
+])
+def test_delivery_view_never_shows_the_body_and_the_recipient_only_to_those_who_call(role, sees):
+    shown = messages.delivery_view(dict(DELIVERY), principal_with(role))
+    assert "body" not in shown and "_id" not in shown
+    assert shown["recipient"] == ("liu@example.com" if sees else None)
+    assert (shown["case_id"], shown["kind"], shown["status"]) == ("c42", "acknowledgement", "sent")
+    assert DELIVERY["recipient"] == "liu@example.com"  # the stored delivery is untouched
+
+
+def test_delivery_view_for_an_integration_hides_the_recipient():
+    pos = Principal.for_integration({"client_id": "pos", "name": "POS", "brand_id": "yueyan",
+                                     "permissions": ["feedback:read"]})
+    assert messages.delivery_view(dict(DELIVERY), pos)["recipient"] is None

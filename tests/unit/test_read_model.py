@@ -165,17 +165,38 @@ def test_a_reopening_re_arms_the_resolution_due_even_if_routed_arrives_late():
     assert row["resolution_due"] == at(138)
 
 
-def test_every_event_type_is_projected():
+IDENTITY_EVENTS = {ev.ORG_CHANGED, ev.INTEGRATION_CHANGED}
+
+
+def reporting_subscribes_to():
+    return {event_type for event_type, consumers in ev.SUBSCRIPTIONS.items()
+            if any(service == "reporting" for service, _ in consumers)}
+
+
+def test_every_case_event_reporting_receives_is_projected():
     samples = {ev.CASE_SUBMITTED: submitted(), ev.CASE_ROUTED: routed(),
                ev.CASE_ESCALATED: escalated(3, T), ev.CASE_FIRST_RESPONDED: responded(T),
                ev.CASE_RESOLVED: resolved(T), ev.CASE_REOPENED: reopened(T),
                ev.CASE_CLOSED: closed(T), ev.REVISIT_RECORDED: revisit("r1", 3, T)}
-    # Every case event; followup_due is for notify only.
-    assert set(samples) == set(ev.SCHEMAS) - {ev.FOLLOWUP_DUE}
+    # The case facts: every event reporting subscribes to, but org_changed and
+    # integration_changed, which keep its copies of the organisation and the
+    # integrations (for scopes and credentials) and are no facts about a case.
+    assert set(samples) == reporting_subscribes_to() - IDENTITY_EVENTS
     for event_type, data in samples.items():
         row = one(event_type, data)
         assert row, event_type
         assert row.get("status", "closed") in ("submitted",) + ev.CASE_STATUSES
+
+
+@pytest.mark.parametrize("event_type", [ev.FOLLOWUP_DUE, ev.CASE_REASSIGNED, ev.ORG_CHANGED,
+                                        ev.INTEGRATION_CHANGED])
+def test_events_that_are_no_case_facts_are_not_projected(event_type):
+    """A handover changes who works on a case, not a KPI; followup_due is notify's; the
+    organisation and the integrations are no case facts."""
+    assert event_type in ev.SCHEMAS
+    assert (event_type in reporting_subscribes_to()) == (event_type in IDENTITY_EVENTS)
+    with pytest.raises(KeyError):
+        project(event_type, {})
 
 
 def test_unknown_event_type_raises():

@@ -1,13 +1,17 @@
 """services/routing/flows.py with an in-memory repository (no broker, no Mongo)."""
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from closeloop_shared import events as ev
 from closeloop_shared import org
-from services.routing import flows
+from closeloop_shared.access import Principal, Scope, scope_of
+from closeloop_shared.contract import Role
+from services.routing import flows, organisation
 from services.routing.sla import Policy
 from tests.unit.fakes import FakeCases
 
@@ -15,13 +19,33 @@ T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
 POLICY = Policy(first_response=timedelta(hours=24), resolution=timedelta(hours=48),
                 report=timedelta(hours=8), escalation_step=timedelta(hours=4))
+APOLOGY = {"type": "apology"}
+REFUND_B = {"type": "refund", "refund_option": "partial_continue", "amount": Decimal("150.00")}
+POS_CLIENT = {"client_id": "pos", "name": "POS", "brand_id": "yueyan", "permissions": ["case:read"]}
 
 
-def submitted(store="SH-XH-001", channel="hotline", content="预约时间被改了也没人通知"):
+def staff(staff_id, chart=CHART):
+    """(principal, scope) of a staff member as the organisation has them."""
+    person = chart.staff[staff_id]
+    principal = Principal.for_staff(person, chart.brand_of(person))
+    return principal, scope_of(principal, chart)
+
+
+def integration(client=POS_CLIENT, chart=CHART):
+    principal = Principal.for_integration(client)
+    return principal, scope_of(principal, chart)
+
+
+CLERK, CLERK_SCOPE = staff("sh-xh-s1")
+SUPERVISOR, SUPERVISOR_SCOPE = staff("sh-xh-sv")
+MANAGER, MANAGER_SCOPE = staff("sh-xh-mg")
+
+
+def submitted(store="SH-XH-001", channel="hotline", content="预约时间被改了也没人通知", submitted_by=None):
     return ev.load(ev.CASE_SUBMITTED, ev.dump(ev.CASE_SUBMITTED, {
         "case_id": uuid.uuid4().hex, "case_number": "CL-20261124-000001", "store_id": store,
         "store_name": "店", "channel": channel, "customer": {"name": "陈女士", "phone": "+8613912345678"},
-        "content": content, "occurred_at": T0, "submitted_at": T0}))
+        "content": content, "occurred_at": T0, "submitted_at": T0, "submitted_by": submitted_by}))
 
 
 def kinds(events):
@@ -35,6 +59,17 @@ def test_route_assigns_store_staff_and_is_idempotent():
     assert case["assignee"]["staff_id"] == "sh-xh-s1" and case["next_check_at"] == T0 + timedelta(hours=24)
     again, events = flows.route(cases, CHART, POLICY, event, T0 + timedelta(seconds=5))
     assert events == [] and again["routed_at"] == T0
+
+
+def test_route_keeps_the_submitter():
+    by = {"kind": "integration", "client_id": "pos", "staff_id": None}
+    case, _ = flows.route(FakeCases(), CHART, POLICY, submitted(submitted_by=by), T0)
+    assert case["submitted_by"] == by
+
+
+def test_a_case_of_the_other_brand_climbs_that_brand_s_ladder():
+    case, _ = flows.route(FakeCases(), CHART, POLICY, submitted(store="BJ-CY-101"), T0)
+    assert case["assignee"]["staff_id"] == "bj-cy-s1"
 
 
 def test_referral_is_routed_to_the_manager_then_escalated_at_once():
@@ -71,19 +106,20 @@ def test_actions_retry_a_lost_race_and_give_up_after_max_attempts():
     cases = FakeCases()
     case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
     cases.lose_next_updates = 2
-    responded, events = flows.respond(cases, POLICY, case["_id"], "sh-xh-s1", "已回电", T0 + timedelta(hours=1))
+    responded, events = flows.respond(cases, POLICY, case["_id"], CLERK, CLERK_SCOPE, "已回电",
+                                      T0 + timedelta(hours=1))
     assert responded["status"] == "in_progress" and kinds(events) == [ev.CASE_FIRST_RESPONDED]
     cases.lose_next_updates = flows.MAX_ATTEMPTS
     with pytest.raises(flows.ConcurrentUpdate):
-        flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "x", "", T0)
+        flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0)
     with pytest.raises(flows.CaseNotFound):
-        flows.respond(cases, POLICY, "nope", "x", "y", T0)
+        flows.respond(cases, POLICY, "nope", CLERK, CLERK_SCOPE, "y", T0)
 
 
 def test_resolving_an_unanswered_case_also_records_its_first_response():
     cases = FakeCases()
     case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "sh-xh-s1",
+    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE,
                                      "当面致歉", T0 + timedelta(hours=2))
     assert kinds(events) == [ev.CASE_FIRST_RESPONDED, ev.CASE_RESOLVED]
     assert events[1]["payload"]["revisit_owner"]["staff_id"] == "sh-xh-rv"
@@ -97,18 +133,347 @@ def test_a_revisit_reopens_or_closes_only_a_resolved_case(score, status, event):
     revisit = {"revisit_id": "r1", "round": 1, "case_id": case["_id"], "score": score, "reopens_case": score <= 2,
                "comment": "还是疼"}
     assert flows.apply_revisit(cases, POLICY, revisit, T0)[1] == []  # not resolved yet: untouched
-    flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "a", "", T0 + timedelta(hours=1))
+    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=1))
     updated, events = flows.apply_revisit(cases, POLICY, revisit, T0 + timedelta(days=3))
     assert updated["status"] == status and kinds(events) == [event]
+    assert updated["timeline"][-1]["actor"] == "revisit:r1"
     assert flows.apply_revisit(cases, POLICY, revisit, T0 + timedelta(days=3))[1] == []  # redelivered
 
 
 def test_a_late_revisit_of_an_earlier_round_changes_nothing():
     cases = FakeCases()
     case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "a", "", T0 + timedelta(hours=1))
-    flows.reopen(cases, POLICY, case["_id"], "sh-xh-mg", "顾客来电", "staff", T0 + timedelta(hours=2))
-    flows.resolve(cases, CHART, POLICY, case["_id"], {"type": "apology"}, "a", "", T0 + timedelta(hours=3))
+    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=1))
+    flows.reopen(cases, POLICY, case["_id"], MANAGER.actor, "顾客来电", "staff", T0 + timedelta(hours=2),
+                 MANAGER_SCOPE)
+    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=3))
     round_one = {"revisit_id": "r1", "round": 1, "case_id": case["_id"], "score": 1, "reopens_case": True}
     assert flows.apply_revisit(cases, POLICY, round_one, T0 + timedelta(days=3))[1] == []
     assert cases.get(case["_id"])["status"] == "resolved"
+
+
+# -- who may see and act on a case (object level) ---------------------------------------
+
+def routed_case(cases, **kwargs):
+    case, _ = flows.route(cases, CHART, POLICY, submitted(**kwargs), T0)
+    return case
+
+
+@pytest.mark.parametrize("staff_id, sees", [
+    ("sh-xh-s1", True), ("sh-xh-sv", True), ("sh-xh-mg", True),   # the store
+    ("rm-east", True), ("cs-001", True), ("gm-001", True),        # its region, its brand
+    ("ops-admin", True),                                          # everything (read only)
+    ("hz-xh-mg", False), ("hz-xh-s1", False),                     # another store, same region
+    ("rm-south", False),                                          # another region
+    ("my-gm", False), ("bj-cy-mg", False),                        # another brand
+])
+def test_get_case_within_scope_only(staff_id, sees):
+    cases = FakeCases()
+    case = routed_case(cases)
+    _, scope = staff(staff_id)
+    if sees:
+        assert flows.get_case(cases, case["_id"], scope)["_id"] == case["_id"]
+    else:
+        with pytest.raises(flows.CaseNotFound):
+            flows.get_case(cases, case["_id"], scope)
+
+
+def test_an_integration_sees_only_the_cases_it_submitted():
+    cases = FakeCases()
+    own = routed_case(cases, submitted_by={"kind": "integration", "client_id": "pos", "staff_id": None})
+    crm = routed_case(cases, submitted_by={"kind": "integration", "client_id": "crm", "staff_id": None})
+    by_staff = routed_case(cases, submitted_by={"kind": "staff", "client_id": None, "staff_id": "sh-xh-s1"})
+    legacy = routed_case(cases)  # no submitter recorded
+    _, scope = integration()
+    assert flows.get_case(cases, own["_id"], scope)["_id"] == own["_id"]
+    for other in (crm, by_staff, legacy):
+        with pytest.raises(flows.CaseNotFound):
+            flows.get_case(cases, other["_id"], scope)
+    # and of its own, only those at stores still in its scope
+    _, limited = integration(dict(POS_CLIENT, store_ids=["HZ-XH-002"]))
+    with pytest.raises(flows.CaseNotFound):
+        flows.get_case(cases, own["_id"], limited)
+
+
+def test_an_integration_of_another_brand_never_sees_a_case_even_with_the_same_client_id():
+    cases = FakeCases()
+    case = routed_case(cases, submitted_by={"kind": "integration", "client_id": "pos", "staff_id": None})
+    _, scope = integration(dict(POS_CLIENT, brand_id="muyun"))
+    with pytest.raises(flows.CaseNotFound):
+        flows.get_case(cases, case["_id"], scope)
+
+
+def _every_action(cases, case_id, principal, scope, now):
+    """Each staff action, as a thunk."""
+    return {
+        "respond": lambda: flows.respond(cases, POLICY, case_id, principal, scope, "已回电", now),
+        "file_report": lambda: flows.file_report(cases, POLICY, case_id, principal, scope, "报告", now),
+        "resolve": lambda: flows.resolve(cases, CHART, POLICY, case_id, APOLOGY, principal, scope, "", now),
+        "reopen": lambda: flows.reopen(cases, POLICY, case_id, principal.actor, "不满意", "staff", now, scope),
+    }
+
+
+@pytest.mark.parametrize("action", ["respond", "file_report", "resolve", "reopen"])
+@pytest.mark.parametrize("staff_id", ["hz-xh-mg", "rm-south", "my-gm"])
+def test_every_action_on_a_case_out_of_scope_is_case_not_found_and_changes_nothing(action, staff_id):
+    cases = FakeCases()
+    case = routed_case(cases, channel="media")  # a referral: every action has something to do
+    flows.file_report(cases, POLICY, case["_id"], MANAGER, MANAGER_SCOPE, "报告", T0 + timedelta(hours=1))
+    if action == "reopen":
+        flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, MANAGER, MANAGER_SCOPE, "",
+                      T0 + timedelta(hours=2))
+    before = cases.get(case["_id"])
+    principal, scope = staff(staff_id)
+    with pytest.raises(flows.CaseNotFound):
+        _every_action(cases, case["_id"], principal, scope, T0 + timedelta(hours=3))[action]()
+    assert cases.get(case["_id"]) == before
+
+
+@pytest.mark.parametrize("action", ["respond", "file_report", "resolve", "reopen"])
+def test_a_missing_case_and_a_case_out_of_scope_look_the_same(action):
+    cases = FakeCases()
+    case = routed_case(cases)
+    principal, scope = staff("hz-xh-mg")
+    with pytest.raises(flows.CaseNotFound) as out_of_scope:
+        _every_action(cases, case["_id"], principal, scope, T0)[action]()
+    with pytest.raises(flows.CaseNotFound) as missing:
+        _every_action(cases, "no-such-case", principal, scope, T0)[action]()
+    assert type(out_of_scope.value) is type(missing.value)
+
+
+def test_the_system_reaches_every_case():
+    cases = FakeCases()
+    case = routed_case(cases, store="BJ-CY-101")
+    assert flows.get_case(cases, case["_id"], flows.EVERYWHERE)["_id"] == case["_id"]
+
+
+# -- who may act how (refunds, referrals) ------------------------------------------------
+
+@pytest.mark.parametrize("staff_id", ["sh-xh-s1", "sh-xh-sv"])
+def test_a_refund_by_store_staff_or_a_supervisor_is_forbidden(staff_id):
+    cases = FakeCases()
+    case = routed_case(cases)
+    principal, scope = staff(staff_id)
+    with pytest.raises(flows.ActionForbidden, match="store manager"):
+        flows.resolve(cases, CHART, POLICY, case["_id"], REFUND_B, principal, scope, "", T0)
+    assert cases.get(case["_id"])["status"] == "open"
+
+
+@pytest.mark.parametrize("option", ["partial_continue", "full_continue", "full_stop"])
+def test_a_store_manager_may_refund(option):
+    cases = FakeCases()
+    case = routed_case(cases)
+    remedy = {"type": "refund", "refund_option": option, "amount": Decimal("100.00")}
+    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], remedy, MANAGER, MANAGER_SCOPE,
+                                     "", T0 + timedelta(hours=1))
+    assert resolved["status"] == "resolved" and resolved["remedy"]["refund_option"] == option
+
+
+@pytest.mark.parametrize("staff_id", ["rm-east", "cs-001", "gm-001"])
+def test_managers_above_the_store_may_refund(staff_id):
+    cases = FakeCases()
+    case = routed_case(cases)
+    principal, scope = staff(staff_id)
+    resolved, _ = flows.resolve(cases, CHART, POLICY, case["_id"], REFUND_B, principal, scope, "", T0)
+    assert resolved["status"] == "resolved"
+
+
+@pytest.mark.parametrize("remedy", [APOLOGY, {"type": "compensation", "amount": Decimal("50.00")},
+                                    {"type": "refund", "refund_option": "none_continue"}])
+def test_store_staff_may_resolve_without_a_refund(remedy):
+    """Option A (none_continue) refunds nothing: no manager needed."""
+    cases = FakeCases()
+    case = routed_case(cases)
+    resolved, _ = flows.resolve(cases, CHART, POLICY, case["_id"], remedy, CLERK, CLERK_SCOPE, "", T0)
+    assert resolved["status"] == "resolved"
+
+
+@pytest.mark.parametrize("channel", ["consumer_association", "media"])
+def test_a_referral_resolved_by_a_supervisor_is_forbidden_but_a_store_manager_may(channel):
+    cases = FakeCases()
+    case = routed_case(cases, channel=channel)
+    flows.file_report(cases, POLICY, case["_id"], MANAGER, MANAGER_SCOPE, "书面报告", T0 + timedelta(hours=1))
+    for principal, scope in ((SUPERVISOR, SUPERVISOR_SCOPE), (CLERK, CLERK_SCOPE)):
+        with pytest.raises(flows.ActionForbidden, match="consumer-association or media"):
+            flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, principal, scope, "",
+                          T0 + timedelta(hours=2))
+    assert cases.get(case["_id"])["status"] == "open"
+    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, MANAGER, MANAGER_SCOPE,
+                                     "", T0 + timedelta(hours=2))
+    assert resolved["status"] == "resolved" and ev.CASE_RESOLVED in kinds(events)
+
+
+def test_a_supervisor_may_still_respond_to_a_referral():
+    cases = FakeCases()
+    case = routed_case(cases, channel="media")
+    responded, _ = flows.respond(cases, POLICY, case["_id"], SUPERVISOR, SUPERVISOR_SCOPE, "已致电",
+                                 T0 + timedelta(minutes=30))
+    assert responded["status"] == "in_progress"
+
+
+# -- the timeline names the principal ----------------------------------------------------
+
+def test_the_timeline_actor_is_the_principal_s_id():
+    cases = FakeCases()
+    case = routed_case(cases, channel="media")
+    flows.respond(cases, POLICY, case["_id"], SUPERVISOR, SUPERVISOR_SCOPE, "已致电", T0 + timedelta(hours=1))
+    flows.file_report(cases, POLICY, case["_id"], MANAGER, MANAGER_SCOPE, "报告", T0 + timedelta(hours=2))
+    gm, gm_scope = staff("gm-001")
+    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, gm, gm_scope, "", T0 + timedelta(hours=3))
+    flows.reopen(cases, POLICY, case["_id"], MANAGER.actor, "顾客来电", "staff", T0 + timedelta(hours=4),
+                 MANAGER_SCOPE)
+    actors = {e["action"]: e["actor"] for e in cases.get(case["_id"])["timeline"]}
+    assert actors["first_response"] == "sh-xh-sv"
+    assert actors["report_filed"] == "sh-xh-mg"
+    assert actors["resolved"] == "gm-001"
+    assert actors["reopened"] == "sh-xh-mg"
+    assert actors["submitted"] == "customer" and actors["routed"] == "system"
+
+
+def test_an_integration_is_named_as_such_in_the_timeline():
+    principal, _ = integration()
+    assert principal.actor == "integration:pos"
+    assert CLERK.actor == "sh-xh-s1"
+
+
+# -- the case as staff see it --------------------------------------------------------------
+
+def test_public_view_masks_the_customer_for_managers_and_shows_it_to_the_store():
+    cases = FakeCases()
+    case = routed_case(cases)
+    assert flows.public_view(case, CLERK)["customer"]["phone"] == "+8613912345678"
+    rm, _ = staff("rm-east")
+    shown = flows.public_view(case, rm)
+    assert shown["customer"]["phone"] == "139****5678"
+    assert shown["case_id"] == case["_id"] and shown["rung_role"] == "store_staff"
+    assert not {"_id", "outbox", "outbox_pending", "version"} & set(shown)
+    assert case["customer"]["phone"] == "+8613912345678"  # the stored case is untouched
+
+
+def test_fake_find_stays_within_scope():
+    cases = FakeCases()
+    here = routed_case(cases)
+    routed_case(cases, store="HZ-XH-002")
+    routed_case(cases, store="BJ-CY-101")
+    assert [c["_id"] for c in cases.find(CLERK_SCOPE)] == [here["_id"]]
+    assert cases.find(CLERK_SCOPE, store_id="HZ-XH-002") == []
+    rm, rm_scope = staff("rm-east")
+    assert {c["store_id"] for c in cases.find(rm_scope)} == {"SH-XH-001", "HZ-XH-002"}
+    assert len(cases.find(Scope(None))) == 3
+
+
+# -- handing over the cases of someone who left their post --------------------------------
+
+def active_case(cases, store="SH-XH-001", **kwargs):
+    return routed_case(cases, store=store, **kwargs)
+
+
+def moved(chart, staff_id, role, **unit):
+    """The organisation after a move, as organisation.update_staff means to make it
+    (built directly: update_staff itself fails on moves, see test_organisation.py)."""
+    person = replace(chart.staff[staff_id], role=Role(role),
+                     **{"store_id": None, "region_id": None, "brand_id": None, **unit})
+    return replace(chart, staff={**chart.staff, staff_id: person})
+
+
+def test_hand_over_moves_active_cases_to_the_ladder_s_successor():
+    cases = FakeCases()
+    mine = [active_case(cases), active_case(cases)]
+    flows.respond(cases, POLICY, mine[1]["_id"], CLERK, CLERK_SCOPE, "已回电", T0 + timedelta(hours=1))
+    done = active_case(cases)
+    flows.resolve(cases, CHART, POLICY, done["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=1))
+    others = active_case(cases, store="HZ-XH-002")
+    after = organisation.deactivate_staff(CHART, "sh-xh-s1")
+    now = T0 + timedelta(hours=5)
+
+    handed = flows.hand_over_cases_of(cases, after, "sh-xh-s1", now)
+
+    assert sorted(case["_id"] for case, _ in handed) == sorted(c["_id"] for c in mine)
+    for case, events in handed:
+        assert case["assignee"]["staff_id"] == "sh-xh-rv"  # the store's other store_staff
+        assert case["rung"] == 0
+        entry = case["timeline"][-1]
+        assert entry == {"at": now, "action": "reassigned", "actor": "system", "reason": "staff_deactivated",
+                         "previous": "sh-xh-s1", "assignee": "sh-xh-rv"}
+        [event] = events
+        assert event["type"] == ev.CASE_REASSIGNED
+        payload = ev.load(ev.CASE_REASSIGNED, event["payload"])
+        assert payload["previous_assignee"]["staff_id"] == "sh-xh-s1"
+        assert payload["assignee"]["staff_id"] == "sh-xh-rv"
+        assert (payload["case_id"], payload["reassigned_at"]) == (case["_id"], now)
+        assert event in case["outbox"]
+    assert cases.get(done["_id"])["assignee"]["staff_id"] == "sh-xh-s1"     # history stays
+    assert cases.get(others["_id"])["assignee"]["staff_id"] == "hz-xh-s1"
+    assert flows.hand_over_cases_of(cases, after, "sh-xh-s1", now) == []    # nothing left
+
+
+def test_hand_over_climbs_when_nobody_is_left_on_the_rung():
+    cases = FakeCases()
+    case = active_case(cases, store="GZ-TH-003")   # its only store_staff: gz-th-s1
+    after = organisation.deactivate_staff(CHART, "gz-th-s1")
+    [(handed, events)] = flows.hand_over_cases_of(cases, after, "gz-th-s1", T0)
+    assert handed["assignee"]["staff_id"] == "gz-th-mg" and handed["rung"] == 0
+
+
+def test_hand_over_of_an_escalated_case_keeps_its_rung():
+    cases = FakeCases()
+    case = active_case(cases, channel="media")      # escalated at once to rm-east, rung 3
+    assert case["assignee"]["staff_id"] == "rm-east"
+    after = organisation.deactivate_staff(CHART, "rm-east")
+    [(handed, _)] = flows.hand_over_cases_of(cases, after, "rm-east", T0)
+    assert (handed["rung"], handed["assignee"]["staff_id"]) == (3, "cs-001")
+
+
+def test_hand_over_after_a_move_to_another_store():
+    cases = FakeCases()
+    case = active_case(cases)
+    after = moved(CHART, "sh-xh-s1", "store_staff", store_id="HZ-XH-002")
+    assert organisation.left_post(CHART, after, "sh-xh-s1")
+    [(handed, _)] = flows.hand_over_cases_of(cases, after, "sh-xh-s1", T0)
+    assert handed["assignee"]["staff_id"] == "sh-xh-rv"
+
+
+def test_hand_over_skips_a_case_that_moved_meanwhile():
+    cases = FakeCases()
+    case = active_case(cases)
+    after = organisation.deactivate_staff(CHART, "sh-xh-s1")
+    found = cases.active_assigned_to
+    cases.active_assigned_to = lambda staff_id: [
+        *found(staff_id),
+        *[{"_id": c["_id"]} for c in [cases.get(case["_id"])]]]  # listed twice: moved by the first pass
+    handed = flows.hand_over_cases_of(cases, after, "sh-xh-s1", T0)
+    assert [events for _, events in handed][1] == []
+    assert [e["action"] for e in cases.get(case["_id"])["timeline"]].count("reassigned") == 1
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="BUG services/routing/flows.py hand_over_cases_of(): when the "
+                          "person who left a post still holds the same rung after the move (here "
+                          "the store's only store_staff promoted to supervisor), the case is "
+                          "'reassigned' to the same person, with a case_reassigned event and a "
+                          "notification to themselves")
+def test_hand_over_to_the_same_person_is_no_handover():
+    chart = organisation.deactivate_staff(organisation.deactivate_staff(CHART, "sh-xh-sv"), "sh-xh-rv")
+    cases = FakeCases()
+    case, _ = flows.route(cases, chart, POLICY, submitted(), T0)
+    assert case["assignee"]["staff_id"] == "sh-xh-s1"
+    after = moved(chart, "sh-xh-s1", "supervisor", store_id="SH-XH-001")
+    assert organisation.left_post(chart, after, "sh-xh-s1")
+    handed = flows.hand_over_cases_of(cases, after, "sh-xh-s1", T0)
+    assert all(events == [] for _, events in handed)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="BUG services/routing/organisation.py _check_stores_still_run() protects only "
+                          "OPEN stores, but a closed store's active cases still need its ladder: after "
+                          "closing a store and deactivating its brand's only general manager (both "
+                          "accepted), hand_over_cases_of() raises ValueError from Organisation.ladder() "
+                          "once the org change is already stored (HTTP 500, the cases keep an inactive "
+                          "assignee, and every deadline check of those cases fails)")
+def test_hand_over_never_fails_after_an_accepted_organisation_change():
+    cases = FakeCases()
+    case, _ = flows.route(cases, CHART, POLICY, submitted(store="BJ-CY-101", channel="media"), T0)
+    assert case["assignee"]["staff_id"] == "my-gm"   # muyun has no regional manager nor customer service
+    after = organisation.update_store(CHART, "BJ-CY-101", {"status": "closed"})
+    after = organisation.deactivate_staff(after, "my-gm")    # accepted: no open store left in the brand
+    flows.hand_over_cases_of(cases, after, "my-gm", T0 + timedelta(hours=1))

@@ -33,3 +33,16 @@ def test_queue_names_are_nameko_s():
     names = {queue.name for queue in subscriber_queues({})}
     assert "evt-intake-case_submitted--routing.on_case_submitted" in names
     assert len(names) == sum(len(c) for c in ev.SUBSCRIPTIONS.values())
+
+
+def test_every_service_but_the_owner_follows_the_organisation_and_the_integrations():
+    """routing owns both; every other service keeps its own copy (for scopes, open
+    stores and to tell an unknown key from a forbidden one)."""
+    for event_type in (ev.ORG_CHANGED, ev.INTEGRATION_CHANGED):
+        followers = {service for service, _ in ev.SUBSCRIPTIONS[event_type]}
+        assert followers == {s.name for s in SERVICES} - {ev.EMITTERS[event_type]} == set(ev.IDENTITY_FOLLOWERS)
+    assert ev.SUBSCRIPTIONS[ev.CASE_REASSIGNED] == (("notify", "on_case_reassigned"),)
+
+
+def test_every_subscribed_event_has_an_emitter_and_a_schema():
+    assert set(ev.SUBSCRIPTIONS) <= set(ev.EMITTERS) == set(ev.SCHEMAS)
