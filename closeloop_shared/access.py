@@ -122,11 +122,14 @@ def scope_of(principal, organisation):
 # -- personal data ------------------------------------------------------------------
 
 def mask_phone(phone):
-    """+8613812345678 -> 138****5678: enough to recognise, not to call."""
+    """+8613812345678 -> 138****5678, +862161234567 -> ****4567: enough to recognise,
+    not to call."""
     if not phone:
         return phone
     digits = phone[3:] if phone.startswith("+86") else phone.lstrip("+")
-    return f"{digits[:3]}****{digits[-4:]}" if len(digits) > 7 else "****"
+    if len(digits) >= 11:  # a mainland mobile, or longer: the usual 3 + 4
+        return f"{digits[:3]}****{digits[-4:]}"
+    return f"****{digits[-4:]}" if len(digits) >= 8 else "****"  # landlines: only the end
 
 
 def contact_view(contact, principal):

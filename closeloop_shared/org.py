@@ -151,7 +151,7 @@ class Organisation:
     def revisit_owner(self, store_id):
         store = self.stores[store_id]
         owner = self.staff.get(store.revisit_owner_id)
-        if owner is not None and owner.active:
+        if owner is not None and owner.active and owner.store_id == store_id:
             return owner
         brand_id = self.brand_of_store(store_id)
         return self.first_active(Role.CUSTOMER_SERVICE, brand_id=brand_id) \
@@ -195,24 +195,29 @@ def parse(document):
             raise ValueError(f"duplicate staff id {person.staff_id!r}")
         staff[person.staff_id] = person
 
+    def unique(table, unit_id, what):
+        if unit_id in table:
+            raise ValueError(f"duplicate {what} id {unit_id!r}")
+        return unit_id
+
     for admin in document.get("admins", []):
         add(_person(admin, Role.ADMIN))
     for brand in document.get("brands", []):
-        brand_id = brand["brand_id"]
+        brand_id = unique(brands, brand["brand_id"], "brand")
         brands[brand_id] = Brand(brand_id, brand["name"])
         for person in brand.get("staff", []):
             if Role(person["role"]) not in BRAND_ROLES:
                 raise ValueError(f"brand {brand_id}: {person['role']} is not a brand role")
             add(_person(person, person["role"], brand_id=brand_id))
         for region in brand.get("regions", []):
-            region_id = region["region_id"]
+            region_id = unique(regions, region["region_id"], "region")
             regions[region_id] = Region(region_id, region["name"], brand_id)
             for person in region.get("staff", []):
                 if Role(person["role"]) not in REGION_ROLES:
                     raise ValueError(f"region {region_id}: {person['role']} is not a region role")
                 add(_person(person, person["role"], region_id=region_id))
             for store in region.get("stores", []):
-                store_id = store["store_id"]
+                store_id = unique(stores, store["store_id"], "store")
                 for person in store.get("staff", []):
                     if Role(person["role"]) not in STORE_ROLES:
                         raise ValueError(f"store {store_id}: {person['role']} is not a store role")

@@ -109,12 +109,18 @@ class KeyRing:
             key = self.keys.get(kid)
             if key is None:
                 raise InvalidCredential("token signed by an unknown key")
+            # Times are checked against `now` below, with the leeway, not PyJWT's clock.
             claims = jwt.decode(token, key, algorithms=[ALGORITHM], issuer=ISSUER,
-                                options={"require": ["exp", "iat", "sub", "iss"], "verify_exp": False})
+                                options={"require": ["exp", "iat", "sub", "iss"], "verify_exp": False,
+                                         "verify_iat": False, "verify_nbf": False})
         except jwt.PyJWTError as exc:
             raise InvalidCredential(f"invalid token: {type(exc).__name__}") from None
+        if not isinstance(claims["exp"], (int, float)) or not isinstance(claims["iat"], (int, float)):
+            raise InvalidCredential("invalid token: exp and iat must be numbers")
         if claims["exp"] + leeway.total_seconds() < now.timestamp():
             raise InvalidCredential("token expired")
+        if claims["iat"] - leeway.total_seconds() > now.timestamp():
+            raise InvalidCredential("token issued in the future")
         return claims
 
 

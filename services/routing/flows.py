@@ -212,6 +212,8 @@ def hand_over_cases_of(repository, chart, staff_id, now):
             if case["assignee"]["staff_id"] != staff_id:  # already moved meanwhile
                 return {}, None, []
             successor = chart.ladder(case["store_id"])[case["rung"]].as_dict()
+            if successor["staff_id"] == staff_id:  # still holds this rung after the change
+                return {}, None, []
             entry = lifecycle.entry(now, "reassigned", "system", reason="staff_deactivated",
                                     previous=staff_id, assignee=successor["staff_id"])
             return {"assignee": successor}, entry, [outgoing(ev.CASE_REASSIGNED, {

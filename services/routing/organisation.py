@@ -117,10 +117,10 @@ def update_staff(organisation, staff_id, changes):
     if "role" in changes or "unit_id" in changes:
         role = Role(changes.get("role", person.role))
         unit = _unit_for(organisation, role, changes.get("unit_id"))
-        fields.update(role=role, store_id=None, region_id=None, brand_id=None, **unit)
+        fields.update({"role": role, "store_id": None, "region_id": None, "brand_id": None, **unit})
     result = _with(organisation, staff={staff_id: replace(person, **fields)})
     _check_stores_still_run(organisation, result, person)
-    return result
+    return _without_stale_revisit_owners(result)
 
 
 def deactivate_staff(organisation, staff_id):
@@ -131,21 +131,31 @@ def deactivate_staff(organisation, staff_id):
         raise OrgRefused(409, "staff_inactive", f"{staff_id} is already deactivated")
     result = _with(organisation, staff={staff_id: replace(person, active=False)})
     _check_stores_still_run(organisation, result, person)
-    stores = {s.store_id: replace(s, revisit_owner_id=None) for s in result.stores.values()
-              if s.revisit_owner_id == staff_id}
-    return _with(result, stores=stores) if stores else result
+    return _without_stale_revisit_owners(result)
+
+
+def _without_stale_revisit_owners(organisation):
+    """A store's revisit owner must be an active member of it: one who left (or moved,
+    or changed role to one outside the store) stops owning its revisits."""
+    stale = {s.store_id: replace(s, revisit_owner_id=None) for s in organisation.stores.values()
+             if s.revisit_owner_id and not _member_of(organisation.staff.get(s.revisit_owner_id), s.store_id)}
+    return _with(organisation, stores=stale) if stale else organisation
+
+
+def _member_of(person, store_id):
+    return person is not None and person.active and person.store_id == store_id
 
 
 def _check_stores_still_run(before, after, person):
-    """An open store keeps a manager, and its brand a general manager."""
-    affected = set()
-    if person.store_id:
-        affected.add(person.store_id)
-    if person.role is Role.GENERAL_MANAGER:
-        affected |= before.stores_of_brand(person.brand_id)
-    for store_id in affected:
-        if after.stores[store_id].is_open:
-            _check_can_open(after, store_id)
+    """An open store keeps a manager; a brand with stores (open or closed: a closed
+    store's open cases still climb its ladder) keeps a general manager."""
+    if person.store_id and after.stores[person.store_id].is_open:
+        _check_can_open(after, person.store_id)
+    if person.role is Role.GENERAL_MANAGER and before.stores_of_brand(person.brand_id) \
+            and after.first_active(Role.GENERAL_MANAGER, brand_id=person.brand_id) is None:
+        raise OrgRefused(409, "brand_needs_general_manager",
+                         f"brand {person.brand_id} has stores and needs an active general manager "
+                         "(top of the ladder)", "staff_id")
 
 
 def left_post(before, after, staff_id):

@@ -302,8 +302,9 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         handed = []
         if hand_over_from and organisation.left_post(before, changed, hand_over_from):
             for case, case_events in flows.hand_over_cases_of(self.cases, changed, hand_over_from, now):
-                self._publish(case, case_events)
-                handed.append(case["case_number"])
+                if case_events:
+                    self._publish(case, case_events)
+                    handed.append(case["case_number"])
         return json_response(status, {**organisation.public_view(changed, Scope(None)),
                                       "cases_handed_over": handed})
 

@@ -326,9 +326,6 @@ def test_first_active():
     assert deactivated(CHART, "gz-th-mg").first_active(Role.STORE_MANAGER, store_id="GZ-TH-003") is None
 
 
-@pytest.mark.xfail(strict=True, reason="BUG closeloop_shared/org.py parse(): duplicate store, region "
-                                       "or brand ids silently overwrite the earlier unit (only staff "
-                                       "ids are checked)")
 @pytest.mark.parametrize("unit", ["store", "region", "brand"])
 def test_a_duplicate_unit_id_is_refused(unit):
     doc = minimal()

@@ -202,7 +202,7 @@ def test_one_of_two_managers_can_be_deactivated():
 
 
 def test_the_only_general_manager_of_a_brand_with_open_stores_stays():
-    assert refusal(orgs.deactivate_staff, CHART, "gm-001") == (409, "brand_needs_general_manager", "status")
+    assert refusal(orgs.deactivate_staff, CHART, "gm-001") == (409, "brand_needs_general_manager", "staff_id")
     assert refusal(orgs.deactivate_staff, CHART, "my-gm")[1] == "brand_needs_general_manager"
     chart = orgs.add_staff(CHART, "gm-002", "副总", "general_manager", "yueyan", None)
     assert orgs.deactivate_staff(chart, "gm-001").ladder("SH-XH-001")[4].staff_id == "gm-002"
@@ -271,14 +271,8 @@ def test_becoming_an_admin_leaves_the_post():
     assert chart.ladder("SH-XH-001")[0].staff_id == "sh-xh-rv"
 
 
-UPDATE_STAFF_MOVES = pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="BUG services/routing/organisation.py update_staff() line 120: "
-           "fields.update(role=role, store_id=None, region_id=None, brand_id=None, **unit) passes the "
-           "unit's key twice, so every move with a unit (any role but admin) raises TypeError (HTTP 500)")
 
 
-@UPDATE_STAFF_MOVES
 @pytest.mark.parametrize("changes, unit", [
     ({"unit_id": "HZ-XH-002"}, {"store_id": "HZ-XH-002"}),
     ({"role": "supervisor", "unit_id": "GZ-TH-003"}, {"store_id": "GZ-TH-003"}),
@@ -292,36 +286,21 @@ def test_update_staff_moves_units(changes, unit):
     assert orgs.left_post(CHART, chart, "sh-xh-s1")
 
 
-@UPDATE_STAFF_MOVES
 def test_moving_the_only_manager_of_an_open_store_away_is_refused():
     assert refusal(orgs.update_staff, CHART, "gz-th-mg", {"unit_id": "SH-XH-001"})[:2] == (409, "store_needs_manager")
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG services/routing/organisation.py update_staff(): unlike deactivate_staff it "
-                          "does not clear Store.revisit_owner_id when the owner moves to another store or "
-                          "role, and org.Organisation.revisit_owner() only checks `active`, so the old "
-                          "store's revisits keep going to someone who no longer works there (today "
-                          "update_staff fails first with the TypeError above)")
 def test_a_revisit_owner_who_moves_away_is_no_longer_the_owner():
     chart = orgs.update_staff(CHART, "sh-xh-rv", {"unit_id": "HZ-XH-002"})
     assert chart.revisit_owner("SH-XH-001").staff_id != "sh-xh-rv"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG services/routing/organisation.py update_staff(): a store's named revisit "
-                          "owner who is made an admin (the one move that works today) stays the store's "
-                          "revisit owner, so revisits go to an admin of no brand, who handles no "
-                          "complaints and may not record revisits")
 def test_a_revisit_owner_who_becomes_an_admin_is_no_longer_the_owner():
     chart = orgs.update_staff(CHART, "hz-xh-s1", {"role": "admin"})
     owner = chart.revisit_owner("HZ-XH-002")
     assert owner.role is not Role.ADMIN and chart.brand_of(owner) == "yueyan"
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="BUG closeloop_shared/org.py Organisation.revisit_owner(): a named owner is used "
-                          "while active even if no longer a member of the store (see above)")
 def test_revisit_owner_is_always_someone_of_the_store_or_above():
     person = replace(CHART.staff["sh-xh-rv"], store_id="HZ-XH-002")  # moved, as update_staff means to
     chart = replace(CHART, staff={**CHART.staff, "sh-xh-rv": person})
@@ -481,8 +460,6 @@ class OrganisationMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def become_admin(self, data):
-        # (a named revisit owner who becomes an admin stays the owner: the xfail test
-        # test_a_revisit_owner_who_becomes_an_admin_is_no_longer_the_owner)
         owners = {s.revisit_owner_id for s in self.chart.stores.values()}
         staff_id = data.draw(st.sampled_from(sorted(set(self.chart.staff) - owners)))
         self._try(lambda o: orgs.update_staff(o, staff_id, {"role": "admin"}))

@@ -446,12 +446,6 @@ def test_hand_over_skips_a_case_that_moved_meanwhile():
     assert [e["action"] for e in cases.get(case["_id"])["timeline"]].count("reassigned") == 1
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG services/routing/flows.py hand_over_cases_of(): when the "
-                          "person who left a post still holds the same rung after the move (here "
-                          "the store's only store_staff promoted to supervisor), the case is "
-                          "'reassigned' to the same person, with a case_reassigned event and a "
-                          "notification to themselves")
 def test_hand_over_to_the_same_person_is_no_handover():
     chart = organisation.deactivate_staff(organisation.deactivate_staff(CHART, "sh-xh-sv"), "sh-xh-rv")
     cases = FakeCases()
@@ -463,17 +457,15 @@ def test_hand_over_to_the_same_person_is_no_handover():
     assert all(events == [] for _, events in handed)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG services/routing/organisation.py _check_stores_still_run() protects only "
-                          "OPEN stores, but a closed store's active cases still need its ladder: after "
-                          "closing a store and deactivating its brand's only general manager (both "
-                          "accepted), hand_over_cases_of() raises ValueError from Organisation.ladder() "
-                          "once the org change is already stored (HTTP 500, the cases keep an inactive "
-                          "assignee, and every deadline check of those cases fails)")
-def test_hand_over_never_fails_after_an_accepted_organisation_change():
+def test_a_brand_with_stores_keeps_its_general_manager_so_hand_overs_never_fail():
+    """A closed store's open cases still climb its ladder: the brand's last general
+    manager cannot be deactivated while it has stores, open or closed."""
     cases = FakeCases()
     case, _ = flows.route(cases, CHART, POLICY, submitted(store="BJ-CY-101", channel="media"), T0)
     assert case["assignee"]["staff_id"] == "my-gm"   # muyun has no regional manager nor customer service
-    after = organisation.update_store(CHART, "BJ-CY-101", {"status": "closed"})
-    after = organisation.deactivate_staff(after, "my-gm")    # accepted: no open store left in the brand
-    flows.hand_over_cases_of(cases, after, "my-gm", T0 + timedelta(hours=1))
+    closed = organisation.update_store(CHART, "BJ-CY-101", {"status": "closed"})
+    with pytest.raises(organisation.OrgRefused) as refused:
+        organisation.deactivate_staff(closed, "my-gm")
+    assert refused.value.code == "brand_needs_general_manager"
+    handed = flows.hand_over_cases_of(cases, closed, "my-gm", T0 + timedelta(hours=1))
+    assert [events for _, events in handed] == [[]]  # still theirs: nothing to hand over

@@ -165,11 +165,6 @@ def test_a_kid_that_is_not_a_string_is_refused(kid):
     refused(".".join([b64json({"alg": "EdDSA", "typ": "JWT", "kid": kid}), payload, signature]))
 
 
-@pytest.mark.xfail(strict=True, raises=InvalidCredential,
-                   reason="BUG closeloop_shared/tokens.py KeyRing.verify(): `iat` is checked by PyJWT "
-                          "against the verifier's wall clock with no leeway (not against `now`, and "
-                          "not with `leeway`), so a verifier whose clock is a second behind routing's "
-                          "refuses freshly issued tokens (ImmatureSignatureError)")
 def test_a_token_issued_by_a_signer_whose_clock_runs_ahead_is_accepted_within_the_leeway():
     ahead = datetime.now(timezone.utc) + timedelta(seconds=5)
     token = SIGNER.sign(CLAIMS, ahead, TTL)
