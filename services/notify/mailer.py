@@ -10,6 +10,7 @@ from nameko.extensions import DependencyProvider
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from closeloop_shared.config import SMTP_HOST, SMTP_PORT, SMTP_SENDER, setting
+from closeloop_shared.text import header_safe
 
 
 class SmtpMailer:
@@ -22,7 +23,7 @@ class SmtpMailer:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = recipient
-        message["Subject"] = subject
+        message["Subject"] = header_safe(subject)  # names typed by customers end up in it
         message["Message-ID"] = message_id
         message["X-Closeloop-Key"] = message_key
         message["X-Idempotency-Key"] = idempotency_key

@@ -2,7 +2,7 @@ import contextlib
 import hashlib
 import logging
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 
 from closeloop_shared.leases import Leases, not_leased
 from closeloop_shared.mongo import insert_new
@@ -42,6 +42,8 @@ class DeliveryRepository:
                                  ("recipient", ASCENDING)], unique=True)
         deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
         deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+        # per-recipient daily counters (services/notify/quota.py), forgotten after a day
+        db["recipient_counts"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
     def claim_new(self, message, now):
         """The delivery document, leased to the caller, if this call created it; else
@@ -98,6 +100,12 @@ class DeliveryRepository:
         if not delivery.get("lease_owner"):
             return contextlib.nullcontext(delivery)
         return self.leases.hold(delivery)
+
+    def count_for_recipient(self, key, expires_at):
+        """Count one more message for a recipient's day; the new count."""
+        return self.deliveries.database["recipient_counts"].find_one_and_update(
+            {"_id": key}, {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}},
+            upsert=True, return_document=ReturnDocument.AFTER)["n"]
 
     def finish(self, delivery, status, now, error=None, next_attempt_at=None):
         """Record an attempt's outcome and release the lease: sent, failed (retry at

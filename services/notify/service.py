@@ -7,20 +7,21 @@ from nameko.timer import timer as plain_timer
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
+from closeloop_shared.access import scope_of
+from closeloop_shared.auth import Organisation
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
-from closeloop_shared.access import scope_of
-from closeloop_shared.auth import Organisation
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import http, json_response, required_arg, requires
+from closeloop_shared.logs import scrub
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
-from services.notify import messages
+from services.notify import messages, quota
 from services.notify.mailer import Mailer
 from services.notify.metrics import NOTIFICATIONS
-from services.notify.schemas import OPENAPI
 from services.notify.repository import DeliveryRepository, identity
+from services.notify.schemas import OPENAPI
 
 log = logging.getLogger(__name__)
 MAX_RETRIES_PER_TICK = 50
@@ -96,6 +97,14 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
             self.deliveries.finish(delivery, "undeliverable", now, error="no e-mail address")
             NOTIFICATIONS.labels(message.kind.split(":")[0], "undeliverable").inc()
             return
+        if quota.capped(message.kind):
+            limit = setting(self.config, keys.NOTIFY_CUSTOMER_DAILY_QUOTA)
+            if self.deliveries.count_for_recipient(*quota.day_counter(message.recipient, now)) > limit:
+                # Kept in the log, not sent: a flood of submissions naming one address.
+                self.deliveries.finish(delivery, "suppressed", now,
+                                       error=f"over the daily quota of {limit} messages to this recipient")
+                NOTIFICATIONS.labels(message.kind.split(":")[0], "suppressed").inc()
+                return
         self._send(delivery)
 
     def _send(self, delivery):
@@ -112,17 +121,17 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         except Exception as exc:  # SMTP down or refusing: keep it for the retry timer
             now, attempts = utcnow(), delivery["attempts"]
             if attempts >= MAX_ATTEMPTS:
-                self.deliveries.finish(delivery, "abandoned", now, error=str(exc)[:500])
+                self.deliveries.finish(delivery, "abandoned", now, error=scrub(str(exc))[:500])
                 NOTIFICATIONS.labels(kind, "abandoned").inc()
                 log.error("delivery abandoned", extra={"case_id": delivery["case_id"], "kind": kind})
                 return
             interval = setting(self.config, keys.NOTIFY_RETRY_INTERVAL_SECONDS)
             retry_in = timedelta(seconds=interval * 2 ** (attempts - 1))
-            self.deliveries.finish(delivery, "failed", now, error=str(exc)[:500],
+            self.deliveries.finish(delivery, "failed", now, error=scrub(str(exc))[:500],
                                    next_attempt_at=now + retry_in)
             NOTIFICATIONS.labels(kind, "failed").inc()
             log.warning("delivery failed", extra={"case_id": delivery["case_id"], "kind": kind,
-                                                  "error": str(exc)[:200]})
+                                                  "error": scrub(str(exc))[:200]})
             return
         self.deliveries.finish(delivery, "sent", utcnow())
         NOTIFICATIONS.labels(kind, "sent").inc()

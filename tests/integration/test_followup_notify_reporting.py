@@ -184,3 +184,16 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     assert 'closeloop_open_cases{severity="low"} 1.0' in metrics
     bad = web_session.get("/v1/reports/summary", params={"from": "yesterday"})
     assert bad.status_code == 422 and bad.json()["error"]["fields"] == {"from": ["Not a valid date or datetime."]}
+
+
+def test_a_flood_of_submissions_naming_one_address_is_capped(notify, smtp_sink, mongo_client):
+    """The 11th acknowledgement of a day to one address is logged as suppressed, not sent."""
+    from closeloop_shared.mongo import database_name
+    address = f"victim-{uuid.uuid4().hex[:6]}@example.com"
+    for _ in range(12):
+        emit(notify, ev.CASE_SUBMITTED, submitted_event(uuid.uuid4().hex, email=address))
+    deliveries = mongo_client[database_name(notify, "notify")]["deliveries"]
+    wait_for(lambda: deliveries.count_documents({"recipient": address, "status": {"$in": ["sent", "suppressed"]}}) == 12,
+             what="12 deliveries settled")
+    assert deliveries.count_documents({"recipient": address, "status": "suppressed"}) == 2
+    assert len(wait_for(lambda: len(smtp_sink.to(address)) == 10 and smtp_sink.to(address))) == 10
