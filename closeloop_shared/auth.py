@@ -148,8 +148,9 @@ class Identity(SharedExtension):
         return Principal.for_staff(person, organisation.brand_of(person))
 
 
-class Organisation(DependencyProvider):
-    """The organisation as this service knows it, for a worker (closeloop_shared.org)."""
+class CurrentOrganisation(DependencyProvider):
+    """The organisation as this service knows it now (closeloop_shared.org.Organisation),
+    for a worker."""
 
     identity = Identity()
 

@@ -214,6 +214,8 @@ class JsonHttpEntrypoint(HttpRequestHandler):
             try:
                 request.principal = self._authorise(request)
             except Exception as exc:
+                if not isinstance(exc, (HttpError, PyMongoError)):  # no worker ran to log it
+                    log.error("unexpected error authorising a request", exc_info=exc)
                 return self.response_from_exception(exc)
         return super().handle_request(request)
 
@@ -235,7 +237,6 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         if isinstance(exc, PyMongoError):
             return error_response(HttpError(503, "storage_unavailable",
                                             f"storage is unavailable, retry later ({type(exc).__name__})"))
-        log.error("unexpected error", exc_info=exc)
         return error_response(HttpError(500, "internal_error", "unexpected error; it has been logged"))
 
 

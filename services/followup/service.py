@@ -11,7 +11,7 @@ from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.access import scope_of
-from closeloop_shared.auth import Organisation
+from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import (
     HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
@@ -31,7 +31,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     openapi_spec = OPENAPI
 
     revisits = Repository(RevisitRepository)
-    org = Organisation()
+    org = CurrentOrganisation()
     dispatch = EventDispatcher()
     config = Config()
 

@@ -10,7 +10,7 @@ from nameko.extensions import DependencyProvider
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.access import Principal, Scope, scope_of
-from closeloop_shared.auth import Organisation
+from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume_attributed, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
@@ -45,7 +45,7 @@ class IntakeService(OpsEndpoints, FollowsOrganisation):
     openapi_spec = OPENAPI
 
     feedback = Repository(FeedbackRepository)
-    org = Organisation()
+    org = CurrentOrganisation()
     limiter = SubmissionLimiter()
     dispatch = EventDispatcher()
     config = Config()

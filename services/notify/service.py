@@ -8,7 +8,7 @@ from nameko.timer import timer as plain_timer
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.access import scope_of
-from closeloop_shared.auth import Organisation
+from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
@@ -37,7 +37,7 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     openapi_spec = OPENAPI
 
     deliveries = Repository(DeliveryRepository)
-    org = Organisation()
+    org = CurrentOrganisation()
     mailer = Mailer()
     config = Config()
 

@@ -5,7 +5,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler
 from closeloop_shared.clock import utcnow
 from closeloop_shared.access import scope_of
-from closeloop_shared.auth import Organisation
+from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import HttpError, http, json_response, requires
 from closeloop_shared.mongo import Repository
@@ -60,7 +60,7 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     openapi_spec = OPENAPI
 
     facts = Repository(FactsRepository)
-    org = Organisation()
+    org = CurrentOrganisation()
     open_cases_gauge = OpenCasesGauge()
 
     on_case_submitted = _handler(ev.CASE_SUBMITTED)

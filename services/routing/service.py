@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.access import Scope, scope_of
-from closeloop_shared.auth import SNAPSHOT_ID, Organisation
+from closeloop_shared.auth import SNAPSHOT_ID, CurrentOrganisation
 from closeloop_shared.bus import Unprocessable, event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
@@ -49,7 +49,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     org_store = Repository(OrgRepository)
     integrations = Repository(IntegrationRepository)
     accounts = Repository(AccountRepository)
-    org = Organisation()
+    org = CurrentOrganisation()
     identity = IdentityStores()
     signer = TokenSigner()
     dispatch = EventDispatcher()
