@@ -68,7 +68,7 @@ def restart_broker(rabbit_config):
 
 
 def test_a_handler_finishing_during_a_broker_restart_leaves_the_service_running(
-        container_factory, service_config, restart_broker):
+        container_factory, service_config, restart_broker, caplog):
     stop_broker, start_broker = restart_broker
     Slow.handled, Slow.pause = [], 3.0
     container = container_factory(Slow, service_config)
@@ -94,8 +94,10 @@ def test_a_handler_finishing_during_a_broker_restart_leaves_the_service_running(
                 raise
             time.sleep(1)
     wait_for(lambda: 2 in Slow.handled, timeout=60, what="consuming again after the restart")
-    # the unacked first message came back: redelivered, handled again (consumers are idempotent)
-    wait_for(lambda: Slow.handled.count(1) >= 2, timeout=30, what="redelivery of the unacked message")
+    if any("could not ack" in record.getMessage() for record in caplog.records):
+        # the ack met the dead connection: the broker kept the message and redelivers it
+        # (whether the ack raced the broker's closing depends on how fast stop_app is)
+        wait_for(lambda: Slow.handled.count(1) >= 2, timeout=30, what="redelivery of the unacked message")
     assert not container._died.ready()
 
 
