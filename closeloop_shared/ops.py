@@ -1,6 +1,8 @@
 """What every service has besides its own work: /metrics (Prometheus), /health,
 /openapi.json, the bus's queues declared at start; and the mixins for following the
 organisation and auditing personal-data reads."""
+from nameko.extensions import DependencyProvider
+
 from closeloop_shared import events as ev
 from closeloop_shared.audit import PersonalDataReads
 from closeloop_shared.auth import Identity
@@ -9,7 +11,6 @@ from closeloop_shared.contract import Permission
 from closeloop_shared.http import PUBLIC, http, int_arg, json_response, requires
 from closeloop_shared.metrics import metrics_response
 from closeloop_shared.mongo import MongoHealth, Repository
-from nameko.extensions import DependencyProvider
 
 
 class OpsEndpoints:
