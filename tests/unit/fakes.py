@@ -178,6 +178,11 @@ class FakeDeliveries:
         import contextlib
         return contextlib.nullcontext(delivery)
 
+    def count_for_recipient(self, key, expires_at):
+        self.day_counts = getattr(self, "day_counts", {})
+        self.day_counts[key] = self.day_counts.get(key, 0) + 1
+        return self.day_counts[key]
+
     def finish(self, delivery, status, now, error=None, next_attempt_at=None):
         document = self.docs[delivery["_id"]]
         if document.get("lease_owner") != delivery.get("lease_owner"):
