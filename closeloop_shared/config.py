@@ -42,6 +42,10 @@ SMTP_SENDER = "SMTP_SENDER"
 NOTIFY_RETRY_INTERVAL_SECONDS = "NOTIFY_RETRY_INTERVAL_SECONDS"
 NOTIFY_CUSTOMER_DAILY_QUOTA = "NOTIFY_CUSTOMER_DAILY_QUOTA"  # messages per customer address a day
 
+# Below this confidence the model's category waits in the triage queue of the store's
+# supervisor (with the top two suggestions) instead of being taken as is.
+TRIAGE_CONFIDENCE_THRESHOLD = "TRIAGE_CONFIDENCE_THRESHOLD"
+
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
     MONGO_DB_PREFIX: "closeloop",
@@ -67,6 +71,7 @@ DEFAULTS = {
     SMTP_SENDER: "closeloop@localhost",
     NOTIFY_RETRY_INTERVAL_SECONDS: 30,
     NOTIFY_CUSTOMER_DAILY_QUOTA: 10,
+    TRIAGE_CONFIDENCE_THRESHOLD: 0.5,
 }
 
 

@@ -23,6 +23,33 @@ class PrincipalKind(str, Enum):
     INTEGRATION = "integration"
 
 
+class Category(str, Enum):
+    """What a complaint is about. OTHER is kept for cases classified before the
+    trained model (and for submitters who choose it); the model never answers it."""
+    SERVICE_QUALITY = "service_quality"
+    HYGIENE = "hygiene"
+    PRODUCT_EFFICACY = "product_efficacy"
+    STAFF_ATTITUDE = "staff_attitude"
+    PRICE = "price"
+    TECHNICIAN_SKILL = "technician_skill"
+    EQUIPMENT = "equipment"
+    BOOKING = "booking"
+    OTHER = "other"
+
+
+class Severity(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class TriageStatus(str, Enum):
+    """A case whose category the model was unsure of waits for a person to confirm it."""
+    PENDING = "pending"
+    RESOLVED = "resolved"
+
+
 class Permission(str, Enum):
     """What a caller may do (function level). Which objects it may do it to is its
     scope (closeloop_shared.access.Scope)."""
@@ -36,6 +63,7 @@ class Permission(str, Enum):
     CASE_REFUND = "case:refund"            # resolve with a refund (options B-D)
     CASE_CLOSE_REFERRAL = "case:close_referral"  # resolve a consumer-association / media case
     CASE_REOPEN = "case:reopen"
+    CASE_RECLASSIFY = "case:reclassify"    # correct a case's category (recorded for retraining)
     REVISIT_READ = "revisit:read"
     REVISIT_RECORD = "revisit:record"
     DELIVERY_READ = "delivery:read"

@@ -9,7 +9,7 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from closeloop_shared.contract import Permission, PrincipalKind, Role, StoreStatus
+from closeloop_shared.contract import Category, Permission, PrincipalKind, Role, Severity, StoreStatus
 
 # Event names, grouped by the service that owns (emits) them.
 INTAKE = "intake"
@@ -68,11 +68,8 @@ CHANNELS = (
     "in_store", "hotline", "web", "wechat", "survey", "email", "comment_box",
     "consumer_association", "media",
 )
-CATEGORIES = (
-    "service_quality", "hygiene", "product_efficacy", "staff_attitude", "price",
-    "technician_skill", "equipment", "booking", "other",
-)
-SEVERITIES = ("low", "medium", "high", "critical")
+CATEGORIES = tuple(c.value for c in Category)    # the enums live in contract.py
+SEVERITIES = tuple(s.value for s in Severity)
 CASE_STATUSES = ("open", "in_progress", "resolved", "reopened", "closed")
 REMEDY_TYPES = ("apology", "compensation", "refund")
 # The four options of the store's complaint procedure (A-D).
@@ -163,6 +160,12 @@ class CaseRouted(EventSchema):
     deadlines = fields.Nested(Deadlines, required=True)
     routed_at = fields.AwareDateTime(required=True)
     locale = fields.String(load_default="zh-CN")
+    # How the category was decided (optional: older emitters leave them out).
+    confidence = fields.Float(allow_none=True)
+    runner_up = fields.String(allow_none=True)
+    model_version = fields.String(allow_none=True)
+    classified_by = fields.String(allow_none=True)  # "model" | "submitter"
+    triage = fields.Boolean()  # True: the category waits for a person to confirm it
 
 
 class CaseEscalated(EventSchema):
