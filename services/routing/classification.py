@@ -1,72 +1,94 @@
-"""Category and severity of a complaint from its channel and words (zh-CN first)."""
-import re
+"""Category and severity of a complaint, explained (zh-CN first, English second).
 
-# Keywords per category, Chinese then English. Order matters only for ties: the
-# earlier category wins.
-KEYWORDS = {
-    "hygiene": ("卫生", "不干净", "脏", "消毒", "毛巾", "床单", "异味", "头发", "蟑螂",
-                "hygiene", "dirty", "unclean", "towel", "smell", "sanit"),
-    "product_efficacy": ("效果", "没效果", "没有效果", "无效", "过敏", "红肿", "长痘", "刺痛", "脱皮", "产品",
-                         "effect", "no result", "allerg", "rash", "product"),
-    "technician_skill": ("手法", "技术", "技师", "美容师", "调理师", "弄伤", "烫伤", "不专业", "力度",
-                         "technique", "technician", "therapist", "unprofessional", "hurt"),
-    "staff_attitude": ("态度", "不耐烦", "冷淡", "推销", "强买", "骂", "脸色", "不理",
-                       "attitude", "rude", "impolite", "pushy", "upsell"),
-    # A refund demand is a remedy the customer asks for, not what went wrong: no
-    # refund words here.
-    "price": ("价格", "太贵", "乱收费", "多收", "扣费", "收费", "办卡", "价钱",
-              "price", "expensive", "overcharg", "charge"),
-    "equipment": ("仪器", "设备", "机器", "故障", "坏了", "空调", "热水",
-                  "equipment", "machine", "device", "broken"),
-    "booking": ("预约", "改期", "排队", "等了", "爽约", "取消", "到店没人", "时间冲突",
-                "booking", "appointment", "reschedul", "waited", "cancel"),
-    "service_quality": ("服务", "怠慢", "敷衍", "体验差", "不满意", "环境",
-                        "service", "experience", "neglect"),
-}
-FALLBACK_CATEGORY = "other"
+The category comes from a trained linear model over character n-grams
+(services/routing/triage: corpus, artefact, training); the severity from rules that
+catch harm and threats whatever the category (triage/severity.py), helped by the
+model's harm head. Each decision says how sure it is, what came second and which words
+decided it, and names the model version. Pure: no nameko, no pymongo.
+"""
+from dataclasses import dataclass, field
+from functools import lru_cache
 
-# Words that mean the customer may be hurt: such a complaint is never routine.
-HARM_WORDS = ("过敏", "红肿", "烫伤", "弄伤", "感染", "出血", "疼", "受伤", "起泡", "刺痛",
-              "allerg", "burn", "injur", "infection", "bleed", "swollen", "hurt", "pain",
-              "blister")
-ANGER_WORDS = ("投诉", "曝光", "12315", "消协", "律师", "起诉", "退款", "媒体",
-               "lawyer", "sue ", "lawsuit", "expose", "refund")
-REFERRAL_CHANNELS = ("consumer_association", "media")
+from closeloop_shared.contract import Category
+from services.routing.triage import model as trained
+from services.routing.triage import severity as rules
+from services.routing.triage.severity import SeverityAssessment
+
+SUBMITTER = "submitter"   # the sender chose the category: it wins
+MODEL = "model"
 
 
-def _hits(word, text):
-    """Chinese words count wherever they stand; an English word (or stem, like
-    "allerg") only where a word starts, so "sue" never fires inside "issue"."""
-    if word.isascii() and word[0].isalpha():
-        return len(re.findall(r"\b" + re.escape(word), text))
-    return text.count(word)
+@dataclass(frozen=True)
+class Classification:
+    category: str                        # a Category value
+    confidence: float                    # the model's probability of `category` (1.0 when chosen by the submitter)
+    runner_up: str | None = None
+    runner_up_confidence: float | None = None
+    features: tuple = ()                 # the words that decided it, strongest first
+    model_version: str | None = None
+    source: str = MODEL
+    suggestions: tuple = field(default=())  # ((category, probability), ...) the top two
+
+    def needs_triage(self, threshold):
+        """A model decision below the confidence threshold waits for a person."""
+        return self.source == MODEL and self.confidence < threshold
+
+    def as_dict(self):
+        return {"category": self.category, "confidence": self.confidence,
+                "runner_up": self.runner_up, "runner_up_confidence": self.runner_up_confidence,
+                "features": list(self.features), "model_version": self.model_version,
+                "source": self.source,
+                "suggestions": [{"category": c, "confidence": p} for c, p in self.suggestions]}
 
 
-def _any(words, text):
-    return any(_hits(word, text) for word in words)
+@dataclass(frozen=True)
+class Triage:
+    """The classifier and severity rules over one trained artefact."""
+    categories: trained.LinearModel
+    harm: trained.LinearModel
+
+    @property
+    def version(self):
+        return self.categories.version
+
+    def classify(self, content, explicit=None):
+        scored = self.categories.score(content or "")
+        (best, p1), (second, p2) = scored.ranking[0], scored.ranking[1]
+        suggestions = scored.ranking[:2]
+        if explicit:
+            return Classification(Category(explicit).value, 1.0, best if best != explicit else second,
+                                  p1 if best != explicit else p2, scored.evidence, scored.version,
+                                  SUBMITTER, suggestions)
+        return Classification(best, p1, second, p2, scored.evidence, scored.version, MODEL, suggestions)
+
+    def harm_probability(self, content):
+        return dict(self.harm.score(content or "", explain=0).ranking)["harm"]
+
+    def severity(self, channel, content):
+        return rules.assess(channel, content or "", self.harm_probability(content))
+
+
+def from_artefact(artefact):
+    heads = artefact["heads"]
+    return Triage(trained.LinearModel.from_dict({"version": artefact["version"], **heads["category"]}),
+                  trained.LinearModel.from_dict({"version": artefact["version"], **heads["harm"]}))
+
+
+@lru_cache(maxsize=4)
+def load(path=trained.ARTEFACT):
+    """The triage of the artefact at `path`, read once per process."""
+    return from_artefact(trained.read(path))
 
 
 def classify(content, explicit=None):
-    """The sender's category wins; otherwise the category with most keyword hits."""
-    if explicit:
-        return explicit
-    text = content.lower()
-    best, best_hits = FALLBACK_CATEGORY, 0
-    for category, words in KEYWORDS.items():
-        hits = sum(_hits(word, text) for word in words)
-        if hits > best_hits:
-            best, best_hits = category, hits
-    return best
+    """The sender's category wins; otherwise the model's, with its confidence."""
+    return load().classify(content, explicit)
+
+
+def assess_severity(channel, content) -> SeverityAssessment:
+    return load().severity(channel, content)
 
 
 def severity(channel, content):
-    """critical: consumer-association or media referral; high: possible harm to the
-    customer; medium: a threat to go public or a refund demand; low: the rest."""
-    if channel in REFERRAL_CHANNELS:
-        return "critical"
-    text = content.lower() + " "
-    if _any(HARM_WORDS, text):
-        return "high"
-    if _any(ANGER_WORDS, text):
-        return "medium"
-    return "low"
+    """critical / high / medium / low (triage/severity.py says when)."""
+    return assess_severity(channel, content).level

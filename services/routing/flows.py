@@ -5,7 +5,8 @@ import logging
 
 from closeloop_shared import events as ev
 from closeloop_shared.access import Scope, contact_view
-from closeloop_shared.contract import Permission
+from closeloop_shared.config import DEFAULTS, TRIAGE_CONFIDENCE_THRESHOLD
+from closeloop_shared.contract import Permission, TriageStatus
 from closeloop_shared.events import new_event as outgoing
 from closeloop_shared.org import LADDER
 from services.routing import classification, lifecycle, sla
@@ -30,6 +31,8 @@ class ActionForbidden(Exception):
 # Complaints referred by a consumer association or the media: the store manager or
 # someone above answers for them (seed 004), so only they may resolve one.
 REFERRAL_CHANNELS = ("consumer_association", "media")
+TRIAGE_RUNG = 1  # the store's supervisor (org.ladder(store)[1]) confirms unsure categories
+TRIAGE_THRESHOLD = DEFAULTS[TRIAGE_CONFIDENCE_THRESHOLD]
 
 
 def _escalated(case, rung, previous, assignee, reason, now):
@@ -40,32 +43,54 @@ def _escalated(case, rung, previous, assignee, reason, now):
         "locale": case["locale"]})
 
 
-def route(repository, chart, policy, submitted, now):
-    """A new case from case_submitted: classified, assigned, clocks armed. Idempotent:
-    a redelivered event finds the case already there and changes nothing."""
+def route(repository, chart, policy, submitted, now, triage_threshold=TRIAGE_THRESHOLD):
+    """A new case from case_submitted: classified (with confidence, runner-up, the
+    deciding words and the model version), assigned, clocks armed. A model category
+    below `triage_threshold` waits in the triage queue of the store's supervisor (rung
+    1 at least) with the top two suggestions; a submitter's category is taken as is.
+    Idempotent: a redelivered event finds the case already there and changes nothing."""
     existing = repository.get(submitted["case_id"])
     if existing:
         return existing, []
-    category = classification.classify(submitted["content"], submitted.get("category"))
-    severity = classification.severity(submitted["channel"], submitted["content"])
+    decision = classification.classify(submitted["content"], submitted.get("category"))
+    assessed = classification.assess_severity(submitted["channel"], submitted["content"])
+    category, severity = decision.category, assessed.level
     ladder = [person.as_dict() for person in chart.ladder(submitted["store_id"])]
+    in_triage = decision.needs_triage(triage_threshold)
     rung = sla.initial_rung(severity)
+    if in_triage:
+        rung = max(rung, TRIAGE_RUNG)
     clocks = sla.arm_clocks(policy, submitted["submitted_at"], severity)
+    explained = decision.as_dict()
     case = {
         "_id": submitted["case_id"], **{k: v for k, v in submitted.items() if k != "case_id"},
         "category": category, "severity": severity, "status": lifecycle.CaseStatus.OPEN.value,
+        "classification": explained, "severity_assessment": assessed.as_dict(),
+        "triage": ({"status": TriageStatus.PENDING.value, "suggestions": explained["suggestions"],
+                    "owner": ladder[TRIAGE_RUNG], "queued_at": now} if in_triage else None),
         "rung": rung, "assignee": ladder[rung], "clocks": clocks, "last_escalated_at": None,
         "resolution_round": 0, "reopen_count": 0, "version": 0, "routed_at": now,
         "updated_at": now, "outbox_pending": True,
         "timeline": [lifecycle.entry(submitted["submitted_at"], "submitted", "customer",
                                      channel=submitted["channel"]),
                      lifecycle.entry(now, "routed", "system", category=category,
-                                     severity=severity, assignee=ladder[rung]["staff_id"])],
+                                     severity=severity, assignee=ladder[rung]["staff_id"],
+                                     confidence=decision.confidence, runner_up=decision.runner_up,
+                                     features=list(decision.features),
+                                     model_version=decision.model_version, classified_by=decision.source,
+                                     severity_reasons=list(assessed.reasons))],
     }
+    if in_triage:
+        case["timeline"].append(lifecycle.entry(
+            now, "triage_queued", "system", owner=ladder[TRIAGE_RUNG]["staff_id"],
+            suggestions=explained["suggestions"], threshold=triage_threshold))
     case["outbox"] = [outgoing(ev.CASE_ROUTED, {
         "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
         "category": category, "severity": severity, "assignee": ladder[rung], "rung": rung,
-        "deadlines": sla.deadlines(clocks), "routed_at": now, "locale": case["locale"]})]
+        "deadlines": sla.deadlines(clocks), "routed_at": now, "locale": case["locale"],
+        "confidence": decision.confidence, "runner_up": decision.runner_up,
+        "model_version": decision.model_version, "classified_by": decision.source,
+        "triage": in_triage})]
     if sla.escalates_immediately(severity):
         case["rung"], case["assignee"], case["last_escalated_at"] = rung + 1, ladder[rung + 1], now
         case["timeline"].append(lifecycle.entry(now, "escalated", "system", reason="critical_referral",
@@ -200,6 +225,40 @@ def close(repository, case_id, actor, now):
         return changes, entry, [outgoing(ev.CASE_CLOSED, {
             "case_id": case["_id"], "store_id": case["store_id"], "closed_at": now})]
     return _act(repository, case_id, EVERYWHERE, now, action)
+
+
+def reclassify(repository, corrections, case_id, category, reason, principal, scope, now):
+    """A staff correction of the category: the case takes it (a pending triage is
+    resolved), the timeline says who, why and what the model had said, and the
+    corrections store keeps it for retraining (`python -m services.routing.triage export`)."""
+    seen = {}
+
+    def action(case):
+        before = case.get("classification") or {}
+        model_category = before.get("model_category") or (
+            before.get("category") if before.get("source") == "model" else None)
+        changes = {"category": category,
+                   "classification": dict(before, category=category, source="staff",
+                                          model_category=model_category, corrected_by=principal.actor)}
+        if (case.get("triage") or {}).get("status") == TriageStatus.PENDING.value:
+            changes["triage"] = dict(case["triage"], status=TriageStatus.RESOLVED.value,
+                                     resolved_by=principal.actor, resolved_at=now)
+        entry = lifecycle.entry(now, "reclassified", principal.actor, previous=case["category"],
+                                category=category, reason=reason, model_category=model_category,
+                                model_version=before.get("model_version"))
+        seen.update(case=case, before=before, entry=entry)
+        return changes, entry, []
+
+    updated, events = _act(repository, case_id, scope, now, action)
+    case, before, entry = seen["case"], seen["before"], seen["entry"]
+    corrections.record({
+        "_id": f"{case['_id']}:{case['version']}", "case_id": case["_id"],
+        "case_number": case["case_number"], "store_id": case["store_id"], "text": case["content"],
+        "channel": case["channel"], "locale": case.get("locale"), "previous": entry["previous"],
+        "category": category, "reason": reason, "by": principal.actor, "at": now,
+        "model_category": entry["model_category"], "model_version": entry["model_version"],
+        "model_confidence": before.get("confidence")})
+    return updated, events
 
 
 def hand_over_cases_of(repository, chart, staff_id, now):

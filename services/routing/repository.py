@@ -26,6 +26,9 @@ class CaseRepository:
         cases.create_index([("submitted_at", ASCENDING)])  # GET /v1/cases, newest first
         cases.create_index([("store_id", ASCENDING), ("submitted_at", ASCENDING)])
         cases.create_index([("assignee.staff_id", ASCENDING), ("status", ASCENDING)])
+        # GET /v1/cases?triage=pending (with or without a store)
+        cases.create_index([("triage.status", ASCENDING), ("submitted_at", ASCENDING)])
+        cases.create_index([("store_id", ASCENDING), ("triage.status", ASCENDING), ("submitted_at", ASCENDING)])
 
     def insert(self, case):
         return insert_new(self.cases, case)
@@ -33,9 +36,11 @@ class CaseRepository:
     def get(self, case_id):
         return self.cases.find_one({"_id": case_id})
 
-    def find(self, scope, store_id=None, status=None, limit=50):
-        """The newest cases within `scope` (closeloop_shared.access.Scope)."""
-        query = {k: v for k, v in (("store_id", store_id), ("status", status)) if v}
+    def find(self, scope, store_id=None, status=None, limit=50, triage=None):
+        """The newest cases within `scope` (closeloop_shared.access.Scope); `triage`
+        ("pending", "resolved") keeps the cases whose category is in that triage state."""
+        query = {k: v for k, v in (("store_id", store_id), ("status", status),
+                                   ("triage.status", triage)) if v}
         if scope.stores is not None:
             if store_id and store_id not in scope.stores:
                 return []  # a store out of scope lists as empty as an unknown one
@@ -71,6 +76,26 @@ class CaseRepository:
         to that takeover."""
         return list(self.cases.find({"next_check_at": {"$lte": now}})
                     .sort("next_check_at", ASCENDING).limit(limit))
+
+
+class CorrectionRepository:
+    """routing's `corrections`: every staff correction of a case's category (who, why,
+    what the model had said and which model), the material
+    `python -m services.routing.triage export` adds to the corpus."""
+
+    def __init__(self, db):
+        self.corrections = db["corrections"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        db["corrections"].create_index([("at", ASCENDING)])
+
+    def record(self, correction):
+        """Idempotent: one record per (case, case version corrected)."""
+        self.corrections.update_one({"_id": correction["_id"]}, {"$setOnInsert": correction}, upsert=True)
+
+    def all(self):
+        return list(self.corrections.find({}).sort("at", ASCENDING))
 
 
 class OrgRepository(OrgStore):

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 from closeloop_shared import openapi
 from closeloop_shared.openapi import StrictSchema
 from closeloop_shared.access import INTEGRATION_PERMISSIONS
-from closeloop_shared.contract import Role, StoreStatus
+from closeloop_shared.contract import Category, Role, StoreStatus, TriageStatus
 from closeloop_shared.events import CASE_STATUSES, REFUND_OPTIONS, REMEDY_TYPES
 from closeloop_shared.org import DEFAULT_TIMEZONE
 
@@ -38,6 +38,13 @@ class ResolveIn(StrictSchema):
 
 
 class ReopenIn(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+class ReclassifyIn(StrictSchema):
+    """A staff correction of the category (the acting person is the caller)."""
+    category = fields.String(required=True, validate=validate.OneOf(
+        [c.value for c in Category if c is not Category.OTHER]))
     reason = fields.String(required=True, validate=validate.Length(1, 2000))
 
 
@@ -124,7 +131,9 @@ OPENAPI = openapi.build("Closeloop routing", {
         "summary": "Recent cases, newest first",
         "parameters": [openapi.query_param("store", "store id"),
                        openapi.query_param("status", "case status", {"type": "string", "enum": list(CASE_STATUSES)}),
-                       openapi.query_param("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200})],
+                       openapi.query_param("limit", "1-200", {"type": "integer", "minimum": 1, "maximum": 200}),
+                       openapi.query_param("triage", "pending: cases whose category waits for a person",
+                                           {"type": "string", "enum": [t.value for t in TriageStatus]})],
         "responses": openapi.responses({200: "cases"}, 422, 503)}},
     "/v1/cases/{case_id}": {"get": {
         "summary": "A case: status, category, severity, assignee, deadlines, timeline",
@@ -134,6 +143,9 @@ OPENAPI = openapi.build("Closeloop routing", {
     "/v1/cases/{case_id}/report": _action("File the written report of a referral case", ReportIn),
     "/v1/cases/{case_id}/resolve": _action("Resolve with a remedy (options A-D for refunds)", ResolveIn),
     "/v1/cases/{case_id}/reopen": _action("Reopen a resolved or closed case", ReopenIn),
+    "/v1/cases/{case_id}/category": _action(
+        "Correct the category (resolves a pending triage; recorded with who and why for retraining)",
+        ReclassifyIn),
     "/v1/auth/login": {"post": _write(
         "Log in with staff id and password: a signed token for every service", LoginIn,
         {200: "token, token_type, expires_at, staff"}, statuses=(400, 401, 413, 415, 422, 429, 503))},

@@ -15,6 +15,7 @@ from closeloop_shared.bus import Unprocessable, event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.contract import Permission as P
+from closeloop_shared.contract import TriageStatus
 from closeloop_shared.http import (
     PUBLIC, HttpError, http, int_arg, json_response, load_or_422, read_json, requires)
 from closeloop_shared.mongo import Repository
@@ -25,7 +26,7 @@ from services.routing.lifecycle import ActionRefused
 from services.routing.metrics import ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES
 from services.routing.organisation import OrgRefused
 from services.routing.repository import (
-    AccountRepository, CaseRepository, IntegrationRepository, OrgRepository)
+    AccountRepository, CaseRepository, CorrectionRepository, IntegrationRepository, OrgRepository)
 from services.routing.sla import Policy
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ FIRST_RESPONSE_IN = schemas.FirstResponseIn()
 REPORT_IN = schemas.ReportIn()
 RESOLVE_IN = schemas.ResolveIn()
 REOPEN_IN = schemas.ReopenIn()
+RECLASSIFY_IN = schemas.ReclassifyIn()
 LOGIN_IN = schemas.LoginIn()
 PASSWORD_IN = schemas.PasswordIn()
 BRAND_IN, REGION_IN, STORE_IN, STAFF_IN = (schemas.BrandIn(), schemas.RegionIn(), schemas.StoreIn(),
@@ -49,6 +51,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     org_store = Repository(OrgRepository)
     integrations = Repository(IntegrationRepository)
     accounts = Repository(AccountRepository)
+    corrections = Repository(CorrectionRepository)
     org = CurrentOrganisation()
     identity = IdentityStores()
     signer = TokenSigner()
@@ -68,7 +71,8 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         submitted = ev.load(ev.CASE_SUBMITTED, payload)
         if self.org.store(submitted["store_id"]) is None:
             raise Unprocessable(f"unknown store {submitted['store_id']!r}")
-        case, events = flows.route(self.cases, self.org, self.policy, submitted, utcnow())
+        case, events = flows.route(self.cases, self.org, self.policy, submitted, utcnow(),
+                                   setting(self.config, keys.TRIAGE_CONFIDENCE_THRESHOLD))
         self._publish(case, events)
         log.info("case routed", extra={"case_number": case["case_number"],
                                        "category": case["category"], "severity": case["severity"]})
@@ -120,8 +124,12 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         if status and status not in ev.CASE_STATUSES:
             raise HttpError(422, "validation_failed", "unknown status",
                             {"status": [f"Must be one of: {', '.join(ev.CASE_STATUSES)}."]})
+        triage = request.args.get("triage")
+        if triage and triage not in {t.value for t in TriageStatus}:
+            raise HttpError(422, "validation_failed", "unknown triage state",
+                            {"triage": [f"Must be one of: {', '.join(t.value for t in TriageStatus)}."]})
         found = self.cases.find(self._scope(request), request.args.get("store"), status,
-                                int_arg(request, "limit", 50, 1, 200))
+                                int_arg(request, "limit", 50, 1, 200), triage=triage)
         self.personal_data_reads.record(request.principal, "case", [c["_id"] for c in found])
         return json_response(200, {"cases": [flows.public_view(c, request.principal) for c in found]})
 
@@ -148,6 +156,12 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         body = load_or_422(REOPEN_IN, self._body(request))
         return self._act(request, flows.reopen, self.cases, self.policy, case_id,
                          request.principal.actor, body["reason"], "staff", utcnow(), self._scope(request))
+
+    @http("POST", "/v1/cases/<string:case_id>/category", access=requires(P.CASE_RECLASSIFY))
+    def reclassify(self, request, case_id):
+        body = load_or_422(RECLASSIFY_IN, self._body(request))
+        return self._act(request, flows.reclassify, self.cases, self.corrections, case_id, body["category"],
+                         body["reason"], request.principal, self._scope(request), utcnow())
 
     # -- HTTP: logins, organisation, integrations --------------------------------------
 

@@ -80,7 +80,9 @@ def test_make_case_matches_what_route_builds(content, channel, severity):
         "content": content, "occurred_at": T0, "submitted_at": T0, "category": None,
         "external_ref": None, "service_context": None, "locale": "zh-CN",
         "submitted_by": {"kind": "staff", "client_id": None, "staff_id": "sh-xh-s1"}}
-    routed, _ = flows.route(FakeCases(), chart, POLICY, submitted, T0 + timedelta(seconds=3))
+    # threshold 0: no triage queue here (an unsure category would start at the supervisor's rung)
+    routed, _ = flows.route(FakeCases(), chart, POLICY, submitted, T0 + timedelta(seconds=3),
+                            triage_threshold=0)
     built = make_case(severity, T0, T0 + timedelta(seconds=3))
     for key in ("severity", "status", "rung", "clocks", "last_escalated_at",
                 "resolution_round", "reopen_count", "next_check_at"):
