@@ -235,8 +235,10 @@ def main():
                     print(f"  | {line}")
         return 1
     finally:
-        # services first, then the stand-ins they use
-        stop_all([p for p, _ in reversed(list(started.values()))])
+        # services first, then the stand-ins they use: a service whose database went
+        # away first would wait on it and outlast its grace period
+        stop_all([p for name, (p, _) in started.items() if name not in ("mongo", "smtp")])
+        stop_all([p for name, (p, _) in started.items() if name in ("mongo", "smtp")])
         print("stopped", flush=True)
 
 
