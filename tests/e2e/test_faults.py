@@ -29,6 +29,8 @@ def test_kills_and_a_broker_restart_lose_nothing_and_double_nothing(
         n=200, rate=50, kills=1, kill_together=True, broker_restarts=1, broker_down_s=1,
         sla_first_response=10, timeout=120, quiet_s=3)
     faults.print_figures(figures)
+    from tests.integration.test_bus_faults import management_answers
+    wait_for(management_answers, timeout=60, what="management API back for the next tests")
     assert figures["settled"]
     assert figures["confirmed"] == 200
     assert figures["lost"] == {"cases": 0, "routed": 0, "acknowledged": 0, "reported": 0}

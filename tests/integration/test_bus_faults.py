@@ -26,6 +26,15 @@ def rabbitmqctl(*args):
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
+def management_answers():
+    """The management API (nameko's per-test vhosts are made through it) is back too."""
+    import requests
+    try:
+        return requests.get("http://127.0.0.1:15672/api/overview", auth=("guest", "guest"), timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
 def broker_answers(amqp_uri):
     try:
         with Connection(amqp_uri, connect_timeout=1) as connection:
@@ -61,6 +70,7 @@ def restart_broker(rabbit_config):
         rabbitmqctl("start_app")
         stopped.clear()
         wait_for(lambda: broker_answers(amqp_uri), timeout=60, what="broker back")
+        wait_for(management_answers, timeout=60, what="management API back")
 
     yield stop, start
     if stopped:
