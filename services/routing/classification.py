@@ -69,9 +69,8 @@ class Triage:
 
 
 def from_artefact(artefact):
-    heads = artefact["heads"]
-    return Triage(trained.LinearModel.from_dict({"version": artefact["version"], **heads["category"]}),
-                  trained.LinearModel.from_dict({"version": artefact["version"], **heads["harm"]}))
+    categories = trained.LinearModel.from_artefact(artefact, "category")
+    return Triage(categories, trained.LinearModel.from_artefact(artefact, "harm", categories.index))
 
 
 @lru_cache(maxsize=4)

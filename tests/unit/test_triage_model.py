@@ -54,8 +54,8 @@ def test_held_out_figures_stay_above_the_floor(held_out):
     assert held_out.harm_cases >= 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 targets not reached yet: held-out accuracy ~0.84, "
-                   "macro-F1 ~0.84, critical precision 6/7 (see README, Triage)")
+@pytest.mark.xfail(strict=True, reason="issue 8 targets not all reached yet: held-out accuracy 0.86 "
+                   "(target 0.90), critical precision 6/7 (target 0.90); see README, Triage")
 def test_held_out_figures_meet_the_issue_targets(held_out):
     measured = {k: getattr(held_out, k) for k in TARGET}
     assert all(measured[k] >= TARGET[k] for k in TARGET), measured

@@ -2,8 +2,9 @@
 (scikit-learn's vectoriser takes it as its analyzer) and the running service, so the
 two can never tokenise differently.
 
-Chinese has no spaces, so a Chinese run gives its character 1-, 2- and 3-grams (the
-usual strong baseline for short Chinese text, no dictionary to load); an English word
+Chinese has no spaces, so a Chinese run gives its character 1- and 2-grams (the usual
+strong baseline for short Chinese text, no dictionary to load; 5-fold cross-validation
+on the training part: 0.837 with 1-2-grams, 0.829 with 1-3-grams); an English word
 gives itself and its first five letters (burn/burned/burns share "burn"), digits stay
 whole (12315), and each domain concept the text names (lexicon.py) adds "k:<concept>".
 Pure: no nameko, no pymongo, no scikit-learn.
@@ -29,7 +30,7 @@ def features(text):
     for run in _RUNS.findall(normalise(text)):
         if _CJK.match(run):
             previous_word = None
-            for n in (1, 2, 3):
+            for n in (1, 2):
                 out.extend(run[i:i + n] for i in range(len(run) - n + 1))
         elif run.isdigit():
             previous_word = None

@@ -24,47 +24,70 @@ class Scored:
 
 @dataclass(frozen=True)
 class LinearModel:
+    """One head of the artefact: a weight per (feature, label) over the shared
+    vocabulary, plus intercepts."""
     version: str
     labels: tuple
-    vocabulary: dict     # feature -> (idf, (weight per label))
+    index: dict          # feature -> row
+    idf: tuple           # row -> idf
+    weights: tuple       # row -> (weight per label)
     intercepts: tuple
     sublinear_tf: bool = True
 
     @classmethod
-    def from_dict(cls, data):
-        vocabulary = {term: (idf, tuple(weights)) for term, idf, weights in data["features"]}
-        return cls(version=data["version"], labels=tuple(data["labels"]), vocabulary=vocabulary,
-                   intercepts=tuple(data["intercepts"]), sublinear_tf=data.get("sublinear_tf", True))
+    def from_artefact(cls, artefact, head, index=None):
+        """`index` lets two heads share one vocabulary dict."""
+        vocabulary = artefact["vocabulary"]
+        if index is None:
+            index = {term: row for row, (term, _) in enumerate(vocabulary)}
+        part = artefact["heads"][head]
+        return cls(version=artefact["version"], labels=tuple(part["labels"]), index=index,
+                   idf=tuple(idf for _, idf in vocabulary), weights=tuple(map(tuple, part["weights"])),
+                   intercepts=tuple(part["intercepts"]), sublinear_tf=artefact.get("sublinear_tf", True))
 
-    def weights(self, text):
-        """{feature: tf-idf weight} for the features the model knows, L2-normalised."""
+    def weighted(self, text):
+        """{row: tf-idf weight} for the features the model knows, L2-normalised."""
         counts = {}
         for feature in features(text):
-            if feature in self.vocabulary:
-                counts[feature] = counts.get(feature, 0) + 1
+            row = self.index.get(feature)
+            if row is not None:
+                counts[row] = counts.get(row, 0) + 1
         weighted = {}
-        for feature, count in counts.items():
+        for row, count in counts.items():
             tf = 1 + math.log(count) if self.sublinear_tf else count
-            weighted[feature] = tf * self.vocabulary[feature][0]
+            weighted[row] = tf * self.idf[row]
         norm = math.sqrt(sum(w * w for w in weighted.values())) or 1.0
-        return {feature: w / norm for feature, w in weighted.items()}
+        return {row: w / norm for row, w in weighted.items()}
 
     def score(self, text, explain=5):
-        weighted = self.weights(text)
+        weighted = self.weighted(text)
         logits = list(self.intercepts)
-        for feature, w in weighted.items():
-            for i, coefficient in enumerate(self.vocabulary[feature][1]):
+        for row, w in weighted.items():
+            for i, coefficient in enumerate(self.weights[row]):
                 logits[i] += w * coefficient
         top = max(logits)
         exps = [math.exp(v - top) for v in logits]
         total = sum(exps)
         ranking = sorted(((label, e / total) for label, e in zip(self.labels, exps)),
                          key=lambda pair: (-pair[1], pair[0]))
-        best, second = (self.labels.index(ranking[i][0]) for i in (0, 1))
-        margin = sorted(((w * (self.vocabulary[f][1][best] - self.vocabulary[f][1][second]), f)
-                         for f, w in weighted.items()), reverse=True)
-        evidence = tuple(_readable(f) for contribution, f in margin[:explain] if contribution > 0)
+        evidence = ()
+        if explain:
+            best, second = (self.labels.index(ranking[i][0]) for i in (0, 1))
+            margin = sorted(((w * (self.weights[row][best] - self.weights[row][second]), row)
+                             for row, w in weighted.items()), reverse=True)
+            terms = self._terms()
+            evidence = tuple(dict.fromkeys(_readable(terms[row]) for contribution, row in margin[:explain]
+                                           if contribution > 0))
         return Scored(tuple((label, round(p, 4)) for label, p in ranking), evidence, self.version)
+
+    def _terms(self):
+        terms = self.__dict__.get("_term_list")
+        if terms is None:
+            terms = [None] * len(self.idf)
+            for term, row in self.index.items():
+                terms[row] = term
+            object.__setattr__(self, "_term_list", terms)
+        return terms
 
 
 def _readable(feature):

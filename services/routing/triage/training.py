@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.routing.triage.features import features
-from services.routing.triage.model import LinearModel
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
 DIGITS = 5
 C_CATEGORY = 20.0
 C_HARM = 20.0
+MIN_DF = 1
 
 
 def read_corpus(path=CORPUS):
@@ -28,39 +28,39 @@ def split(records, part):
     return [r for r in records if r["split"] == part]
 
 
-def _head(vectoriser, classifier):
-    names = vectoriser.get_feature_names_out()
+def _head(classifier, keep):
     coef = classifier.coef_
     labels = [str(label) for label in classifier.classes_]
-    intercepts = classifier.intercept_
+    intercepts = list(classifier.intercept_)
     if len(labels) == 2:  # binary: one weight vector for the positive class; write both sides
         coef = [[-c / 2 for c in coef[0]], [c / 2 for c in coef[0]]]
         intercepts = [-intercepts[0] / 2, intercepts[0] / 2]
-    rows = []
-    for j, name in enumerate(names):
-        weights = [round(float(coef[i][j]), DIGITS) for i in range(len(labels))]
-        if any(weights):
-            rows.append([str(name), round(float(vectoriser.idf_[j]), DIGITS), weights])
     return {"labels": labels, "intercepts": [round(float(v), DIGITS) for v in intercepts],
-            "features": rows, "sublinear_tf": True}
+            "weights": [[round(float(coef[i][j]), DIGITS) for i in range(len(labels))] for j in keep]}
 
 
 def fit(records):
-    """The artefact (a dict, JSON-ready) trained on `records`."""
+    """The artefact (a dict, JSON-ready) trained on `records`: one vocabulary (feature,
+    idf), a category head and a harm head."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     texts = [r["text"] for r in records]
-    vectoriser = TfidfVectorizer(analyzer=features, sublinear_tf=True, min_df=1)
+    vectoriser = TfidfVectorizer(analyzer=features, sublinear_tf=True, min_df=MIN_DF)
     matrix = vectoriser.fit_transform(texts)
     category = LogisticRegression(C=C_CATEGORY, max_iter=5000).fit(matrix, [r["category"] for r in records])
     known = [i for i, r in enumerate(records) if r.get("harm") is not None]  # corrections: unknown
     harm = LogisticRegression(C=C_HARM, max_iter=5000, class_weight="balanced").fit(
         matrix[known], ["harm" if records[i]["harm"] else "none" for i in known])
-    heads = {"category": _head(vectoriser, category), "harm": _head(vectoriser, harm)}
-    digest = hashlib.sha256(json.dumps(heads, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    names = vectoriser.get_feature_names_out()
+    keep = list(range(len(names)))
+    artefact = {
+        "vocabulary": [[str(names[j]), round(float(vectoriser.idf_[j]), DIGITS)] for j in keep],
+        "heads": {"category": _head(category, keep), "harm": _head(harm, keep)},
+        "sublinear_tf": True}
+    digest = hashlib.sha256(json.dumps(artefact, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     return {"version": f"triage-{digest[:12]}", "trained_on": len(records),
-            "by_category": dict(sorted(Counter(r["category"] for r in records).items())), "heads": heads}
+            "by_category": dict(sorted(Counter(r["category"] for r in records).items())), **artefact}
 
 
 def write(artefact, path):
@@ -113,8 +113,6 @@ def evaluate(triage, records):
         severity_accuracy=sev_right / len(records), misses=tuple(misses))
 
 
-def artefact_model(artefact, head):
-    return LinearModel.from_dict({"version": artefact["version"], **artefact["heads"][head]})
 
 
 def add_corrections(path, corrections):
