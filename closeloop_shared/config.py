@@ -43,7 +43,9 @@ NOTIFY_RETRY_INTERVAL_SECONDS = "NOTIFY_RETRY_INTERVAL_SECONDS"
 NOTIFY_CUSTOMER_DAILY_QUOTA = "NOTIFY_CUSTOMER_DAILY_QUOTA"  # messages per customer address a day
 
 # Below this confidence the model's category waits in the triage queue of the store's
-# supervisor (with the top two suggestions) instead of being taken as is.
+# supervisor (with the top two suggestions) instead of being taken as is. 0.4: in 5-fold
+# cross-validation on the corpus's training part, 83% of cases are routed at once (93%
+# of those right) and 17% go to triage (the right category in the top two for 83%).
 TRIAGE_CONFIDENCE_THRESHOLD = "TRIAGE_CONFIDENCE_THRESHOLD"
 
 DEFAULTS = {
@@ -71,7 +73,7 @@ DEFAULTS = {
     SMTP_SENDER: "closeloop@localhost",
     NOTIFY_RETRY_INTERVAL_SECONDS: 30,
     NOTIFY_CUSTOMER_DAILY_QUOTA: 10,
-    TRIAGE_CONFIDENCE_THRESHOLD: 0.5,
+    TRIAGE_CONFIDENCE_THRESHOLD: 0.4,
 }
 
 

@@ -74,7 +74,7 @@ def test_an_explicit_category_still_wins(routing, routing_config, heard, web_ses
 
 def test_an_unsure_case_waits_for_the_supervisor_and_a_correction_is_recorded_and_exported(
         routing, routing_config, heard, web_session, token_keys, mongo_client, tmp_path):
-    case = routed_case(web_session, heard, routing_config, channel="survey", content="还行吧，下次再说")
+    case = routed_case(web_session, heard, routing_config, channel="survey", content="一般般")
     assert case["triage"]["status"] == "pending"
     assert case["assignee"]["staff_id"] == "sh-xh-sv" and case["rung"] == 1  # ladder[1]
     suggestions = case["triage"]["suggestions"]
@@ -115,7 +115,7 @@ def test_an_unsure_case_waits_for_the_supervisor_and_a_correction_is_recorded_an
     assert training.add_corrections(corpus, recorded) == 1
     exported = json.loads(corpus.read_text(encoding="utf-8"))
     assert (exported["text"], exported["category"], exported["split"]) == (
-        "还行吧，下次再说", "service_quality", "train")
+        "一般般", "service_quality", "train")
 
 
 def post_as(session, path, body, headers):
