@@ -54,8 +54,9 @@ def test_held_out_figures_stay_above_the_floor(held_out):
     assert held_out.harm_cases >= 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 severity targets not reached yet: injuries rated high or above "
-                   "18/19 (target all), critical precision 7/8 (target 0.90); see README, Triage")
+@pytest.mark.xfail(strict=True, reason="issue 8 targets not all reached yet: accuracy 0.889 (target 0.90), injuries "
+                   "rated high or above 21/22 (target all), critical precision 7/8 (target 0.90); "
+                   "see README, Triage")
 def test_held_out_figures_meet_the_issue_targets(held_out):
     measured = {k: getattr(held_out, k) for k in TARGET}
     assert all(measured[k] >= TARGET[k] for k in TARGET), measured
