@@ -54,7 +54,7 @@ def test_held_out_figures_stay_above_the_floor(held_out):
     assert held_out.harm_cases >= 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 targets not all reached yet: accuracy 0.889 (target 0.90), injuries "
+@pytest.mark.xfail(strict=True, reason="issue 8 targets not all reached yet: accuracy 0.898 (target 0.90), injuries "
                    "rated high or above 21/22 (target all), critical precision 7/8 (target 0.90); "
                    "see README, Triage")
 def test_held_out_figures_meet_the_issue_targets(held_out):
