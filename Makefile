@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export EVENTLET_TESTS := 1
 
-.PHONY: run test demo bench faults
+.PHONY: run test demo bench faults triage-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -30,3 +30,7 @@ bench: $(VENV)/.installed
 faults: $(VENV)/.installed
 	deploy/ensure-rabbitmq.sh
 	$(PY) -m bench.faults $(FAULTS_ARGS)
+
+# The triage model's held-out figures, load time and latency (bench/triage.py); --retrain via TRIAGE_ARGS.
+triage-bench: $(VENV)/.installed
+	$(PY) -m bench.triage $(TRIAGE_ARGS)
