@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 import requests
 
-from closeloop_shared.standins import free_port
+from closeloop_shared.standins import free_port, start_smtp_sink
 from deploy import local
+from tests.fixtures import SmtpSink
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +45,17 @@ class Stack:
 
     def stop(self):
         local.stop_all(self.processes)
+
+
+@pytest.fixture
+def smtp_sink(tmp_path):
+    """Each end-to-end test its own mail sink: every test's databases are new, so case
+    numbers start again at 000001 and a shared sink would mix two tests' mails."""
+    port = free_port()
+    process = start_smtp_sink(port, tmp_path / "Maildir", open(tmp_path / "smtp.log", "ab"))
+    yield SmtpSink(port, tmp_path / "Maildir")
+    process.terminate()
+    process.wait(10)
 
 
 @pytest.fixture
