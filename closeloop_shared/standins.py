@@ -41,7 +41,9 @@ def start_mongo_standin(port, storage, log):
     process = subprocess.Popen(
         [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
          "--storage-path", str(storage), "--log-level", "WARNING"],
-        stdout=log, stderr=subprocess.STDOUT)
+        # its own session: a Ctrl-C to `make run`'s process group must not take the
+        # database away before the services it serves have stopped (local.py stops it last)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_until(lambda: port_open(port) or process.poll() is not None, 60, "MongoDB stand-in")
     if process.poll() is not None:
         raise RuntimeError(f"MongoDB stand-in exited with {process.returncode}")
@@ -53,6 +55,6 @@ def start_smtp_sink(port, maildir, log):
     process = subprocess.Popen(
         [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
          "-c", "aiosmtpd.handlers.Mailbox", str(maildir)],
-        stdout=log, stderr=subprocess.STDOUT)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_until(lambda: port_open(port), 30, "SMTP sink")
     return process
