@@ -79,31 +79,31 @@ def assignment(routed):
                    routed["store_id"])
 
 
+def _to_new_owner(template, event, kind, **context):
+    """A message telling the case's new owner (escalated or handed over) it is theirs."""
+    labels = LABELS.get(event["locale"], LABELS["zh-CN"])
+    previous = event.get("previous_assignee")
+    subject, body = render(
+        template, event["locale"], assignee_name=event["assignee"]["name"],
+        case_number=event["case_number"], store_id=event["store_id"],
+        severity_label=labels[event["severity"]],
+        previous_name=previous["name"] if previous else None, **context)
+    return Message(event["case_id"], kind, event["assignee"].get("email"), subject, body,
+                   event["store_id"])
+
+
 def escalation(escalated):
     labels = LABELS.get(escalated["locale"], LABELS["zh-CN"])
-    previous = escalated.get("previous_assignee")
-    subject, body = render(
-        "case_escalated", escalated["locale"], assignee_name=escalated["assignee"]["name"],
-        case_number=escalated["case_number"], store_id=escalated["store_id"],
-        severity_label=labels[escalated["severity"]],
-        reason_label=labels.get(escalated["reason"], escalated["reason"]),
-        previous_name=previous["name"] if previous else None)
     # One message per rung: a case climbing twice tells each new owner once.
-    return Message(escalated["case_id"], f"escalated:{escalated['rung']}",
-                   escalated["assignee"].get("email"), subject, body, escalated["store_id"])
+    return _to_new_owner("case_escalated", escalated, f"escalated:{escalated['rung']}",
+                         reason_label=labels.get(escalated["reason"], escalated["reason"]))
 
 
 def reassignment(reassigned):
-    labels = LABELS.get(reassigned["locale"], LABELS["zh-CN"])
     previous = reassigned.get("previous_assignee")
-    subject, body = render(
-        "case_reassigned", reassigned["locale"], assignee_name=reassigned["assignee"]["name"],
-        case_number=reassigned["case_number"], store_id=reassigned["store_id"],
-        severity_label=labels[reassigned["severity"]],
-        previous_name=previous["name"] if previous else None)
     # One message per handover: the kind names whom the case came from.
-    return Message(reassigned["case_id"], f"reassigned:{previous['staff_id'] if previous else '-'}",
-                   reassigned["assignee"].get("email"), subject, body, reassigned["store_id"])
+    return _to_new_owner("case_reassigned", reassigned,
+                         f"reassigned:{previous['staff_id'] if previous else '-'}")
 
 
 def revisit_due(due):
