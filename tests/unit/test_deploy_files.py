@@ -163,6 +163,15 @@ def test_the_image_has_every_module_compose_runs(compose):
                 f"{name} runs {argv[2]}, which the image does not copy"
 
 
+def test_the_image_has_the_ops_commands_the_readme_names():
+    copied = {source for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
+              if line.startswith("COPY ") for source in line.split()[1:-1]}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in ("deploy.identity", "deploy.dead_letters"):
+        assert f"python -m {command}" in readme
+        assert command.replace(".", "/") + ".py" in copied, f"the image lacks {command}"
+
+
 # --- Prometheus ---------------------------------------------------------------------------
 
 def test_prometheus_scrapes_every_service():
