@@ -32,7 +32,8 @@ the broker: do not run it beside anything that needs the broker. Exit status 1 i
 anything confirmed was lost or a notification was repeated without being flagged.
 """
 from bench.throughput import (  # noqa: I001  (monkey-patches eventlet first)
-    bench_databases, mongo_server, queue_state, rabbit_vhost, smtp_server)
+    CHANNELS, CHINA, COMPLAINTS as ALL_COMPLAINTS, STORES, bench_databases, mongo_server,
+    queue_state, rabbit_vhost, smtp_server)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -47,7 +48,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from kombu import Connection  # noqa: E402
@@ -59,15 +60,9 @@ from closeloop_shared.standins import free_port  # noqa: E402
 from deploy import local  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CHINA = timezone(timedelta(hours=8))
-STORES = ("SH-XH-001", "HZ-XH-002", "GZ-TH-003")
-CHANNELS = ("in_store", "hotline", "wechat", "web", "survey")
-COMPLAINTS = (
-    "做完面部护理后脸上红肿刺痛，到现在还没消，希望门店给个说法。",
-    "预约了下午三点，到店后等了四十分钟才有人接待，体验很差。",
-    "美容师全程推销办卡，态度不耐烦，我说不需要还给脸色看。",
-    "包间毛巾有异味，床单上还有头发，卫生太差了。",
-)
+# The bench's complaints that no severity rule makes critical (no 消协 threat): each case
+# then climbs the ladder only as its first-response clock runs out, once per rung.
+COMPLAINTS = ALL_COMPLAINTS[:4]
 
 
 def service_queues(name):
