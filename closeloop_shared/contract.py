@@ -18,6 +18,24 @@ class StoreStatus(str, Enum):
     CLOSED = "closed"  # not yet opened, or closed down: intake refuses its feedback
 
 
+class Channel(str, Enum):
+    """Where feedback came in."""
+    IN_STORE = "in_store"
+    HOTLINE = "hotline"
+    WEB = "web"
+    WECHAT = "wechat"
+    SURVEY = "survey"
+    EMAIL = "email"
+    COMMENT_BOX = "comment_box"
+    CONSUMER_ASSOCIATION = "consumer_association"  # 消协 / 12315 referrals
+    MEDIA = "media"                                # newspapers, TV, radio, online media
+
+
+# Referrals by a consumer association or the media: a case type of its own (seed 004):
+# the store manager and the customer-service department at once, a written report in 8 h.
+REFERRAL_CHANNELS = frozenset({Channel.CONSUMER_ASSOCIATION.value, Channel.MEDIA.value})
+
+
 class PrincipalKind(str, Enum):
     STAFF = "staff"
     INTEGRATION = "integration"

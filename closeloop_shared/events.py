@@ -9,7 +9,7 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from closeloop_shared.contract import Category, Permission, PrincipalKind, Role, Severity, StoreStatus
+from closeloop_shared.contract import Category, Channel, Permission, PrincipalKind, Role, Severity, StoreStatus
 
 # Event names, grouped by the service that owns (emits) them.
 INTAKE = "intake"
@@ -64,10 +64,7 @@ SUBSCRIPTIONS = {
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
 }
 
-CHANNELS = (
-    "in_store", "hotline", "web", "wechat", "survey", "email", "comment_box",
-    "consumer_association", "media",
-)
+CHANNELS = tuple(c.value for c in Channel)
 CATEGORIES = tuple(c.value for c in Category)    # the enums live in contract.py
 SEVERITIES = tuple(s.value for s in Severity)
 CASE_STATUSES = ("open", "in_progress", "resolved", "reopened", "closed")
@@ -99,6 +96,15 @@ class StaffMember(EventSchema):
 class ExternalRef(EventSchema):
     source = fields.String(required=True)
     id = fields.String(required=True)
+
+
+class Referral(EventSchema):
+    """A consumer-association (消协, 12315) or media referral: who referred it, their
+    official reference number, and the referral document's text."""
+    authority = fields.String(required=True)
+    reference_number = fields.String(allow_none=True, load_default=None)
+    body = fields.String(allow_none=True, load_default=None)
+    referred_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
 class ServiceContext(EventSchema):
@@ -136,6 +142,7 @@ class CaseSubmitted(EventSchema):
                              validate=validate.OneOf(CATEGORIES))
     external_ref = fields.Nested(ExternalRef, allow_none=True, load_default=None)
     service_context = fields.Nested(ServiceContext, allow_none=True, load_default=None)
+    referral = fields.Nested(Referral, allow_none=True, load_default=None)
     locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
     # Who handed it in: an integration (its client id: external references are unique
     # per client, and an integration may read back only its own cases), a staff member

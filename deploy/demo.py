@@ -121,6 +121,9 @@ def main():
         body = {"store_id": store, "channel": channel, "content": content, "occurred_at": occurred,
                 "customer": {"name": name, "phone": phone, "email": f"demo{index}@example.com"},
                 "external_ref": {"source": "demo", "id": uuid.uuid4().hex}}
+        if channel == "consumer_association":
+            body["referral"] = {"authority": "上海市消费者权益保护委员会",
+                                "reference_number": f"12315-DEMO-{uuid.uuid4().hex[:8]}"}
         if index < len(COMPLAINTS) - 1:
             case_ids.append(post("intake", "/v1/feedback", body)["case_id"])
         else:

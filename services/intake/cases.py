@@ -59,6 +59,7 @@ def new_case(submission, store, number, submitted_at, via, key, submitted_by):
         "category": submission.get("category"),
         "external_ref": submission.get("external_ref"),
         "service_context": submission.get("service_context"),
+        "referral": submission.get("referral"),
         "locale": submission.get("locale", "zh-CN"),
         "via": via,
         "submitted_by": submitted_by,
@@ -77,6 +78,7 @@ def submitted_event(case):
             "case_number", "store_id", "store_name", "channel", "customer", "content",
             "occurred_at", "submitted_at", "category", "external_ref", "service_context",
             "locale", "submitted_by")},
+        "referral": case.get("referral"),
     }
 
 

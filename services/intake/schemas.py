@@ -3,11 +3,12 @@
 from datetime import datetime, timedelta
 
 import phonenumbers
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from closeloop_shared import openapi
 from closeloop_shared.openapi import StrictSchema
 from closeloop_shared.clock import CHINA, utcnow
+from closeloop_shared.contract import REFERRAL_CHANNELS, Channel
 from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
 
 # Clocks of other systems drift; a report "from the future" beyond this is a bug.
@@ -50,6 +51,13 @@ class ServiceContextIn(StrictSchema):
     appointment_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
 
+class ReferralIn(StrictSchema):
+    authority = fields.String(required=True, validate=validate.Length(1, 100))
+    reference_number = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    body = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 20000))
+    referred_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=CHINA)
+
+
 class FeedbackIn(StrictSchema):
     store_id = fields.String(required=True, validate=validate.Length(1, 64))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
@@ -60,6 +68,9 @@ class FeedbackIn(StrictSchema):
     category = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CATEGORIES))
     external_ref = fields.Nested(ExternalRefIn, load_default=None, allow_none=True)
     service_context = fields.Nested(ServiceContextIn, load_default=None, allow_none=True)
+    # Required for consumer-association referrals (their official reference number is
+    # what the 12315 platform and the association quote back); refused on other channels.
+    referral = fields.Nested(ReferralIn, load_default=None, allow_none=True)
     locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
 
     @validates("occurred_at")
@@ -68,6 +79,17 @@ class FeedbackIn(StrictSchema):
             raise ValidationError("occurred_at is in the future")
         if value < EARLIEST:
             raise ValidationError("occurred_at is before 2000-01-01")
+
+    @validates_schema
+    def referral_fits_channel(self, data, **kwargs):
+        referral, channel = data.get("referral"), data.get("channel")
+        if channel not in REFERRAL_CHANNELS:
+            if referral is not None:
+                raise ValidationError("only consumer-association and media feedback is a referral",
+                                      "referral")
+        elif channel == Channel.CONSUMER_ASSOCIATION.value and not (referral or {}).get("reference_number"):
+            raise ValidationError("a consumer-association referral needs its official reference number",
+                                  "referral.reference_number")
 
     @validates("content")
     def not_blank(self, value, **kwargs):

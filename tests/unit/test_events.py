@@ -26,7 +26,8 @@ SAMPLES = {
         "submitted_at": T, "category": "technician_skill",
         "external_ref": {"source": "meituan", "id": "MT-1"},
         "service_context": {"service_item": "面部护理", "technician": "王小雨", "appointment_id": "A-1"},
-        "locale": "zh-CN", "submitted_by": {"kind": "integration", "client_id": "pos", "staff_id": None}},
+        "locale": "zh-CN", "submitted_by": {"kind": "integration", "client_id": "pos", "staff_id": None},
+        "referral": None},
     ev.CASE_ROUTED: {
         "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
         "category": "hygiene", "severity": "high", "assignee": STAFF, "rung": 2,

@@ -29,6 +29,7 @@ def test_a_complete_submission_loads_with_defaults():
         "category": None,
         "external_ref": None,
         "service_context": None,
+        "referral": None,
         "locale": "zh-CN",
     }
 
@@ -91,10 +92,25 @@ def test_unknown_channel_is_refused():
 
 
 @pytest.mark.parametrize("channel", [
-    "in_store", "hotline", "web", "wechat", "survey", "email", "comment_box",
-    "consumer_association", "media"])
+    "in_store", "hotline", "web", "wechat", "survey", "email", "comment_box", "media"])
 def test_every_known_channel_loads(channel):
     assert SCHEMA.load(feedback(channel=channel))["channel"] == channel
+
+
+REFERRAL = {"authority": "上海市消费者权益保护委员会", "reference_number": "12315-2026-0001234",
+            "body": "消费者反映办卡后被多收费用,请核实并于五个工作日内书面答复"}
+
+
+def test_a_consumer_association_referral_carries_its_reference_number():
+    loaded = SCHEMA.load(feedback(channel="consumer_association", referral=REFERRAL))
+    assert loaded["referral"]["reference_number"] == "12315-2026-0001234"
+    assert errors(feedback(channel="consumer_association")) == {
+        "referral.reference_number": ["a consumer-association referral needs its official reference number"]}
+
+
+def test_only_referral_channels_take_a_referral():
+    assert SCHEMA.load(feedback(channel="media", referral={"authority": "都市快报"}))["referral"]
+    assert list(errors(feedback(channel="hotline", referral=REFERRAL))) == ["referral"]
 
 
 def test_unknown_fields_are_refused_at_every_level():
