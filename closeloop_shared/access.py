@@ -36,10 +36,10 @@ ROLE_PERMISSIONS = {
     # Managers above the store steer and approve; the store and customer service call
     # the customer, so managers see contact details masked.
     Role.REGIONAL_MANAGER: _MANAGEMENT,
-    Role.GENERAL_MANAGER: _MANAGEMENT,
+    Role.GENERAL_MANAGER: _MANAGEMENT | {P.SLA_MANAGE},  # SLA policies, with the admin
     Role.CUSTOMER_SERVICE: _MANAGEMENT | {P.FEEDBACK_SUBMIT, P.REVISIT_RECORD, P.PERSONAL_DATA},
     # Operations run the system, not the complaints: they read (masked), never act.
-    Role.ADMIN: frozenset({P.ORG_READ, P.ORG_MANAGE, P.KEYS_MANAGE, P.AUDIT_READ, P.CASE_READ,
+    Role.ADMIN: frozenset({P.ORG_READ, P.ORG_MANAGE, P.KEYS_MANAGE, P.AUDIT_READ, P.SLA_MANAGE, P.CASE_READ,
                            P.FEEDBACK_READ, P.REVISIT_READ, P.DELIVERY_READ, P.REPORT_READ}),
 }
 
