@@ -48,6 +48,32 @@ NOTIFY_CUSTOMER_DAILY_QUOTA = "NOTIFY_CUSTOMER_DAILY_QUOTA"  # messages per cust
 # of those right) and 17% go to triage (the right category in the top two for 83%).
 TRIAGE_CONFIDENCE_THRESHOLD = "TRIAGE_CONFIDENCE_THRESHOLD"
 
+# The escalation ladder: how long each rung has to acknowledge a case before it climbs
+# to the next rung present (services/routing/ladder.py). The top rung has no timeout.
+LADDER_ACK_STORE_STAFF_SECONDS = "LADDER_ACK_STORE_STAFF_SECONDS"
+LADDER_ACK_SUPERVISOR_SECONDS = "LADDER_ACK_SUPERVISOR_SECONDS"
+LADDER_ACK_STORE_MANAGER_SECONDS = "LADDER_ACK_STORE_MANAGER_SECONDS"
+LADDER_ACK_REGIONAL_SECONDS = "LADDER_ACK_REGIONAL_SECONDS"  # regional manager and customer service
+# Duty rosters: how often each routing replica looks for shifts that ended (their open
+# cases pass to the next shift), and how far back it looks after a restart.
+DUTY_HANDOVER_INTERVAL_SECONDS = "DUTY_HANDOVER_INTERVAL_SECONDS"
+DUTY_HANDOVER_LOOKBACK_SECONDS = "DUTY_HANDOVER_LOOKBACK_SECONDS"
+
+# Remedies (services/routing/remedies.py): the most each role may approve, in fen
+# (None: no limit; a role not listed approves nothing); refunds B-D also need
+# Permission.CASE_REFUND. A customer who already received REPEAT_REMEDY_THRESHOLD
+# compensations or refunds (any store) within REPEAT_REMEDY_WINDOW_SECONDS is flagged to
+# the approver.
+REMEDY_APPROVAL_LIMITS_FEN = "REMEDY_APPROVAL_LIMITS_FEN"
+REPEAT_REMEDY_WINDOW_SECONDS = "REPEAT_REMEDY_WINDOW_SECONDS"
+REPEAT_REMEDY_THRESHOLD = "REPEAT_REMEDY_THRESHOLD"
+# A new case from the same customer at the same store within this window is linked to
+# the earlier ones as related (services/routing/duplicates.py).
+DUPLICATE_WINDOW_SECONDS = "DUPLICATE_WINDOW_SECONDS"
+# How many of its newest timeline entries a case document keeps (all of them are in
+# the case_timeline collection: GET /v1/cases/{id}/timeline).
+CASE_TIMELINE_KEPT = "CASE_TIMELINE_KEPT"
+
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
     MONGO_DB_PREFIX: "closeloop",
@@ -74,6 +100,18 @@ DEFAULTS = {
     NOTIFY_RETRY_INTERVAL_SECONDS: 30,
     NOTIFY_CUSTOMER_DAILY_QUOTA: 10,
     TRIAGE_CONFIDENCE_THRESHOLD: 0.4,
+    REMEDY_APPROVAL_LIMITS_FEN: {"store_manager": 50_000, "customer_service": 50_000,
+                                 "regional_manager": 200_000, "general_manager": None},
+    REPEAT_REMEDY_WINDOW_SECONDS: 180 * 24 * 3600,
+    REPEAT_REMEDY_THRESHOLD: 2,
+    DUPLICATE_WINDOW_SECONDS: 7 * 24 * 3600,
+    CASE_TIMELINE_KEPT: 100,
+    LADDER_ACK_STORE_STAFF_SECONDS: 30 * 60,
+    LADDER_ACK_SUPERVISOR_SECONDS: 3600,
+    LADDER_ACK_STORE_MANAGER_SECONDS: 2 * 3600,
+    LADDER_ACK_REGIONAL_SECONDS: 4 * 3600,
+    DUTY_HANDOVER_INTERVAL_SECONDS: 30,
+    DUTY_HANDOVER_LOOKBACK_SECONDS: 12 * 3600,
 }
 
 
