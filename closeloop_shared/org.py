@@ -123,8 +123,12 @@ class Organisation:
     def first_active(self, role, **unit):
         """The first active person of `role` in the given unit (store_id=, region_id=
         or brand_id=), or None."""
+        return next(iter(self.all_active(role, **unit)), None)
+
+    def all_active(self, role, **unit):
+        """Every active person of `role` in the given unit, in the organisation's order."""
         key, value = next(iter(unit.items()))
-        return next((p for p in self.active_staff() if p.role is role and getattr(p, key) == value), None)
+        return tuple(p for p in self.active_staff() if p.role is role and getattr(p, key) == value)
 
     # -- the ladder -------------------------------------------------------------------
 
