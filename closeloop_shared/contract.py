@@ -112,6 +112,8 @@ class Permission(str, Enum):
     CASE_REPORT_SIGN_OFF = "case:report_sign_off"  # the general manager signs a referral's report
     CASE_MERGE = "case:merge"              # link or merge duplicate cases
     CASE_ARCHIVE = "case:archive"
+    CASE_REASSIGN = "case:reassign"        # hand a case to another person on its store's chain
+    ROSTER_MANAGE = "roster:manage"        # set a store's duty roster
     REVISIT_READ = "revisit:read"
     REVISIT_RECORD = "revisit:record"
     DELIVERY_READ = "delivery:read"
@@ -211,6 +213,14 @@ class RefundOption(str, Enum):
     @property
     def continues_treatment(self):
         return self is not RefundOption.FULL_STOP
+
+
+class RemedyStatus(str, Enum):
+    """A remedy's place in the ledger: proposed (waiting for an approver whose limit
+    covers it), approved (within the proposer's own limit, or by the approver), rejected."""
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class RootCause(str, Enum):
