@@ -35,12 +35,12 @@ TRIAGE_RUNG = 1  # the store's supervisor (org.ladder(store)[1]) confirms unsure
 TRIAGE_THRESHOLD = DEFAULTS[TRIAGE_CONFIDENCE_THRESHOLD]
 
 
-def _escalated(case, rung, previous, assignee, reason, now):
+def _escalated(case, rung, previous, assignee, reason, now, due_at=None):
     return outgoing(ev.CASE_ESCALATED, {
         "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
         "severity": case["severity"], "reason": reason, "rung": rung,
         "previous_assignee": previous, "assignee": assignee, "escalated_at": now,
-        "locale": case["locale"]})
+        "locale": case["locale"], "due_at": due_at})
 
 
 def route(repository, chart, policy, submitted, now, triage_threshold=TRIAGE_THRESHOLD):
@@ -117,6 +117,16 @@ def check_deadlines(repository, chart, policy, now, limit=200):
     return won
 
 
+def check_case(repository, chart, policy, case_id, now):
+    """The deadline check of one case when its precise timer fires, on the case as it is
+    now: [(updated_case, decision, events)] if it was still due and this write won,
+    else [] (handled meanwhile, by a staff action, the scan or another replica)."""
+    case = repository.get(case_id)
+    if case is None or case.get("next_check_at") is None or case["next_check_at"] > now:
+        return []
+    return _check(repository, chart, policy, case, now)
+
+
 def _check(repository, chart, policy, case, now):
     """[(updated_case, decision, events)] if this replica's write won, else []."""
     decision = sla.evaluate(case["clocks"], case["rung"], case.get("last_escalated_at"), now, policy)
@@ -130,7 +140,9 @@ def _check(repository, chart, policy, case, now):
         changes.update(rung=rung, assignee=ladder[rung], last_escalated_at=now)
         entries.append(lifecycle.entry(now, "escalated", "system", reason=decision.reason,
                                        rung=rung, assignee=ladder[rung]["staff_id"]))
-        outbox.append(_escalated(case, rung, case["assignee"], ladder[rung], decision.reason, now))
+        # due_at: the moment this check fell due (the breach, or the end of the step)
+        outbox.append(_escalated(case, rung, case["assignee"], ladder[rung], decision.reason, now,
+                                 case["next_check_at"]))
     updated = repository.update(case, changes, entries, outbox, now)
     return [(updated, decision, outbox)] if updated else []
 
@@ -275,13 +287,21 @@ def hand_over_cases_of(repository, chart, staff_id, now):
                 return {}, None, []
             entry = lifecycle.entry(now, "reassigned", "system", reason="staff_deactivated",
                                     previous=staff_id, assignee=successor["staff_id"])
-            return {"assignee": successor}, entry, [outgoing(ev.CASE_REASSIGNED, {
-                "case_id": case["_id"], "case_number": case["case_number"],
-                "store_id": case["store_id"], "severity": case["severity"],
-                "reason": "staff_deactivated", "previous_assignee": case["assignee"],
-                "assignee": successor, "reassigned_at": now, "locale": case["locale"]})]
+            changes, events = reassignment(case, successor, "staff_deactivated", now)
+            return changes, entry, events
         handed.append(_act(repository, found["_id"], EVERYWHERE, now, action))
     return handed
+
+
+def reassignment(case, successor, reason, now):
+    """The change and the case_reassigned event of handing `case` to `successor` (as
+    Staff.as_dict()), for every kind of handover (a person deactivated, a shift ended, a
+    manager's decision); the caller adds its own timeline entry."""
+    return {"assignee": successor}, [outgoing(ev.CASE_REASSIGNED, {
+        "case_id": case["_id"], "case_number": case["case_number"],
+        "store_id": case["store_id"], "severity": case["severity"],
+        "reason": reason, "previous_assignee": case["assignee"],
+        "assignee": successor, "reassigned_at": now, "locale": case["locale"]})]
 
 
 def apply_revisit(repository, policy, revisit, now):
@@ -302,7 +322,7 @@ def apply_revisit(repository, policy, revisit, now):
 def public_view(case, principal):
     """GET /v1/cases/{id}: what staff and other systems see of a case, the customer's
     contact masked for roles that do not call customers."""
-    hidden = {"_id", "outbox", "outbox_pending", "version"}
+    hidden = {"_id", "outbox", "outbox_pending", "version", "lease_owner", "lease_until"}
     view = {"case_id": case["_id"], **{k: v for k, v in case.items() if k not in hidden}}
     view["customer"] = contact_view(case["customer"], principal)
     view["rung_role"] = LADDER[case["rung"]].value

@@ -1,5 +1,7 @@
 from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
 
+from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.auth import SNAPSHOT_ID, IntegrationStore, OrgStore
 from closeloop_shared.outbox import Outbox
@@ -26,6 +28,8 @@ class CaseRepository:
         cases.create_index([("submitted_at", ASCENDING)])  # GET /v1/cases, newest first
         cases.create_index([("store_id", ASCENDING), ("submitted_at", ASCENDING)])
         cases.create_index([("assignee.staff_id", ASCENDING), ("status", ASCENDING)])
+        # duty: the open cases of given people at a store (shift handover, open counts)
+        cases.create_index([("store_id", ASCENDING), ("assignee.staff_id", ASCENDING), ("status", ASCENDING)])
         # GET /v1/cases?triage=pending (with or without a store)
         cases.create_index([("triage.status", ASCENDING), ("submitted_at", ASCENDING)])
         cases.create_index([("store_id", ASCENDING), ("triage.status", ASCENDING), ("submitted_at", ASCENDING)])
@@ -52,6 +56,14 @@ class CaseRepository:
     def active_assigned_to(self, staff_id):
         return list(self.cases.find({"assignee.staff_id": staff_id,
                                      "status": {"$in": [s.value for s in ACTIVE]}}, {"_id": 1}))
+
+    def active_assigned_at(self, store_id, staff_ids):
+        """The active cases of the store assigned to any of staff_ids: id, assignee,
+        category and severity (what duty needs to hand over and to count open cases)."""
+        return list(self.cases.find(
+            {"store_id": store_id, "assignee.staff_id": {"$in": sorted(staff_ids)},
+             "status": {"$in": [s.value for s in ACTIVE]}},
+            {"_id": 1, "assignee": 1, "category": 1, "severity": 1}))
 
     def update(self, case, changes, entries, events, now):
         """The updated case, or None when someone else changed it first."""
@@ -168,3 +180,48 @@ class AccountRepository:
     def record(self, staff_id, changes):
         if changes:
             self.accounts.update_one({"_id": staff_id}, {"$set": changes})
+
+
+class RosterRepository:
+    """routing's `rosters`: one document per store (_id the store id) with its shifts and
+    a version every change is conditional on; and `shift_ends`, one claim per store and
+    shift end, so that of several routing replicas exactly one hands that shift's cases
+    over (claimed with a lease: a replica dying mid-handover leaves it to the next one).
+    Both are read by _id only (one store, all in _id order, one claim): no other index."""
+
+    def __init__(self, db):
+        self.rosters = db["rosters"]
+        self.shift_ends = db["shift_ends"]
+        self.leases = Leases(self.shift_ends)
+
+    def get(self, store_id):
+        return self.rosters.find_one({"_id": store_id})
+
+    def all(self):
+        return list(self.rosters.find({}).sort("_id", ASCENDING))
+
+    def put(self, roster_doc, expected_version, actor, now):
+        """Store the roster as version expected_version + 1; False if someone changed
+        it meanwhile (or created it, for expected_version 0)."""
+        fields = dict(roster_doc, version=expected_version + 1, updated_at=now, updated_by=actor)
+        if expected_version == 0:
+            return insert_new(self.rosters, dict(fields, _id=roster_doc["store_id"], created_at=now))
+        return self.rosters.update_one({"_id": roster_doc["store_id"], "version": expected_version},
+                                       {"$set": fields}).modified_count == 1
+
+    def claim_shift_end(self, store_id, ended_at, now):
+        """The claim on handing over the shifts of `store_id` that ended at `ended_at`, or
+        None when another replica holds it or it is done."""
+        key = f"{store_id}@{ended_at.isoformat()}"
+        try:
+            self.shift_ends.update_one({"_id": key}, {"$setOnInsert": {
+                "store_id": store_id, "ended_at": ended_at, "done": False}}, upsert=True)
+        except DuplicateKeyError:  # another replica's upsert of the same key won the race
+            pass
+        return self.leases.claim({"_id": key, "done": False}, now=now)
+
+    def finish_shift_end(self, claim, handed_over, now):
+        """Mark the claimed shift end done; False if the lease was lost meanwhile (the
+        replica that took it over finds the cases already handed over)."""
+        return self.leases.release(claim, {"$set": {"done": True, "handed_over": handed_over,
+                                                    "finished_at": now}})

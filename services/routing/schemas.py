@@ -111,6 +111,30 @@ class IntegrationIn(StrictSchema):
     bus_user = fields.String(load_default=None, allow_none=True, validate=ID)
 
 
+class ShiftIn(StrictSchema):
+    """A shift of a duty roster, in the store's local time: on weekdays (0 = Monday) or
+    on one date (which then runs only its dated shifts); an end at or before the start
+    crosses midnight."""
+    shift_id = fields.String(required=True, validate=ID)
+    start = fields.Time(required=True, format="%H:%M")
+    end = fields.Time(required=True, format="%H:%M")
+    staff_ids = fields.List(fields.String(validate=ID), required=True, validate=validate.Length(1, 200))
+    weekdays = fields.List(fields.Integer(validate=validate.Range(0, 6)), load_default=list,
+                           validate=validate.Length(max=7))
+    date = fields.Date(load_default=None, allow_none=True)
+
+
+class RosterIn(StrictSchema):
+    shifts = fields.List(fields.Nested(ShiftIn), required=True, validate=validate.Length(max=500))
+    # the roster's version as read: the write is refused (409) if it changed since
+    version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+
+
+class ReassignIn(StrictSchema):
+    staff_id = fields.String(required=True, validate=ID)
+    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
 def _action(summary, body):
     return {"post": {"summary": summary, "parameters": [openapi.path_param("case_id")],
                      "requestBody": openapi.json_body(body),
@@ -177,4 +201,17 @@ OPENAPI = openapi.build("Closeloop routing", {
     "/v1/integrations/{client_id}/keys/{key_id}": {"delete": _write(
         "Revoke an API key at once", None, {200: "the client"}, ["client_id", "key_id"], (404, 409, 503))},
     "/v1/audit/personal-data-reads": openapi.AUDIT_OPERATION,
+    "/v1/stores/{store_id}/roster": {
+        "get": {"summary": "The store's duty roster (shifts in local time, with its version)",
+                "parameters": [openapi.path_param("store_id")],
+                "responses": openapi.responses({200: "store_id, version, shifts"}, 404, 503)},
+        "put": _write("Replace the store's duty roster (its people active members of the store)",
+                      RosterIn, {200: "the roster as stored"}, ["store_id"])},
+    "/v1/stores/{store_id}/on-duty": {"get": {
+        "summary": "Who is on duty at the store at a moment (default now)",
+        "parameters": [openapi.path_param("store_id"),
+                       openapi.query_param("at", "ISO instant with a zone", {"type": "string", "format": "date-time"})],
+        "responses": openapi.responses({200: "at, staff"}, 404, 422, 503)}},
+    "/v1/cases/{case_id}/reassign": _action(
+        "Hand the case to another person on its store's chain (supervisor or above)", ReassignIn),
 }, public={("/v1/auth/login", "post")})

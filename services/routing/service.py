@@ -2,6 +2,7 @@
 organisation it owns (org chart, logins, integration keys)."""
 import logging
 import math
+from datetime import datetime, timedelta
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
@@ -16,17 +17,21 @@ from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.contract import TriageStatus
+from closeloop_shared.due import DueNotice, due_timer
 from closeloop_shared.http import (
     PUBLIC, HttpError, http, int_arg, json_response, load_or_422, read_json, requires)
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, IdentityStores, OpsEndpoints
 from services.routing import flows, identity_flows, integrations, organisation, schemas
+from services.routing import duty, duty_flows
 from services.routing.dependencies import TokenSigner
 from services.routing.lifecycle import ActionRefused
-from services.routing.metrics import ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES
+from services.routing.metrics import (
+    BREACH_DETECTION_LAG, ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES)
 from services.routing.organisation import OrgRefused
 from services.routing.repository import (
     AccountRepository, CaseRepository, CorrectionRepository, IntegrationRepository, OrgRepository)
+from services.routing.repository import RosterRepository
 from services.routing.sla import Policy
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ BRAND_IN, REGION_IN, STORE_IN, STAFF_IN = (schemas.BrandIn(), schemas.RegionIn()
                                            schemas.StaffIn())
 STORE_PATCH, STAFF_PATCH = schemas.StorePatch(partial=True), schemas.StaffPatch(partial=True)
 INTEGRATION_IN = schemas.IntegrationIn()
+ROSTER_IN, REASSIGN_IN = schemas.RosterIn(), schemas.ReassignIn()
+DEADLINES = ("cases", "next_check_at")  # CaseRepository's collection and its indexed due field
 
 
 class RoutingService(OpsEndpoints, AuditsPersonalData):
@@ -52,11 +59,13 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     integrations = Repository(IntegrationRepository)
     accounts = Repository(AccountRepository)
     corrections = Repository(CorrectionRepository)
+    rosters = Repository(RosterRepository)
     org = CurrentOrganisation()
     identity = IdentityStores()
     signer = TokenSigner()
     dispatch = EventDispatcher()
     config = Config()
+    deadline_written = DueNotice(*DEADLINES)
 
     @property
     def policy(self):
@@ -86,17 +95,17 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
 
     # -- the SLA clock ----------------------------------------------------------
 
+    @due_timer(*DEADLINES)
+    def check_case_due(self, case_id):
+        """A case's deadline check at the moment it falls due, in one replica
+        (closeloop_shared.due); the scan below is the safety net."""
+        for checked in flows.check_case(self.cases, self.org, self.policy, case_id, utcnow()):
+            self._checked(*checked, detected_by="timer")
+
     @timer(keys.SLA_SCAN_INTERVAL_SECONDS)
     def check_deadlines(self):
-        for case, decision, events in flows.check_deadlines(self.cases, self.org, self.policy, utcnow()):
-            for clock in decision.newly_breached:
-                SLA_BREACHES.labels(clock).inc()
-            if decision.escalate:
-                ESCALATIONS.labels(decision.reason).inc()
-                log.warning("case escalated", extra={
-                    "case_number": case["case_number"], "reason": decision.reason,
-                    "rung": case["rung"]})
-            self._publish(case, events)
+        for checked in flows.check_deadlines(self.cases, self.org, self.policy, utcnow()):
+            self._checked(*checked, detected_by="scan")
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_outbox(self):
@@ -268,6 +277,63 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
                                            "by": request.principal.subject})
         return json_response(200, integrations.view(client, now))
 
+    # -- HTTP: rosters (duty, reassignment; the shift-end handover) ---------------------
+
+    @timer(keys.DUTY_HANDOVER_INTERVAL_SECONDS)
+    def hand_over_ended_shifts(self):
+        """Every replica looks; each shift end is claimed by one (duty_flows)."""
+        lookback = timedelta(seconds=setting(self.config, keys.DUTY_HANDOVER_LOOKBACK_SECONDS))
+        for case, events in duty_flows.hand_over_at_shift_end(self.cases, self.rosters, self.org,
+                                                              utcnow(), lookback):
+            self._publish(case, events)
+
+    @http("GET", "/v1/stores/<string:store_id>/roster", access=requires(P.ORG_READ))
+    def get_roster(self, request, store_id):
+        self._check_store_in_scope(request, store_id)
+        return json_response(200, duty_flows.roster_view(duty_flows.roster_for(self.rosters, store_id), store_id))
+
+    @http("PUT", "/v1/stores/<string:store_id>/roster", access=requires(P.ROSTER_MANAGE))
+    def set_roster(self, request, store_id):
+        body = load_or_422(ROSTER_IN, self._body(request))
+        self._check_store_in_scope(request, store_id)
+        try:
+            roster = duty_flows.set_roster(self.rosters, self.org, store_id, body["shifts"], body["version"],
+                                           request.principal.actor, utcnow())
+        except duty_flows.RosterRefused as refused:
+            raise HttpError(refused.status, refused.code, refused.message,
+                            {refused.field: [refused.message]} if refused.field else None)
+        return json_response(200, roster.to_doc())
+
+    @http("GET", "/v1/stores/<string:store_id>/on-duty", access=requires(P.ORG_READ))
+    def get_on_duty(self, request, store_id):
+        self._check_store_in_scope(request, store_id)
+        at = utcnow()
+        if request.args.get("at"):
+            try:
+                at = datetime.fromisoformat(request.args["at"])
+            except ValueError:
+                at = None
+            if at is None or at.tzinfo is None:
+                raise HttpError(422, "validation_failed", "not an ISO instant with a zone",
+                                {"at": ["an ISO 8601 instant with its zone, e.g. 2026-11-25T09:30:00+08:00"]})
+        people = duty.on_duty(duty_flows.roster_for(self.rosters, store_id), self.org, store_id, at)
+        return json_response(200, {"store_id": store_id, "at": at, "staff": [
+            {"staff_id": p.staff_id, "name": p.name, "role": p.role.value} for p in people]})
+
+    @http("POST", "/v1/cases/<string:case_id>/reassign", access=requires(P.CASE_REASSIGN))
+    def reassign(self, request, case_id):
+        body = load_or_422(REASSIGN_IN, self._body(request))
+        try:
+            return self._act(request, duty_flows.reassign, self.cases, self.org, case_id, body["staff_id"],
+                             body["reason"], request.principal, self._scope(request), utcnow())
+        except duty_flows.ReassignRefused as refused:
+            raise HttpError(refused.status, refused.code, refused.message, {"staff_id": [refused.message]})
+
+    def _check_store_in_scope(self, request, store_id):
+        """404 for a store out of the caller's scope, as for one that does not exist."""
+        if store_id not in self.org.stores or not self._scope(request).covers(store_id):
+            raise HttpError(404, "store_not_found", f"no store {store_id}")
+
     # -- helpers --------------------------------------------------------------------
 
     def _body(self, request):
@@ -324,3 +390,18 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
 
     def _publish(self, case, events):
         self.cases.outbox.flush(case["_id"], events, self.dispatch)
+        self.deadline_written(case["_id"], case.get("next_check_at"))  # a near one is timed at once
+
+    def _checked(self, case, decision, events, detected_by):
+        for clock in decision.newly_breached:
+            SLA_BREACHES.labels(clock).inc()
+        if decision.escalate:
+            ESCALATIONS.labels(decision.reason).inc()
+            log.warning("case escalated", extra={
+                "case_number": case["case_number"], "reason": decision.reason,
+                "rung": case["rung"], "detected_by": detected_by})
+        self._publish(case, events)
+        for event in events:
+            if event["type"] == ev.CASE_ESCALATED and event["payload"].get("due_at"):
+                due_at = ev.load(ev.CASE_ESCALATED, event["payload"])["due_at"]
+                BREACH_DETECTION_LAG.labels(detected_by).observe((utcnow() - due_at).total_seconds())
