@@ -33,6 +33,10 @@ SLA_UPDATE_SECONDS = "SLA_UPDATE_SECONDS"
 SLA_WARNING_LEAD_SECONDS = "SLA_WARNING_LEAD_SECONDS"
 ESCALATION_STEP_SECONDS = "ESCALATION_STEP_SECONDS"
 SLA_SCAN_INTERVAL_SECONDS = "SLA_SCAN_INTERVAL_SECONDS"
+# Precise timers (closeloop_shared.due): each replica holds in memory what falls due
+# within the horizon, re-read from the index every refresh interval.
+DUE_HORIZON_SECONDS = "DUE_HORIZON_SECONDS"
+DUE_REFRESH_SECONDS = "DUE_REFRESH_SECONDS"
 
 REVISIT_DELAY_SECONDS = "REVISIT_DELAY_SECONDS"
 REVISIT_SCAN_INTERVAL_SECONDS = "REVISIT_SCAN_INTERVAL_SECONDS"
@@ -45,6 +49,31 @@ SMTP_PORT = "SMTP_PORT"
 SMTP_SENDER = "SMTP_SENDER"
 NOTIFY_RETRY_INTERVAL_SECONDS = "NOTIFY_RETRY_INTERVAL_SECONDS"
 NOTIFY_CUSTOMER_DAILY_QUOTA = "NOTIFY_CUSTOMER_DAILY_QUOTA"  # messages per customer address a day
+# notify's channels (README, "Notification channels"). A channel whose credentials are
+# unset is off. JSON values may be given as JSON text (environment) or as YAML maps.
+SMTP_USER = "SMTP_USER"              # empty: no AUTH
+SMTP_PASSWORD = "SMTP_PASSWORD"
+SMTP_STARTTLS = "SMTP_STARTTLS"      # "true": upgrade with STARTTLS before AUTH
+NOTIFY_SMS_ENDPOINT = "NOTIFY_SMS_ENDPOINT"  # Aliyun Dysms-shaped gateway
+NOTIFY_SMS_ACCESS_KEY_ID = "NOTIFY_SMS_ACCESS_KEY_ID"
+NOTIFY_SMS_ACCESS_KEY_SECRET = "NOTIFY_SMS_ACCESS_KEY_SECRET"
+NOTIFY_SMS_SIGN_NAME = "NOTIFY_SMS_SIGN_NAME"
+NOTIFY_SMS_TEMPLATES = "NOTIFY_SMS_TEMPLATES"  # JSON {kind: provider template code}
+NOTIFY_WECHAT_API_BASE = "NOTIFY_WECHAT_API_BASE"
+NOTIFY_WECHAT_APP_ID = "NOTIFY_WECHAT_APP_ID"
+NOTIFY_WECHAT_APP_SECRET = "NOTIFY_WECHAT_APP_SECRET"
+NOTIFY_WECHAT_MODE = "NOTIFY_WECHAT_MODE"  # "template" (service account) or "subscribe"
+NOTIFY_WECHAT_TEMPLATES = "NOTIFY_WECHAT_TEMPLATES"  # JSON {kind: template id}
+NOTIFY_WECOM_API_BASE = "NOTIFY_WECOM_API_BASE"
+NOTIFY_WECOM_ROBOTS = "NOTIFY_WECOM_ROBOTS"  # JSON {"store:<id>" | "region:<id>" | "brand:<id>": robot key}
+NOTIFY_WEBHOOKS = "NOTIFY_WEBHOOKS"  # JSON [{"id", "url", "secrets": [1-2 whsec_...], "kinds": ["*"]}]
+NOTIFY_PROVIDER_TIMEOUT_SECONDS = "NOTIFY_PROVIDER_TIMEOUT_SECONDS"
+NOTIFY_CUSTOMER_CHANNELS = "NOTIFY_CUSTOMER_CHANNELS"  # fallback order after the preferred one
+NOTIFY_STAFF_CHANNELS = "NOTIFY_STAFF_CHANNELS"
+NOTIFY_QUIET_HOURS = "NOTIFY_QUIET_HOURS"  # store-local "HH:MM-HH:MM"; no customer message inside
+NOTIFY_BRAND_POLICIES = "NOTIFY_BRAND_POLICIES"  # JSON {brand_id: {customer_channels, staff_channels, quiet_hours, quiet_kinds}}
+NOTIFY_STAFF_HOURLY_QUOTA = "NOTIFY_STAFF_HOURLY_QUOTA"  # non-urgent messages per staff member an hour
+NOTIFY_PROVIDER_PER_MINUTE = "NOTIFY_PROVIDER_PER_MINUTE"  # JSON {channel: sends a minute} (wecom: per robot)
 
 # Below this confidence the model's category waits in the triage queue of the store's
 # supervisor (with the top two suggestions) instead of being taken as is. 0.4: in 5-fold
@@ -96,6 +125,8 @@ DEFAULTS = {
     SLA_WARNING_LEAD_SECONDS: 2 * 3600,
     ESCALATION_STEP_SECONDS: 4 * 3600,
     SLA_SCAN_INTERVAL_SECONDS: 5,
+    DUE_HORIZON_SECONDS: 20,
+    DUE_REFRESH_SECONDS: 1,
     REVISIT_DELAY_SECONDS: 3 * 24 * 3600,
     REVISIT_SCAN_INTERVAL_SECONDS: 30,
     OUTBOX_RELAY_INTERVAL_SECONDS: 10,
@@ -105,6 +136,29 @@ DEFAULTS = {
     SMTP_SENDER: "closeloop@localhost",
     NOTIFY_RETRY_INTERVAL_SECONDS: 30,
     NOTIFY_CUSTOMER_DAILY_QUOTA: 10,
+    SMTP_USER: None,
+    SMTP_PASSWORD: None,
+    SMTP_STARTTLS: "false",
+    NOTIFY_SMS_ENDPOINT: "https://dysmsapi.aliyuncs.com/",
+    NOTIFY_SMS_ACCESS_KEY_ID: None,
+    NOTIFY_SMS_ACCESS_KEY_SECRET: None,
+    NOTIFY_SMS_SIGN_NAME: None,
+    NOTIFY_SMS_TEMPLATES: "{}",
+    NOTIFY_WECHAT_API_BASE: "https://api.weixin.qq.com",
+    NOTIFY_WECHAT_APP_ID: None,
+    NOTIFY_WECHAT_APP_SECRET: None,
+    NOTIFY_WECHAT_MODE: "template",
+    NOTIFY_WECHAT_TEMPLATES: "{}",
+    NOTIFY_WECOM_API_BASE: "https://qyapi.weixin.qq.com",
+    NOTIFY_WECOM_ROBOTS: "{}",
+    NOTIFY_WEBHOOKS: "[]",
+    NOTIFY_PROVIDER_TIMEOUT_SECONDS: 10,
+    NOTIFY_CUSTOMER_CHANNELS: "wechat,sms,email",
+    NOTIFY_STAFF_CHANNELS: "wecom,email",
+    NOTIFY_QUIET_HOURS: "21:00-09:00",
+    NOTIFY_BRAND_POLICIES: "{}",
+    NOTIFY_STAFF_HOURLY_QUOTA: 30,
+    NOTIFY_PROVIDER_PER_MINUTE: '{"sms": 300, "wechat": 600, "wecom": 20}',
     TRIAGE_CONFIDENCE_THRESHOLD: 0.4,
     REMEDY_APPROVAL_LIMITS_FEN: {"store_manager": 50_000, "customer_service": 50_000,
                                  "regional_manager": 200_000, "general_manager": None},

@@ -45,15 +45,17 @@ class Leases:
     def __init__(self, collection, duration=DEFAULT_LEASE, clock=utcnow):
         self.collection, self.duration, self.clock = collection, duration, clock
 
-    def claim(self, due, update=None, sort=None, now=None):
+    def claim(self, due, update=None, sort=None, now=None, projection=None):
         """Atomically lease one document matching `due` that nobody holds, applying
         `update` (more $set/$inc/$push...) in the same write. The document as written,
-        with its `lease_owner` token, or None when nothing is due."""
+        with its `lease_owner` token (and only the `projection` fields besides, if
+        given), or None when nothing is due."""
         now = now or self.clock()
         update = {op: dict(fields) for op, fields in (update or {}).items()}
         update.setdefault("$set", {}).update(lease_owner=new_token(), lease_until=now + self.duration)
         return self.collection.find_one_and_update(
-            {**due, **not_leased(now)}, update, sort=sort, return_document=ReturnDocument.AFTER)
+            {**due, **not_leased(now)}, update, sort=sort, return_document=ReturnDocument.AFTER,
+            projection=None if projection is None else {**projection, "lease_owner": 1})
 
     def lease_fields(self, now=None):
         """lease_owner and lease_until for a document inserted already claimed."""

@@ -9,3 +9,13 @@ FIRST_RESPONSE_SECONDS = Histogram(
     "closeloop_time_to_first_response_seconds", "From submission to first response",
     buckets=(600, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600,
              36 * 3600, 48 * 3600, 72 * 3600))
+
+# How late the escalation of a breach leaves routing: from the deadline that caused it
+# (case_escalated.due_at) to its publication, by what noticed it (the precise timer of
+# closeloop_shared.due, or the periodic scan, the safety net). Target: p99 <= 1 s.
+DETECTORS = ("timer", "scan")
+BREACH_DETECTION_LAG = Histogram(
+    "closeloop_breach_detection_lag_seconds", "From a deadline to its escalation published",
+    ["detected_by"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300))
+for _detector in DETECTORS:  # every series exists (at zero) before the first breach
+    BREACH_DETECTION_LAG.labels(_detector)
