@@ -289,9 +289,9 @@ class StoreCalendar:
         CalendarError after SEARCH_HORIZON_DAYS without any open time."""
         if not self._may_open:
             raise CalendarError("the calendar has no open time at all")
-        day = start.astimezone(self.zone).date() - timedelta(days=1)  # yesterday's slots may run into today
-        current, last_open_day = None, day
-        for day in (day + timedelta(days=n) for n in itertools.count()):
+        first = start.astimezone(self.zone).date() - timedelta(days=1)  # yesterday's slots may run into today
+        current, last_open_day = None, first
+        for day in (first + timedelta(days=n) for n in itertools.count()):
             if until is not None and self._instant(day, 0) > until:
                 break
             intervals = self._intervals_on(day)
