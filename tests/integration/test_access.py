@@ -72,6 +72,10 @@ EXPECTED = {
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "get", "/v1/stores/{store_id}/roster"): row(OK, H, OK, OK, H, OK, OK, F, F),
+    ("routing", "put", "/v1/stores/{store_id}/roster"): row(F, F, OK, OK, H, F, OK, F, F),
+    ("routing", "get", "/v1/stores/{store_id}/on-duty"): row(OK, H, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/reassign"): row(F, F, OK, OK, H, OK, OK, F, F),
 }
 
 BODIES = {
@@ -91,6 +95,9 @@ BODIES = {
     "/v1/org/staff/{staff_id}/password": {"password": "a-long-enough-password"},
     "/v1/integrations": {"client_id": "x", "name": "x", "brand_id": "yueyan", "permissions": ["feedback:submit"]},
     "/v1/revisits/{revisit_id}/outcome": {"score": 5},
+    "/v1/stores/{store_id}/roster": {"shifts": [{"shift_id": "day", "start": "09:00", "end": "18:00",
+                                                 "staff_ids": ["sh-xh-s1"], "weekdays": [0, 1, 2, 3, 4]}]},
+    "/v1/cases/{case_id}/reassign": {"staff_id": "sh-xh-sv", "reason": "交给主管跟进"},
 }
 
 
