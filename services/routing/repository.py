@@ -1,6 +1,7 @@
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
 from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.auth import SNAPSHOT_ID, IntegrationStore, OrgStore
@@ -15,9 +16,14 @@ class CaseRepository:
 
     Events a write causes go in the same document's outbox (closeloop_shared.outbox)."""
 
-    def __init__(self, db):
+    def __init__(self, db, timeline_kept=DEFAULTS[CASE_TIMELINE_KEPT]):
         self.cases = db["cases"]
         self.outbox = Outbox(self.cases)
+        # Every timeline entry, numbered per case (seq from 1); the case document keeps
+        # only the newest `timeline_kept` of them and their count, so a case reopened
+        # hundreds of times stays far below MongoDB's 16 MB document limit.
+        self.timeline = db["case_timeline"]
+        self.timeline_kept = timeline_kept
 
     @staticmethod
     def ensure_indexes(db):
@@ -33,9 +39,49 @@ class CaseRepository:
         # GET /v1/cases?triage=pending (with or without a store)
         cases.create_index([("triage.status", ASCENDING), ("submitted_at", ASCENDING)])
         cases.create_index([("store_id", ASCENDING), ("triage.status", ASCENDING), ("submitted_at", ASCENDING)])
+        # the same customer's cases (duplicates at a store, remedies received anywhere)
+        cases.create_index([("customer_keys", ASCENDING), ("submitted_at", ASCENDING)])
+        db["case_timeline"].create_index([("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)
 
     def insert(self, case):
-        return insert_new(self.cases, case)
+        entries = self._numbered(case, case.get("timeline") or [], 0)
+        inserted = insert_new(self.cases, dict(case, timeline=entries[-self.timeline_kept:],
+                                               timeline_count=len(entries)))
+        if inserted:
+            self._record(case["_id"], entries)
+        return inserted
+
+    @staticmethod
+    def _numbered(case, entries, count):
+        return [dict(e, seq=count + n) for n, e in enumerate(entries, start=1)]
+
+    def _record(self, case_id, entries):
+        """Into case_timeline, after the case write that won (a lost race records
+        nothing). Should the process die in between, the case document still holds its
+        newest entries, and timeline_page reads them from there."""
+        for entry in entries or ():
+            self.timeline.replace_one({"case_id": case_id, "seq": entry["seq"]},
+                                      dict(entry, case_id=case_id), upsert=True)
+
+    def timeline_page(self, case, before=None, limit=50):
+        """Timeline entries of `case`, newest first, seq < before (default: all)."""
+        upper = case.get("timeline_count", len(case.get("timeline", [])))
+        if before is not None:
+            upper = min(upper, before - 1)
+        on_case = {e["seq"]: e for e in case.get("timeline", []) if "seq" in e and e["seq"] <= upper}
+        found = self.timeline.find({"case_id": case["_id"], "seq": {"$lte": upper}}, {"_id": 0, "case_id": 0})
+        merged = {e["seq"]: e for e in found.sort("seq", -1).limit(limit)}
+        merged.update(on_case)
+        return [merged[seq] for seq in sorted(merged, reverse=True)[:limit]]
+
+    def of_customer(self, keys, since):
+        """Cases of a customer (any of their customer_keys) submitted since `since`:
+        id, store, submission time, keys, merge pointer and remedy ledger."""
+        if not keys:
+            return []
+        return list(self.cases.find(
+            {"customer_keys": {"$in": list(keys)}, "submitted_at": {"$gte": since}},
+            {"_id": 1, "store_id": 1, "submitted_at": 1, "customer_keys": 1, "merged_into": 1, "remedies": 1}))
 
     def get(self, case_id):
         return self.cases.find_one({"_id": case_id})
@@ -70,14 +116,19 @@ class CaseRepository:
         update = {"$set": dict(changes, updated_at=now), "$inc": {"version": 1}}
         push = {}
         if entries:
-            push["timeline"] = {"$each": entries}
+            entries = self._numbered(case, entries, case.get("timeline_count", len(case.get("timeline", []))))
+            push["timeline"] = {"$each": entries, "$slice": -self.timeline_kept}
+            update["$set"]["timeline_count"] = entries[-1]["seq"]
         if events:
             push["outbox"] = {"$each": events}
             update["$set"]["outbox_pending"] = True
         if push:
             update["$push"] = push
         result = self.cases.update_one({"_id": case["_id"], "version": case["version"]}, update)
-        return self.get(case["_id"]) if result.modified_count else None
+        if not result.modified_count:
+            return None
+        self._record(case["_id"], entries)
+        return self.get(case["_id"])
 
     def due(self, now, limit):
         """Cases whose next deadline check is due. Deliberately no lease here: a check
@@ -225,3 +276,97 @@ class RosterRepository:
         replica that took it over finds the cases already handed over)."""
         return self.leases.release(claim, {"$set": {"done": True, "handed_over": handed_over,
                                                     "finished_at": now}})
+
+
+class PolicyRepository:
+    """routing's `sla_policies`: one document per stored SLA policy (services/routing/
+    policy.py), its current version on top and the versions it replaced in `history`
+    (newest POLICY_HISTORY_KEPT). Every change is conditional on the version read, so of
+    two managers editing one policy, one gets a 409. Cases never read this back: they
+    keep copies of the clock specs they were armed with."""
+
+    POLICY_HISTORY_KEPT = 100
+
+    def __init__(self, db):
+        self.policies = db["sla_policies"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        db["sla_policies"].create_index([("active", ASCENDING)])
+
+    def insert(self, doc):
+        """False if a policy with this id exists already."""
+        return insert_new(self.policies, dict(doc, _id=doc["policy_id"], history=[]))
+
+    def get(self, policy_id):
+        return self.policies.find_one({"_id": policy_id}, {"history": 0})
+
+    def all(self):
+        return list(self.policies.find({}, {"history": 0}).sort("_id", ASCENDING))
+
+    def active(self):
+        return list(self.policies.find({"active": True}, {"history": 0}))
+
+    def replace(self, current, doc):
+        """Store `doc` as the next version of `current` (the version read), keeping
+        `current` in the history; None if the policy changed meanwhile."""
+        previous = {k: v for k, v in current.items() if k not in ("_id", "history")}
+        result = self.policies.update_one(
+            {"_id": current["_id"], "version": current["version"]},
+            {"$set": {k: v for k, v in doc.items() if k != "_id"},
+             "$push": {"history": {"$each": [previous], "$slice": -self.POLICY_HISTORY_KEPT}}})
+        return self.get(current["_id"]) if result.modified_count else None
+
+
+class CalendarRepository:
+    """routing's `calendars` (services/routing/calendar_flows.py): one document per
+    store ("store:<id>": weekly slots, workday template, observes_holidays, closures), per
+    brand ("brand:<id>": date overrides) and per published year ("year:<yyyy>": official
+    holidays and make-up workdays). A store or brand PUT replaces its settings whole (the
+    last writer wins, as PUT says); closures are appended atomically."""
+
+    def __init__(self, db):
+        self.calendars = db["calendars"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        db["calendars"].create_index([("kind", ASCENDING), ("year", ASCENDING)])  # years()
+
+    @property
+    def cache_key(self):
+        """Which database this is, for caches of calendars built from it."""
+        return self.calendars.full_name
+
+    def store(self, store_id):
+        return self.calendars.find_one({"_id": f"store:{store_id}"})
+
+    def brand(self, brand_id):
+        return self.calendars.find_one({"_id": f"brand:{brand_id}"})
+
+    def year(self, year):
+        return self.calendars.find_one({"_id": f"year:{year}"})
+
+    def years(self):
+        return list(self.calendars.find({"kind": "year"}).sort("year", ASCENDING))
+
+    def _write(self, document_id, kind, changes, actor, now, **extra):
+        self.calendars.update_one(
+            {"_id": document_id},
+            {"$set": dict(changes, kind=kind, updated_at=now, updated_by=actor, **extra), "$inc": {"version": 1}},
+            upsert=True)
+
+    def save_store(self, store_id, settings, actor, now):
+        self._write(f"store:{store_id}", "store", settings, actor, now, store_id=store_id)
+
+    def add_closure(self, store_id, closure, now):
+        self.calendars.update_one(
+            {"_id": f"store:{store_id}"},
+            {"$push": {"closures": closure}, "$inc": {"version": 1},
+             "$set": {"kind": "store", "store_id": store_id, "updated_at": now, "updated_by": closure["by"]}},
+            upsert=True)
+
+    def save_brand(self, brand_id, overrides, actor, now):
+        self._write(f"brand:{brand_id}", "brand", {"overrides": overrides}, actor, now, brand_id=brand_id)
+
+    def save_year(self, year, lists, actor, now):
+        self._write(f"year:{year}", "year", lists, actor, now, year=year)

@@ -16,7 +16,7 @@ from closeloop_shared.bus import Unprocessable, event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.contract import Permission as P
-from closeloop_shared.contract import TriageStatus
+from closeloop_shared.contract import CaseStatus, TriageStatus
 from closeloop_shared.due import DueNotice, due_timer
 from closeloop_shared.http import (
     PUBLIC, HttpError, http, int_arg, json_response, load_or_422, read_json, requires)
@@ -25,6 +25,7 @@ from closeloop_shared.ops import AuditsPersonalData, IdentityStores, OpsEndpoint
 from services.routing import flows, identity_flows, integrations, organisation, schemas
 from services.routing import duty, duty_flows
 from services.routing.dependencies import TokenSigner
+from services.routing import case_flows, remedies
 from services.routing.lifecycle import ActionRefused
 from services.routing.metrics import (
     BREACH_DETECTION_LAG, ESCALATIONS, FIRST_RESPONSE_SECONDS, SLA_BREACHES)
@@ -32,12 +33,19 @@ from services.routing.organisation import OrgRefused
 from services.routing.repository import (
     AccountRepository, CaseRepository, CorrectionRepository, IntegrationRepository, OrgRepository)
 from services.routing.repository import RosterRepository
+from services.routing.repository import PolicyRepository
+from services.routing import policy_flows
+from services.routing.policy import PolicyInvalid, builtin_policies_from
 from services.routing.sla import Policy
 
 log = logging.getLogger(__name__)
-FIRST_RESPONSE_IN = schemas.FirstResponseIn()
-REPORT_IN = schemas.ReportIn()
-RESOLVE_IN = schemas.ResolveIn()
+# How a refused case action answers (409 for every other code: the case's state).
+REFUSAL_STATUS = {"validation_failed": 422, "above_approval_limit": 403, "own_proposal": 403}
+RESPOND_IN, NOTE_IN, REPORT_UP_IN = schemas.RespondIn(), schemas.NoteIn(), schemas.ReportUpIn()
+REQUEST_INFO_IN, RESUME_IN = schemas.RequestInfoIn(), schemas.ResumeIn()
+REMEDY_PROPOSAL_IN, REMEDY_DECISION_IN = schemas.RemedyProposalIn(), schemas.RemedyDecisionIn()
+ROOT_CAUSE_IN, FILE_REPORT_IN = schemas.RootCauseIn(), schemas.FileReportIn()
+RESOLVE_IN, LINK_IN, MERGE_IN = schemas.ResolveIn(), schemas.LinkIn(), schemas.MergeIn()
 REOPEN_IN = schemas.ReopenIn()
 RECLASSIFY_IN = schemas.ReclassifyIn()
 LOGIN_IN = schemas.LoginIn()
@@ -47,6 +55,8 @@ BRAND_IN, REGION_IN, STORE_IN, STAFF_IN = (schemas.BrandIn(), schemas.RegionIn()
 STORE_PATCH, STAFF_PATCH = schemas.StorePatch(partial=True), schemas.StaffPatch(partial=True)
 INTEGRATION_IN = schemas.IntegrationIn()
 ROSTER_IN, REASSIGN_IN = schemas.RosterIn(), schemas.ReassignIn()
+SLA_POLICY_IN, SLA_POLICY_CHANGE_IN = schemas.SlaPolicyIn(), schemas.SlaPolicyChangeIn()
+SLA_POLICY_DEACTIVATE_IN = schemas.SlaPolicyDeactivateIn()
 DEADLINES = ("cases", "next_check_at")  # CaseRepository's collection and its indexed due field
 
 
@@ -60,6 +70,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     accounts = Repository(AccountRepository)
     corrections = Repository(CorrectionRepository)
     rosters = Repository(RosterRepository)
+    sla_policies = Repository(PolicyRepository)
     org = CurrentOrganisation()
     identity = IdentityStores()
     signer = TokenSigner()
@@ -83,13 +94,16 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         case, events = flows.route(self.cases, self.org, self.policy, submitted, utcnow(),
                                    setting(self.config, keys.TRIAGE_CONFIDENCE_THRESHOLD))
         self._publish(case, events)
+        window = timedelta(seconds=setting(self.config, keys.DUPLICATE_WINDOW_SECONDS))
+        for linked, link_events in case_flows.link_duplicates(self.cases, case, utcnow(), window, self.policy):
+            self._publish(linked, link_events)
         log.info("case routed", extra={"case_number": case["case_number"],
                                        "category": case["category"], "severity": case["severity"]})
 
     @event_handler(ev.FOLLOWUP, ev.REVISIT_RECORDED)
     def on_revisit_recorded(self, payload):
         revisit = ev.load(ev.REVISIT_RECORDED, payload)
-        case, events = flows.apply_revisit(self.cases, self.policy, revisit, utcnow())
+        case, events = case_flows.apply_revisit(self.cases, self.policy, revisit, utcnow())
         if case:
             self._publish(case, events)
 
@@ -130,9 +144,9 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     @http("GET", "/v1/cases", access=requires(P.CASE_READ))
     def list_cases(self, request):
         status = request.args.get("status")
-        if status and status not in ev.CASE_STATUSES:
+        if status and status not in {s.value for s in CaseStatus}:
             raise HttpError(422, "validation_failed", "unknown status",
-                            {"status": [f"Must be one of: {', '.join(ev.CASE_STATUSES)}."]})
+                            {"status": [f"Must be one of: {', '.join(s.value for s in CaseStatus)}."]})
         triage = request.args.get("triage")
         if triage and triage not in {t.value for t in TriageStatus}:
             raise HttpError(422, "validation_failed", "unknown triage state",
@@ -142,29 +156,113 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         self.personal_data_reads.record(request.principal, "case", [c["_id"] for c in found])
         return json_response(200, {"cases": [flows.public_view(c, request.principal) for c in found]})
 
-    @http("POST", "/v1/cases/<string:case_id>/first-response", access=requires(P.CASE_RESPOND))
-    def record_first_response(self, request, case_id):
-        body = load_or_422(FIRST_RESPONSE_IN, self._body(request))
-        return self._act(request, flows.respond, self.cases, self.policy, case_id,
+    @http("GET", "/v1/cases/<string:case_id>/timeline", access=requires(P.CASE_READ))
+    def get_timeline(self, request, case_id):
+        before = int_arg(request, "before", None, 1, 2**62) if request.args.get("before") else None
+        page = self._case_call(case_flows.timeline, self.cases, case_id, self._scope(request), before,
+                               int_arg(request, "limit", 50, 1, 200))
+        return json_response(200, page)
+
+    @http("POST", "/v1/cases/<string:case_id>/acknowledge", access=requires(P.CASE_ACKNOWLEDGE))
+    def acknowledge(self, request, case_id):
+        return self._act(request, case_flows.acknowledge, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/respond", access=requires(P.CASE_RESPOND))
+    def respond(self, request, case_id):
+        body = load_or_422(RESPOND_IN, self._body(request))
+        return self._act(request, case_flows.respond, self.cases, self.policy, case_id,
                          request.principal, self._scope(request), body["note"], utcnow())
 
-    @http("POST", "/v1/cases/<string:case_id>/report", access=requires(P.CASE_REPORT))
+    @http("POST", "/v1/cases/<string:case_id>/note", access=requires(P.CASE_RESPOND))
+    def add_note(self, request, case_id):
+        body = load_or_422(NOTE_IN, self._body(request))
+        return self._act(request, case_flows.add_note, self.cases, self.policy, case_id, request.principal,
+                         self._scope(request), body["note"], body["evidence"], utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/report-to-superior", access=requires(P.CASE_RESPOND))
+    def report_to_superior(self, request, case_id):
+        body = load_or_422(REPORT_UP_IN, self._body(request))
+        return self._act(request, case_flows.report_to_superior, self.cases, self.org, self.policy, case_id,
+                         request.principal, self._scope(request), body["message"], utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/request-info", access=requires(P.CASE_RESPOND))
+    def request_info(self, request, case_id):
+        body = load_or_422(REQUEST_INFO_IN, self._body(request))
+        return self._act(request, case_flows.request_info, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), body["question"], utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/resume", access=requires(P.CASE_RESPOND))
+    def resume(self, request, case_id):
+        body = load_or_422(RESUME_IN, self._body(request))
+        return self._act(request, case_flows.resume, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), body["answer"], utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/propose-remedy", access=requires(P.CASE_RESOLVE))
+    def propose_remedy(self, request, case_id):
+        body = load_or_422(REMEDY_PROPOSAL_IN, self._body(request))
+        return self._act(request, case_flows.propose_remedy, self.cases, self.org, self.policy,
+                         self.remedy_rules, case_id, request.principal, self._scope(request), body, utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/approve-remedy", access=requires(P.CASE_REMEDY_APPROVE))
+    def approve_remedy(self, request, case_id):
+        return self._decide_remedy(request, case_id, True)
+
+    @http("POST", "/v1/cases/<string:case_id>/reject-remedy", access=requires(P.CASE_REMEDY_APPROVE))
+    def reject_remedy(self, request, case_id):
+        return self._decide_remedy(request, case_id, False)
+
+    @http("POST", "/v1/cases/<string:case_id>/root-cause", access=requires(P.CASE_ROOT_CAUSE))
+    def record_root_cause(self, request, case_id):
+        body = load_or_422(ROOT_CAUSE_IN, self._body(request))
+        return self._act(request, case_flows.record_root_cause, self.cases, self.org, self.policy, case_id,
+                         request.principal, self._scope(request), body["cause"], body["actions"], body["note"],
+                         utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/file-report", access=requires(P.CASE_REPORT))
     def file_report(self, request, case_id):
-        body = load_or_422(REPORT_IN, self._body(request))
-        return self._act(request, flows.file_report, self.cases, self.policy, case_id,
+        body = load_or_422(FILE_REPORT_IN, self._body(request))
+        return self._act(request, case_flows.file_report, self.cases, self.policy, case_id,
                          request.principal, self._scope(request), body["summary"], utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/sign-off-report", access=requires(P.CASE_REPORT_SIGN_OFF))
+    def sign_off_report(self, request, case_id):
+        return self._act(request, case_flows.sign_off_report, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/resolve", access=requires(P.CASE_RESOLVE))
     def resolve(self, request, case_id):
         body = load_or_422(RESOLVE_IN, self._body(request))
-        return self._act(request, flows.resolve, self.cases, self.org, self.policy, case_id,
-                         body["remedy"], request.principal, self._scope(request), body["note"], utcnow())
+        return self._act(request, case_flows.resolve, self.cases, self.org, self.policy, case_id,
+                         body["remedy_id"], body["note"], request.principal, self._scope(request), utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/close", access=requires(P.CASE_CLOSE))
+    def close(self, request, case_id):
+        return self._act(request, case_flows.close, self.cases, self.policy, case_id,
+                         request.principal.actor, utcnow(), self._scope(request))
 
     @http("POST", "/v1/cases/<string:case_id>/reopen", access=requires(P.CASE_REOPEN))
     def reopen(self, request, case_id):
         body = load_or_422(REOPEN_IN, self._body(request))
-        return self._act(request, flows.reopen, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.reopen, self.cases, self.policy, case_id,
                          request.principal.actor, body["reason"], "staff", utcnow(), self._scope(request))
+
+    @http("POST", "/v1/cases/<string:case_id>/link", access=requires(P.CASE_MERGE))
+    def link(self, request, case_id):
+        body = load_or_422(LINK_IN, self._body(request))
+        return self._act(request, case_flows.link, self.cases, self.policy, case_id, body["related"],
+                         request.principal, self._scope(request), utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/merge", access=requires(P.CASE_MERGE))
+    def merge(self, request, case_id):
+        body = load_or_422(MERGE_IN, self._body(request))
+        return self._act(request, case_flows.merge, self.cases, self.policy, case_id, body["into"],
+                         request.principal, self._scope(request), utcnow())
+
+    @http("POST", "/v1/cases/<string:case_id>/archive", access=requires(P.CASE_ARCHIVE))
+    def archive(self, request, case_id):
+        return self._act(request, case_flows.archive, self.cases, self.policy, case_id,
+                         request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/category", access=requires(P.CASE_RECLASSIFY))
     def reclassify(self, request, case_id):
@@ -334,6 +432,51 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         if store_id not in self.org.stores or not self._scope(request).covers(store_id):
             raise HttpError(404, "store_not_found", f"no store {store_id}")
 
+    # -- HTTP: SLA policies (chosen per new case; running cases keep the clocks they have) ------
+
+    @property
+    def sla_builtins(self):
+        """The built-in policies every case falls back to, from the SLA_* config keys."""
+        return builtin_policies_from(self.config)
+
+    @http("GET", "/v1/sla-policies", access=requires(P.CASE_READ))
+    def list_sla_policies(self, request):
+        return json_response(200, {"policies": policy_flows.list_policies(self.sla_policies, self.sla_builtins)})
+
+    @http("GET", "/v1/sla-policies/<string:policy_id>", access=requires(P.CASE_READ))
+    def get_sla_policy(self, request, policy_id):
+        return json_response(200, self._policy_call(policy_flows.get_policy, self.sla_policies,
+                                                    self.sla_builtins, policy_id))
+
+    @http("POST", "/v1/sla-policies", access=requires(P.SLA_MANAGE))
+    def add_sla_policy(self, request):
+        body = load_or_422(SLA_POLICY_IN, self._body(request))
+        return json_response(201, self._policy_call(policy_flows.create, self.sla_policies, self.sla_builtins,
+                                                    body, request.principal.actor, utcnow()))
+
+    @http("PUT", "/v1/sla-policies/<string:policy_id>", access=requires(P.SLA_MANAGE))
+    def change_sla_policy(self, request, policy_id):
+        body = load_or_422(SLA_POLICY_CHANGE_IN, self._body(request))
+        return json_response(200, self._policy_call(policy_flows.update, self.sla_policies, self.sla_builtins,
+                                                    policy_id, body, request.principal.actor, utcnow()))
+
+    @http("POST", "/v1/sla-policies/<string:policy_id>/deactivate", access=requires(P.SLA_MANAGE))
+    def deactivate_sla_policy(self, request, policy_id):
+        body = load_or_422(SLA_POLICY_DEACTIVATE_IN, self._body(request))
+        return json_response(200, self._policy_call(
+            policy_flows.deactivate, self.sla_policies, self.sla_builtins, policy_id, body["version"],
+            request.principal.actor, utcnow()))
+
+    def _policy_call(self, flow, *args):
+        try:
+            return flow(*args)
+        except policy_flows.PolicyNotFound as exc:
+            raise HttpError(404, "policy_not_found", f"no SLA policy {exc}")
+        except PolicyInvalid as invalid:
+            raise HttpError(422, "validation_failed", invalid.message, {invalid.field: [invalid.message]})
+        except policy_flows.PolicyConflict as conflict:
+            raise HttpError(409, conflict.code, conflict.message)
+
     # -- helpers --------------------------------------------------------------------
 
     def _body(self, request):
@@ -350,14 +493,31 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         except flows.ActionForbidden as exc:
             raise HttpError(403, "forbidden", str(exc))
         except ActionRefused as refused:
-            status = 422 if refused.code == "validation_failed" else 409
-            raise HttpError(status, refused.code, refused.message,
-                            {refused.field: [refused.message]} if refused.field else None)
+            details = {"allowed_actions": refused.allowed} if refused.allowed is not None else None
+            raise HttpError(REFUSAL_STATUS.get(refused.code, 409), refused.code, refused.message,
+                            {refused.field: [refused.message]} if refused.field else None, details=details)
         except flows.ConcurrentUpdate:
             raise HttpError(409, "concurrent_update", "the case changed meanwhile; retry")
 
+    def _decide_remedy(self, request, case_id, approve):
+        body = load_or_422(REMEDY_DECISION_IN, self._body(request))
+        return self._act(request, case_flows.decide_remedy, self.cases, self.policy, self.remedy_rules, case_id,
+                         body["remedy_id"], approve, body["reason"], request.principal, self._scope(request),
+                         utcnow())
+
+    @property
+    def remedy_rules(self):
+        return case_flows.RemedyRules(
+            remedies.Limits.from_config(setting(self.config, keys.REMEDY_APPROVAL_LIMITS_FEN)),
+            timedelta(seconds=setting(self.config, keys.REPEAT_REMEDY_WINDOW_SECONDS)),
+            setting(self.config, keys.REPEAT_REMEDY_THRESHOLD))
+
     def _act(self, request, flow, *args):
-        case, events = self._case_call(flow, *args)
+        """Runs a case action and publishes what it caused: on the case, and on the
+        other cases a link or a merge wrote (the flow's optional third result)."""
+        case, events, *others = self._case_call(flow, *args)
+        for other, other_events in (others[0] if others else ()):
+            self._publish(other, other_events)
         for event in events:
             if event["type"] == ev.CASE_FIRST_RESPONDED:
                 FIRST_RESPONSE_SECONDS.observe(event["payload"]["seconds_to_respond"])
