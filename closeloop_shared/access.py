@@ -26,7 +26,7 @@ _SUPERVISOR = _STORE_STAFF | {P.CASE_REOPEN, P.CASE_RECLASSIFY, P.CASE_ROOT_CAUS
                               P.CASE_MERGE, P.DELIVERY_READ, P.REPORT_READ, P.CASE_REASSIGN,
                               P.ROSTER_MANAGE}
 _STORE_MANAGER = _SUPERVISOR | {P.CASE_REPORT, P.CASE_REFUND, P.CASE_CLOSE_REFERRAL,
-                                P.CASE_REMEDY_APPROVE, P.CASE_ARCHIVE}
+                                P.CASE_REMEDY_APPROVE, P.CASE_ARCHIVE, P.CALENDAR_MANAGE}
 _MANAGEMENT = frozenset({
     P.FEEDBACK_READ, P.CASE_READ, P.CASE_RESPOND, P.CASE_REPORT, P.CASE_RESOLVE, P.CASE_REFUND,
     P.CASE_CLOSE_REFERRAL, P.CASE_REOPEN, P.CASE_RECLASSIFY, P.REVISIT_READ, P.DELIVERY_READ,
@@ -39,13 +39,14 @@ ROLE_PERMISSIONS = {
     Role.STORE_MANAGER: _STORE_MANAGER,
     # Managers above the store steer and approve; the store and customer service call
     # the customer, so managers see contact details masked.
-    Role.REGIONAL_MANAGER: _MANAGEMENT | {P.ROSTER_MANAGE},
+    Role.REGIONAL_MANAGER: _MANAGEMENT | {P.ROSTER_MANAGE, P.CALENDAR_MANAGE},
     # SLA policies, with the admin; signs off referral reports (seed 004)
-    Role.GENERAL_MANAGER: _MANAGEMENT | {P.SLA_MANAGE, P.CASE_REPORT_SIGN_OFF, P.ROSTER_MANAGE},
+    Role.GENERAL_MANAGER: _MANAGEMENT | {P.SLA_MANAGE, P.CASE_REPORT_SIGN_OFF, P.ROSTER_MANAGE,
+                                         P.CALENDAR_MANAGE, P.CALENDAR_ADMIN},
     Role.CUSTOMER_SERVICE: _MANAGEMENT | {P.FEEDBACK_SUBMIT, P.REVISIT_RECORD, P.PERSONAL_DATA},
     # Operations run the system, not the complaints: they read (masked), never act.
     Role.ADMIN: frozenset({P.ORG_READ, P.ORG_MANAGE, P.KEYS_MANAGE, P.AUDIT_READ, P.SLA_MANAGE, P.CASE_READ,
-                           P.ROSTER_MANAGE,
+                           P.ROSTER_MANAGE, P.CALENDAR_MANAGE, P.CALENDAR_ADMIN,
                            P.FEEDBACK_READ, P.REVISIT_READ, P.DELIVERY_READ, P.REPORT_READ}),
 }
 

@@ -91,6 +91,12 @@ LADDER_ACK_REGIONAL_SECONDS = "LADDER_ACK_REGIONAL_SECONDS"  # regional manager 
 # cases pass to the next shift), and how far back it looks after a restart.
 DUTY_HANDOVER_INTERVAL_SECONDS = "DUTY_HANDOVER_INTERVAL_SECONDS"
 DUTY_HANDOVER_LOOKBACK_SECONDS = "DUTY_HANDOVER_LOOKBACK_SECONDS"
+# Business calendars (services/routing/calendar.py): the hours of a store nobody has set
+# up yet ("HH:MM-HH:MM[,HH:MM-HH:MM...]" every day, statutory holidays not observed, as
+# most salons open on holidays), and how often routing checks that this year's and next
+# year's official holiday lists are known (metric + warning otherwise).
+CALENDAR_DEFAULT_HOURS = "CALENDAR_DEFAULT_HOURS"
+CALENDAR_CHECK_INTERVAL_SECONDS = "CALENDAR_CHECK_INTERVAL_SECONDS"
 
 # Remedies (services/routing/remedies.py): the most each role may approve, in fen
 # (None: no limit; a role not listed approves nothing); refunds B-D also need
@@ -172,6 +178,8 @@ DEFAULTS = {
     LADDER_ACK_REGIONAL_SECONDS: 4 * 3600,
     DUTY_HANDOVER_INTERVAL_SECONDS: 30,
     DUTY_HANDOVER_LOOKBACK_SECONDS: 12 * 3600,
+    CALENDAR_DEFAULT_HOURS: "10:00-21:00",
+    CALENDAR_CHECK_INTERVAL_SECONDS: 3600,
 }
 
 

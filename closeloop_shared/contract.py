@@ -124,6 +124,8 @@ class Permission(str, Enum):
     KEYS_MANAGE = "keys:manage"
     AUDIT_READ = "audit:read"
     SLA_MANAGE = "sla:manage"              # create, change and deactivate SLA policies
+    CALENDAR_MANAGE = "calendar:manage"    # a store's business hours and closures
+    CALENDAR_ADMIN = "calendar:admin"      # brand date overrides, official holiday lists
 
 
 class NotifyChannel(str, Enum):

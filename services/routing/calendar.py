@@ -86,6 +86,9 @@ class Slot:
     def to_record(self) -> dict:
         return {"start": format_hhmm(self.start), "end": format_hhmm(self.end)}
 
+    def __str__(self) -> str:
+        return f"{format_hhmm(self.start)}-{format_hhmm(self.end)}"
+
     @classmethod
     def from_record(cls, record: Mapping) -> Slot:
         return cls.parse(record["start"], record["end"])

@@ -1,5 +1,5 @@
 """routing's Prometheus metrics: the SLA dashboard's main series."""
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SLA_BREACHES = Counter(
     "closeloop_sla_breaches_total", "SLA clocks that ran out before being met", ["clock"])
@@ -19,3 +19,7 @@ BREACH_DETECTION_LAG = Histogram(
     ["detected_by"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300))
 for _detector in DETECTORS:  # every series exists (at zero) before the first breach
     BREACH_DETECTION_LAG.labels(_detector)
+CALENDAR_INCOMPLETE_YEARS = Gauge(
+    "closeloop_routing_calendar_incomplete_years",
+    "Of this year and the next, how many have no official holiday list (business calendars "
+    "fall back to weekly hours for them: publish the list with PUT /v1/calendars/years/<year>)")

@@ -34,6 +34,9 @@ from services.routing.repository import (
     AccountRepository, CaseRepository, CorrectionRepository, IntegrationRepository, OrgRepository)
 from services.routing.repository import RosterRepository
 from services.routing.repository import PolicyRepository
+from services.routing import calendar_flows
+from services.routing.repository import CalendarRepository
+from services.routing.metrics import CALENDAR_INCOMPLETE_YEARS
 from services.routing import policy_flows
 from services.routing.policy import PolicyInvalid, builtin_policies_from
 from services.routing.sla import Policy
@@ -57,6 +60,8 @@ INTEGRATION_IN = schemas.IntegrationIn()
 ROSTER_IN, REASSIGN_IN = schemas.RosterIn(), schemas.ReassignIn()
 SLA_POLICY_IN, SLA_POLICY_CHANGE_IN = schemas.SlaPolicyIn(), schemas.SlaPolicyChangeIn()
 SLA_POLICY_DEACTIVATE_IN = schemas.SlaPolicyDeactivateIn()
+STORE_CALENDAR_IN, CLOSURE_IN, BRAND_OVERRIDES_IN = (
+    schemas.StoreCalendarIn(), schemas.ClosureIn(), schemas.BrandOverridesIn())
 DEADLINES = ("cases", "next_check_at")  # CaseRepository's collection and its indexed due field
 
 
@@ -71,6 +76,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     corrections = Repository(CorrectionRepository)
     rosters = Repository(RosterRepository)
     sla_policies = Repository(PolicyRepository)
+    calendars = Repository(CalendarRepository)
     org = CurrentOrganisation()
     identity = IdentityStores()
     signer = TokenSigner()
@@ -476,6 +482,78 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
             raise HttpError(422, "validation_failed", invalid.message, {invalid.field: [invalid.message]})
         except policy_flows.PolicyConflict as conflict:
             raise HttpError(409, conflict.code, conflict.message)
+
+    # -- HTTP: calendars (business hours per store, brand overrides, official holiday lists) ----
+
+    _calendar_years_warned = set()  # per process: warn once for each year found missing
+
+    @timer(keys.CALENDAR_CHECK_INTERVAL_SECONDS, eager=True)
+    def check_calendar_years(self):
+        """This year's and next year's official lists must be known ahead: until they
+        are, business time there counts on weekly hours (metric + one warning a year)."""
+        today = utcnow().date()
+        missing = calendar_flows.incomplete_years(self.calendars, (today.year, today.year + 1))
+        CALENDAR_INCOMPLETE_YEARS.set(len(missing))
+        for year in sorted(missing - self._calendar_years_warned):
+            self._calendar_years_warned.add(year)
+            log.warning("business calendar incomplete: no official holiday list for the year, weekly "
+                        "hours used; publish it with PUT /v1/calendars/years/<year>", extra={"year": year})
+
+    @http("GET", "/v1/calendars/stores/<string:store_id>", access=requires(P.ORG_READ))
+    def get_store_calendar(self, request, store_id):
+        return json_response(200, self._store_calendar(request, store_id))
+
+    @http("PUT", "/v1/calendars/stores/<string:store_id>", access=requires(P.CALENDAR_MANAGE))
+    def set_store_calendar(self, request, store_id):
+        body = load_or_422(STORE_CALENDAR_IN, self._body(request))
+        self._calendar_call(calendar_flows.save_store_hours, self.calendars, self.org, self._scope(request),
+                            store_id, body, request.principal.actor, utcnow())
+        log.info("store hours set", extra={"store_id": store_id, "by": request.principal.subject})
+        return json_response(200, self._store_calendar(request, store_id))
+
+    @http("POST", "/v1/calendars/stores/<string:store_id>/closures", access=requires(P.CALENDAR_MANAGE))
+    def add_store_closure(self, request, store_id):
+        body = load_or_422(CLOSURE_IN, self._body(request))
+        closure = self._calendar_call(calendar_flows.add_closure, self.calendars, self.org, self._scope(request),
+                                      store_id, body, request.principal.actor, utcnow())
+        return json_response(201, {"closure": closure, "calendar": self._store_calendar(request, store_id)})
+
+    @http("GET", "/v1/calendars/brands/<string:brand_id>/overrides", access=requires(P.ORG_READ))
+    def get_brand_overrides(self, request, brand_id):
+        return json_response(200, self._calendar_call(calendar_flows.brand_view, self.calendars, self.org,
+                                                      request.principal, brand_id))
+
+    @http("PUT", "/v1/calendars/brands/<string:brand_id>/overrides", access=requires(P.CALENDAR_ADMIN))
+    def set_brand_overrides(self, request, brand_id):
+        body = load_or_422(BRAND_OVERRIDES_IN, self._body(request))
+        self._calendar_call(calendar_flows.save_brand_overrides, self.calendars, self.org, request.principal,
+                            brand_id, body["overrides"], utcnow())
+        return json_response(200, calendar_flows.brand_view(self.calendars, self.org, request.principal, brand_id))
+
+    @http("GET", "/v1/calendars/years", access=requires(P.ORG_READ))
+    def list_calendar_years(self, request):
+        return json_response(200, calendar_flows.years_view(self.calendars, utcnow().date()))
+
+    @http("PUT", "/v1/calendars/years/<int:year>", access=requires(P.CALENDAR_ADMIN))
+    def publish_calendar_year(self, request, year):
+        body = self._body(request)
+        if not 2000 <= year <= 2100:
+            raise HttpError(422, "validation_failed", "year out of range", {"year": ["Must be from 2000 to 2100."]})
+        lists = load_or_422(schemas.OfficialYearIn(year), body)
+        published = calendar_flows.save_year(self.calendars, year, lists, request.principal.actor, utcnow())
+        log.info("official holiday list published", extra={"year": year, "by": request.principal.subject})
+        self.check_calendar_years()
+        return json_response(200, published)
+
+    def _store_calendar(self, request, store_id):
+        return self._calendar_call(calendar_flows.store_view, self.calendars, self.org, self._scope(request),
+                                   store_id, utcnow().date(), setting(self.config, keys.CALENDAR_DEFAULT_HOURS))
+
+    def _calendar_call(self, flow, *args):
+        try:
+            return flow(*args)
+        except calendar_flows.CalendarNotFound as exc:
+            raise HttpError(404, "calendar_not_found", f"no store or brand {exc} in your scope")
 
     # -- helpers --------------------------------------------------------------------
 
