@@ -75,6 +75,14 @@ def open_cases(cases_repository, store_id, staff_ids):
             for doc in cases_repository.active_assigned_at(store_id, staff_ids)]
 
 
+def assignee_for(cases_repository, rosters, org, store_id, category, severity, now):
+    """duty.Assignment of a new case: the fitting person on duty with the fewest open
+    cases at the store, else the ladder's rung (duty.assign)."""
+    members = [p.staff_id for p in org.active_staff() if p.store_id == store_id]
+    counts = duty.open_counts(open_cases(cases_repository, store_id, members))
+    return duty.assign(roster_for(rosters, store_id), org, store_id, category, severity, counts, now)
+
+
 class ReassignRefused(Exception):
     """The target cannot take the case (422, field staff_id) or already has it (409)."""
 
