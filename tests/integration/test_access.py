@@ -41,6 +41,8 @@ def row(staff_a, staff_b, manager_a, rm_a, rm_other, cs, gm, key_brand, key_othe
 
 ADMIN_ONLY = row(F, F, F, F, F, F, F, F, F)
 CASE_READ = row(OK, H, OK, OK, H, OK, OK, OK, H)
+SLA_MANAGERS = row(F, F, F, F, F, F, OK, F, F)  # the general manager (and the admin, not a caller here)
+EVERYONE_READING_CASES = row(OK, OK, OK, OK, OK, OK, OK, OK, OK)
 EXPECTED = {
     ("intake", "post", "/v1/feedback"): row(OK, H, OK, F, F, OK, F, OK, H),
     ("intake", "get", "/v1/feedback/{case_id}"): CASE_READ,
@@ -66,12 +68,24 @@ EXPECTED = {
     ("routing", "post", "/v1/integrations/{client_id}/keys"): ADMIN_ONLY,
     ("routing", "delete", "/v1/integrations/{client_id}/keys/{key_id}"): ADMIN_ONLY,
     ("routing", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
+    ("routing", "get", "/v1/sla-policies"): EVERYONE_READING_CASES,
+    ("routing", "post", "/v1/sla-policies"): SLA_MANAGERS,
+    ("routing", "get", "/v1/sla-policies/{policy_id}"): EVERYONE_READING_CASES,
+    ("routing", "put", "/v1/sla-policies/{policy_id}"): SLA_MANAGERS,
+    ("routing", "post", "/v1/sla-policies/{policy_id}/deactivate"): SLA_MANAGERS,
     ("followup", "get", "/v1/revisits"): row(OK, OK, OK, OK, OK, OK, OK, F, F),  # filtered
     ("followup", "post", "/v1/revisits/{revisit_id}/outcome"): row(OK, H, OK, F, F, OK, F, F, F),
     ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "get", "/v1/calendars/stores/{store_id}"): row(OK, H, OK, OK, H, OK, OK, F, F),
+    ("routing", "put", "/v1/calendars/stores/{store_id}"): row(F, F, OK, OK, H, F, OK, F, F),
+    ("routing", "post", "/v1/calendars/stores/{store_id}/closures"): row(F, F, OK, OK, H, F, OK, F, F),
+    ("routing", "get", "/v1/calendars/brands/{brand_id}/overrides"): row(OK, OK, OK, OK, OK, OK, OK, F, F),
+    ("routing", "put", "/v1/calendars/brands/{brand_id}/overrides"): row(F, F, F, F, F, F, OK, F, F),
+    ("routing", "get", "/v1/calendars/years"): row(OK, OK, OK, OK, OK, OK, OK, F, F),
+    ("routing", "put", "/v1/calendars/years/{year}"): row(F, F, F, F, F, F, OK, F, F),
     ("routing", "get", "/v1/stores/{store_id}/roster"): row(OK, H, OK, OK, H, OK, OK, F, F),
     ("routing", "put", "/v1/stores/{store_id}/roster"): row(F, F, OK, OK, H, F, OK, F, F),
     ("routing", "get", "/v1/stores/{store_id}/on-duty"): row(OK, H, OK, OK, H, OK, OK, F, F),
@@ -79,6 +93,13 @@ EXPECTED = {
 }
 
 BODIES = {
+    "/v1/sla-policies": {"policy_id": "matrix", "name": "矩阵", "clocks": [
+        {"name": "first_response", "basis": "wall", "duration_seconds": 3600},
+        {"name": "resolution", "basis": "business", "duration_seconds": 8 * 3600}]},
+    "/v1/sla-policies/{policy_id}": {"version": 1, "name": "矩阵", "clocks": [
+        {"name": "first_response", "basis": "wall", "duration_seconds": 3600},
+        {"name": "resolution", "basis": "business", "duration_seconds": 8 * 3600}]},
+    "/v1/sla-policies/{policy_id}/deactivate": {"version": 1},
     "/v1/feedback": feedback_body(),
     "/v1/cases/{case_id}/first-response": {"note": "已致电致歉"},
     "/v1/cases/{case_id}/report": {"summary": "书面报告"},
@@ -98,6 +119,12 @@ BODIES = {
     "/v1/stores/{store_id}/roster": {"shifts": [{"shift_id": "day", "start": "09:00", "end": "18:00",
                                                  "staff_ids": ["sh-xh-s1"], "weekdays": [0, 1, 2, 3, 4]}]},
     "/v1/cases/{case_id}/reassign": {"staff_id": "sh-xh-sv", "reason": "交给主管跟进"},
+    "/v1/calendars/stores/{store_id}": {"weekly": {"mon": [{"start": "10:00", "end": "21:00"}]},
+                                        "workday": [{"start": "10:00", "end": "21:00"}], "observes_holidays": True},
+    "/v1/calendars/stores/{store_id}/closures": {"first_day": "2027-03-01", "last_day": "2027-03-01",
+                                                 "reason": "消防检查"},
+    "/v1/calendars/brands/{brand_id}/overrides": {"overrides": [{"date": "2027-10-01", "kind": "workday"}]},
+    "/v1/calendars/years/{year}": {"holidays": ["2027-10-01"], "workdays": [], "source": "国务院办公厅通知"},
 }
 
 
@@ -184,7 +211,9 @@ def case_a(stack, callers):
     wait_for(lambda: stack.call("notify", "get", "/v1/deliveries", manager,
                                 params={"case_id": case_id}).json()["deliveries"], what="deliveries")
     return {"case_id": case_id, "revisit_id": revisit["revisit_id"], "store_id": "SH-XH-001",
-            "staff_id": "nobody-such", "client_id": "pos-yueyan", "key_id": "nokey"}
+            "staff_id": "nobody-such", "client_id": "pos-yueyan", "key_id": "nokey",
+            "brand_id": "yueyan", "year": 2027,
+            "policy_id": "default"}  # built in: its reads answer 200, its changes 409
 
 
 def concrete(path, ids):
