@@ -16,6 +16,7 @@ from closeloop_shared.contract import CaseStatus
 from closeloop_shared.mongo import database_name
 from services.routing import duty_flows
 from services.routing.repository import CaseRepository, RosterRepository
+from services.routing.service import RoutingService
 from tests.fixtures import ROOT, wait_for
 # routing as test_routing runs it (its `heard` is this module's)
 from tests.integration.test_routing import dispatch, post, routing, routing_config, submitted  # noqa: F401
@@ -157,3 +158,25 @@ def test_each_shift_end_is_handed_over_once_by_one_of_several_replicas_and_taken
         assert [e["action"] for e in case["timeline"]].count("handed_over") == 1
         assert [e["type"] for e in case["outbox"]] == [ev.CASE_REASSIGNED]
     assert db["shift_ends"].find_one({"store_id": STORE})["handed_over"] == 6
+
+
+def test_the_routing_timer_hands_over_a_shift_that_just_ended(
+        container_factory, routing_config, record_events, mongo_client):
+    heard_here = record_events(ev.CASE_REASSIGNED)
+    db = mongo_client[database_name(routing_config, "routing")]
+    chart = org.load(ROOT / "deploy/seeds/org.yaml")
+    ended = utcnow().replace(second=0, microsecond=0)  # the day shift ended at the last full minute
+    duty_flows.set_roster(RosterRepository(db), chart, STORE, [
+        {"shift_id": "day", "start": (ended - timedelta(hours=3)).astimezone(SHANGHAI).time(),
+         "end": ended.astimezone(SHANGHAI).time(), "staff_ids": ["sh-xh-s1"], "weekdays": EVERY_DAY},
+        {"shift_id": "evening", "start": ended.astimezone(SHANGHAI).time(),
+         "end": (ended + timedelta(hours=3)).astimezone(SHANGHAI).time(), "staff_ids": ["sh-xh-rv"],
+         "weekdays": EVERY_DAY}], None, "sh-xh-mg", ended - timedelta(hours=1))
+    assert CaseRepository(db).insert(open_case("late-1", chart.staff["sh-xh-s1"], ended - timedelta(hours=2)))
+
+    container_factory(RoutingService, dict(routing_config, DUTY_HANDOVER_INTERVAL_SECONDS=0.3)).start()
+    reassigned = wait_for(lambda: heard_here.of_type(ev.CASE_REASSIGNED), what="case_reassigned")[0]
+    assert (reassigned["case_id"], reassigned["reason"], reassigned["assignee"]["staff_id"]) == \
+        ("late-1", "shift_handover", "sh-xh-rv")
+    done = db["shift_ends"].find_one({"store_id": STORE})
+    assert done["done"] is True and done["handed_over"] == 1 and done["ended_at"] == ended
