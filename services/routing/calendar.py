@@ -242,8 +242,8 @@ class StoreCalendar:
 
     def check_years(self, years) -> frozenset[int]:
         """Consult `years` now (e.g. this year and the next) so incomplete ones show
-        before a deadline reaches them."""
-        for year in years:
+        before a deadline reaches them (a store open on holidays needs no list)."""
+        for year in years if self.hours.observes_holidays else ():
             self._official(year)
         return self.incomplete_years
 

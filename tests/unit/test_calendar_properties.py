@@ -113,7 +113,7 @@ def _start(zone, first, offset_minutes):
     return datetime.combine(first, time(), ZoneInfo(zone)).astimezone(timezone.utc) + offset_minutes * MINUTE
 
 
-PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
