@@ -4,14 +4,17 @@ publishes 2027's official list and a brand override, all read back (and through
 `calendar_flows.calendar_for`, the engine's entry point); bad input is answered 422
 naming the field."""
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from closeloop_shared import org
+from closeloop_shared.clock import utcnow
 from closeloop_shared.mongo import database_name
 from services.routing import calendar_flows
+from services.routing.calendar import library_year
 from services.routing.repository import CalendarRepository
 from tests.fixtures import ROOT
 # routing as test_routing runs it
@@ -38,6 +41,11 @@ def fields_of(response):
     return response.json()["error"]["fields"]
 
 
+def incomplete_gauge(session):
+    metrics = session.get("/metrics").text
+    return float(re.search(r"^closeloop_routing_calendar_incomplete_years (\S+)$", metrics, re.M).group(1))
+
+
 def local(*args):
     return datetime(*args, tzinfo=SHANGHAI).astimezone(timezone.utc)
 
@@ -59,10 +67,14 @@ def test_store_hours_closures_and_a_published_year(routing, routing_config, web_
     assert closed.status_code == 201, closed.text
     assert web_session.get(path).json()["closures"][0]["reason"] == "装修"
 
+    this_year = utcnow().year
+    unknown = {y for y in (this_year, this_year + 1) if library_year(y) is None}
+    assert incomplete_gauge(web_session) == len(unknown)  # set at start
     gm = token_keys.headers("gm-001")
     published = send(web_session, "PUT", "/v1/calendars/years/2027", YEAR_2027, gm)
     assert published.status_code == 200, published.text
     assert published.json()["source"] == "published" and "2027-09-26" in published.json()["workdays"]
+    assert incomplete_gauge(web_session) == len(unknown - {2027})
     years = {y["year"]: y for y in web_session.get("/v1/calendars/years").json()["years"]}
     assert years[2027]["source"] == "published" and years[2026]["source"] == "library"
 
