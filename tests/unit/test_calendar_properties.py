@@ -15,10 +15,11 @@ from services.routing.calendar import (
 
 MINUTE = timedelta(minutes=1)
 WINDOW_DAYS = 9
-# Shanghai; Urumqi (UTC+6); Kathmandu (+05:45, a quarter-hour offset); Berlin (DST:
-# the windows below straddle its spring and autumn changes).
-ZONES = ("Asia/Shanghai", "Asia/Urumqi", "Asia/Kathmandu", "Europe/Berlin")
+# Shanghai; Urumqi (UTC+6); Kathmandu (+05:45, a quarter-hour offset); Berlin (DST at
+# 02:00/03:00) and Santiago (DST at midnight): the windows below straddle their changes.
+ZONES = ("Asia/Shanghai", "Asia/Urumqi", "Asia/Kathmandu", "Europe/Berlin", "America/Santiago")
 FIRST_DAYS = (date(2025, 3, 27), date(2025, 10, 23), date(2025, 9, 26), date(2026, 2, 11),
+              date(2025, 4, 3), date(2025, 9, 4),  # America/Santiago changes at midnight
               date(2026, 12, 27))  # the last runs into a year without an official list
 
 
