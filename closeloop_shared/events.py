@@ -9,7 +9,9 @@ import uuid
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from closeloop_shared.contract import Category, Channel, Permission, PrincipalKind, Role, Severity, StoreStatus
+from closeloop_shared.contract import (
+    Category, Channel, ClockBasis, ClockName, Permission, PrincipalKind, RefundOption, RemedyStatus, RemedyType, Role, RootCause,
+    Severity, StoreStatus)
 
 # Event names, grouped by the service that owns (emits) them.
 INTAKE = "intake"
@@ -18,11 +20,25 @@ CASE_SUBMITTED = "case_submitted"
 ROUTING = "routing"
 CASE_ROUTED = "case_routed"
 CASE_ESCALATED = "case_escalated"
+CASE_DEADLINE_APPROACHED = "case_deadline_approached"
+CASE_DEADLINE_BREACHED = "case_deadline_breached"
 CASE_FIRST_RESPONDED = "case_first_responded"
 CASE_RESOLVED = "case_resolved"
 CASE_REOPENED = "case_reopened"
 CASE_CLOSED = "case_closed"
 CASE_REASSIGNED = "case_reassigned"
+# The lifecycle's actions (services/routing/lifecycle.py)
+CASE_ACKNOWLEDGED = "case_acknowledged"
+CASE_REPORTED_TO_SUPERIOR = "case_reported_to_superior"
+CASE_PAUSED = "case_paused"
+CASE_RESUMED = "case_resumed"
+REMEDY_PROPOSED = "remedy_proposed"
+REMEDY_DECIDED = "remedy_decided"
+REPORT_FILED = "report_filed"
+REPORT_SIGNED_OFF = "report_signed_off"
+CASE_LINKED = "case_linked"
+CASE_MERGED = "case_merged"
+CASE_ARCHIVED = "case_archived"
 ORG_CHANGED = "org_changed"
 INTEGRATION_CHANGED = "integration_changed"
 
@@ -31,6 +47,7 @@ FOLLOWUP_DUE = "followup_due"
 REVISIT_RECORDED = "revisit_recorded"
 
 NOTIFY = "notify"
+NOTIFICATION_FAILED = "notification_failed"
 REPORTING = "reporting"
 # Every service but routing keeps its own copy of the organisation and the integrations.
 IDENTITY_FOLLOWERS = (INTAKE, FOLLOWUP, NOTIFY, REPORTING)
@@ -39,9 +56,14 @@ IDENTITY_FOLLOWERS = (INTAKE, FOLLOWUP, NOTIFY, REPORTING)
 EMITTERS = {
     CASE_SUBMITTED: INTAKE,
     CASE_ROUTED: ROUTING, CASE_ESCALATED: ROUTING, CASE_FIRST_RESPONDED: ROUTING,
+    CASE_DEADLINE_APPROACHED: ROUTING, CASE_DEADLINE_BREACHED: ROUTING,
     CASE_RESOLVED: ROUTING, CASE_REOPENED: ROUTING, CASE_CLOSED: ROUTING,
     CASE_REASSIGNED: ROUTING, ORG_CHANGED: ROUTING, INTEGRATION_CHANGED: ROUTING,
+    CASE_ACKNOWLEDGED: ROUTING, CASE_REPORTED_TO_SUPERIOR: ROUTING, CASE_PAUSED: ROUTING,
+    CASE_RESUMED: ROUTING, REMEDY_PROPOSED: ROUTING, REMEDY_DECIDED: ROUTING, REPORT_FILED: ROUTING,
+    REPORT_SIGNED_OFF: ROUTING, CASE_LINKED: ROUTING, CASE_MERGED: ROUTING, CASE_ARCHIVED: ROUTING,
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP,
+    NOTIFICATION_FAILED: NOTIFY,
 }
 
 # Who listens to what: (consumer service, handler method) for each event. Every service
@@ -67,10 +89,10 @@ SUBSCRIPTIONS = {
 CHANNELS = tuple(c.value for c in Channel)
 CATEGORIES = tuple(c.value for c in Category)    # the enums live in contract.py
 SEVERITIES = tuple(s.value for s in Severity)
-CASE_STATUSES = ("open", "in_progress", "resolved", "reopened", "closed")
-REMEDY_TYPES = ("apology", "compensation", "refund")
+REMEDY_TYPES = tuple(t.value for t in RemedyType)
 # The four options of the store's complaint procedure (A-D).
-REFUND_OPTIONS = ("none_continue", "partial_continue", "full_continue", "full_stop")
+REFUND_OPTIONS = tuple(o.value for o in RefundOption)
+ROOT_CAUSES = tuple(c.value for c in RootCause)
 LOCALES = ("zh-CN", "en")
 
 
@@ -84,6 +106,10 @@ class Contact(EventSchema):
     phone = fields.String(allow_none=True, load_default=None)  # E.164
     email = fields.Email(allow_none=True, load_default=None)
     member_id = fields.String(allow_none=True, load_default=None)
+    # optional, for notify: the openid under the brand's WeChat official account, and
+    # the channel the customer prefers ("wechat" | "sms" | "email")
+    wechat_openid = fields.String(allow_none=True, load_default=None)
+    preferred_channel = fields.String(allow_none=True, load_default=None)
 
 
 class StaffMember(EventSchema):
@@ -117,9 +143,10 @@ class Remedy(EventSchema):
     type = fields.String(required=True, validate=validate.OneOf(REMEDY_TYPES))
     refund_option = fields.String(allow_none=True, load_default=None,
                                   validate=validate.OneOf(REFUND_OPTIONS))
-    # Money crosses the bus as a decimal string ("300.00"): exact, and storable as is.
-    amount = fields.String(allow_none=True, load_default=None,
-                           validate=validate.Regexp(r"^\d+(\.\d{1,2})?\Z"))
+    # Money crosses the bus as whole fen (30000 is 300.00 yuan): exact, never a float.
+    amount_fen = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    remedy_id = fields.String(allow_none=True, load_default=None)  # its ledger entry (None: an apology)
+    continue_treatment = fields.Boolean(load_default=True)
 
 
 class SubmittedBy(EventSchema):
@@ -154,6 +181,7 @@ class Deadlines(EventSchema):
     first_response_due = fields.AwareDateTime(allow_none=True, load_default=None)
     resolution_due = fields.AwareDateTime(allow_none=True, load_default=None)
     report_due = fields.AwareDateTime(allow_none=True, load_default=None)
+    update_due = fields.AwareDateTime(allow_none=True, load_default=None)
 
 
 class CaseRouted(EventSchema):
@@ -173,6 +201,12 @@ class CaseRouted(EventSchema):
     model_version = fields.String(allow_none=True)
     classified_by = fields.String(allow_none=True)  # "model" | "submitter"
     triage = fields.Boolean()  # True: the category waits for a person to confirm it
+    # The SLA policy chosen, by when the assignee's rung must acknowledge, and who else
+    # is told at once (the customer-service department of a referral).
+    policy_id = fields.String(allow_none=True, load_default=None)
+    ack_due_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    informed = fields.List(fields.Nested(StaffMember), load_default=list)
+    referral = fields.Nested(Referral, allow_none=True, load_default=None)
 
 
 class CaseEscalated(EventSchema):
@@ -187,6 +221,46 @@ class CaseEscalated(EventSchema):
     previous_assignee = fields.Nested(StaffMember, allow_none=True, load_default=None)
     assignee = fields.Nested(StaffMember, required=True)
     escalated_at = fields.AwareDateTime(required=True)
+    locale = fields.String(load_default="zh-CN")
+    # The deadline that caused it (lag = escalated_at or publication - due_at); None for
+    # an escalation no deadline caused (critical_referral).
+    due_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    # The ladder's rung (issue 7): its role, everyone on it who is told, and by when one
+    # of them must acknowledge before the case climbs again (None on the top rung held).
+    role = fields.String(allow_none=True, load_default=None, validate=validate.OneOf([r.value for r in Role]))
+    notified = fields.List(fields.Nested(StaffMember), load_default=list)
+    ack_due_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class CaseDeadlineApproached(EventSchema):
+    """A clock's warning: `clock` is due at `due_at`; the assignee is told `lead` before."""
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    clock = fields.String(required=True, validate=validate.OneOf([c.value for c in ClockName]))
+    basis = fields.String(required=True, validate=validate.OneOf([b.value for b in ClockBasis]))
+    due_at = fields.AwareDateTime(required=True)
+    warned_at = fields.AwareDateTime(required=True)
+    assignee = fields.Nested(StaffMember, required=True)
+    locale = fields.String(load_default="zh-CN")
+
+
+class CaseDeadlineBreached(EventSchema):
+    """A clock ran out unmet (once per clock; a rearmed clock can breach again)."""
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    clock = fields.String(required=True, validate=validate.OneOf([c.value for c in ClockName]))
+    basis = fields.String(required=True, validate=validate.OneOf([b.value for b in ClockBasis]))
+    policy_id = fields.String(required=True)
+    policy_version = fields.Integer(required=True)
+    due_at = fields.AwareDateTime(required=True)
+    breached_at = fields.AwareDateTime(required=True)
+    rung = fields.Integer(required=True)
+    assignee = fields.Nested(StaffMember, required=True)
     locale = fields.String(load_default="zh-CN")
 
 
@@ -213,6 +287,8 @@ class CaseResolved(EventSchema):
     customer = fields.Nested(Contact, required=True)
     revisit_owner = fields.Nested(StaffMember, required=True)
     locale = fields.String(load_default="zh-CN")
+    amount_fen = fields.Integer(load_default=0, strict=True)  # the remedy's, for totals
+    root_cause = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(ROOT_CAUSES))
 
 
 class CaseReopened(EventSchema):
@@ -229,6 +305,81 @@ class CaseClosed(EventSchema):
     case_id = fields.String(required=True)
     store_id = fields.String(required=True)
     closed_at = fields.AwareDateTime(required=True)
+    root_cause = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(ROOT_CAUSES))
+    merged_into = fields.String(allow_none=True, load_default=None)  # closed as a duplicate of
+
+
+class CaseEvent(EventSchema):
+    """What every lifecycle event carries: which case, and its own id (consumers'
+    idempotency key)."""
+    event_id = fields.String(required=True)
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    actor = fields.String(required=True)  # staff id, integration:<id>, revisit:<id> or system
+    at = fields.AwareDateTime(required=True)
+
+
+class CaseAcknowledged(CaseEvent):
+    rung = fields.Integer(required=True)
+
+
+class CaseReportedToSuperior(CaseEvent):
+    superior = fields.Nested(StaffMember, allow_none=True, load_default=None)
+    message = fields.String(required=True)
+
+
+class CasePaused(CaseEvent):
+    """Waiting for the customer's information: the customer-facing clocks stopped."""
+    question = fields.String(required=True)
+
+
+class CaseResumed(CaseEvent):
+    deadlines = fields.Nested("Deadlines", required=True)  # moved on by the paused time
+
+
+class RemedyProposed(CaseEvent):
+    remedy_id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(REMEDY_TYPES))
+    refund_option = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(REFUND_OPTIONS))
+    amount_fen = fields.Integer(required=True, strict=True)
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in RemedyStatus]))
+    approver = fields.Nested(StaffMember, allow_none=True, load_default=None)  # who must approve it
+    flags = fields.List(fields.String(), load_default=list)  # "repeat_customer"
+    repeat = fields.Dict(allow_none=True, load_default=None)  # {count, stores, amount_fen}
+
+
+class RemedyDecided(CaseEvent):
+    remedy_id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(REMEDY_TYPES))
+    refund_option = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(REFUND_OPTIONS))
+    amount_fen = fields.Integer(required=True, strict=True)
+    decision = fields.String(required=True, validate=validate.OneOf(
+        [RemedyStatus.APPROVED.value, RemedyStatus.REJECTED.value]))
+    proposed_by = fields.String(required=True)
+    reason = fields.String(load_default="")
+
+
+class ReportFiled(CaseEvent):
+    revision = fields.Integer(required=True)
+    report_due = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
+class ReportSignedOff(CaseEvent):
+    on_time = fields.Boolean(required=True)
+
+
+class CaseLinked(CaseEvent):
+    related_case_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(("duplicate", "staff")))
+
+
+class CaseMerged(CaseEvent):
+    into_case_id = fields.String(required=True)
+
+
+class CaseArchived(CaseEvent):
+    pass
 
 
 class FollowupDue(EventSchema):
@@ -334,17 +485,49 @@ class IntegrationChanged(EventSchema):
     version = fields.Integer(required=True)
 
 
+
+class NotificationFailed(EventSchema):
+    """notify gave a notification up: no channel reached the person (none known, every
+    one refused or failing). For a customer the store should phone them instead
+    (action "phone_call"); for staff someone should tell them another way."""
+    event_id = fields.String(required=True)  # the delivery's idempotency key: stable across redeliveries
+    case_id = fields.String(required=True)
+    case_number = fields.String(allow_none=True, load_default=None)
+    store_id = fields.String(required=True)
+    kind = fields.String(required=True)       # e.g. "acknowledgement", "escalated:3"
+    audience = fields.String(required=True, validate=validate.OneOf(("customer", "staff")))
+    recipient = fields.String(required=True)  # "customer:<digest>" or "staff:<staff id>": no contact data
+    reason = fields.String(required=True)
+    channels_tried = fields.List(fields.String(), load_default=list)
+    action = fields.String(required=True, validate=validate.OneOf(("phone_call", "tell_staff")))
+    failed_at = fields.AwareDateTime(required=True)
+
+
 SCHEMAS = {
     CASE_SUBMITTED: CaseSubmitted(),
     CASE_ROUTED: CaseRouted(),
     CASE_ESCALATED: CaseEscalated(),
+    CASE_DEADLINE_APPROACHED: CaseDeadlineApproached(),
+    CASE_DEADLINE_BREACHED: CaseDeadlineBreached(),
     CASE_FIRST_RESPONDED: CaseFirstResponded(),
     CASE_RESOLVED: CaseResolved(),
     CASE_REOPENED: CaseReopened(),
     CASE_CLOSED: CaseClosed(),
     FOLLOWUP_DUE: FollowupDue(),
+    NOTIFICATION_FAILED: NotificationFailed(),
     REVISIT_RECORDED: RevisitRecorded(),
     CASE_REASSIGNED: CaseReassigned(),
+    CASE_ACKNOWLEDGED: CaseAcknowledged(),
+    CASE_REPORTED_TO_SUPERIOR: CaseReportedToSuperior(),
+    CASE_PAUSED: CasePaused(),
+    CASE_RESUMED: CaseResumed(),
+    REMEDY_PROPOSED: RemedyProposed(),
+    REMEDY_DECIDED: RemedyDecided(),
+    REPORT_FILED: ReportFiled(),
+    REPORT_SIGNED_OFF: ReportSignedOff(),
+    CASE_LINKED: CaseLinked(),
+    CASE_MERGED: CaseMerged(),
+    CASE_ARCHIVED: CaseArchived(),
     ORG_CHANGED: OrgChanged(),
     INTEGRATION_CHANGED: IntegrationChanged(),
 }
@@ -352,7 +535,10 @@ SCHEMAS = {
 
 def new_event(event_type, data):
     """An outgoing event as an outbox entry (closeloop_shared.outbox publishes it)."""
-    return {"id": uuid.uuid4().hex, "type": event_type, "payload": dump(event_type, data)}
+    event_id = uuid.uuid4().hex
+    if "event_id" in SCHEMAS[event_type].fields:
+        data = dict(data, event_id=event_id)
+    return {"id": event_id, "type": event_type, "payload": dump(event_type, data)}
 
 
 def dump(event_type, data):

@@ -38,6 +38,11 @@ class CustomerIn(StrictSchema):
     phone = Phone(required=True)
     email = fields.Email(load_default=None, allow_none=True)
     member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    # How the customer wants to hear from us (notify): their WeChat openid under the
+    # brand's official account, and the channel they prefer (else the brand's order).
+    wechat_openid = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    preferred_channel = fields.String(load_default=None, allow_none=True,
+                                      validate=validate.OneOf(("wechat", "sms", "email")))
 
 
 class ExternalRefIn(StrictSchema):

@@ -4,24 +4,30 @@ import logging
 
 from pymongo import ASCENDING, ReturnDocument
 
+from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.leases import Leases, not_leased
 from closeloop_shared.mongo import insert_new
+from closeloop_shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
+# What the send timer picks up once its time has come.
+DUE_STATUSES = [S.QUEUED.value, S.DEFERRED.value, S.FAILED.value]
 
 
 def identity(case_id, kind, recipient):
-    """One identity per logical notification, the same on every attempt and replica:
-    (idempotency key, Message-ID), both derived from the delivery's key. A receiver (a
-    mail client, an HTTP gateway) that sees the same one twice can drop the copy."""
+    """One identity per logical notification, the same on every attempt, channel and
+    replica: (idempotency key, Message-ID), both derived from the delivery's key. A
+    receiver (a mail client, an HTTP gateway, WeChat's client_msg_id, a webhook
+    receiver's webhook-id) that sees the same one twice can drop the copy."""
     key = f"{case_id}:{kind}:{recipient or ''}"
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
     return digest, f"<{digest}@closeloop>"
 
 
 class DeliveryRepository:
-    """notify's `deliveries` collection: one document per (case, kind, recipient),
-    holding the rendered message so a failed send can be retried without its event.
+    """notify's delivery log: one document per logical notification (case, kind,
+    recipient) with its route (channels and addresses, in order), the message rendered
+    for each channel, its status history and every attempt with the provider's answer.
 
     A delivery being sent is leased (closeloop_shared.leases): its sender renews the
     lease while it talks to the provider; if the sender dies the lease runs out within
@@ -29,71 +35,88 @@ class DeliveryRepository:
     window for a repeat (the dead sender may have handed the message over before it
     could record it): the delivery is marked `possible_repeat` and its `attempt_log`
     shows the attempt that never recorded an outcome. The copy carries the same
-    Message-ID, so it is recognisable."""
+    identity, so it is recognisable.
+
+    Also: counters for the quotas and provider limits (forgotten after their window),
+    the outbound webhook endpoints' failure streaks, and the outbox of
+    notification_failed events."""
 
     def __init__(self, db):
         self.deliveries = db["deliveries"]
+        self.counters = db["notify_counters"]
+        self.endpoints = db["webhook_endpoints"]
         self.leases = Leases(self.deliveries)
+        self.outbox = Outbox(self.deliveries)
 
     @staticmethod
     def ensure_indexes(db):
         deliveries = db["deliveries"]
         deliveries.create_index([("case_id", ASCENDING), ("kind", ASCENDING),
                                  ("recipient", ASCENDING)], unique=True)
-        deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING),
+                                 ("created_at", ASCENDING)])
         deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
-        # per-recipient daily counters (services/notify/quota.py), forgotten after a day
-        db["recipient_counts"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+        deliveries.create_index([("case_id", ASCENDING), ("created_at", ASCENDING)])
+        deliveries.create_index([("customer_keys", ASCENDING), ("created_at", ASCENDING)])
+        Outbox.ensure_indexes(deliveries)
+        db["notify_counters"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
-    def claim_new(self, message, now):
-        """The delivery document, leased to the caller, if this call created it; else
-        None (a redelivered event: already sent or being sent)."""
-        idempotency_key, message_id = identity(message.case_id, message.kind, message.recipient)
-        lease = self.leases.lease_fields(now)
+    # -- creating and claiming ---------------------------------------------------------
+
+    def create(self, document, now):
+        """Insert a new delivery, leased to the caller; None if it exists already (a
+        redelivered event: sent, being sent, or waiting)."""
+        idempotency_key, message_id = identity(document["case_id"], document["kind"], document["recipient"])
         document = {
-            "case_id": message.case_id, "kind": message.kind, "recipient": message.recipient,
-            "store_id": message.store_id,
-            "channel": "email", "subject": message.subject, "body": message.body,
-            "message_id": message_id, "idempotency_key": idempotency_key,
-            "status": "sending", "attempts": 1, "possible_repeat": False,
-            "attempt_log": [{"started_at": now, "by": lease["lease_owner"]}],
-            "created_at": now, "updated_at": now, **lease,
+            **document, "idempotency_key": idempotency_key, "message_id": message_id,
+            "status": S.QUEUED.value, "status_history": [{"status": S.QUEUED.value, "at": now}],
+            "attempts": 0, "channel_attempts": 0, "route_index": 0, "possible_repeat": False,
+            "attempt_log": [], "next_attempt_at": now, "created_at": now, "updated_at": now,
+            "outbox": [], "outbox_pending": False, **self.leases.lease_fields(now),
         }
         return document if insert_new(self.deliveries, document) else None
 
-    def _claim(self, due, now, extra_set=None):
-        update = {"$set": {"status": "sending", "updated_at": now, **(extra_set or {})},
-                  "$inc": {"attempts": 1}}
-        claimed = self.leases.claim(due, update, now=now)
-        if claimed is None:
-            return None
-        # the attempt entry names the claim's own token, so it is pushed once the token is known
-        entry = {"started_at": now, "by": claimed["lease_owner"]}
-        self.deliveries.update_one({"_id": claimed["_id"], "lease_owner": claimed["lease_owner"]},
-                                   {"$push": {"attempt_log": entry}})
-        claimed.setdefault("attempt_log", []).append(entry)
-        return claimed
+    def claim_due(self, now):
+        """The delivery due first (quiet hours over, retry time come), leased to the
+        caller: deferred messages go out in the order they were due, then created."""
+        return self.leases.claim({"status": {"$in": DUE_STATUSES}, "next_attempt_at": {"$lte": now}},
+                                 {"$set": {"status": S.SENDING.value, "updated_at": now}},
+                                 sort=[("next_attempt_at", ASCENDING), ("created_at", ASCENDING)], now=now)
 
-    def claim_retry(self, now):
-        """One failed delivery whose retry time has come, leased to the caller."""
-        return self._claim({"status": "failed", "next_attempt_at": {"$lte": now}}, now)
+    def claim(self, delivery_id, now):
+        """This delivery, if it is due and nobody holds it."""
+        return self.leases.claim({"_id": delivery_id, "status": {"$in": DUE_STATUSES},
+                                  "next_attempt_at": {"$lte": now}},
+                                 {"$set": {"status": S.SENDING.value, "updated_at": now}}, now=now)
 
     def claim_stalled(self, now):
         """One delivery whose sender died mid-send (its lease ran out), leased to the
-        caller and marked as a possible repeat."""
-        claimed = self._claim({"status": "sending", **not_leased(now)}, now, {"possible_repeat": True})
+        caller and marked as a possible repeat; its unfinished attempt says so."""
+        claimed = self.leases.claim({"status": S.SENDING.value, **not_leased(now)},
+                                    {"$set": {"possible_repeat": True, "updated_at": now}}, now=now)
         if claimed is None:
             return None
-        log_ = claimed["attempt_log"]
-        if len(log_) >= 2 and "outcome" not in log_[-2]:
-            field = f"attempt_log.{len(log_) - 2}"
+        attempts = claimed["attempt_log"]
+        if attempts and "outcome" not in attempts[-1]:
+            field = f"attempt_log.{len(attempts) - 1}"
             self.deliveries.update_one(
                 {"_id": claimed["_id"], "lease_owner": claimed["lease_owner"]},
                 {"$set": {f"{field}.outcome": "unrecorded", f"{field}.finished_at": now}})
-            log_[-2].update(outcome="unrecorded", finished_at=now)
+            attempts[-1].update(outcome="unrecorded", finished_at=now)
         log.warning("delivery taken over from a sender that stopped", extra={
             "case_id": claimed["case_id"], "kind": claimed["kind"], "attempts": claimed["attempts"]})
         return claimed
+
+    def start_attempt(self, delivery, channel, now):
+        """Record that an attempt by `channel` begins (status sending: if the sender dies
+        now, claim_stalled takes it over); the delivery as it now is, or None if the
+        lease was lost meanwhile."""
+        entry = {"started_at": now, "by": delivery["lease_owner"], "channel": channel}
+        return self.deliveries.find_one_and_update(
+            {"_id": delivery["_id"], "lease_owner": delivery["lease_owner"]},
+            {"$push": {"attempt_log": entry}, "$inc": {"attempts": 1, "channel_attempts": 1},
+             "$set": {"channel": channel, "status": S.SENDING.value, "updated_at": now}},
+            return_document=ReturnDocument.AFTER)
 
     def hold(self, delivery):
         """Renew the delivery's lease while the block runs (a send in progress)."""
@@ -101,31 +124,61 @@ class DeliveryRepository:
             return contextlib.nullcontext(delivery)
         return self.leases.hold(delivery)
 
-    def count_for_recipient(self, key, expires_at):
-        """Count one more message for a recipient's day; the new count."""
-        return self.deliveries.database["recipient_counts"].find_one_and_update(
-            {"_id": key}, {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}},
-            upsert=True, return_document=ReturnDocument.AFTER)["n"]
+    # -- outcomes ------------------------------------------------------------------------
 
-    def finish(self, delivery, status, now, error=None, next_attempt_at=None):
-        """Record an attempt's outcome and release the lease: sent, failed (retry at
-        next_attempt_at), abandoned (no more retries) or undeliverable (no address).
-        False if another replica took the delivery over meanwhile (its outcome counts)."""
-        changes = {"status": status, "updated_at": now, "error": error,
-                   "next_attempt_at": next_attempt_at}
-        if status == "sent":
-            changes["sent_at"] = now
-        attempt = len(delivery.get("attempt_log") or []) - 1
-        if attempt >= 0:
-            changes[f"attempt_log.{attempt}.outcome"] = status
-            changes[f"attempt_log.{attempt}.finished_at"] = now
-        if not delivery.get("lease_owner"):  # a delivery from before leases
-            return self.deliveries.update_one({"_id": delivery["_id"]}, {"$set": changes}).modified_count == 1
-        released = self.leases.release(delivery, {"$set": changes})
+    def finish(self, delivery, status, now, reason=None, attempt=None, next_attempt_at=None,
+               changes=None, events=()):
+        """Record an outcome and release the lease in one write: the status (with a line
+        in its history), the current attempt's result (`attempt`: outcome, code,
+        request_id, provider_message_id, response), more fields, and events for the
+        outbox. False if another replica took the delivery over meanwhile."""
+        status = S(status).value
+        update = {"status": status, "updated_at": now, "reason": reason,
+                  "next_attempt_at": next_attempt_at, **(changes or {})}
+        if attempt is not None and delivery.get("attempt_log"):
+            index = len(delivery["attempt_log"]) - 1
+            for name, value in {**attempt, "finished_at": now}.items():
+                update[f"attempt_log.{index}.{name}"] = value
+        history = {"status": status, "at": now, "reason": reason, "channel": delivery.get("channel")}
+        operations = {"$set": update, "$push": {"status_history": history}}
+        if events:
+            update["outbox_pending"] = True
+            operations["$push"]["outbox"] = {"$each": list(events)}
+        released = self.leases.release(delivery, operations)
         if not released:
             log.warning("delivery was taken over before its outcome was recorded", extra={
                 "case_id": delivery["case_id"], "kind": delivery["kind"], "outcome": status})
         return released
 
+    # -- counters and endpoints -------------------------------------------------------------
+
+    def count(self, key, expires_at):
+        """Count one more for `key` (a quota's or a limit's window); the new count."""
+        return self.counters.find_one_and_update(
+            {"_id": key}, {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}},
+            upsert=True, return_document=ReturnDocument.AFTER)["n"]
+
+    def endpoint_disabled(self, endpoint_id):
+        return bool((self.endpoints.find_one({"_id": endpoint_id}) or {}).get("disabled_at"))
+
+    def endpoint_failed(self, endpoint_id, now, threshold):
+        """One more abandoned delivery to an endpoint; True if this disabled it."""
+        endpoint = self.endpoints.find_one_and_update(
+            {"_id": endpoint_id}, {"$inc": {"failures": 1}, "$set": {"last_failure_at": now}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+        if endpoint["failures"] >= threshold and not endpoint.get("disabled_at"):
+            return self.endpoints.update_one({"_id": endpoint_id, "disabled_at": None},
+                                             {"$set": {"disabled_at": now}}).modified_count == 1
+        return False
+
+    def endpoint_succeeded(self, endpoint_id):
+        self.endpoints.update_one({"_id": endpoint_id, "failures": {"$gt": 0}}, {"$set": {"failures": 0}})
+
+    # -- reads -------------------------------------------------------------------------------
+
     def for_case(self, case_id):
         return list(self.deliveries.find({"case_id": case_id}).sort("created_at", ASCENDING))
+
+    def for_customer(self, customer_key, limit=200):
+        return list(self.deliveries.find({"customer_keys": customer_key})
+                    .sort("created_at", ASCENDING).limit(limit))

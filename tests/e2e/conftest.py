@@ -66,6 +66,7 @@ def stack_env(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys):
         "AMQP_URI": rabbit_config["AMQP_URI"], "MONGO_URI": mongo_uri,
         "MONGO_DB_PREFIX": mongo_prefix, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_sink.port),
         "LOG_LEVEL": "INFO",
+        "NOTIFY_QUIET_HOURS": "off",  # tests run at any hour; a notify test sets its own
     }
 
 

@@ -118,31 +118,39 @@ def test_acknowledgement_sent_once_even_when_event_is_redelivered(notify, smtp_s
     eventlet.sleep(1)
     assert len(smtp_sink.to(recipient)) == 1
     assert "CL-20261124-000123" in mail[0]["Subject"] and "受理" in mail[0]["Subject"]
-    assert "24小时内" in mail[0].get_content()
+    assert "尽快与您联系" in mail[0].get_body(("plain",)).get_content()  # no deadline in the event: no promised hours
     deliveries = web_session.get(f"/v1/deliveries?case_id={case_id}").json()["deliveries"]
     assert [(d["kind"], d["status"]) for d in deliveries] == [("acknowledgement", "sent")]
 
 
-def test_customer_without_email_is_recorded_undeliverable(notify, web_session):
+def test_customer_without_a_reachable_channel_is_recorded_abandoned(notify, web_session):
+    """Only a phone, and no SMS gateway configured: abandoned (notification_failed tells the store)."""
     case_id = uuid.uuid4().hex
     emit(notify, ev.CASE_SUBMITTED, submitted_event(case_id, email=None))
     def statuses():
         return [d["status"] for d in web_session.get(f"/v1/deliveries?case_id={case_id}").json()["deliveries"]]
-    wait_for(lambda: statuses() == ["undeliverable"], what="undeliverable record")
+    wait_for(lambda: statuses() == ["abandoned"], what="abandoned record")
 
 
-def test_failed_send_is_retried_from_mongo(container_factory, service_config, web_config, smtp_sink, web_session):
+def test_failed_send_is_retried_from_mongo(container_factory, service_config, web_config, web_session, tmp_path):
     """SMTP down at first: the delivery is kept and sent by the retry timer later."""
-    from closeloop_shared.standins import free_port
-    config = dict(service_config, **web_config, NOTIFY_RETRY_INTERVAL_SECONDS=0.5, SMTP_PORT=free_port())
+    from closeloop_shared.standins import free_port, start_smtp_sink
+    from tests.fixtures import SmtpSink
+    port = free_port()
+    config = dict(service_config, **web_config, NOTIFY_RETRY_INTERVAL_SECONDS=0.5, SMTP_PORT=port)
     container = container_factory(NotifyService, config)
     container.start()
     case_id = uuid.uuid4().hex
     emit(config, ev.CASE_SUBMITTED, submitted_event(case_id, email=f"{case_id[:8]}@example.com"))
     wait_for(lambda: [d["status"] for d in web_session.get(f"/v1/deliveries?case_id={case_id}").json()[
         "deliveries"]] == ["failed"], what="failed delivery")
-    container.config["SMTP_PORT"] = smtp_sink.port  # the relay comes back
-    wait_for(lambda: smtp_sink.to(f"{case_id[:8]}@example.com"), timeout=20, what="retried e-mail")
+    relay = start_smtp_sink(port, tmp_path / "Maildir", open(tmp_path / "smtp.log", "ab"))  # the relay comes back
+    try:
+        wait_for(lambda: SmtpSink(port, tmp_path / "Maildir").to(f"{case_id[:8]}@example.com"), timeout=20,
+                 what="retried e-mail")
+    finally:
+        relay.terminate()
+        relay.wait(10)
 
 
 @pytest.fixture
@@ -190,10 +198,11 @@ def test_a_flood_of_submissions_naming_one_address_is_capped(notify, smtp_sink, 
     """The 11th acknowledgement of a day to one address is logged as suppressed, not sent."""
     from closeloop_shared.mongo import database_name
     address = f"victim-{uuid.uuid4().hex[:6]}@example.com"
-    for _ in range(12):
-        emit(notify, ev.CASE_SUBMITTED, submitted_event(uuid.uuid4().hex, email=address))
+    cases = [uuid.uuid4().hex for _ in range(12)]
+    for case_id in cases:
+        emit(notify, ev.CASE_SUBMITTED, submitted_event(case_id, email=address))
     deliveries = mongo_client[database_name(notify, "notify")]["deliveries"]
-    wait_for(lambda: deliveries.count_documents({"recipient": address, "status": {"$in": ["sent", "suppressed"]}}) == 12,
+    wait_for(lambda: deliveries.count_documents({"case_id": {"$in": cases}, "status": {"$in": ["sent", "suppressed"]}}) == 12,
              what="12 deliveries settled")
-    assert deliveries.count_documents({"recipient": address, "status": "suppressed"}) == 2
+    assert deliveries.count_documents({"case_id": {"$in": cases}, "status": "suppressed"}) == 2
     assert len(wait_for(lambda: len(smtp_sink.to(address)) == 10 and smtp_sink.to(address))) == 10

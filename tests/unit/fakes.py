@@ -1,6 +1,7 @@
 """In-memory stand-ins for repositories, for unit tests of the flows."""
 import copy
 
+from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
 from services.routing.lifecycle import ACTIVE
 
 ACTIVE_STATUSES = {status.value for status in ACTIVE}
@@ -9,8 +10,9 @@ ACTIVE_STATUSES = {status.value for status in ACTIVE}
 class FakeCases:
     """The CaseRepository contract in memory, including the version check."""
 
-    def __init__(self):
+    def __init__(self, timeline_kept=DEFAULTS[CASE_TIMELINE_KEPT]):
         self.docs, self.lose_next_updates = {}, 0
+        self.timelines, self.timeline_kept = {}, timeline_kept  # case_timeline: every entry
 
     def get(self, case_id):
         return copy.deepcopy(self.docs.get(case_id))
@@ -18,8 +20,19 @@ class FakeCases:
     def insert(self, case):
         if case["_id"] in self.docs:
             return False
-        self.docs[case["_id"]] = copy.deepcopy(case)
+        entries = [dict(e, seq=n) for n, e in enumerate(case.get("timeline") or [], start=1)]
+        self.timelines[case["_id"]] = copy.deepcopy(entries)
+        self.docs[case["_id"]] = copy.deepcopy(dict(case, timeline=entries[-self.timeline_kept:],
+                                                    timeline_count=len(entries)))
         return True
+
+    def of_customer(self, keys, since):
+        return [copy.deepcopy(d) for d in self.docs.values()
+                if set(keys) & set(d.get("customer_keys") or ()) and d["submitted_at"] >= since]
+
+    def timeline_page(self, case, before=None, limit=50):
+        upper = self.docs[case["_id"]]["timeline_count"] if before is None else before - 1
+        return copy.deepcopy([e for e in reversed(self.timelines[case["_id"]]) if e["seq"] <= upper][:limit])
 
     def update(self, case, changes, entries, events, now):
         stored = self.docs[case["_id"]]
@@ -30,7 +43,11 @@ class FakeCases:
         if stored["version"] != case["version"]:
             return None
         stored.update(copy.deepcopy(changes), updated_at=now, version=stored["version"] + 1)
-        stored["timeline"] += entries
+        count = stored.get("timeline_count", len(stored["timeline"]))
+        entries = [dict(e, seq=count + n) for n, e in enumerate(entries, start=1)]
+        self.timelines.setdefault(case["_id"], []).extend(copy.deepcopy(entries))
+        stored["timeline"] = (stored["timeline"] + copy.deepcopy(entries))[-self.timeline_kept:]
+        stored["timeline_count"] = count + len(entries)
         stored["outbox"] = stored.get("outbox", []) + events
         return self.get(case["_id"])
 
@@ -131,81 +148,133 @@ class FakeOutbox:
 
 
 class FakeDeliveries:
-    """notify's DeliveryRepository contract in memory, leases included (on the clock
-    `now()` the test drives)."""
+    """notify's DeliveryRepository contract in memory, leases, counters, webhook
+    endpoints and the outbox included (the test drives the clock it passes)."""
 
     LEASE = 10  # seconds
+    DUE = ("queued", "deferred", "failed")
 
     def __init__(self, now):
         from datetime import timedelta
         from services.notify.repository import identity
         self.now, self.identity, self.lease = now, identity, timedelta(seconds=self.LEASE)
-        self.docs, self.tokens = {}, iter(range(1, 10**9))
+        self.docs, self.tokens, self.counts, self.endpoints = {}, iter(range(1, 10**9)), {}, {}
+        self.published = []
+        self.outbox = self
 
     def _lease(self, document, now):
         document.update(lease_owner=f"t{next(self.tokens)}", lease_until=now + self.lease)
 
-    def claim_new(self, message, now):
-        key = (message.case_id, message.kind, message.recipient)
+    def _free(self, document, now):
+        return not (document.get("lease_until") and document["lease_until"] > now)
+
+    def create(self, document, now):
+        key = (document["case_id"], document["kind"], document["recipient"])
         if key in self.docs:
             return None
         idempotency_key, message_id = self.identity(*key)
-        document = {"_id": key, "case_id": message.case_id, "kind": message.kind,
-                    "recipient": message.recipient, "subject": message.subject, "body": message.body,
-                    "message_id": message_id, "idempotency_key": idempotency_key,
-                    "status": "sending", "attempts": 1, "possible_repeat": False}
+        document = copy.deepcopy({
+            **document, "_id": key, "idempotency_key": idempotency_key, "message_id": message_id,
+            "status": "queued", "status_history": [{"status": "queued", "at": now}], "attempts": 0,
+            "channel_attempts": 0, "route_index": 0, "possible_repeat": False, "attempt_log": [],
+            "next_attempt_at": now, "created_at": now, "outbox": []})
         self._lease(document, now)
-        document["attempt_log"] = [{"started_at": now, "by": document["lease_owner"]}]
         self.docs[key] = document
         return copy.deepcopy(document)
 
     def _claim(self, due, now, **changes):
-        for document in self.docs.values():
-            if due(document) and not (document.get("lease_until") and document["lease_until"] > now):
+        for document in sorted(self.docs.values(), key=lambda d: (d["next_attempt_at"] or now, d["created_at"])):
+            if due(document) and self._free(document, now):
                 self._lease(document, now)
-                document.update(status="sending", attempts=document["attempts"] + 1, **changes)
-                document["attempt_log"].append({"started_at": now, "by": document["lease_owner"]})
+                document.update(status="sending", **changes)
                 return copy.deepcopy(document)
         return None
 
-    def claim_retry(self, now):
-        return self._claim(lambda d: d["status"] == "failed" and d["next_attempt_at"] <= now, now)
+    def claim_due(self, now):
+        return self._claim(lambda d: d["status"] in self.DUE and d["next_attempt_at"] <= now, now)
+
+    def claim(self, delivery_id, now):
+        return self._claim(lambda d: d["_id"] == delivery_id and d["status"] in self.DUE
+                           and d["next_attempt_at"] <= now, now)
 
     def claim_stalled(self, now):
-        return self._claim(lambda d: d["status"] == "sending", now, possible_repeat=True)
+        claimed = self._claim(lambda d: d["status"] == "sending", now, possible_repeat=True)
+        if claimed is not None and claimed["attempt_log"] and "outcome" not in claimed["attempt_log"][-1]:
+            for document in (claimed, self.docs[claimed["_id"]]):
+                document["attempt_log"][-1]["outcome"] = "unrecorded"
+        return claimed
+
+    def start_attempt(self, delivery, channel, now):
+        document = self.docs[delivery["_id"]]
+        if document.get("lease_owner") != delivery.get("lease_owner"):
+            return None
+        document["attempt_log"].append({"started_at": now, "by": document["lease_owner"], "channel": channel})
+        document.update(attempts=document["attempts"] + 1, channel_attempts=document["channel_attempts"] + 1,
+                        channel=channel, status="sending")
+        return copy.deepcopy(document)
 
     def hold(self, delivery):
         import contextlib
         return contextlib.nullcontext(delivery)
 
-    def count_for_recipient(self, key, expires_at):
-        self.day_counts = getattr(self, "day_counts", {})
-        self.day_counts[key] = self.day_counts.get(key, 0) + 1
-        return self.day_counts[key]
-
-    def finish(self, delivery, status, now, error=None, next_attempt_at=None):
+    def finish(self, delivery, status, now, reason=None, attempt=None, next_attempt_at=None, changes=None,
+               events=()):
         document = self.docs[delivery["_id"]]
         if document.get("lease_owner") != delivery.get("lease_owner"):
             return False
-        document.update(status=status, error=error, next_attempt_at=next_attempt_at,
-                        lease_owner=None, lease_until=None)
-        document["attempt_log"][len(delivery["attempt_log"]) - 1]["outcome"] = status
+        status = getattr(status, "value", status)
+        document.update(status=status, reason=reason, next_attempt_at=next_attempt_at, lease_owner=None,
+                        lease_until=None, **copy.deepcopy(changes or {}))
+        document["status_history"].append({"status": status, "at": now, "reason": reason})
+        if attempt is not None and delivery["attempt_log"]:
+            document["attempt_log"][len(delivery["attempt_log"]) - 1].update(attempt)
+        document["outbox"].extend(copy.deepcopy(list(events)))
         return True
 
+    def flush(self, document_id, events, publish):
+        for event in events:
+            publish(event["type"], event["payload"])
+            self.published.append(event)
+        self.docs[document_id]["outbox"] = []
 
-class FakeMailer:
-    """Records every message handed over; `crash_after_handoff` makes the next send
-    hand the message over and then die before returning (the repeat window)."""
+    def count(self, key, expires_at):
+        self.counts[key] = self.counts.get(key, 0) + 1
+        return self.counts[key]
 
-    def __init__(self):
-        self.sent, self.crash_after_handoff = [], False
+    def endpoint_disabled(self, endpoint_id):
+        return bool(self.endpoints.get(endpoint_id, {}).get("disabled_at"))
 
-    def send(self, recipient, subject, body, message_key, message_id, idempotency_key):
-        self.sent.append({"recipient": recipient, "key": message_key, "message_id": message_id,
-                          "idempotency_key": idempotency_key})
+    def endpoint_failed(self, endpoint_id, now, threshold):
+        endpoint = self.endpoints.setdefault(endpoint_id, {"failures": 0})
+        endpoint["failures"] += 1
+        if endpoint["failures"] >= threshold and not endpoint.get("disabled_at"):
+            endpoint["disabled_at"] = now
+            return True
+        return False
+
+    def endpoint_succeeded(self, endpoint_id):
+        self.endpoints.setdefault(endpoint_id, {})["failures"] = 0
+
+
+class FakeChannel:
+    """A channel adapter that records every message handed over; `failures` are raised
+    by the next sends, in order; `crash_after_handoff` makes the next send hand the
+    message over and then die before returning (the repeat window)."""
+
+    def __init__(self, failures=()):
+        self.sent, self.failures, self.crash_after_handoff = [], list(failures), False
+
+    def send(self, outgoing):
+        from services.notify.channels import Receipt
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append({"address": outgoing.address, "message_id": outgoing.message_id,
+                          "idempotency_key": outgoing.idempotency_key, "content": outgoing.content})
         if self.crash_after_handoff:
             self.crash_after_handoff = False
             raise Crash("died after the provider took the message")
+        return Receipt(request_id=f"req-{len(self.sent)}", provider_message_id=f"msg-{len(self.sent)}",
+                       response="ok")
 
 
 class FakeAccounts:

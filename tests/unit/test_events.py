@@ -52,6 +52,11 @@ SAMPLES = {
         "reason": "revisit score 1: 还是过敏", "source": "revisit", "reopened_at": T,
         "resolution_due": T + timedelta(hours=48)},
     ev.CASE_CLOSED: {"case_id": "c1", "store_id": "SH-XH-001", "closed_at": T},
+    ev.NOTIFICATION_FAILED: {
+        "event_id": "5f2c0c7d9a1b4e3f", "case_id": "c1", "case_number": "CL-20261124-000001",
+        "store_id": "SH-XH-001", "kind": "acknowledgement", "audience": "customer",
+        "recipient": "customer:2ebdcb1bacf1", "reason": "no reachable channel", "channels_tried": [],
+        "action": "phone_call", "failed_at": T},
     ev.FOLLOWUP_DUE: {
         "revisit_id": "r1", "round": 1, "case_id": "c1", "case_number": "CL-20261124-000001",
         "store_id": "SH-XH-001", "owner": STAFF, "customer": CUSTOMER, "due_at": T,

@@ -23,12 +23,13 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from services.intake import cases as intake_cases
 from services.intake import flows as intake_flows
+from services.notify import flows as notify_flows
+from services.notify.configuration import load_settings
+from services.notify.kinds import notification
 from services.routing import flows as routing_flows
 from services.routing.sla import Policy
-from tests.unit.fakes import Crash, FakeCases, FakeDeliveries, FakeFeedback, FakeMailer
+from tests.unit.fakes import Crash, FakeCases, FakeChannel, FakeDeliveries, FakeFeedback
 
-notify_service = pytest.importorskip("services.notify.service")
-messages = notify_service.messages
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
@@ -40,17 +41,22 @@ REFS = 4
 # who consumes what, in this model of the bus
 CONSUMERS = {ev.CASE_SUBMITTED: ("routing", "notify"), ev.CASE_ROUTED: ("notify",),
              ev.CASE_ESCALATED: ("notify",)}
-NOTIFY_MESSAGES = {ev.CASE_SUBMITTED: messages.acknowledgement, ev.CASE_ROUTED: messages.assignment,
-                   ev.CASE_ESCALATED: messages.escalation}
 
 
 class NotifyWorker:
-    """The notify handlers' code (services/notify/service.py) on fake dependencies."""
-    _deliver = notify_service.NotifyService._deliver
-    _send = notify_service.NotifyService._send
+    """notify's flows (services/notify/flows.py) on fake dependencies: e-mail only, no
+    quiet hours (the property is about identity, not timing)."""
 
-    def __init__(self, deliveries, mailer):
-        self.deliveries, self.mailer, self.config = deliveries, mailer, {}
+    def __init__(self, deliveries, mailer, clock):
+        self.deliveries, self.channels, self.clock = deliveries, {"email": mailer}, clock
+        self.settings = load_settings({"NOTIFY_QUIET_HOURS": "off"})
+
+    def deliver(self, event_type, event):
+        notify_flows.deliver(self.deliveries, self.channels, self.settings, CHART, notification(event_type, event),
+                             self.clock, lambda *_: None)
+
+    def send(self, delivery):
+        notify_flows.attempt(self.deliveries, self.channels, self.settings, delivery, self.clock, lambda *_: None)
 
 
 def submission(ref, channel):
@@ -75,20 +81,15 @@ class Consumers(RuleBasedStateMachine):
         super().__init__()
         self.now = T0
         self.feedback, self.cases = FakeFeedback(), FakeCases()
-        self.deliveries, self.mailer = FakeDeliveries(lambda: self.now), FakeMailer()
-        self.notify = NotifyWorker(self.deliveries, self.mailer)
+        self.deliveries, self.mailer = FakeDeliveries(lambda: self.now), FakeChannel()
+        self.notify = NotifyWorker(self.deliveries, self.mailer, lambda: self.now)
         self.queue = []  # unacked messages: (consumer, kind, body)
         self.submitted = set()
         self.handoff_deaths = Counter()  # logical key -> deaths after hand-over
-        self._real_utcnow = notify_service.utcnow
-        notify_service.utcnow = lambda: self.now
 
     def teardown(self):
-        try:
-            self.drain()
-            self.check_complete()
-        finally:
-            notify_service.utcnow = self._real_utcnow
+        self.drain()
+        self.check_complete()
 
     # -- the bus ---------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class Consumers(RuleBasedStateMachine):
             case, events = routing_flows.route(self.cases, CHART, POLICY, ev.load(kind, body), self.now)
             self.cases_outbox().flush(case["_id"], events, self.publish)
         else:
-            self.notify._deliver(NOTIFY_MESSAGES[kind](ev.load(kind, body)))
+            self.notify.deliver(kind, ev.load(kind, body))
 
     def cases_outbox(self):
         if not hasattr(self, "_cases_outbox"):
@@ -147,10 +148,10 @@ class Consumers(RuleBasedStateMachine):
         before acking the event)."""
         candidates = [m for m in self.queue if m[0] == "notify"]
         _, kind, body = candidates[pick % len(candidates)]
-        message = NOTIFY_MESSAGES[kind](ev.load(kind, body))
+        message = notification(kind, ev.load(kind, body))
         self.mailer.crash_after_handoff = True
         try:
-            self.notify._deliver(message)
+            self.notify.deliver(kind, ev.load(kind, body))
         except Crash:
             self.handoff_deaths[(message.case_id, message.kind, message.recipient)] += 1
         finally:
@@ -181,7 +182,7 @@ class Consumers(RuleBasedStateMachine):
         """notify's takeover timer, once the dead sender's lease has run out."""
         self.now += timedelta(seconds=FakeDeliveries.LEASE + 1)
         while (delivery := self.deliveries.claim_stalled(self.now)) is not None:
-            self.notify._send(delivery)
+            self.notify.send(delivery)
 
     # -- invariants ----------------------------------------------------------------------
 
@@ -200,9 +201,9 @@ class Consumers(RuleBasedStateMachine):
     def one_notification_per_logical_message(self):
         sent = Counter()
         ids = {}
+        keys = {self.deliveries.identity(*key)[0]: key for key in self.deliveries.docs}
         for mail in self.mailer.sent:
-            case_id, _, kind = mail["key"].partition(":")
-            key = (case_id, kind, mail["recipient"])
+            key = keys[mail["idempotency_key"]]
             sent[key] += 1
             assert ids.setdefault(key, mail["message_id"]) == mail["message_id"], "a copy with a new Message-ID"
         for key, count in sent.items():
@@ -232,7 +233,7 @@ class Consumers(RuleBasedStateMachine):
         assert {d["external_ref"]["id"] for d in self.feedback.docs.values()} == {str(r) for r in self.submitted}
         assert set(self.cases.docs) == set(self.feedback.docs)  # every case routed
         sent = {(d["case_id"], d["kind"]) for d in self.deliveries.docs.values()
-                if d["status"] in ("sent", "undeliverable")}  # undeliverable: nobody's e-mail
+                if d["status"] in ("sent", "abandoned")}  # abandoned: no e-mail address (nor other channel)
         for case_id in self.feedback.docs:
             assert (case_id, "acknowledgement") in sent and (case_id, "assigned") in sent
         for case in self.cases.docs.values():

@@ -1,0 +1,248 @@
+"""notify's use cases over its repository and channel adapters: accept a notification
+(route it, render it for every channel on its route, apply quotas and quiet hours),
+send it (one attempt, then the outcome: sent, retried later, deferred, the next channel,
+or abandoned with a notification_failed event). Plain functions: no nameko, no pymongo
+(the repository hides storage)."""
+import dataclasses
+import logging
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from closeloop_shared import events as ev
+from closeloop_shared.contract import DeliveryStatus as S
+from closeloop_shared.contract import NotifyChannel as C
+from closeloop_shared.logs import scrub
+from closeloop_shared.org import DEFAULT_TIMEZONE
+from services.notify import metrics, policy, quota, templates
+from services.notify.channels import ChannelError, Content, Failure, Outgoing
+from services.notify.configuration import address_key
+from services.notify.kinds import Audience, Notification
+from services.notify.repository import identity
+
+log = logging.getLogger(__name__)
+# Attempts on one channel before the next one takes over (with the 30 s default the
+# retries come after 30 s, 1, 2, 4 and 8 minutes).
+ATTEMPTS_PER_CHANNEL = 6
+# A provider's throttling ("try later"), or our own per-minute count: try again then.
+THROTTLE_PAUSE = timedelta(seconds=60)
+# Abandoned deliveries to a webhook endpoint before it is disabled.
+WEBHOOK_FAILURES_TO_DISABLE = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Place:
+    """Where a notification's store is, as notify's organisation copy knows it."""
+    store: object | None
+    brand_id: str | None
+    zone: ZoneInfo
+
+
+def place_of(organisation, store_id):
+    store = organisation.store(store_id)
+    if store is None:
+        return Place(None, None, ZoneInfo(DEFAULT_TIMEZONE))
+    return Place(store, organisation.brand_of_store(store_id), ZoneInfo(store.timezone or DEFAULT_TIMEZONE))
+
+
+def webhook_copies(notification, settings, repository):
+    """The same facts for every outbound webhook endpoint that wants this kind."""
+    return [dataclasses.replace(notification, audience=Audience.SYSTEM, recipient=f"webhook:{e.endpoint_id}",
+                                addresses={C.WEBHOOK.value: e.endpoint_id}, preferred=None, urgent=True)
+            for e in settings.webhooks
+            if e.wants(notification.template) and not repository.endpoint_disabled(e.endpoint_id)]
+
+
+def deliver(repository, channels, settings, organisation, notification, clock, publish):
+    """Everything one event causes: its notification and the webhook copies, each sent
+    at once when it may go (else left for the send timer)."""
+    for each in (notification, *webhook_copies(notification, settings, repository)):
+        delivery = accept(repository, channels, settings, organisation, each, clock(), publish)
+        if delivery is not None:
+            attempt(repository, channels, settings, delivery, clock, publish)
+
+
+def _content(channel, notification, context, settings, now):
+    if channel == C.WEBHOOK.value:
+        return Content(params=templates.webhook_body(notification, now))
+    content = templates.render(notification.template, channel, notification.locale, context,
+                               sms_sign=settings.sms_sign)
+    provider_templates = settings.provider_templates.get(channel)
+    if provider_templates is not None:
+        code = provider_templates.get(notification.template)
+        if not code:
+            raise templates.InvalidMessage(f"no {channel} template code configured for {notification.template}")
+        content = dataclasses.replace(content, template=code)
+    return content
+
+
+def accept(repository, channels, settings, organisation, notification: Notification, now, publish):
+    """Record the notification (once, whatever the redeliveries) with its route and its
+    message for each channel on it. The delivery, leased, if it should be sent now; None
+    if it exists already, waits (quiet hours, quota) or reaches nobody."""
+    place = place_of(organisation, notification.store_id)
+    chosen = settings.policy(place.brand_id)
+    reachable = dict(notification.addresses)
+    if notification.audience is Audience.STAFF:
+        reachable[C.WECOM.value] = settings.robot(place.store, place.brand_id)
+    route = [(channel, address) for channel, address in chosen.route(notification, reachable) if channel in channels]
+    context = {**notification.context, "timezone": place.zone.key,
+               "store_name": notification.context.get("store_name") or (
+                   place.store.name if place.store else notification.store_id)}
+    contents, unusable = {}, []
+    for channel, _ in route:
+        try:
+            contents[channel] = dataclasses.asdict(_content(channel, notification, context, settings, now))
+        except templates.InvalidMessage as exc:
+            unusable.append({"channel": channel, "reason": str(exc)[:300]})
+            log.warning("message not renderable for a channel", extra={
+                "kind": notification.kind, "channel": channel, "error": str(exc)[:200]})
+    route = [{"channel": c, "address": a} for c, a in route if c in contents]
+    delivery = repository.create({
+        "case_id": notification.case_id, "case_number": notification.case_number,
+        "store_id": notification.store_id, "kind": notification.kind, "template": notification.template,
+        "audience": notification.audience.value, "recipient": notification.recipient,
+        "customer_keys": list(notification.customer_keys),
+        "locale": notification.locale, "urgent": notification.urgent, "route": route,
+        "contents": contents, "unusable": unusable, "channel": route[0]["channel"] if route else None,
+    }, now)
+    if delivery is None:
+        return None  # a redelivered event: sent, being sent, or waiting
+    if not route:
+        abandon(repository, settings, delivery, now, "no reachable channel", publish)
+        return None
+    if notification.audience is Audience.CUSTOMER:
+        limit = settings.customer_daily_quota
+        if repository.count(*quota.day_counter(delivery["recipient"], now)) > limit:
+            # Kept in the log, not sent: a flood of submissions naming one person.
+            repository.finish(delivery, S.SUPPRESSED, now,
+                              reason=f"over the daily quota of {limit} messages to this customer")
+            metrics.count(delivery["channel"], notification.template, "suppressed")
+            return None
+    if notification.audience is Audience.STAFF and not notification.urgent:
+        key, hour_ends = policy.staff_counter(notification.recipient, now)
+        if repository.count(key, hour_ends + timedelta(hours=1)) > settings.staff_hourly_quota:
+            return _defer(repository, delivery, now, hour_ends, "over the staff member's hourly limit")
+    opens = chosen.release_at(notification, now, place.zone)
+    if opens is not None:
+        return _defer(repository, delivery, now, opens, "quiet hours")
+    return delivery
+
+
+def _defer(repository, delivery, now, until, reason, attempt_result=None):
+    repository.finish(delivery, S.DEFERRED, now, reason=reason, next_attempt_at=until, attempt=attempt_result)
+    metrics.count(delivery["channel"], delivery["template"], "deferred")
+    return None
+
+
+def send_due(repository, channels, settings, clock, publish, limit):
+    """The send timer: deliveries whose time has come (quiet hours over, a retry due),
+    in order. How many were attempted."""
+    for done in range(limit):
+        delivery = repository.claim_due(clock())
+        if delivery is None:
+            return done
+        attempt(repository, channels, settings, delivery, clock, publish)
+    return limit
+
+
+def take_over_stalled(repository, channels, settings, clock, publish, limit):
+    """Deliveries whose sender died mid-send: sent again with the same identity."""
+    for done in range(limit):
+        delivery = repository.claim_stalled(clock())
+        if delivery is None:
+            return done
+        attempt(repository, channels, settings, delivery, clock, publish)
+    return limit
+
+
+def attempt(repository, channels, settings, delivery, clock, publish):
+    """One attempt on the delivery's current channel (the caller holds its lease), then
+    its outcome; a channel that cannot carry it hands over to the next at once."""
+    while delivery is not None:
+        step = delivery["route"][delivery["route_index"]]
+        channel, address = step["channel"], step["address"]
+        now = clock()
+        per_minute = settings.per_minute.get(channel)
+        if per_minute:
+            scope = address_key(address) if channel == C.WECOM.value else "account"
+            key, minute_ends = policy.provider_counter(channel, scope, now)
+            if repository.count(key, minute_ends + timedelta(minutes=5)) > per_minute:
+                _defer(repository, delivery, now, minute_ends, f"{channel} limit of {per_minute} a minute")
+                return
+        delivery = repository.start_attempt(delivery, channel, now)
+        if delivery is None:
+            return  # the lease was lost: whoever took the delivery over sends it
+        idempotency_key, message_id = identity(delivery["case_id"], delivery["kind"], delivery["recipient"])
+        outgoing = Outgoing(address, Content(**delivery["contents"][channel]), idempotency_key, message_id)
+        try:
+            with repository.hold(delivery):
+                receipt = channels[channel].send(outgoing)
+        except ChannelError as error:
+            delivery = _failed(repository, settings, delivery, channel, error, clock(), publish)
+            continue
+        now = clock()
+        metrics.PROVIDER_REQUESTS.labels(channel, "ok").inc()
+        repository.finish(delivery, S.SENT, now, attempt={
+            "outcome": S.SENT.value, "request_id": receipt.request_id,
+            "provider_message_id": receipt.provider_message_id, "response": receipt.response},
+            changes={"sent_at": now})
+        metrics.count(channel, delivery["template"], "sent")
+        metrics.LATENCY.labels(channel).observe(max((now - delivery["created_at"]).total_seconds(), 0))
+        if channel == C.WEBHOOK.value:
+            repository.endpoint_succeeded(address)
+        return
+
+
+def _failed(repository, settings, delivery, channel, error, now, publish):
+    """The outcome of a failed attempt; the delivery to try next (on the next channel),
+    or None when it waits or is given up."""
+    result = {"outcome": error.failure.value, "code": error.code, "request_id": error.request_id,
+              "response": error.response}
+    reason = f"{channel}: {error.code}"
+    log.warning("delivery attempt failed", extra={"case_id": delivery["case_id"], "kind": delivery["kind"],
+                                                  "channel": channel, "error": scrub(str(error))[:200]})
+    if error.failure is Failure.THROTTLED:
+        metrics.PROVIDER_REQUESTS.labels(channel, "throttled").inc()
+        return _defer(repository, delivery, now, now + THROTTLE_PAUSE, f"{reason} (throttled)", result)
+    metrics.PROVIDER_REQUESTS.labels(channel, "error").inc()
+    metrics.count(channel, delivery["template"], "failed")
+    if error.failure is Failure.TRANSIENT and delivery["channel_attempts"] < ATTEMPTS_PER_CHANNEL:
+        retry_in = timedelta(seconds=settings.retry_interval * 2 ** (delivery["channel_attempts"] - 1))
+        repository.finish(delivery, S.FAILED, now, reason=reason, attempt=result, next_attempt_at=now + retry_in)
+        return None
+    following = delivery["route_index"] + 1
+    if following >= len(delivery["route"]):
+        abandon(repository, settings, delivery, now, reason, publish, result)
+        return None
+    moved = repository.finish(delivery, S.QUEUED, now, next_attempt_at=now, attempt=result,
+                              reason=f"{reason}; next: {delivery['route'][following]['channel']}",
+                              changes={"route_index": following, "channel_attempts": 0})
+    return repository.claim(delivery["_id"], now) if moved else None
+
+
+def abandon(repository, settings, delivery, now, reason, publish, result=None):
+    """No channel left: give up, and say so. A customer or staff member: a
+    notification_failed event (the store phones the customer instead). A webhook
+    endpoint: count it towards disabling the endpoint."""
+    events = []
+    audience = Audience(delivery["audience"])
+    if audience is Audience.SYSTEM:
+        endpoint_id = delivery["route"][0]["address"] if delivery["route"] else delivery["recipient"]
+        if repository.endpoint_failed(endpoint_id, now, WEBHOOK_FAILURES_TO_DISABLE):
+            metrics.WEBHOOKS_DISABLED.inc()
+            log.error("outbound webhook endpoint disabled after persistent failure",
+                      extra={"endpoint_id": endpoint_id})
+    else:
+        event = ev.new_event(ev.NOTIFICATION_FAILED, {
+            "event_id": delivery["idempotency_key"], "case_id": delivery["case_id"],
+            "case_number": delivery.get("case_number"), "store_id": delivery["store_id"],
+            "kind": delivery["kind"], "audience": audience.value, "recipient": delivery["recipient"],
+            "reason": reason, "channels_tried": [step["channel"] for step in delivery["route"]],
+            "action": "phone_call" if audience is Audience.CUSTOMER else "tell_staff", "failed_at": now})
+        events.append(event)
+    released = repository.finish(delivery, S.ABANDONED, now, reason=reason, attempt=result, events=events)
+    metrics.count(delivery.get("channel"), delivery["template"], "abandoned")
+    log.error("delivery abandoned", extra={"case_id": delivery["case_id"], "kind": delivery["kind"],
+                                           "reason": scrub(reason)[:200]})
+    if released and events:
+        repository.outbox.flush(delivery["_id"], events, publish)

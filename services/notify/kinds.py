@@ -1,0 +1,138 @@
+"""Which notifications an event causes: one table row per kind. Pure: no nameko, no pymongo.
+
+A row names the event, the template (services/notify/templates/<locale>/<template>.<channel>.*),
+who is told (the event field holding the person), what makes a repeat of the event a
+notification of its own (each rung of an escalation, each handover, each revisit), and
+whether it is urgent (goes out at once, whatever the quiet hours and staff quotas).
+Adding a kind is a template per channel plus one row here (and the event's handler in
+service.py, which nameko needs per event).
+
+Templates get the event's own fields (deadlines included) as variables, so what a
+message says about time always comes from the event."""
+import hashlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+import phonenumbers
+
+from closeloop_shared import events as ev
+from closeloop_shared.contract import NotifyChannel, Severity
+from closeloop_shared.org import LADDER
+
+TOP_RUNG = len(LADDER) - 1
+
+
+class Audience(str, Enum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    SYSTEM = "system"  # an outbound webhook to another system
+
+
+def _never(event):
+    return False
+
+
+def _none(event):
+    return None
+
+
+def _referral_or_top(event):
+    """A consumer-association / media referral, or a breach reaching the top rung."""
+    return event.get("severity") == Severity.CRITICAL.value or event.get("rung", 0) >= TOP_RUNG
+
+
+@dataclass(frozen=True)
+class Rule:
+    event: str
+    template: str
+    audience: Audience
+    person: str                                   # the event field holding whom to tell
+    occurrence: Callable[[dict], str | None] = _none
+    urgent: Callable[[dict], bool] = _never
+
+
+RULES = {rule.event: rule for rule in (
+    Rule(ev.CASE_SUBMITTED, "acknowledgement", Audience.CUSTOMER, "customer"),
+    Rule(ev.CASE_ROUTED, "assigned", Audience.STAFF, "assignee",
+         urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
+    Rule(ev.CASE_ESCALATED, "escalated", Audience.STAFF, "assignee",
+         occurrence=lambda e: str(e["rung"]), urgent=_referral_or_top),
+    Rule(ev.CASE_REASSIGNED, "reassigned", Audience.STAFF, "assignee",
+         occurrence=lambda e: (e.get("previous_assignee") or {}).get("staff_id") or "-"),
+    Rule(ev.FOLLOWUP_DUE, "revisit_due", Audience.STAFF, "owner", occurrence=lambda e: e["revisit_id"]),
+)}
+TEMPLATES = tuple(sorted({rule.template for rule in RULES.values()}))
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One logical notification: (case_id, kind, recipient) is its identity."""
+    case_id: str
+    case_number: str | None
+    store_id: str
+    kind: str            # the template, plus the occurrence: "escalated:3"
+    template: str
+    audience: Audience
+    recipient: str       # "staff:<id>", "customer:<digest of the contact>", "webhook:<id>"
+    locale: str
+    urgent: bool
+    addresses: dict = field(default_factory=dict)  # channel -> address the event gives
+    preferred: str | None = None
+    context: dict = field(default_factory=dict)    # the template variables
+    customer_keys: tuple = ()                      # customers: a digest of each handle
+
+
+def _digest(handle):
+    return hashlib.sha256(handle.encode("utf-8")).hexdigest()[:24]
+
+
+def _handles(contact):
+    """A customer's contact handles, normalised: E.164 phone, lower-case e-mail, openid."""
+    return [h for h in (contact.get("phone"), (contact.get("email") or "").lower() or None,
+                        contact.get("wechat_openid")) if h]
+
+
+def customer_keys(contact):
+    """Digests of each of a customer's handles, so the delivery log finds them by any
+    (no raw contact data in the keys); the first is their identity as a recipient."""
+    return [_digest(handle) for handle in _handles(contact)] or [_digest("")]
+
+
+def contact_key(contact):
+    """The key of one handle as someone types it: a phone (any usual form), an e-mail,
+    or an openid."""
+    contact = contact.strip()
+    if "@" in contact:
+        return _digest(contact.lower())
+    try:
+        number = phonenumbers.parse(contact, "CN")
+        if phonenumbers.is_valid_number(number):
+            return _digest(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    except phonenumbers.NumberParseException:
+        pass
+    return _digest(contact)
+
+
+def notification(event_type, event):
+    """The notification an event (as loaded through its schema) causes."""
+    rule = RULES[event_type]
+    person = event[rule.person]
+    occurrence = rule.occurrence(event)
+    kind = f"{rule.template}:{occurrence}" if occurrence is not None else rule.template
+    if rule.audience is Audience.CUSTOMER:
+        recipient = f"customer:{customer_keys(person)[0]}"
+        addresses = {NotifyChannel.WECHAT.value: person.get("wechat_openid"),
+                     NotifyChannel.SMS.value: person.get("phone"),
+                     NotifyChannel.EMAIL.value: person.get("email")}
+        preferred = person.get("preferred_channel")
+        keys = tuple(customer_keys(person))
+    else:
+        recipient = f"staff:{person['staff_id']}"
+        addresses, preferred, keys = {NotifyChannel.EMAIL.value: person.get("email")}, None, ()
+    return Notification(
+        case_id=event["case_id"], case_number=event.get("case_number"), store_id=event["store_id"],
+        kind=kind, template=rule.template, audience=rule.audience, recipient=recipient,
+        locale=event.get("locale") or "zh-CN", urgent=bool(rule.urgent(event)),
+        addresses={c: a for c, a in addresses.items() if a}, preferred=preferred,
+        context={**event, "person": person}, customer_keys=keys)

@@ -1,0 +1,124 @@
+"""Who is reached how and when: channel order with fallback, quiet hours, rate limits.
+Pure: no nameko, no pymongo.
+
+- Customers: their preferred channel if they gave one and it reaches them, then the
+  brand's order (default WeChat -> SMS -> e-mail). Staff: WeCom (their store's or
+  region's group robot) -> e-mail. Outbound webhooks: the endpoint itself.
+- Quiet hours (default 21:00-09:00, store-local): customer messages wait for the window
+  to open; a brand may set other hours and add staff kinds. Urgent messages (a referral,
+  the top rung) go out at once.
+- Limits: per customer a day (suppressed over it: a flood of submissions naming one
+  person never turns into an SMS bill), per staff member an hour (non-urgent ones wait
+  for the next hour), per provider a minute (WeCom: per robot, its published 20)."""
+import json
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+
+from closeloop_shared.contract import NotifyChannel
+from services.notify.kinds import Audience
+
+
+def _channels(value):
+    names = value.split(",") if isinstance(value, str) else value
+    return tuple(NotifyChannel(name.strip()).value for name in names if name.strip())
+
+
+def json_setting(value):
+    """A JSON-valued setting, given as JSON text (environment) or already parsed (YAML)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text):
+        """"21:00-09:00"; "" or "off": none."""
+        if not text or text.strip().lower() == "off":
+            return None
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+        return cls(start, end)
+
+    def contains(self, moment):
+        now = moment.timetz().replace(tzinfo=None)
+        if self.start <= self.end:
+            return self.start <= now < self.end
+        return now >= self.start or now < self.end  # across midnight
+
+    def opens_at(self, now, zone):
+        """None if `now` is outside the quiet hours in `zone`, else when they end (UTC)."""
+        local = now.astimezone(zone)
+        if not self.contains(local):
+            return None
+        opening = datetime.combine(local.date(), self.end, tzinfo=zone)
+        if opening <= local:
+            opening += timedelta(days=1)
+        return opening.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class ChannelPolicy:
+    customer_channels: tuple
+    staff_channels: tuple
+    quiet_hours: QuietHours | None
+    quiet_kinds: frozenset | None = None  # None: every customer kind
+
+    def order(self, audience):
+        return self.customer_channels if audience is Audience.CUSTOMER else self.staff_channels
+
+    def quiet(self, notification):
+        if notification.urgent or self.quiet_hours is None:
+            return False
+        if self.quiet_kinds is None:
+            return notification.audience is Audience.CUSTOMER
+        return notification.template in self.quiet_kinds
+
+    def release_at(self, notification, now, zone):
+        """When the notification may go: None for now, else the end of quiet hours."""
+        return self.quiet_hours.opens_at(now, zone) if self.quiet(notification) else None
+
+    def route(self, notification, reachable):
+        """The channels to try, in order, with their addresses: the preferred one first
+        (customers), then the policy's order; only channels that reach the person."""
+        if notification.audience is Audience.SYSTEM:
+            return [(NotifyChannel.WEBHOOK.value, reachable[NotifyChannel.WEBHOOK.value])]
+        order = self.order(notification.audience)
+        if notification.preferred in order:
+            order = (notification.preferred, *[c for c in order if c != notification.preferred])
+        return [(channel, reachable[channel]) for channel in order if reachable.get(channel)]
+
+
+def policies(default_customer, default_staff, default_quiet, brand_overrides):
+    """The base policy and the brands' own: {brand_id or None: ChannelPolicy}."""
+    base = ChannelPolicy(_channels(default_customer), _channels(default_staff),
+                         QuietHours.parse(default_quiet))
+    table = {None: base}
+    for brand_id, override in (json_setting(brand_overrides) or {}).items():
+        kinds = override.get("quiet_kinds")
+        table[brand_id] = ChannelPolicy(
+            _channels(override.get("customer_channels", base.customer_channels)),
+            _channels(override.get("staff_channels", base.staff_channels)),
+            QuietHours.parse(override["quiet_hours"]) if "quiet_hours" in override else base.quiet_hours,
+            frozenset(kinds) if kinds is not None else None)
+    return table
+
+
+def window(now, seconds):
+    """The fixed window `now` falls in: (its start as a key part, its end)."""
+    start = int(now.timestamp()) // seconds * seconds
+    return start, datetime.fromtimestamp(start + seconds, tz=timezone.utc)
+
+
+def staff_counter(recipient, now):
+    """(counter key, when the hour ends) for a staff member's hourly quota."""
+    start, end = window(now, 3600)
+    return f"staff|{recipient}|{start}", end
+
+
+def provider_counter(channel, address_key, now):
+    """(counter key, when the minute ends) for a provider's per-minute limit; WeCom's
+    limit is per robot (address_key), the others per account."""
+    start, end = window(now, 60)
+    return f"{channel}|{address_key}|{start}", end
