@@ -179,8 +179,14 @@ def _place(rungs, lowest, now, timeouts, notes):
 
 def start(rungs, severity, now, timeouts=DEFAULT_TIMEOUTS):
     """A new case's ladder: on the first rung held at or above its severity's start."""
+    return start_on(rungs, start_level(severity), now, timeouts)
+
+
+def start_on(rungs, level, now, timeouts=DEFAULT_TIMEOUTS):
+    """A new case's ladder on the first rung held at or above `level` (the rung of the
+    person the case was assigned to, when that is above the severity's start)."""
     notes = []
-    rung, due = _place(rungs, start_level(severity), now, timeouts, notes)
+    rung, due = _place(rungs, level, now, timeouts, notes)
     return LadderState(rung.level, rung.people, now, due, notes=tuple(notes))
 
 
@@ -220,3 +226,16 @@ def next_at(state):
     """When the case climbs unless acknowledged first: None once acknowledged or on the
     top rung held."""
     return None if state.acknowledged else state.ack_due_at
+
+
+def rearmed(state):
+    """The state as if its rung had not acknowledged yet: a clock that runs out is a new
+    alarm, so the case climbs again (and the rung it reaches must acknowledge again)."""
+    return replace(state, acknowledged_at=None, acknowledged_by=None)
+
+
+def settled(state, now):
+    """The state with its acknowledgement timer stopped because no rung above is held
+    any more (the organisation changed while the case waited): noted, never retried."""
+    note = Note(now, NoteKind.TOP_REACHED, state.level, state.role)
+    return replace(state, ack_due_at=None, notes=state.notes + (note,))
