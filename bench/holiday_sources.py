@@ -11,7 +11,7 @@ day off), so they are read from that text: a library that needs this is the weak
 """
 import re
 import sys
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 from services.routing.calendar import library_year
 

@@ -21,6 +21,7 @@ open through both).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class HolidaySource(Protocol):
     def official_year(self, year: int) -> OfficialYear | None: ...
 
 
+@functools.cache
 def library_year(year: int) -> OfficialYear | None:
     """The year from chinese-calendar (chinesecalendar on PyPI), or None when the
     library does not know it yet."""
@@ -147,16 +149,7 @@ class HolidayBook:
     published: Mapping[int, OfficialYear] = field(default_factory=dict)
 
     def official_year(self, year: int) -> OfficialYear | None:
-        return self.published.get(year) or _cached_library_year(year)
-
-
-_LIBRARY_YEARS: dict[int, OfficialYear | None] = {}
-
-
-def _cached_library_year(year: int) -> OfficialYear | None:
-    if year not in _LIBRARY_YEARS:
-        _LIBRARY_YEARS[year] = library_year(year)
-    return _LIBRARY_YEARS[year]
+        return self.published.get(year) or library_year(year)
 
 
 class OverrideKind(str, Enum):
