@@ -149,5 +149,5 @@ def test_the_bottom_rung_is_the_case_owner_and_timeouts_come_from_the_configurat
     configured = ladder.timeouts(lambda key: {"LADDER_ACK_STORE_STAFF_SECONDS": "600"}.get(key, 3600))
     assert configured[STORE_STAFF] == timedelta(minutes=10) and configured[REGIONAL] == timedelta(hours=1)
     assert ladder.start(rungs, "medium", T0, configured).ack_due_at == T0 + timedelta(minutes=10)
-    owned = ladder.start(rungs, "low", T0, owner=SEED.staff["sh-xh-sv"])  # a supervisor took it
+    owned = ladder.start_on(rungs, ladder.LEVEL_OF_ROLE[Role.SUPERVISOR], T0)  # a supervisor took it
     assert owned.level == SUPERVISOR and owned.people == ("sh-xh-sv",)
