@@ -22,7 +22,7 @@ from closeloop_shared.http import (
     PUBLIC, HttpError, http, int_arg, json_response, load_or_422, read_json, requires)
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, IdentityStores, OpsEndpoints
-from services.routing import flows, identity_flows, integrations, organisation, schemas
+from services.routing import deadline_flows, flows, identity_flows, integrations, organisation, schemas
 from services.routing import duty, duty_flows
 from services.routing.dependencies import TokenSigner
 from services.routing import case_flows, remedies
@@ -97,7 +97,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         submitted = ev.load(ev.CASE_SUBMITTED, payload)
         if self.org.store(submitted["store_id"]) is None:
             raise Unprocessable(f"unknown store {submitted['store_id']!r}")
-        case, events = flows.route(self.cases, self.org, self.policy, submitted, utcnow(),
+        case, events = flows.route(self.cases, self.org, self._rules(), submitted, utcnow(),
                                    setting(self.config, keys.TRIAGE_CONFIDENCE_THRESHOLD))
         self._publish(case, events)
         window = timedelta(seconds=setting(self.config, keys.DUPLICATE_WINDOW_SECONDS))
@@ -119,12 +119,12 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     def check_case_due(self, case_id):
         """A case's deadline check at the moment it falls due, in one replica
         (closeloop_shared.due); the scan below is the safety net."""
-        for checked in flows.check_case(self.cases, self.org, self.policy, case_id, utcnow()):
+        for checked in deadline_flows.check_case(self.cases, self.org, self._rules(), case_id, utcnow()):
             self._checked(*checked, detected_by="timer")
 
     @timer(keys.SLA_SCAN_INTERVAL_SECONDS)
     def check_deadlines(self):
-        for checked in flows.check_deadlines(self.cases, self.org, self.policy, utcnow()):
+        for checked in deadline_flows.check_due(self.cases, self.org, self._rules(), utcnow()):
             self._checked(*checked, detected_by="scan")
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
@@ -630,16 +630,21 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         self.cases.outbox.flush(case["_id"], events, self.dispatch)
         self.deadline_written(case["_id"], case.get("next_check_at"))  # a near one is timed at once
 
-    def _checked(self, case, decision, events, detected_by):
-        for clock in decision.newly_breached:
-            SLA_BREACHES.labels(clock).inc()
-        if decision.escalate:
-            ESCALATIONS.labels(decision.reason).inc()
-            log.warning("case escalated", extra={
-                "case_number": case["case_number"], "reason": decision.reason,
-                "rung": case["rung"], "detected_by": detected_by})
+    def _rules(self):
+        return deadline_flows.case_rules(self.config, self.cases, self.sla_policies, self.calendars,
+                                         self.rosters, self.org)
+
+    def _checked(self, case, events, detected_by):
         self._publish(case, events)
         for event in events:
-            if event["type"] == ev.CASE_ESCALATED and event["payload"].get("due_at"):
-                due_at = ev.load(ev.CASE_ESCALATED, event["payload"])["due_at"]
-                BREACH_DETECTION_LAG.labels(detected_by).observe((utcnow() - due_at).total_seconds())
+            payload = event["payload"]
+            if event["type"] == ev.CASE_DEADLINE_BREACHED:
+                SLA_BREACHES.labels(payload["clock"]).inc()
+            elif event["type"] == ev.CASE_ESCALATED:
+                ESCALATIONS.labels(payload["reason"]).inc()
+                log.warning("case escalated", extra={
+                    "case_number": case["case_number"], "reason": payload["reason"],
+                    "rung": payload["rung"], "detected_by": detected_by})
+                if payload.get("due_at"):
+                    due_at = ev.load(ev.CASE_ESCALATED, payload)["due_at"]
+                    BREACH_DETECTION_LAG.labels(detected_by).observe((utcnow() - due_at).total_seconds())

@@ -1,0 +1,168 @@
+"""The case engine's use cases (services/routing/flows.route and deadline_flows) with
+in-memory repositories: policy choice, clocks on the store's calendar, assignment, the
+ladder climbing on unacknowledged rungs and on breaches, referrals, exactly-once."""
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from closeloop_shared import events as ev
+from closeloop_shared import org
+from closeloop_shared.config import CALENDAR_DEFAULT_HOURS, DEFAULTS
+from closeloop_shared.contract import ClockName
+from services.routing import calendar_flows, deadline_flows, duty, flows, ladder, policy
+from services.routing.calendar import StoreCalendar
+from tests.unit.fakes import FakeCases
+
+CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
+# Tuesday 2026-11-24 10:00 in Shanghai
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+MINUTE = timedelta(minutes=1)
+
+
+def rules(policies=(), hours=DEFAULTS[CALENDAR_DEFAULT_HOURS], timeouts=ladder.DEFAULT_TIMEOUTS):
+    calendar = StoreCalendar("Asia/Shanghai", calendar_flows.store_hours(None, hours))
+    return deadline_flows.CaseRules(
+        choose_policy=lambda facts: policy.choose(policies, facts),
+        calendar_of=lambda store_id: calendar,
+        assign=lambda store_id, category, severity, now: duty.assign(
+            duty.Roster(store_id), CHART, store_id, category, severity, {}, now),
+        ack_timeouts=timeouts)
+
+
+def submitted(channel="hotline", content="预约时间被改了也没人通知", referral=None, at=T0, category=None):
+    return ev.load(ev.CASE_SUBMITTED, ev.dump(ev.CASE_SUBMITTED, {
+        "case_id": uuid.uuid4().hex, "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
+        "store_name": "店", "channel": channel, "customer": {"name": "陈女士", "phone": "+8613912345678"},
+        "content": content, "occurred_at": at, "submitted_at": at, "referral": referral,
+        "category": category}))
+
+
+def kinds(events):
+    return [e["type"] for e in events]
+
+
+def payloads(events, kind):
+    """The events of `kind` as their consumers load them."""
+    return [ev.load(kind, e["payload"]) for e in events if e["type"] == kind]
+
+
+def route(cases, event=None, case_rules=None):
+    return flows.route(cases, CHART, case_rules or rules(), event or submitted(), T0)
+
+
+def check(cases, case, at, case_rules=None):
+    return deadline_flows.check_case(cases, CHART, case_rules or rules(), case["_id"], at)
+
+
+def test_a_routine_case_gets_the_default_policy_clocks_and_the_bottom_rung():
+    cases = FakeCases()
+    case, events = route(cases)
+    assert kinds(events) == [ev.CASE_ROUTED]
+    assert case["policy"]["policy_id"] == policy.DEFAULT_POLICY_ID
+    assert set(case["clocks"]) == {"first_response", "update", "resolution"}
+    assert case["clocks"]["first_response"]["due_at"] == T0 + timedelta(hours=24)   # wall: the promise
+    # the keep-in-loop update counts 8 h of the store's 10:00-21:00 hours: 10:00 + 8 h the same day
+    assert case["clocks"]["update"]["due_at"] == T0 + timedelta(hours=8)
+    assert case["ladder"]["role"] == "store_staff" and case["assignee"]["role"] == "store_staff"
+    # the first thing that can happen: the store staff's 30 minutes to acknowledge
+    assert case["next_check_at"] == T0 + timedelta(minutes=30)
+    routed = payloads(events, ev.CASE_ROUTED)[0]
+    assert routed["ack_due_at"] == case["next_check_at"]
+    assert routed["deadlines"]["resolution_due"] == T0 + timedelta(hours=48)
+
+
+def test_business_time_runs_over_closed_hours():
+    """An update clock started at 20:00 has one hour left that day and the rest the next morning."""
+    cases = FakeCases()
+    late = T0 + timedelta(hours=10)  # 20:00 Shanghai
+    case, _ = route(cases, submitted(at=late))
+    assert case["clocks"]["update"]["due_at"] == datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)  # 17:00 next day
+
+
+def test_an_unacknowledged_rung_climbs_and_an_acknowledged_one_stops():
+    cases = FakeCases()
+    case, _ = route(cases)
+    assert check(cases, case, T0 + timedelta(minutes=29)) == []
+    [(case, events)] = check(cases, case, T0 + timedelta(minutes=30))
+    [escalated] = payloads(events, ev.CASE_ESCALATED)
+    assert (escalated["reason"], escalated["role"], escalated["rung"]) == ("unacknowledged", "supervisor", 1)
+    assert escalated["due_at"] == T0 + timedelta(minutes=30)
+    assert [p["staff_id"] for p in escalated["notified"]] == ["sh-xh-sv"]
+    assert escalated["ack_due_at"] == T0 + timedelta(minutes=90)
+    assert check(cases, case, T0 + timedelta(minutes=30)) == []  # once: nothing new at the same moment
+    # the supervisor acknowledges: the climb stops
+    state = ladder.acknowledge(ladder.LadderState.from_doc(case["ladder"]), CHART.staff["sh-xh-sv"],
+                               T0 + timedelta(minutes=40))
+    case = cases.update(case, {"ladder": state.to_doc(),
+                               "next_check_at": deadline_flows.schedule(
+                                   deadline_flows.clocks.from_doc(case["clocks"]), state)}, [], [], T0)
+    later = case["next_check_at"]
+    assert later > T0 + timedelta(hours=2)  # the next thing is a clock's warning, not a climb
+    [(case, events)] = check(cases, case, later)
+    assert kinds(events) == [ev.CASE_DEADLINE_APPROACHED] and case["rung"] == 1
+
+
+def test_a_breach_climbs_even_an_acknowledged_rung_and_warns_before():
+    cases = FakeCases()
+    case, _ = route(cases)
+    state = ladder.acknowledge(ladder.LadderState.from_doc(case["ladder"]), CHART.staff["sh-xh-s1"], T0)
+    case = cases.update(case, {"ladder": state.to_doc(), "next_check_at": T0 + timedelta(hours=6)}, [], [], T0)
+    [(case, events)] = check(cases, case, T0 + timedelta(hours=6))  # 2 h before the update clock
+    assert [p["clock"] for p in payloads(events, ev.CASE_DEADLINE_APPROACHED)] == ["update"]
+    assert case["next_check_at"] == T0 + timedelta(hours=8)
+    [(case, events)] = check(cases, case, T0 + timedelta(hours=8))
+    assert kinds(events) == [ev.CASE_DEADLINE_BREACHED, ev.CASE_ESCALATED]
+    [escalated] = payloads(events, ev.CASE_ESCALATED)
+    assert (escalated["reason"], escalated["role"]) == ("update", "supervisor")
+    assert case["ladder"]["acknowledged_at"] is None  # the new rung must acknowledge the new alarm
+
+
+def test_a_referral_goes_to_the_store_manager_and_customer_service_with_a_report_clock():
+    cases = FakeCases()
+    referral = {"authority": "上海市消保委", "reference_number": "12315-2026-0001", "body": "请核实"}
+    case, events = route(cases, submitted(channel="consumer_association", content="消协转来投诉:办卡多收费",
+                                          referral=referral))
+    assert case["severity"] == "critical" and case["assignee"]["role"] == "store_manager"
+    assert case["policy"]["policy_id"] == policy.REFERRAL_POLICY_ID
+    assert case["clocks"]["report"]["due_at"] == T0 + timedelta(hours=8)
+    routed = payloads(events, ev.CASE_ROUTED)[0]
+    assert {p["role"] for p in routed["informed"]} == {"customer_service"}
+    assert routed["referral"]["reference_number"] == "12315-2026-0001"
+    assert any(e["action"] == "referral_received" for e in case["timeline"])
+
+
+def test_a_stored_policy_that_fits_better_is_chosen_and_kept_by_the_case():
+    cases = FakeCases()
+    fast = policy.validate(policy.SlaPolicy(
+        "booking-fast", 3, "Bookings", policy.Conditions(categories=frozenset({policy.Category.BOOKING})),
+        (policy.ClockSpec(ClockName.FIRST_RESPONSE, timedelta(hours=2), policy.ClockBasis.WALL, None),
+         policy.ClockSpec(ClockName.RESOLUTION, timedelta(hours=12), policy.ClockBasis.WALL, None))))
+    case, _ = route(cases, submitted(category="booking"), rules((fast,)))
+    assert case["policy"] == {"policy_id": "booking-fast", "version": 3, "name": "Bookings"}
+    assert case["clocks"]["first_response"]["policy_version"] == 3
+    assert case["clocks"]["first_response"]["due_at"] == T0 + timedelta(hours=2)
+    other, _ = route(cases, submitted(category="hygiene"), rules((fast,)))
+    assert other["policy"]["policy_id"] == policy.DEFAULT_POLICY_ID
+
+
+def test_racing_replicas_escalate_once():
+    cases = FakeCases()
+    case, _ = route(cases)
+    at = T0 + timedelta(minutes=30)
+    first = check(cases, case, at)
+    stale = deadline_flows._check(cases, CHART, rules(), case, at)  # a replica that read before the first wrote
+    assert len(first) == 1 and stale == []
+
+
+def test_a_store_without_a_supervisor_skips_that_rung_with_a_note():
+    chart = replace(CHART, staff={k: replace(v, active=False) if k == "sh-xh-sv" else v
+                                  for k, v in CHART.staff.items()})
+    cases = FakeCases()
+    case_rules = replace(rules(), assign=lambda store_id, category, severity, now: duty.assign(
+        duty.Roster(store_id), chart, store_id, category, severity, {}, now))
+    case, _ = flows.route(cases, chart, case_rules, submitted(), T0)
+    [(case, events)] = deadline_flows.check_case(cases, chart, case_rules, case["_id"], T0 + timedelta(minutes=30))
+    [escalated] = payloads(events, ev.CASE_ESCALATED)
+    assert escalated["role"] == "store_manager"
+    assert any(e["action"] == "ladder_skipped" and e["role"] == "supervisor" for e in case["timeline"])
