@@ -490,10 +490,11 @@ class NotificationFailed(EventSchema):
     """notify gave a notification up: no channel reached the person (none known, every
     one refused or failing). For a customer the store should phone them instead
     (action "phone_call"); for staff someone should tell them another way."""
-    event_id = fields.String(required=True)  # the delivery's idempotency key: stable across redeliveries
+    event_id = fields.String(required=True)  # set once, with the abandonment, in notify's outbox
     case_id = fields.String(required=True)
     case_number = fields.String(allow_none=True, load_default=None)
     store_id = fields.String(required=True)
+    # with case_id and recipient, the notification's stable identity (consumers dedupe on it)
     kind = fields.String(required=True)       # e.g. "acknowledgement", "escalated:3"
     audience = fields.String(required=True, validate=validate.OneOf(("customer", "staff")))
     recipient = fields.String(required=True)  # "customer:<digest>" or "staff:<staff id>": no contact data

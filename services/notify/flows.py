@@ -234,7 +234,7 @@ def abandon(repository, settings, delivery, now, reason, publish, result=None):
                       extra={"endpoint_id": endpoint_id})
     else:
         event = ev.new_event(ev.NOTIFICATION_FAILED, {
-            "event_id": delivery["idempotency_key"], "case_id": delivery["case_id"],
+            "case_id": delivery["case_id"],
             "case_number": delivery.get("case_number"), "store_id": delivery["store_id"],
             "kind": delivery["kind"], "audience": audience.value, "recipient": delivery["recipient"],
             "reason": reason, "channels_tried": [step["channel"] for step in delivery["route"]],

@@ -77,6 +77,7 @@ EXPECTED = {
     ("followup", "post", "/v1/revisits/{revisit_id}/outcome"): row(OK, H, OK, F, F, OK, F, F, F),
     ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
+    ("notify", "get", "/v1/deliveries/by-customer"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "get", "/v1/calendars/stores/{store_id}"): row(OK, H, OK, OK, H, OK, OK, F, F),
@@ -220,7 +221,7 @@ def concrete(path, ids):
     return path.format(**ids)
 
 
-QUERIES = {"/v1/revisits": "case_id", "/v1/deliveries": "case_id"}
+QUERIES = {"/v1/revisits": "case_id", "/v1/deliveries": "case_id", "/v1/deliveries/by-customer": "contact"}
 
 
 def test_every_operation_answers_every_caller_as_the_access_table_says(stack, callers, case_a):
@@ -276,6 +277,10 @@ def test_lists_are_filtered_by_scope_and_contacts_masked_by_role(stack, callers,
     assert deliveries and all(d["recipient"] is None for d in deliveries)
     assert stack.call("notify", "get", "/v1/deliveries", callers["rm_other"],
                       params={"case_id": case_a["case_id"]}).json()["deliveries"] == []
+    by_customer = lambda caller: stack.call(  # noqa: E731
+        "notify", "get", "/v1/deliveries/by-customer", callers[caller], params={"contact": "13812345678"}).json()
+    assert case_a["case_id"] in {d["case_id"] for d in by_customer("manager_a")["deliveries"]}
+    assert by_customer("rm_other")["deliveries"] == []
 
 
 def test_the_timeline_names_the_caller_whatever_the_body_says(stack, callers, case_a):

@@ -1,0 +1,287 @@
+"""services/notify/flows.py over in-memory fakes (tests/unit/fakes.py): which channel
+carries a notification, what happens on each kind of failure, quiet hours, quotas and
+limits, the delivery log and notification_failed."""
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from closeloop_shared import events as ev
+from closeloop_shared import org
+from services.notify import flows, kinds
+from services.notify.channels import ChannelError, Failure
+from services.notify.configuration import load_settings
+from tests.unit.fakes import FakeChannel, FakeDeliveries
+from tests.unit.test_notify_templates import CUSTOMER, escalated, routed, submitted
+
+CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
+DAYTIME = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)       # 11:00 in Shanghai
+NIGHT = datetime(2026, 11, 24, 15, 30, tzinfo=timezone.utc)       # 23:30 in Shanghai
+NINE = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)          # 09:00 the next morning
+
+
+class World:
+    def __init__(self, now=DAYTIME, channels=("wechat", "sms", "email", "wecom"), **config):
+        self.now = now
+        self.deliveries = FakeDeliveries(lambda: self.now)
+        self.channels = {name: FakeChannel() for name in channels}
+        self.settings = load_settings({
+            "NOTIFY_SMS_TEMPLATES": json.dumps({"acknowledgement": "SMS_300001"}),
+            "NOTIFY_WECHAT_TEMPLATES": json.dumps({"acknowledgement": "tmpl-ack"}),
+            "NOTIFY_WECOM_ROBOTS": json.dumps({"store:SH-XH-001": "robot-xh", "region:east": "robot-east"}),
+            "NOTIFY_SMS_SIGN_NAME": "悦颜美容", **config})
+        self.published = []
+
+    def clock(self):
+        return self.now
+
+    def publish(self, event_type, payload):
+        self.published.append((event_type, payload))
+
+    def event(self, event_type, event):
+        flows.deliver(self.deliveries, self.channels, self.settings, CHART, kinds.notification(event_type, event),
+                      self.clock, self.publish)
+
+    def tick(self):
+        return flows.send_due(self.deliveries, self.channels, self.settings, self.clock, self.publish, 50)
+
+    def only(self):
+        (delivery,) = self.deliveries.docs.values()
+        return delivery
+
+    def sent(self, channel):
+        return self.channels[channel].sent
+
+
+def customer(**contact):
+    return submitted(customer={**CUSTOMER, "phone": None, "email": None, **contact})
+
+
+def metric(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# -- channel choice and fallback ----------------------------------------------------------------
+
+def test_a_customer_with_only_a_phone_gets_an_sms_with_the_providers_ids_logged():
+    world = World()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    (sms,) = world.sent("sms")
+    assert sms["address"] == "+8613812345678" and sms["content"].template == "SMS_300001"
+    delivery = world.only()
+    assert delivery["status"] == "sent" and delivery["channel"] == "sms"
+    assert {"channel": "sms", "outcome": "sent", "request_id": "req-1",
+            "provider_message_id": "msg-1"}.items() <= delivery["attempt_log"][0].items()
+    assert [h["status"] for h in delivery["status_history"]] == ["queued", "sent"]
+
+
+def test_wechat_first_and_a_refusal_falls_through_to_sms_at_once():
+    world = World()
+    world.channels["wechat"].failures.append(ChannelError(Failure.PERMANENT, 43101, "user refuse"))
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678", wechat_openid="o-liu", email="liu@example.com"))
+    assert len(world.sent("sms")) == 1 and world.sent("email") == []
+    delivery = world.only()
+    assert [(a["channel"], a["outcome"], a.get("code")) for a in delivery["attempt_log"]] == [
+        ("wechat", "permanent", "43101"), ("sms", "sent", None)]
+    assert [h["status"] for h in delivery["status_history"]] == ["queued", "queued", "sent"]
+
+
+def test_the_preferred_channel_goes_first():
+    world = World()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678", wechat_openid="o-liu",
+                                            email="liu@example.com", preferred_channel="email"))
+    assert len(world.sent("email")) == 1 and world.sent("wechat") == world.sent("sms") == []
+
+
+def test_a_channel_not_configured_is_skipped():
+    world = World(channels=("email",))
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678", email="liu@example.com"))
+    assert len(world.sent("email")) == 1
+
+
+def test_staff_hear_through_their_stores_wecom_group_then_email():
+    world = World()
+    world.event(ev.CASE_ROUTED, routed())
+    assert [m["address"] for m in world.sent("wecom")] == ["robot-xh"]
+    world.channels["wecom"].failures.append(ChannelError(Failure.PERMANENT, 93000, "invalid webhook url"))
+    world.event(ev.CASE_ESCALATED, escalated())
+    assert [m["address"] for m in world.sent("email")] == ["rm.east@yueyan.example"]
+
+
+# -- failures -------------------------------------------------------------------------------------
+
+def test_a_gateway_down_for_a_minute_is_retried_and_the_message_arrives_once():
+    world = World()
+    world.channels["sms"].failures.extend([ChannelError(Failure.TRANSIENT, "ConnectionError")] * 2)
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    delivery = world.only()
+    assert delivery["status"] == "failed" and delivery["next_attempt_at"] == DAYTIME + timedelta(seconds=30)
+    world.now += timedelta(seconds=30)
+    world.tick()
+    assert world.only()["next_attempt_at"] == world.now + timedelta(seconds=60)  # backoff doubles
+    world.now += timedelta(seconds=60)
+    world.tick()
+    world.now += timedelta(minutes=5)
+    world.tick()
+    assert len(world.sent("sms")) == 1 and world.only()["status"] == "sent"
+    assert world.only()["attempts"] == 3
+
+
+def test_a_permanent_failure_everywhere_is_abandoned_with_notification_failed():
+    world = World()
+    world.channels["sms"].failures.append(ChannelError(Failure.PERMANENT, "isv.MOBILE_NUMBER_ILLEGAL"))
+    before = metric("closeloop_notifications_total", channel="sms", kind="acknowledgement", outcome="abandoned")
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    delivery = world.only()
+    assert delivery["status"] == "abandoned" and delivery["reason"] == "sms: isv.MOBILE_NUMBER_ILLEGAL"
+    ((event_type, payload),) = world.published
+    assert event_type == ev.NOTIFICATION_FAILED
+    failed = ev.load(ev.NOTIFICATION_FAILED, payload)
+    assert failed["action"] == "phone_call" and failed["channels_tried"] == ["sms"]
+    assert (failed["case_id"], failed["kind"], failed["recipient"]) == ("c42", "acknowledgement", delivery["recipient"])
+    assert failed["event_id"] and "138" not in json.dumps(payload)
+    assert metric("closeloop_notifications_total", channel="sms", kind="acknowledgement",
+                  outcome="abandoned") == before + 1
+
+
+def test_transient_failures_move_on_after_the_channels_attempts_then_abandon():
+    world = World(channels=("sms", "email"))
+    for channel in ("sms", "email"):
+        world.channels[channel].failures.extend(
+            [ChannelError(Failure.TRANSIENT, "http_503")] * flows.ATTEMPTS_PER_CHANNEL)
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678", email="liu@example.com"))
+    for _ in range(2 * flows.ATTEMPTS_PER_CHANNEL):
+        world.now += timedelta(hours=1)
+        world.tick()
+    delivery = world.only()
+    assert delivery["status"] == "abandoned" and delivery["attempts"] == 2 * flows.ATTEMPTS_PER_CHANNEL
+    assert [event_type for event_type, _ in world.published] == [ev.NOTIFICATION_FAILED]
+
+
+def test_nobody_reachable_is_a_phone_call_task_for_the_store():
+    world = World()
+    world.event(ev.CASE_SUBMITTED, customer())
+    assert world.only()["status"] == "abandoned" and world.only()["reason"] == "no reachable channel"
+    assert ev.load(ev.NOTIFICATION_FAILED, world.published[0][1])["action"] == "phone_call"
+
+
+def test_a_provider_rate_limit_defers_without_counting_as_a_failure():
+    world = World()
+    world.channels["sms"].failures.append(ChannelError(Failure.THROTTLED, "isv.BUSINESS_LIMIT_CONTROL"))
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    delivery = world.only()
+    assert delivery["status"] == "deferred" and delivery["next_attempt_at"] == DAYTIME + flows.THROTTLE_PAUSE
+    world.now += flows.THROTTLE_PAUSE
+    world.tick()
+    assert world.only()["status"] == "sent" and len(world.sent("sms")) == 1
+
+
+def test_a_redelivered_event_is_sent_once():
+    world = World()
+    for _ in range(3):
+        world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert len(world.sent("sms")) == 1 and len(world.deliveries.docs) == 1
+
+
+# -- quiet hours -------------------------------------------------------------------------------------
+
+def test_an_acknowledgement_at_23_30_waits_for_09_00_while_an_escalation_goes_at_once():
+    world = World(now=NIGHT)
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    world.event(ev.CASE_ESCALATED, escalated())
+    assert world.sent("sms") == [] and len(world.sent("wecom")) == 1
+    ack = next(d for d in world.deliveries.docs.values() if d["kind"] == "acknowledgement")
+    assert ack["status"] == "deferred" and ack["next_attempt_at"] == NINE and ack["reason"] == "quiet hours"
+    world.now = NINE - timedelta(seconds=1)
+    world.tick()
+    assert world.sent("sms") == []
+    world.now = NINE
+    world.tick()
+    assert len(world.sent("sms")) == 1
+
+
+def test_deferred_messages_go_out_in_the_order_they_came():
+    world = World(now=NIGHT)
+    for index, phone in enumerate(("+8613800000001", "+8613800000002", "+8613800000003")):
+        world.event(ev.CASE_SUBMITTED, dict(customer(phone=phone), case_id=f"c{index}"))
+        world.now += timedelta(minutes=5)
+    world.now = NINE
+    world.tick()
+    assert [m["address"] for m in world.sent("sms")] == ["+8613800000001", "+8613800000002", "+8613800000003"]
+
+
+def test_quiet_hours_can_be_switched_off():
+    world = World(now=NIGHT, NOTIFY_QUIET_HOURS="off")
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert len(world.sent("sms")) == 1
+
+
+# -- quotas and limits -------------------------------------------------------------------------------
+
+def test_a_flood_naming_one_customer_is_capped_per_day():
+    world = World(NOTIFY_CUSTOMER_DAILY_QUOTA=3)
+    for index in range(5):
+        world.event(ev.CASE_SUBMITTED, dict(customer(phone="+8613812345678"), case_id=f"c{index}"))
+    statuses = sorted(d["status"] for d in world.deliveries.docs.values())
+    assert statuses == ["sent"] * 3 + ["suppressed"] * 2 and len(world.sent("sms")) == 3
+
+
+def test_a_staff_members_hourly_limit_defers_all_but_urgent_alerts():
+    world = World(NOTIFY_STAFF_HOURLY_QUOTA=2, NOTIFY_PROVIDER_PER_MINUTE="{}")
+    for index in range(3):
+        world.event(ev.CASE_ROUTED, dict(routed(), case_id=f"c{index}"))
+    world.event(ev.CASE_ROUTED, dict(routed(severity="critical"), case_id="urgent"))
+    statuses = {d["case_id"]: d["status"] for d in world.deliveries.docs.values()}
+    assert statuses == {"c0": "sent", "c1": "sent", "c2": "deferred", "urgent": "sent"}
+    assert world.deliveries.docs[("c2", "assigned", "staff:sh-xh-mg")]["next_attempt_at"] == \
+        DAYTIME.replace(minute=0) + timedelta(hours=1)
+
+
+def test_a_wecom_robot_takes_20_a_minute_and_the_rest_wait_for_the_next_minute():
+    world = World()
+    for index in range(21):
+        world.event(ev.CASE_ROUTED, dict(routed(severity="critical"), case_id=f"c{index}"))
+    assert len(world.sent("wecom")) == 20
+    late = world.deliveries.docs[("c20", "assigned", "staff:sh-xh-mg")]
+    assert late["status"] == "deferred" and late["next_attempt_at"] == DAYTIME + timedelta(minutes=1)
+    world.now += timedelta(minutes=1)
+    world.tick()
+    assert len(world.sent("wecom")) == 21
+
+
+# -- outbound webhooks ---------------------------------------------------------------------------------
+
+SECRET = "whsec_" + "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
+
+
+def test_webhook_endpoints_get_their_copy_without_personal_data():
+    world = World(channels=("sms", "webhook"), NOTIFY_WEBHOOKS=json.dumps([
+        {"id": "crm", "url": "http://crm.example/hooks", "secrets": [SECRET], "kinds": ["acknowledgement"]}]))
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    world.event(ev.CASE_ROUTED, routed())
+    (copy,) = world.sent("webhook")
+    assert copy["address"] == "crm" and copy["content"].params["type"] == "notification.acknowledgement"
+    assert "13812345678" not in json.dumps(copy["content"].params)
+
+
+def test_an_endpoint_failing_persistently_is_disabled_with_a_metric():
+    world = World(channels=("sms", "webhook"), NOTIFY_WEBHOOKS=json.dumps([
+        {"id": "crm", "url": "http://crm.example/hooks", "secrets": [SECRET]}]))
+    world.channels["webhook"].failures.extend([ChannelError(Failure.PERMANENT, "http_410")] * 3)
+    before = metric("closeloop_notify_webhooks_disabled_total")
+    for index in range(4):
+        world.event(ev.CASE_SUBMITTED, dict(customer(phone="+8613812345678"), case_id=f"c{index}"))
+    hooks = [d for d in world.deliveries.docs.values() if d["audience"] == "system"]
+    assert [d["status"] for d in hooks] == ["abandoned"] * 3  # the fourth case found the endpoint disabled
+    assert metric("closeloop_notify_webhooks_disabled_total") == before + 1
+    assert world.published == []  # an endpoint is not a person: no phone-call task for the store
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed", "deferred", "abandoned", "suppressed"])
+def test_every_series_exists_at_zero_from_the_start(outcome):
+    assert REGISTRY.get_sample_value("closeloop_notifications_total",
+                                     {"channel": "wechat", "kind": "revisit_due", "outcome": outcome}) is not None
+    assert REGISTRY.get_sample_value("closeloop_notify_provider_requests_total",
+                                     {"channel": "webhook", "result": "error"}) is not None
