@@ -30,10 +30,11 @@ log = logging.getLogger(__name__)
 
 
 class HttpError(Exception):
-    def __init__(self, status, code, message, fields=None, headers=None):
+    def __init__(self, status, code, message, fields=None, headers=None, details=None):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
         self.headers = headers
+        self.details = details  # more machine-readable members of the error (e.g. allowed_actions)
 
 
 def _default(value):
@@ -52,7 +53,7 @@ def json_response(status, body, headers=None):
 
 
 def error_response(error):
-    body = {"code": error.code, "message": error.message}
+    body = {"code": error.code, "message": error.message, **(error.details or {})}
     if error.fields:
         body["fields"] = error.fields
     return json_response(error.status, {"error": body}, headers=error.headers)

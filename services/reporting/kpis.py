@@ -1,8 +1,11 @@
 """The KPIs of the chain's complaint procedure, over read-model rows. Pure."""
 from collections import Counter
 
+from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseStatus
+
 SATISFACTION_TARGET = 0.95
-OPEN_STATUSES = ("submitted", "open", "in_progress", "reopened")
+OPEN_STATUSES = tuple(s.value for s in CaseStatus if s in ACTIVE_CASE_STATUSES)
+NEW = CaseStatus.NEW.value  # a row that has seen only case_submitted
 
 
 def _rate(numerator, denominator):
@@ -27,14 +30,14 @@ def summarize(rows, now):
     return {
         "cases": len(rows),
         "by_category": dict(Counter(r.get("category") or "unclassified" for r in rows)),
-        "by_status": dict(Counter(r.get("status", "submitted") for r in rows)),
+        "by_status": dict(Counter(r.get("status", NEW) for r in rows)),
         "by_channel": dict(Counter(r.get("channel", "unknown") for r in rows)),
-        "open": sum(1 for r in rows if r.get("status", "submitted") in OPEN_STATUSES),
+        "open": sum(1 for r in rows if r.get("status", NEW) in OPEN_STATUSES),
         "escalated": sum(1 for r in rows if r.get("escalated")),
         "first_response": _clock(rows, lambda r: r.get("first_responded_at"),
                                  "first_response_on_time", "first_response_due", now),
         # A reopened case is unresolved again, against its re-armed resolution clock.
-        "resolution": _clock(rows, lambda r: r.get("resolved_at") and r.get("status") != "reopened",
+        "resolution": _clock(rows, lambda r: r.get("resolved_at") and r.get("status") != CaseStatus.REOPENED.value,
                              "resolution_on_time", "resolution_due", now),
         "satisfaction": {"revisits": len(revisits), "satisfied": satisfied,
                          "rate": _rate(satisfied, len(revisits)), "target": SATISFACTION_TARGET},

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timezone
 
 from closeloop_shared import events as ev
+from closeloop_shared.contract import CaseStatus
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,10 @@ class Change:
 
 # Lifecycle order: breaks ties between events stamped with the same moment (resolving an
 # unanswered case publishes case_first_responded and case_resolved with one timestamp).
-STATUS_RANK = {"submitted": 0, "open": 1, "in_progress": 2, "resolved": 3, "reopened": 4, "closed": 5}
+STATUS_RANK = {status.value: rank for rank, status in enumerate((
+    CaseStatus.NEW, CaseStatus.ASSIGNED, CaseStatus.ACKNOWLEDGED, CaseStatus.INVESTIGATING,
+    CaseStatus.PENDING_CUSTOMER, CaseStatus.RESOLVED, CaseStatus.REOPENED, CaseStatus.CLOSED,
+    CaseStatus.ARCHIVED))}
 
 
 def status_order(name, at):
@@ -45,13 +49,13 @@ def project(event_type, data):
     if event_type == ev.CASE_SUBMITTED:
         return Change(fields={"case_number": data["case_number"], "store_id": data["store_id"],
                               "channel": data["channel"], "submitted_at": data["submitted_at"]},
-                      guarded=(_status("submitted", data["submitted_at"]),))
+                      guarded=(_status(CaseStatus.NEW.value, data["submitted_at"]),))
     if event_type == ev.CASE_ROUTED:
         deadlines = data["deadlines"]
         return Change(fields={"category": data["category"], "severity": data["severity"],
                               "store_id": data["store_id"],
                               "first_response_due": deadlines["first_response_due"]},
-                      guarded=(_status("open", data["routed_at"]),
+                      guarded=(_status(CaseStatus.ASSIGNED.value, data["routed_at"]),
                                # a reopening re-arms the resolution clock: its due wins
                                Guarded("resolution_due_set_at", data["routed_at"], {
                                    "resolution_due": deadlines["resolution_due"],
@@ -59,23 +63,25 @@ def project(event_type, data):
     if event_type == ev.CASE_FIRST_RESPONDED:
         return Change(fields={"first_responded_at": data["responded_at"],
                               "first_response_on_time": data["on_time"]},
-                      guarded=(_status("in_progress", data["responded_at"]),))
+                      guarded=(_status(CaseStatus.INVESTIGATING.value, data["responded_at"]),))
     if event_type == ev.CASE_RESOLVED:
         return Change(fields={"category": data["category"]}, guarded=(
-            _status("resolved", data["resolved_at"]),
+            _status(CaseStatus.RESOLVED.value, data["resolved_at"]),
             Guarded("resolution_round", data["resolution_round"], {
                 "resolution_round": data["resolution_round"], "resolved_at": data["resolved_at"],
                 "resolution_on_time": data["on_time"], "remedy_type": data["remedy"]["type"],
-                "refund_option": data["remedy"].get("refund_option")})))
+                "refund_option": data["remedy"].get("refund_option"),
+                "remedy_amount_fen": data["remedy"].get("amount_fen", 0)})))
     if event_type == ev.CASE_REOPENED:
         reopened_at = data["reopened_at"]
         due = (Guarded("resolution_due_set_at", reopened_at, {
             "resolution_due": data["resolution_due"], "resolution_due_set_at": reopened_at}),) \
             if data.get("resolution_due") else ()
         return Change(fields={"reopened": True}, maxima={"last_reopened_at": reopened_at},
-                      guarded=(_status("reopened", reopened_at),) + due)
+                      guarded=(_status(CaseStatus.REOPENED.value, reopened_at),) + due)
     if event_type == ev.CASE_CLOSED:
-        return Change(guarded=(_status("closed", data["closed_at"]),))
+        return Change(fields={k: data[k] for k in ("root_cause", "merged_into") if data.get(k)},
+                      guarded=(_status(CaseStatus.CLOSED.value, data["closed_at"]),))
     if event_type == ev.CASE_ESCALATED:
         return Change(fields={"escalated": True}, maxima={"top_rung": data["rung"]})
     if event_type == ev.REVISIT_RECORDED:

@@ -1,140 +1,353 @@
-"""A case's status and the actions that move it. Pure: each action takes the case
-document and `now`, checks it is allowed, and returns the fields to change plus a
-timeline entry; the repository writes them atomically."""
-from decimal import Decimal
-from enum import Enum
+"""A case's lifecycle as an explicit state machine. Pure: no nameko, no pymongo.
 
-from services.routing import sla
+TRANSITIONS says, for each status, which actions are allowed and the status each one
+leads to; an action the table does not allow is refused (HTTP 409) naming the actions
+that are. Each action is a function over a typed view of the case (CaseView) and `now`
+returning the fields to change and a timeline entry (who, when, what, the values before
+and after); the repository writes both at once, conditional on the version read. Clock
+effects go only through services/routing/sla.py.
+"""
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseAction, CaseStatus, RemedyStatus, RootCause
+from services.routing import remedies, sla
+from services.routing.refusals import ActionRefused
+from services.routing.remedies import Remedy
+
+__all__ = ["ActionRefused", "CaseStatus", "CaseView", "TRANSITIONS", "allowed_actions"]
+
+S, A = CaseStatus, CaseAction
+ACTIVE = tuple(s for s in S if s in ACTIVE_CASE_STATUSES)
+
+# Actions that leave the status as it is, wherever they are allowed.
+_IN_PLACE = (A.NOTE, A.REPORT_TO_SUPERIOR, A.PROPOSE_REMEDY, A.APPROVE_REMEDY, A.REJECT_REMEDY,
+             A.ROOT_CAUSE, A.FILE_REPORT, A.SIGN_OFF_REPORT, A.LINK)
 
 
-class CaseStatus(str, Enum):
-    OPEN = "open"                 # routed, waiting for a first response
-    IN_PROGRESS = "in_progress"   # someone has answered the customer
-    RESOLVED = "resolved"         # remedy given, satisfaction revisit pending
-    REOPENED = "reopened"         # the customer was not satisfied, or staff reopened it
-    CLOSED = "closed"             # the revisit found the customer satisfied enough
+def _stay(status, actions):
+    return {action: status for action in actions}
 
 
-ACTIVE = (CaseStatus.OPEN, CaseStatus.IN_PROGRESS, CaseStatus.REOPENED)
+def _working(status):
+    """What can be done to a case someone is working on."""
+    return {**_stay(status, _IN_PLACE), A.ACKNOWLEDGE: S.ACKNOWLEDGED if status in (S.ASSIGNED, S.REOPENED)
+            else status, A.RESPOND: S.INVESTIGATING, A.REQUEST_INFO: S.PENDING_CUSTOMER,
+            A.RESOLVE: S.RESOLVED, A.MERGE: S.CLOSED}
 
 
-class ActionRefused(Exception):
-    """The action does not fit the case's state (HTTP 409) or its input (HTTP 422)."""
+TRANSITIONS = {
+    # nobody owns it yet (the duty assignment moves it on): answer, investigate, merge
+    S.NEW: {**_stay(S.NEW, (A.NOTE, A.REPORT_TO_SUPERIOR, A.ROOT_CAUSE, A.FILE_REPORT,
+                            A.SIGN_OFF_REPORT, A.LINK)), A.RESPOND: S.INVESTIGATING, A.MERGE: S.CLOSED},
+    S.ASSIGNED: _working(S.ASSIGNED),
+    # acknowledging again is how an escalated rung's owner takes the case on
+    S.ACKNOWLEDGED: _working(S.ACKNOWLEDGED),
+    S.INVESTIGATING: _working(S.INVESTIGATING),
+    S.REOPENED: _working(S.REOPENED),
+    # waiting on the customer: no remedy is proposed and nobody answers until they do
+    S.PENDING_CUSTOMER: {**_stay(S.PENDING_CUSTOMER, (
+        A.ACKNOWLEDGE, A.NOTE, A.REPORT_TO_SUPERIOR, A.APPROVE_REMEDY, A.REJECT_REMEDY, A.ROOT_CAUSE,
+        A.FILE_REPORT, A.SIGN_OFF_REPORT, A.LINK)), A.RESUME: S.INVESTIGATING, A.MERGE: S.CLOSED},
+    S.RESOLVED: {**_stay(S.RESOLVED, (A.NOTE, A.ROOT_CAUSE, A.LINK)), A.CLOSE: S.CLOSED,
+                 A.REOPEN: S.REOPENED},
+    S.CLOSED: {A.LINK: S.CLOSED, A.REOPEN: S.REOPENED, A.ARCHIVE: S.ARCHIVED},
+    S.ARCHIVED: {},
+}
 
-    def __init__(self, code, message, field=None):
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
+
+def allowed_actions(status):
+    return [action.value for action in TRANSITIONS[CaseStatus(status)]]
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What the state machine reads of a case document."""
+    case_id: str
+    status: CaseStatus
+    clocks: dict
+    rung: int
+    last_escalated_at: datetime | None
+    resolution_round: int
+    reopen_count: int
+    remedies: tuple
+    root_cause: dict | None
+    report: dict | None
+    merged_into: str | None
+    related: tuple
+    close_pending: dict | None  # a satisfied revisit whose close waits for the root cause
+    doc: dict = field(default_factory=dict, repr=False, compare=False)  # for the audited "before"
+
+    @classmethod
+    def of(cls, doc):
+        report = doc.get("report")
+        return cls(case_id=doc["_id"], status=CaseStatus(doc["status"]), clocks=doc["clocks"],
+                   rung=doc["rung"], last_escalated_at=doc.get("last_escalated_at"),
+                   resolution_round=doc.get("resolution_round", 0), reopen_count=doc.get("reopen_count", 0),
+                   remedies=tuple(Remedy.from_doc(r) for r in doc.get("remedies") or ()),
+                   root_cause=doc.get("root_cause"), report=report if isinstance(report, dict) else None,
+                   merged_into=doc.get("merged_into"), related=tuple(doc.get("related") or ()),
+                   close_pending=doc.get("close_pending"), doc=doc)
+
+    def remedy(self, remedy_id):
+        found = next((r for r in self.remedies if r.remedy_id == remedy_id), None)
+        if found is None:
+            raise ActionRefused("validation_failed", f"no remedy {remedy_id} on this case", "remedy_id")
+        return found
 
 
 def entry(now, action, actor, **details):
     return {"at": now, "action": action, "actor": actor, **details}
 
 
-def _status(case):
-    return CaseStatus(case["status"])
+def _audited(before, after):
+    """Only what changed, both ways."""
+    keys = [k for k in after if before.get(k) != after.get(k)]
+    return {"before": {k: before.get(k) for k in keys}, "after": {k: after[k] for k in keys}}
 
 
-def _require(case, allowed, action):
-    if _status(case) not in allowed:
-        raise ActionRefused("invalid_transition",
-                            f"cannot {action} a case that is {case['status']}")
+def _due(clocks):
+    return {name: c["due_at"] for name, c in clocks.items()}
 
 
-def _with_schedule(case, clocks, policy, **changes):
-    rung = changes.get("rung", case["rung"])
-    last = changes.get("last_escalated_at", case.get("last_escalated_at"))
-    status = changes.get("status", case["status"])
-    active = CaseStatus(status) in ACTIVE
-    return dict(changes, clocks=clocks,
-                next_check_at=sla.next_check_at(clocks, rung, last, policy) if active else None)
+def next_status(case, action):
+    """The status `action` leads to, or ActionRefused naming what is allowed."""
+    target = TRANSITIONS[case.status].get(action)
+    if target is None:
+        raise ActionRefused("invalid_transition", f"cannot {action.value} a case that is {case.status.value}",
+                            allowed=allowed_actions(case.status))
+    return target
+
+
+def _refuse(case, code, message, field=None):
+    raise ActionRefused(code, message, field, allowed=allowed_actions(case.status))
+
+
+def _scheduled(case, clocks, status, policy):
+    """next_check_at for the case after the change: None once nothing is owed."""
+    active = status in ACTIVE_CASE_STATUSES
+    return sla.next_check_at(clocks, case.rung, case.last_escalated_at, policy) if active else None
+
+
+def _move(case, action, actor, now, policy, clocks=None, changes=None, **details):
+    """The changes and entry of `action`: the table's next status, the clocks (if they
+    change), the schedule, and the audited before/after values."""
+    status = next_status(case, action)
+    changes = dict(changes or {})
+    before = {"status": case.status.value}
+    after = {"status": status.value}
+    if clocks is not None:
+        changes["clocks"] = clocks
+        before["deadlines"], after["deadlines"] = _due(case.clocks), _due(clocks)
+    if status is not case.status:
+        changes["status"] = status.value
+    if clocks is not None or status is not case.status:
+        changes["next_check_at"] = _scheduled(case, clocks or case.clocks, status, policy)
+    for key in changes:
+        if key not in ("clocks", "next_check_at", "status", "remedies", "timeline"):
+            before[key], after[key] = case.doc.get(key), changes[key]
+    return changes, entry(now, action.value, actor, **details, **_audited(before, after))
+
+
+# -- the actions --------------------------------------------------------------------
+
+def acknowledge(case, actor, now, policy):
+    return _move(case, A.ACKNOWLEDGE, actor, now, policy,
+                 changes={"acknowledged_by": actor, "acknowledged_at": now}, rung=case.rung)
 
 
 def respond(case, actor, note, now, policy):
-    _require(case, (CaseStatus.OPEN,), "record a first response on")
-    clocks, on_time = sla.meet(case["clocks"], ["first_response"], now)
-    changes = _with_schedule(case, clocks, policy, status=CaseStatus.IN_PROGRESS.value,
-                             first_response_at=now)
-    return changes, entry(now, "first_response", actor, note=note,
-                          on_time=on_time["first_response"]), on_time["first_response"]
+    """An answer to the customer. The first one meets the first-response clock; the
+    returned on_time is None for later ones (keep-in-loop updates)."""
+    clocks, on_time = sla.meet(case.clocks, ["first_response"], now)
+    first = "first_response" in on_time
+    changes = {"first_response_at": now} if first else {}
+    changes, item = _move(case, A.RESPOND, actor, now, policy, clocks=clocks if first else None,
+                          changes=changes, note=note, first=first, on_time=on_time.get("first_response"))
+    return changes, item, on_time.get("first_response")
+
+
+def note(case, actor, text, evidence, now, policy):
+    """An investigation note with evidence references ([{kind, ref}])."""
+    return _move(case, A.NOTE, actor, now, policy, note=text, evidence=list(evidence))
+
+
+def report_to_superior(case, actor, message, superior, now, policy):
+    """报告上级: the superior (the next rung up, or the top) is told and on record."""
+    return _move(case, A.REPORT_TO_SUPERIOR, actor, now, policy, message=message,
+                 superior=superior["staff_id"] if superior else None)
+
+
+def request_info(case, actor, question, now, policy):
+    """Waiting for the customer's information: the customer-facing clocks pause."""
+    clocks = sla.pause(case.clocks, now)
+    return _move(case, A.REQUEST_INFO, actor, now, policy, clocks=clocks, question=question,
+                 paused=sorted(name for name, c in clocks.items() if c.get("paused_at")))
+
+
+def resume(case, actor, answer, now, policy):
+    """The customer answered: the paused clocks resume, their deadlines moved on."""
+    return _move(case, A.RESUME, actor, now, policy, clocks=sla.resume(case.clocks, now), answer=answer)
+
+
+def _ledger(case, remedy):
+    others = [r.to_doc() for r in case.remedies if r.remedy_id != remedy.remedy_id]
+    position = next((i for i, r in enumerate(case.remedies) if r.remedy_id == remedy.remedy_id), len(others))
+    return others[:position] + [remedy.to_doc()] + others[position:]
+
+
+def propose_remedy(case, remedy, now, policy):
+    """`remedy` from remedies.propose (approved at once, or waiting for its approver)."""
+    before = {"remedy": None}
+    changes, item = _move(case, A.PROPOSE_REMEDY, remedy.proposed_by, now, policy,
+                          changes={"remedies": _ledger(case, remedy)}, remedy_id=remedy.remedy_id)
+    item.update(before=dict(item["before"], **before), after=dict(item["after"], remedy=remedy.to_doc()))
+    return changes, item
+
+
+def decide_remedy(case, decided, now, policy):
+    """`decided`: the remedy as remedies.decide left it (approved or rejected)."""
+    action = A.APPROVE_REMEDY if decided.status is RemedyStatus.APPROVED else A.REJECT_REMEDY
+    previous = case.remedy(decided.remedy_id)
+    changes, item = _move(case, action, decided.decided_by, now, policy,
+                          changes={"remedies": _ledger(case, decided)}, remedy_id=decided.remedy_id,
+                          reason=decided.reason)
+    item.update(before=dict(item["before"], remedy_status=previous.status.value),
+                after=dict(item["after"], remedy_status=decided.status.value))
+    return changes, item
+
+
+def pending_remedy(case, remedy_id):
+    """The proposed remedy an approver decides on (409 if it is not waiting)."""
+    remedy = case.remedy(remedy_id)
+    if remedy.status is not RemedyStatus.PROPOSED:
+        _refuse(case, "remedy_decided", f"remedy {remedy_id} is already {remedy.status.value}")
+    return remedy
+
+
+def record_root_cause(case, actor, cause, actions, note_text, now, policy):
+    """The root cause (contract.RootCause) and improvement actions ([{text, owner, due}]):
+    a cause on the salon's side needs at least one improvement action (seed 004: 找出问题所在,
+    并制定相应的改进措施)."""
+    next_status(case, A.ROOT_CAUSE)
+    if RootCause(cause).side == "salon" and not actions:
+        _refuse(case, "validation_failed", "a cause on the salon's side needs an improvement action", "actions")
+    record = {"cause": RootCause(cause).value, "side": RootCause(cause).side, "actions": list(actions),
+              "note": note_text, "recorded_by": actor, "recorded_at": now}
+    return _move(case, A.ROOT_CAUSE, actor, now, policy, changes={"root_cause": record})
 
 
 def file_report(case, actor, summary, now, policy):
-    """The written report a consumer-association or media referral needs within 8 h."""
-    if "report" not in case["clocks"]:
-        raise ActionRefused("no_report_required", "only referral cases need a written report")
-    if case["clocks"]["report"]["met_at"] is not None:
-        raise ActionRefused("invalid_transition", "the report was already filed")
-    _require(case, ACTIVE, "file a report on")
-    clocks, on_time = sla.meet(case["clocks"], ["report"], now)
-    changes = _with_schedule(case, clocks, policy, report=summary)
-    return changes, entry(now, "report_filed", actor, on_time=on_time["report"]), on_time["report"]
+    """A referral's written report. It counts as delivered only when the general
+    manager signs it off; until then it may be filed again (a revision)."""
+    next_status(case, A.FILE_REPORT)
+    if case.clocks.get("report") is None:
+        _refuse(case, "no_report_required", "only referral cases need a written report")
+    if case.report and case.report.get("signed_off_at"):
+        _refuse(case, "report_signed_off", "the report was already signed off")
+    report = {"summary": summary, "filed_by": actor, "filed_at": now,
+              "revision": (case.report or {}).get("revision", 0) + 1,
+              "signed_off_by": None, "signed_off_at": None}
+    return _move(case, A.FILE_REPORT, actor, now, policy, changes={"report": report})
 
 
-# The store procedure's options A-D, and whether each refunds and continues the course.
-REFUND_OPTIONS = {
-    "none_continue": ("none", True),      # A 不退款,还做
-    "partial_continue": ("partial", True),  # B 部分退,还做
-    "full_continue": ("full", True),      # C 全退,还做
-    "full_stop": ("full", False),         # D 全退,不做
-}
+def sign_off_report(case, actor, now, policy):
+    """The general manager signs the filed report off: the report clock is met now."""
+    next_status(case, A.SIGN_OFF_REPORT)
+    if case.report is None or case.report.get("signed_off_at"):
+        _refuse(case, "no_report_to_sign_off", "there is no filed report waiting for sign-off")
+    clocks, on_time = sla.meet(case.clocks, ["report"], now)
+    report = dict(case.report, signed_off_by=actor, signed_off_at=now)
+    changes, item = _move(case, A.SIGN_OFF_REPORT, actor, now, policy, clocks=clocks,
+                          changes={"report": report}, on_time=on_time.get("report"))
+    return changes, item, on_time.get("report")
 
 
-def check_remedy(remedy):
-    kind, option, amount = remedy["type"], remedy.get("refund_option"), remedy.get("amount")
-    if kind == "refund":
-        if option is None:
-            raise ActionRefused("validation_failed", "a refund needs refund_option (A-D)",
-                                "remedy.refund_option")
-        refund, _ = REFUND_OPTIONS[option]
-        if refund == "partial" and (amount is None or amount <= 0):
-            raise ActionRefused("validation_failed", "a partial refund needs a positive amount",
-                                "remedy.amount")
-        if refund == "none" and amount not in (None, Decimal(0)):
-            raise ActionRefused("validation_failed", "option none_continue refunds nothing",
-                                "remedy.amount")
-    elif kind == "compensation":
-        if amount is None or amount <= 0:
-            raise ActionRefused("validation_failed", "compensation needs a positive amount",
-                                "remedy.amount")
-    if kind != "refund" and option is not None:
-        raise ActionRefused("validation_failed", "refund_option applies to refunds only",
-                            "remedy.refund_option")
-    continues = REFUND_OPTIONS[option][1] if option else True
-    return {"type": kind, "refund_option": option,
-            "amount": str(amount.copy_abs()) if amount is not None else None,  # no "-0.00"
-            "continue_treatment": continues}
-
-
-def resolve(case, remedy, actor, note, now, policy):
-    """Resolving stops the response and resolution clocks (an unanswered case is
-    answered by its remedy). A referral's written report must be filed first."""
-    _require(case, ACTIVE, "resolve")
-    if "report" in case["clocks"] and case["clocks"]["report"]["met_at"] is None:
-        raise ActionRefused("report_required",
-                            "file the written report of this referral before resolving it")
-    remedy = check_remedy(remedy)
-    clocks, on_time = sla.meet(case["clocks"], ["first_response", "resolution"], now)
-    changes = _with_schedule(
-        case, clocks, policy, status=CaseStatus.RESOLVED.value, remedy=remedy,
-        resolution_note=note, resolved_at=now,
-        resolution_round=case.get("resolution_round", 0) + 1)
+def resolve(case, actor, remedy_id, note_text, now, policy):
+    """Resolved with the round's approved remedy (or an apology, which needs none).
+    Stops the first-response and resolution clocks (an unanswered case is answered by
+    its remedy). A referral's written report must be signed off first."""
+    next_status(case, A.RESOLVE)
+    if "report" in case.clocks and case.clocks["report"]["met_at"] is None:
+        _refuse(case, "report_required", "the referral's written report must be filed and signed off first")
+    round_ = case.resolution_round + 1
+    try:
+        given = remedies.for_resolution(case.remedies, round_, remedy_id)
+    except ActionRefused as refused:
+        _refuse(case, refused.code, refused.message, refused.field)
+    remedy = given.to_doc() if given else {"remedy_id": None, "type": "apology", "refund_option": None,
+                                           "amount_fen": 0, "continue_treatment": True}
+    clocks, on_time = sla.meet(case.clocks, ["first_response", "resolution"], now)
+    changes = {"remedy": remedy, "resolution_note": note_text, "resolved_at": now, "resolution_round": round_}
     if "first_response" in on_time:
         changes["first_response_at"] = now
-    return changes, entry(now, "resolved", actor, remedy=remedy, note=note,
-                          on_time=on_time["resolution"]), on_time["resolution"]
+    changes, item = _move(case, A.RESOLVE, actor, now, policy, clocks=clocks, changes=changes,
+                          on_time=on_time.get("resolution"))
+    return changes, item, on_time.get("resolution")
+
+
+def close(case, actor, now, policy):
+    """Closed once its root cause is on record (merged cases close by merge)."""
+    next_status(case, A.CLOSE)
+    if case.root_cause is None:
+        _refuse(case, "root_cause_required", "record the root cause (POST .../root-cause) before closing")
+    return _move(case, A.CLOSE, actor, now, policy, changes={"closed_at": now, "close_pending": None})
+
+
+def await_root_cause(case, actor, revisit, now):
+    """A satisfied revisit of a case without a root cause: it stays resolved, and
+    closes as soon as the root cause is recorded (flows.record_root_cause)."""
+    pending = {"revisit_id": revisit["revisit_id"], "score": revisit["score"], "at": now}
+    return {"close_pending": pending}, entry(now, "close_awaits_root_cause", actor,
+                                             revisit_id=revisit["revisit_id"], score=revisit["score"])
 
 
 def reopen(case, actor, reason, source, now, policy):
     """A fresh resolution clock; the case keeps its rung (nobody is demoted)."""
-    _require(case, (CaseStatus.RESOLVED, CaseStatus.CLOSED), "reopen")
-    clocks = sla.rearm_resolution(case["clocks"], now, policy)
-    changes = _with_schedule(case, clocks, policy, status=CaseStatus.REOPENED.value,
-                             reopen_count=case.get("reopen_count", 0) + 1,
-                             last_escalated_at=None)
-    return changes, entry(now, "reopened", actor, reason=reason, source=source)
+    next_status(case, A.REOPEN)
+    if case.merged_into:
+        _refuse(case, "merged", f"this case was merged into {case.merged_into}: reopen that one")
+    clocks = sla.rearm_resolution(case.clocks, now, policy)
+    changes = {"reopen_count": case.reopen_count + 1, "last_escalated_at": None, "close_pending": None}
+    return _move(replace(case, last_escalated_at=None), A.REOPEN, actor, now, policy, clocks=clocks, changes=changes,
+                 reason=reason, source=source)
 
 
-def close(case, actor, now):
-    _require(case, (CaseStatus.RESOLVED,), "close")
-    return {"status": CaseStatus.CLOSED.value, "closed_at": now, "next_check_at": None}, \
-        entry(now, "closed", actor)
+def link(case, actor, other_id, reason, now, policy):
+    """Related cases (duplicates): on both, each pointing at the other."""
+    next_status(case, A.LINK)
+    if other_id == case.case_id:
+        _refuse(case, "validation_failed", "a case is not related to itself", "related")
+    related = list(dict.fromkeys([*case.related, other_id]))
+    return _move(case, A.LINK, actor, now, policy, changes={"related": related},
+                 related_case_id=other_id, reason=reason)
+
+
+def merge(case, actor, into_id, now, policy):
+    """The duplicate closes with a pointer to the case it was merged into; its clocks
+    stop for good."""
+    next_status(case, A.MERGE)
+    if into_id == case.case_id:
+        _refuse(case, "validation_failed", "a case cannot be merged into itself", "into")
+    related = list(dict.fromkeys([*case.related, into_id]))
+    return _move(case, A.MERGE, actor, now, policy, clocks=sla.stop(case.clocks, now),
+                 changes={"merged_into": into_id, "closed_at": now, "related": related}, into=into_id)
+
+
+def can_absorb(case):
+    """A duplicate is merged into a case that is neither archived nor merged itself."""
+    if case.status is CaseStatus.ARCHIVED or case.merged_into:
+        raise ActionRefused("validation_failed", "merge into a case that is neither archived nor merged itself",
+                            "into")
+
+
+def absorb(case, actor, merged_id, now):
+    """The case a duplicate was merged into: related to it, and on record."""
+    can_absorb(case)
+    related = list(dict.fromkeys([*case.related, merged_id]))
+    return {"related": related}, entry(now, "merged_in", actor, merged_case_id=merged_id,
+                                       before={"related": list(case.related)}, after={"related": related})
+
+
+def archive(case, actor, now, policy):
+    return _move(case, A.ARCHIVE, actor, now, policy, changes={"archived_at": now})

@@ -1,6 +1,7 @@
 """SLA clocks and the escalation ladder. Pure: datetimes in, decisions out.
 
-A case carries clocks {name: {"due_at", "met_at", "breached_at"}}. A clock breaches once,
+A case carries clocks {name: {"due_at", "met_at", "breached_at"}} (plus "paused_at" while
+the case waits on the customer, "stopped_at" once it was merged). A clock breaches once,
 when its due time passes unmet. An unmet overdue clock moves the case one rung up the
 ladder, then again every `escalation_step` while it stays unmet, until the top rung.
 """
@@ -56,7 +57,43 @@ def deadlines(clocks):
 
 
 def unmet(clocks):
-    return {name: c for name, c in clocks.items() if c["met_at"] is None}
+    """The clocks still counting: not met, not paused, not stopped."""
+    return {name: c for name, c in clocks.items()
+            if c["met_at"] is None and c.get("paused_at") is None and c.get("stopped_at") is None}
+
+
+# The written report of a referral is owed to the consumer association or the media and
+# to the general manager, not to the customer: waiting on the customer does not pause it.
+NOT_PAUSED_BY_THE_CUSTOMER = ("report",)
+
+
+def pause(clocks, now):
+    """The case waits on the customer: its customer-facing clocks stop counting."""
+    return {name: dict(c, paused_at=now) if name in unmet(clocks) and name not in NOT_PAUSED_BY_THE_CUSTOMER
+            else c for name, c in clocks.items()}
+
+
+def resume(clocks, now):
+    """The customer answered: each paused clock's due time moves by the time it was
+    paused (wall time; the calendar-aware clocks module will count business time)."""
+    resumed = {}
+    for name, clock in clocks.items():
+        if clock.get("paused_at") is not None:
+            waited = max(now - clock["paused_at"], timedelta(0))
+            clock = dict(clock, due_at=clock["due_at"] + waited, paused_at=None)
+        resumed[name] = clock
+    return resumed
+
+
+def stop(clocks, now):
+    """A merged case: every clock still owed stops for good (neither met nor breached)."""
+    return {name: dict(c, stopped_at=now, paused_at=None)
+            if c["met_at"] is None and c.get("stopped_at") is None else c
+            for name, c in clocks.items()}
+
+
+def is_paused(clocks):
+    return any(c.get("paused_at") is not None for c in clocks.values())
 
 
 @dataclass(frozen=True)

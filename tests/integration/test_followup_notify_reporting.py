@@ -27,7 +27,7 @@ def emit(config, event_type, data):
 
 def resolved(case_id, resolved_at, round_=1):
     return {"case_id": case_id, "case_number": "CL-20261124-000007", "store_id": "SH-XH-001",
-            "category": "hygiene", "remedy": {"type": "compensation", "amount": "100"},
+            "category": "hygiene", "remedy": {"type": "compensation", "amount_fen": 10_000},
             "note": "赠送护理一次", "resolved_at": resolved_at, "on_time": True,
             "resolution_round": round_, "customer": CUSTOMER, "revisit_owner": OWNER}
 
@@ -183,7 +183,7 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
         body = web_session.get("/v1/reports/summary", params={"store": "SH-XH-001"}).json()
         # events reach reporting on separate queues: wait until all have arrived
         return body if body["satisfaction"]["revisits"] == 1 and \
-            body["by_status"] == {"resolved": 1, "open": 1} else None
+            body["by_status"] == {"resolved": 1, "assigned": 1} else None
     body = wait_for(summary, what="summary")
     assert body["by_category"] == {"hygiene": 1, "price": 1}
     assert body["first_response"] == {"counted": 2, "on_time": 1, "late_or_overdue": 1, "rate": 0.5}

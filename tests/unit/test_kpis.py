@@ -19,7 +19,7 @@ def at(hours):
 
 def row(**fields):
     base = {"case_id": "c", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
-            "channel": "wechat", "submitted_at": T, "status": "open", "category": "booking",
+            "channel": "wechat", "submitted_at": T, "status": "assigned", "category": "booking",
             "severity": "low", "first_response_due": at(24), "resolution_due": at(48)}
     base.update(fields)
     return base
@@ -68,7 +68,7 @@ def test_resolution_rate():
         row(status="resolved", resolved_at=at(20), resolution_on_time=True),
         row(status="closed", resolved_at=at(40), resolution_on_time=True),
         row(status="resolved", resolved_at=at(60), resolution_on_time=False),
-        row(status="in_progress"),                     # overdue
+        row(status="investigating"),                     # overdue
     ]
     assert summarize(rows, NOW)["resolution"] == {
         "counted": 4, "on_time": 2, "late_or_overdue": 2, "rate": 0.5}
@@ -81,7 +81,7 @@ def test_satisfaction_rate_is_satisfied_over_revisits():
         row(status="resolved", revisits=[
             {"revisit_id": "r3", "score": 1, "satisfied": False},
             {"revisit_id": "r4", "score": 3, "satisfied": False}]),
-        row(status="open"),
+        row(status="assigned"),
     ]
     assert summarize(rows, NOW)["satisfaction"] == {
         "revisits": 4, "satisfied": 2, "rate": 0.5, "target": 0.95}
@@ -93,14 +93,14 @@ def test_reopened_rate_is_over_cases_ever_resolved():
         row(status="closed", resolved_at=at(20)),
         row(status="resolved", resolved_at=at(20)),
         row(status="closed", resolved_at=at(20)),
-        row(status="open"),                                     # never resolved
+        row(status="assigned"),                                     # never resolved
     ]
     assert summarize(rows, NOW)["reopened"] == {"cases": 1, "rate": 0.25}
 
 
 def test_counts_by_category_status_and_channel():
     rows = [
-        row(category="hygiene", status="open", channel="hotline"),
+        row(category="hygiene", status="assigned", channel="hotline"),
         row(category="hygiene", status="closed", channel="web"),
         row(category="price", status="resolved", channel="web"),
         row(category=None, status="reopened", channel="media"),
@@ -109,10 +109,10 @@ def test_counts_by_category_status_and_channel():
     summary = summarize(rows, NOW)
     assert summary["cases"] == 5
     assert summary["by_category"] == {"hygiene": 2, "price": 1, "unclassified": 2}
-    assert summary["by_status"] == {"open": 1, "closed": 1, "resolved": 1, "reopened": 1,
-                                    "submitted": 1}
+    assert summary["by_status"] == {"assigned": 1, "closed": 1, "resolved": 1, "reopened": 1,
+                                    "new": 1}
     assert summary["by_channel"] == {"hotline": 1, "web": 2, "media": 1, "unknown": 1}
-    assert summary["open"] == 3  # open, reopened, submitted
+    assert summary["open"] == 3  # assigned, reopened, new
 
 
 def test_escalated_count():
@@ -124,7 +124,7 @@ def test_escalated_count():
     "first_responded_at": st.none() | st.just(at(1)),
     "first_response_on_time": st.booleans(),
     "first_response_due": st.none() | st.sampled_from([at(24), NOW, NOW + timedelta(hours=1)]),
-    "status": st.sampled_from(["submitted", "open", "in_progress", "resolved", "reopened",
+    "status": st.sampled_from(["new", "assigned", "investigating", "resolved", "reopened",
                                "closed"]),
     "revisits": st.lists(st.fixed_dictionaries({"satisfied": st.booleans()}), max_size=3),
 }), max_size=30))
