@@ -156,6 +156,56 @@ def test_english_threat_words_match_only_where_a_word_starts():
     assert "threat" not in rules.assess("email", "she pressed hard on my shoulders").reasons
 
 
+@pytest.mark.parametrize("content", [
+    "美容师用刮痧板刮脸太用力，脸颊被刮破了皮",          # an injuring action and its result
+    "汗蒸房里太热，我老婆晕过去了",                      # loss of consciousness
+    "插座外壳裂了，手一碰就被电了一下",                  # electric shock
+    "月嫂洗澡没托好，宝宝滑进水里呛了好几口",            # a newborn put at risk
+    "剖腹产伤口渗液，后来又去医院清创",                  # a mother's wound
+    "The wax was so hot it left my skin raw and peeling.",
+])
+def test_harm_is_found_by_kind_not_by_listed_example(content):
+    assert rules.assess("wechat", content).level in ("high", "critical")
+
+
+@pytest.mark.parametrize("content", [
+    "做完检查没有过敏，也没有红肿，就是效果一般",
+    "No rash, no burns, the facial just did nothing for my skin.",
+])
+def test_denied_harm_is_no_harm(content):
+    assert "harm" not in rules.assess("survey", content).reasons
+
+
+def test_feared_harm_or_a_hazard_is_high_but_never_critical():
+    feared = rules.assess("hotline", "工具不消毒，担心交叉感染，我要去12315")
+    assert feared.level == "high" and "感染" in feared.evidence
+    stain = rules.assess("hotline", "毛巾上都是血，我要曝光你们")
+    assert stain.level == "high"
+
+
+def test_discomfort_with_a_threat_is_high_an_injury_with_a_threat_critical():
+    assert severity("hotline", "按完一直疼，不给说法我就找律师") == "high"
+    assert severity("hotline", "按完腰扭伤了，不给说法我就找律师") == "critical"
+
+
+@pytest.mark.parametrize("content", [
+    "休息区的杯子上有口红印", "烫发的效果不好，一边卷一边直", "去红血丝的项目没效果", "退房时拎着大包小包没人帮",
+])
+def test_words_that_only_look_like_harm_are_not_harm(content):
+    assert "harm" not in rules.assess("survey", content).reasons
+
+
+@pytest.mark.parametrize("content, threat", [
+    ("在大众点评上预约了，到店说没有预约", False),
+    ("美甲师一边做一边刷抖音", False),
+    ("光子仪做到一半就报警停机", False),
+    ("再不退钱我就发到小红书上", True),
+    ("再不解释我就报警", True),
+])
+def test_a_platform_or_an_alarm_is_no_threat_publishing_or_the_police_is(content, threat):
+    assert ("threat" in rules.assess("wechat", content).reasons) is threat
+
+
 def test_the_model_harm_head_catches_harm_the_lexicon_lacks():
     assessed = rules.assess("wechat", "一句没有伤害词的话", harm_probability=0.9)
     assert assessed.level == "high" and "harm" in assessed.reasons

@@ -1,9 +1,10 @@
-"""The triage model against its corpus: trains on the training part and measures the
-held-out part (services/routing/triage/corpus.jsonl, split "test": every fifth
-complaint of each category as written, never used for training or tuning).
+"""The triage model against its corpus: trains on the training part and measures both
+held-out parts, never used for training or tuning: v1 (corpus.jsonl, split "test":
+every fifth complaint of each category among the first 1490 as written) and v2
+(heldout_v2.jsonl: 171 complaints written later, before any model output on them).
 
-The floors below are what the committed approach measures today (a regression fails
-CI); the issue's targets are pinned by a strict xfail until the model reaches them."""
+The issue's targets are asserted (a regression fails CI), except critical precision on
+v1 (7 of 8), which a strict xfail pins until it is met."""
 import json
 
 import pytest
@@ -11,8 +12,8 @@ import pytest
 from services.routing import classification
 from services.routing.triage import training
 
-FLOOR = {"accuracy": 0.88, "macro_f1": 0.88, "harm_recall": 0.94, "critical_precision": 0.85}
 TARGET = {"accuracy": 0.90, "macro_f1": 0.85, "harm_recall": 1.0, "critical_precision": 0.90}
+NOT_MET = {("v1", "critical_precision")}
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,17 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def held_out(corpus):
-    """The held-out report of a model trained here, from the training part only."""
-    artefact = training.fit(training.split(corpus, "train"))
-    return training.evaluate(classification.from_artefact(artefact), training.split(corpus, "test"))
+    """{part: report} of a model trained here, from the training part only."""
+    triage = classification.from_artefact(training.fit(training.split(corpus, "train")))
+    return {part: training.evaluate(triage, records) for part, records in training.held_out_parts().items()}
+
+
+def _labelled(record, splits):
+    assert record["split"] in splits and record["text"].strip()
+    assert record["severity"] in ("low", "medium", "high", "critical")
+    assert isinstance(record["harm"], bool)
+    if record["harm"]:
+        assert record["severity"] in ("high", "critical")
 
 
 def test_the_corpus_is_large_labelled_and_split(corpus):
@@ -32,34 +41,38 @@ def test_the_corpus_is_large_labelled_and_split(corpus):
     assert len({r["id"] for r in corpus}) == len(corpus)
     model_categories = {c for c in classification.load().categories.labels}
     for record in corpus:
-        assert record["category"] in model_categories and record["split"] in ("train", "test")
-        assert record["text"].strip()
+        assert record["category"] in model_categories
         if record.get("source") == "correction":  # staff say the category only
             assert record["split"] == "train"
             continue
-        assert record["severity"] in ("low", "medium", "high", "critical")
-        assert isinstance(record["harm"], bool)
-        if record["harm"]:
-            assert record["severity"] in ("high", "critical")
+        _labelled(record, ("train", "test"))
     for category in model_categories:
         tests = [r for r in corpus if r["category"] == category and r["split"] == "test"]
         assert len(tests) >= 15, category
     assert sum(r["text"].isascii() for r in corpus) >= 60  # English too
 
 
-def test_held_out_figures_stay_above_the_floor(held_out):
-    measured = {k: getattr(held_out, k) for k in FLOOR}
-    print(json.dumps(measured))
-    assert all(measured[k] >= FLOOR[k] for k in FLOOR), measured
-    assert held_out.harm_cases >= 10
+def test_held_out_v2_is_a_fresh_labelled_part_of_its_own(corpus):
+    v2 = training.read_corpus(training.HELD_OUT_V2)
+    assert len(v2) >= 150 and len({r["id"] for r in v2}) == len(v2)
+    assert not {r["text"] for r in v2} & {r["text"] for r in corpus}
+    for record in v2:
+        _labelled(record, ("test",))
+    for category in classification.load().categories.labels:
+        assert sum(r["category"] == category for r in v2) >= 15, category
+    assert sum(r["harm"] for r in v2) >= 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 targets not all reached yet: accuracy 0.898 (target 0.90), injuries "
-                   "rated high or above 21/22 (target all), critical precision 7/8 (target 0.90); "
-                   "see README, Triage")
-def test_held_out_figures_meet_the_issue_targets(held_out):
-    measured = {k: getattr(held_out, k) for k in TARGET}
-    assert all(measured[k] >= TARGET[k] for k in TARGET), measured
+@pytest.mark.parametrize("part, figure", [
+    pytest.param(part, figure, marks=pytest.mark.xfail(
+        strict=True, reason="not met yet: of 8 complaints rated critical on v1, 7 are (0.875); see README, Triage"))
+    if (part, figure) in NOT_MET else (part, figure)
+    for part in ("v1", "v2") for figure in TARGET])
+def test_held_out_figures_meet_the_issue_targets(held_out, part, figure):
+    report = held_out[part]
+    print(json.dumps({part: {k: getattr(report, k) for k in TARGET}}))
+    assert report.harm_cases >= 10
+    assert getattr(report, figure) >= TARGET[figure], (part, figure, getattr(report, figure))
 
 
 def test_training_is_deterministic():

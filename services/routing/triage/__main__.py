@@ -25,18 +25,19 @@ def _evaluate(args):
     from services.routing.classification import from_artefact
     from services.routing.triage.model import read
     triage = from_artefact(read(args.out))
-    report = training.evaluate(triage, training.split(training.read_corpus(args.corpus), "test"))
-    print(json.dumps({"model_version": triage.version, "held_out": report.n,
-                      "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
-                      "recall": {c: round(r, 3) for c, r in report.recall.items()},
-                      "harm_recall": report.harm_recall, "harm_cases": report.harm_cases,
-                      "critical_precision": report.critical_precision,
-                      "critical_predicted": report.critical_predicted,
-                      "severity_accuracy": round(report.severity_accuracy, 4)},
-                     ensure_ascii=False, indent=1))
-    if args.misses:
-        for miss in report.misses:
-            print("miss", *miss)
+    for part, records in training.held_out_parts(args.corpus).items():
+        report = training.evaluate(triage, records)
+        print(json.dumps({"model_version": triage.version, "part": part, "held_out": report.n,
+                          "accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4),
+                          "recall": {c: round(r, 3) for c, r in report.recall.items()},
+                          "harm_recall": report.harm_recall, "harm_cases": report.harm_cases,
+                          "critical_precision": report.critical_precision,
+                          "critical_predicted": report.critical_predicted,
+                          "severity_accuracy": round(report.severity_accuracy, 4)},
+                         ensure_ascii=False, indent=1))
+        if args.misses:
+            for miss in report.misses:
+                print("miss", part, *miss)
 
 
 def _export(args):
