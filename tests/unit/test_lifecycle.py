@@ -16,7 +16,7 @@ from closeloop_shared import org
 from closeloop_shared.access import Principal, scope_of
 from closeloop_shared.contract import (
     ACTIVE_CASE_STATUSES, REFERRAL_CHANNELS, CaseAction, CaseStatus, RemedyStatus)
-from services.routing import case_flows, lifecycle, sla
+from services.routing import case_flows, flows, lifecycle, sla
 from services.routing.lifecycle import TRANSITIONS, ActionRefused, CaseView
 from services.routing.sla import Policy
 from tests.unit.fakes import FakeCases
@@ -339,6 +339,116 @@ def test_a_case_reopened_hundreds_of_times_keeps_a_bounded_document_and_its_whol
         before = page["next_before"]
     assert [e["seq"] for e in seen] == list(range(602, 0, -1))
     assert seen[-1]["action"] == "submitted"
+
+
+def _every_action(cases, case_id, principal, scope, now):
+    """Each staff action on a case, as a thunk."""
+    return {
+        "acknowledge": lambda: case_flows.acknowledge(cases, POLICY, case_id, principal, scope, now),
+        "respond": lambda: case_flows.respond(cases, POLICY, case_id, principal, scope, "已回电", now),
+        "note": lambda: case_flows.add_note(cases, POLICY, case_id, principal, scope, "查监控", [], now),
+        "report_to_superior": lambda: case_flows.report_to_superior(cases, CHART, POLICY, case_id, principal,
+                                                                    scope, "请支持", now),
+        "request_info": lambda: case_flows.request_info(cases, POLICY, case_id, principal, scope, "?", now),
+        "propose_remedy": lambda: case_flows.propose_remedy(cases, CHART, POLICY, RULES, case_id, principal, scope,
+                                                            {"type": "apology"}, now),
+        "root_cause": lambda: case_flows.record_root_cause(cases, CHART, POLICY, case_id, principal, scope,
+                                                           "misunderstanding", [], "", now),
+        "file_report": lambda: case_flows.file_report(cases, POLICY, case_id, principal, scope, "报告", now),
+        "sign_off_report": lambda: case_flows.sign_off_report(cases, POLICY, case_id, principal, scope, now),
+        "resolve": lambda: case_flows.resolve(cases, CHART, POLICY, case_id, None, "", principal, scope, now),
+        "reopen": lambda: case_flows.reopen(cases, POLICY, case_id, principal.actor, "不满意", "staff", now, scope),
+        "link": lambda: case_flows.link(cases, POLICY, case_id, "other", principal, scope, now),
+        "merge": lambda: case_flows.merge(cases, POLICY, case_id, "other", principal, scope, now),
+        "archive": lambda: case_flows.archive(cases, POLICY, case_id, principal, scope, now),
+        "timeline": lambda: case_flows.timeline(cases, case_id, scope, None, 10),
+    }
+
+
+@pytest.mark.parametrize("action", sorted(_every_action(None, None, CLERK[0], None, T0)))
+@pytest.mark.parametrize("staff_id", ["hz-xh-mg", "rm-south", "my-gm"])
+def test_every_action_on_a_case_out_of_scope_is_case_not_found_and_changes_nothing(action, staff_id):
+    cases = FakeCases()
+    case_id = routed(cases, channel="media")
+    before = cases.get(case_id)
+    principal, scope = staff(staff_id)
+    with pytest.raises(case_flows.CaseNotFound):
+        _every_action(cases, case_id, principal, scope, at(1))[action]()
+    with pytest.raises(case_flows.CaseNotFound):
+        _every_action(cases, "no-such-case", principal, scope, at(1))[action]()
+    assert cases.get(case_id) == before
+
+
+def test_actions_retry_a_lost_race_and_give_up_after_max_attempts():
+    cases = FakeCases()
+    case_id = routed(cases)
+    cases.lose_next_updates = 2
+    responded, events = case_flows.respond(cases, POLICY, case_id, *CLERK, "已回电", at(1))
+    assert responded["status"] == "investigating" and [e["type"] for e in events] == [ev.CASE_FIRST_RESPONDED]
+    cases.lose_next_updates = flows.MAX_ATTEMPTS
+    with pytest.raises(flows.ConcurrentUpdate):
+        case_flows.resolve(cases, CHART, POLICY, case_id, None, "", *CLERK, at(2))
+
+
+@pytest.mark.parametrize("channel", ["consumer_association", "media"])
+def test_a_referral_is_resolved_by_a_store_manager_or_above_after_the_gm_s_sign_off(channel):
+    cases = FakeCases()
+    case_id = routed(cases, channel=channel)
+    supervisor = staff("sh-xh-sv")
+    case_flows.respond(cases, POLICY, case_id, *supervisor, "已致电", at(0.5))  # anyone may answer
+    case_flows.file_report(cases, POLICY, case_id, *MANAGER, "书面报告", at(1))
+    _, events = case_flows.sign_off_report(cases, POLICY, case_id, *GM, at(2))
+    assert events[0]["payload"]["on_time"] is True and events[0]["type"] == ev.REPORT_SIGNED_OFF
+    for principal, scope in (supervisor, CLERK):
+        with pytest.raises(case_flows.ActionForbidden, match="consumer-association or media"):
+            case_flows.resolve(cases, CHART, POLICY, case_id, None, "", principal, scope, at(3))
+    resolved, events = case_flows.resolve(cases, CHART, POLICY, case_id, None, "", *MANAGER, at(3))
+    assert resolved["status"] == "resolved" and ev.CASE_RESOLVED in [e["type"] for e in events]
+
+
+@pytest.mark.parametrize("score, status, event", [(2, "reopened", ev.CASE_REOPENED), (3, "closed", ev.CASE_CLOSED)])
+def test_a_revisit_reopens_or_closes_only_a_resolved_case_of_its_round(score, status, event):
+    cases = FakeCases()
+    case_id = routed(cases)
+    revisit = {"revisit_id": "r1", "round": 1, "case_id": case_id, "score": score, "reopens_case": score <= 2,
+               "comment": "还是疼"}
+    assert case_flows.apply_revisit(cases, POLICY, revisit, at(1))[1] == []  # not resolved yet: untouched
+    case_flows.record_root_cause(cases, CHART, POLICY, case_id, *MANAGER, "misunderstanding", [], "", at(1))
+    case_flows.resolve(cases, CHART, POLICY, case_id, None, "", *CLERK, at(2))
+    updated, events = case_flows.apply_revisit(cases, POLICY, revisit, at(72))
+    assert updated["status"] == status and [e["type"] for e in events] == [event]
+    assert updated["timeline"][-1]["actor"] == "revisit:r1"
+    assert case_flows.apply_revisit(cases, POLICY, revisit, at(73))[1] == []  # redelivered
+    late = dict(revisit, round=0, revisit_id="r0")
+    assert case_flows.apply_revisit(cases, POLICY, late, at(74))[1] == []
+
+
+def test_the_timeline_names_the_principal():
+    cases = FakeCases()
+    case_id = routed(cases, channel="media")
+    case_flows.respond(cases, POLICY, case_id, *staff("sh-xh-sv"), "已致电", at(1))
+    case_flows.file_report(cases, POLICY, case_id, *MANAGER, "报告", at(2))
+    case_flows.sign_off_report(cases, POLICY, case_id, *GM, at(3))
+    case_flows.resolve(cases, CHART, POLICY, case_id, None, "", *REGIONAL, at(4))
+    case_flows.reopen(cases, POLICY, case_id, MANAGER[0].actor, "顾客来电", "staff", at(5), MANAGER[1])
+    actors = {e["action"]: e["actor"] for e in cases.get(case_id)["timeline"]}
+    assert actors == {"submitted": "customer", "routed": "system", "respond": "sh-xh-sv",
+                      "file-report": "sh-xh-mg", "sign-off-report": "gm-001", "resolve": "rm-east",
+                      "reopen": "sh-xh-mg"}
+
+
+def test_new_cases_of_the_same_customer_at_the_store_are_linked_on_both_and_once():
+    cases = FakeCases()
+    first = routed(cases, member_id="VIP-7")
+    case_flows.link_duplicates(cases, cases.get(first), at(0))
+    elsewhere = routed(cases, phone="+8613800000000")
+    second = routed(cases, phone="139 1234 5678")  # the same phone, written differently
+    written = case_flows.link_duplicates(cases, cases.get(second), at(1))
+    assert [e["type"] for _, events in written for e in events] == [ev.CASE_LINKED, ev.CASE_LINKED]
+    assert cases.get(second)["related"] == [first] and cases.get(first)["related"] == [second]
+    assert "related" not in cases.get(elsewhere)
+    assert cases.get(first)["timeline"][-1]["after"] == {"related": [second]}
+    assert case_flows.link_duplicates(cases, cases.get(second), at(2)) == []  # redelivered: done already
 
 
 # -- random sequences of actions ----------------------------------------------------------

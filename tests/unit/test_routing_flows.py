@@ -2,7 +2,6 @@
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from closeloop_shared.access import Principal, Scope, scope_of
 from closeloop_shared.contract import Role
-from services.routing import flows, organisation
+from services.routing import case_flows, flows, organisation
 from services.routing.sla import Policy
 from tests.unit.fakes import FakeCases
 
@@ -19,8 +18,6 @@ T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
 POLICY = Policy(first_response=timedelta(hours=24), resolution=timedelta(hours=48),
                 report=timedelta(hours=8), escalation_step=timedelta(hours=4))
-APOLOGY = {"type": "apology"}
-REFUND_B = {"type": "refund", "refund_option": "partial_continue", "amount": Decimal("150.00")}
 POS_CLIENT = {"client_id": "pos", "name": "POS", "brand_id": "yueyan", "permissions": ["case:read"]}
 
 
@@ -37,7 +34,6 @@ def integration(client=POS_CLIENT, chart=CHART):
 
 
 CLERK, CLERK_SCOPE = staff("sh-xh-s1")
-SUPERVISOR, SUPERVISOR_SCOPE = staff("sh-xh-sv")
 MANAGER, MANAGER_SCOPE = staff("sh-xh-mg")
 
 
@@ -102,56 +98,6 @@ def test_a_broken_case_does_not_stall_the_others():
     assert [case["_id"] for case, _, _ in won] == [healthy["_id"]]
 
 
-def test_actions_retry_a_lost_race_and_give_up_after_max_attempts():
-    cases = FakeCases()
-    case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    cases.lose_next_updates = 2
-    responded, events = flows.respond(cases, POLICY, case["_id"], CLERK, CLERK_SCOPE, "已回电",
-                                      T0 + timedelta(hours=1))
-    assert responded["status"] == "in_progress" and kinds(events) == [ev.CASE_FIRST_RESPONDED]
-    cases.lose_next_updates = flows.MAX_ATTEMPTS
-    with pytest.raises(flows.ConcurrentUpdate):
-        flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0)
-    with pytest.raises(flows.CaseNotFound):
-        flows.respond(cases, POLICY, "nope", CLERK, CLERK_SCOPE, "y", T0)
-
-
-def test_resolving_an_unanswered_case_also_records_its_first_response():
-    cases = FakeCases()
-    case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE,
-                                     "当面致歉", T0 + timedelta(hours=2))
-    assert kinds(events) == [ev.CASE_FIRST_RESPONDED, ev.CASE_RESOLVED]
-    assert events[1]["payload"]["revisit_owner"]["staff_id"] == "sh-xh-rv"
-    assert resolved["next_check_at"] is None
-
-
-@pytest.mark.parametrize("score, status, event", [(2, "reopened", ev.CASE_REOPENED), (3, "closed", ev.CASE_CLOSED)])
-def test_a_revisit_reopens_or_closes_only_a_resolved_case(score, status, event):
-    cases = FakeCases()
-    case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    revisit = {"revisit_id": "r1", "round": 1, "case_id": case["_id"], "score": score, "reopens_case": score <= 2,
-               "comment": "还是疼"}
-    assert flows.apply_revisit(cases, POLICY, revisit, T0)[1] == []  # not resolved yet: untouched
-    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=1))
-    updated, events = flows.apply_revisit(cases, POLICY, revisit, T0 + timedelta(days=3))
-    assert updated["status"] == status and kinds(events) == [event]
-    assert updated["timeline"][-1]["actor"] == "revisit:r1"
-    assert flows.apply_revisit(cases, POLICY, revisit, T0 + timedelta(days=3))[1] == []  # redelivered
-
-
-def test_a_late_revisit_of_an_earlier_round_changes_nothing():
-    cases = FakeCases()
-    case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=1))
-    flows.reopen(cases, POLICY, case["_id"], MANAGER.actor, "顾客来电", "staff", T0 + timedelta(hours=2),
-                 MANAGER_SCOPE)
-    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=3))
-    round_one = {"revisit_id": "r1", "round": 1, "case_id": case["_id"], "score": 1, "reopens_case": True}
-    assert flows.apply_revisit(cases, POLICY, round_one, T0 + timedelta(days=3))[1] == []
-    assert cases.get(case["_id"])["status"] == "resolved"
-
-
 # -- who may see and act on a case (object level) ---------------------------------------
 
 def routed_case(cases, **kwargs):
@@ -203,132 +149,13 @@ def test_an_integration_of_another_brand_never_sees_a_case_even_with_the_same_cl
         flows.get_case(cases, case["_id"], scope)
 
 
-def _every_action(cases, case_id, principal, scope, now):
-    """Each staff action, as a thunk."""
-    return {
-        "respond": lambda: flows.respond(cases, POLICY, case_id, principal, scope, "已回电", now),
-        "file_report": lambda: flows.file_report(cases, POLICY, case_id, principal, scope, "报告", now),
-        "resolve": lambda: flows.resolve(cases, CHART, POLICY, case_id, APOLOGY, principal, scope, "", now),
-        "reopen": lambda: flows.reopen(cases, POLICY, case_id, principal.actor, "不满意", "staff", now, scope),
-    }
-
-
-@pytest.mark.parametrize("action", ["respond", "file_report", "resolve", "reopen"])
-@pytest.mark.parametrize("staff_id", ["hz-xh-mg", "rm-south", "my-gm"])
-def test_every_action_on_a_case_out_of_scope_is_case_not_found_and_changes_nothing(action, staff_id):
-    cases = FakeCases()
-    case = routed_case(cases, channel="media")  # a referral: every action has something to do
-    flows.file_report(cases, POLICY, case["_id"], MANAGER, MANAGER_SCOPE, "报告", T0 + timedelta(hours=1))
-    if action == "reopen":
-        flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, MANAGER, MANAGER_SCOPE, "",
-                      T0 + timedelta(hours=2))
-    before = cases.get(case["_id"])
-    principal, scope = staff(staff_id)
-    with pytest.raises(flows.CaseNotFound):
-        _every_action(cases, case["_id"], principal, scope, T0 + timedelta(hours=3))[action]()
-    assert cases.get(case["_id"]) == before
-
-
-@pytest.mark.parametrize("action", ["respond", "file_report", "resolve", "reopen"])
-def test_a_missing_case_and_a_case_out_of_scope_look_the_same(action):
-    cases = FakeCases()
-    case = routed_case(cases)
-    principal, scope = staff("hz-xh-mg")
-    with pytest.raises(flows.CaseNotFound) as out_of_scope:
-        _every_action(cases, case["_id"], principal, scope, T0)[action]()
-    with pytest.raises(flows.CaseNotFound) as missing:
-        _every_action(cases, "no-such-case", principal, scope, T0)[action]()
-    assert type(out_of_scope.value) is type(missing.value)
-
-
 def test_the_system_reaches_every_case():
     cases = FakeCases()
     case = routed_case(cases, store="BJ-CY-101")
     assert flows.get_case(cases, case["_id"], flows.EVERYWHERE)["_id"] == case["_id"]
 
 
-# -- who may act how (refunds, referrals) ------------------------------------------------
-
-@pytest.mark.parametrize("staff_id", ["sh-xh-s1", "sh-xh-sv"])
-def test_a_refund_by_store_staff_or_a_supervisor_is_forbidden(staff_id):
-    cases = FakeCases()
-    case = routed_case(cases)
-    principal, scope = staff(staff_id)
-    with pytest.raises(flows.ActionForbidden, match="store manager"):
-        flows.resolve(cases, CHART, POLICY, case["_id"], REFUND_B, principal, scope, "", T0)
-    assert cases.get(case["_id"])["status"] == "open"
-
-
-@pytest.mark.parametrize("option", ["partial_continue", "full_continue", "full_stop"])
-def test_a_store_manager_may_refund(option):
-    cases = FakeCases()
-    case = routed_case(cases)
-    remedy = {"type": "refund", "refund_option": option, "amount": Decimal("100.00")}
-    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], remedy, MANAGER, MANAGER_SCOPE,
-                                     "", T0 + timedelta(hours=1))
-    assert resolved["status"] == "resolved" and resolved["remedy"]["refund_option"] == option
-
-
-@pytest.mark.parametrize("staff_id", ["rm-east", "cs-001", "gm-001"])
-def test_managers_above_the_store_may_refund(staff_id):
-    cases = FakeCases()
-    case = routed_case(cases)
-    principal, scope = staff(staff_id)
-    resolved, _ = flows.resolve(cases, CHART, POLICY, case["_id"], REFUND_B, principal, scope, "", T0)
-    assert resolved["status"] == "resolved"
-
-
-@pytest.mark.parametrize("remedy", [APOLOGY, {"type": "compensation", "amount": Decimal("50.00")},
-                                    {"type": "refund", "refund_option": "none_continue"}])
-def test_store_staff_may_resolve_without_a_refund(remedy):
-    """Option A (none_continue) refunds nothing: no manager needed."""
-    cases = FakeCases()
-    case = routed_case(cases)
-    resolved, _ = flows.resolve(cases, CHART, POLICY, case["_id"], remedy, CLERK, CLERK_SCOPE, "", T0)
-    assert resolved["status"] == "resolved"
-
-
-@pytest.mark.parametrize("channel", ["consumer_association", "media"])
-def test_a_referral_resolved_by_a_supervisor_is_forbidden_but_a_store_manager_may(channel):
-    cases = FakeCases()
-    case = routed_case(cases, channel=channel)
-    flows.file_report(cases, POLICY, case["_id"], MANAGER, MANAGER_SCOPE, "书面报告", T0 + timedelta(hours=1))
-    for principal, scope in ((SUPERVISOR, SUPERVISOR_SCOPE), (CLERK, CLERK_SCOPE)):
-        with pytest.raises(flows.ActionForbidden, match="consumer-association or media"):
-            flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, principal, scope, "",
-                          T0 + timedelta(hours=2))
-    assert cases.get(case["_id"])["status"] == "open"
-    resolved, events = flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, MANAGER, MANAGER_SCOPE,
-                                     "", T0 + timedelta(hours=2))
-    assert resolved["status"] == "resolved" and ev.CASE_RESOLVED in kinds(events)
-
-
-def test_a_supervisor_may_still_respond_to_a_referral():
-    cases = FakeCases()
-    case = routed_case(cases, channel="media")
-    responded, _ = flows.respond(cases, POLICY, case["_id"], SUPERVISOR, SUPERVISOR_SCOPE, "已致电",
-                                 T0 + timedelta(minutes=30))
-    assert responded["status"] == "in_progress"
-
-
-# -- the timeline names the principal ----------------------------------------------------
-
-def test_the_timeline_actor_is_the_principal_s_id():
-    cases = FakeCases()
-    case = routed_case(cases, channel="media")
-    flows.respond(cases, POLICY, case["_id"], SUPERVISOR, SUPERVISOR_SCOPE, "已致电", T0 + timedelta(hours=1))
-    flows.file_report(cases, POLICY, case["_id"], MANAGER, MANAGER_SCOPE, "报告", T0 + timedelta(hours=2))
-    gm, gm_scope = staff("gm-001")
-    flows.resolve(cases, CHART, POLICY, case["_id"], APOLOGY, gm, gm_scope, "", T0 + timedelta(hours=3))
-    flows.reopen(cases, POLICY, case["_id"], MANAGER.actor, "顾客来电", "staff", T0 + timedelta(hours=4),
-                 MANAGER_SCOPE)
-    actors = {e["action"]: e["actor"] for e in cases.get(case["_id"])["timeline"]}
-    assert actors["first_response"] == "sh-xh-sv"
-    assert actors["report_filed"] == "sh-xh-mg"
-    assert actors["resolved"] == "gm-001"
-    assert actors["reopened"] == "sh-xh-mg"
-    assert actors["submitted"] == "customer" and actors["routed"] == "system"
-
+# -- the timeline names the principal (the actions: tests/unit/test_lifecycle.py) ----------
 
 def test_an_integration_is_named_as_such_in_the_timeline():
     principal, _ = integration()
@@ -379,9 +206,9 @@ def moved(chart, staff_id, role, **unit):
 def test_hand_over_moves_active_cases_to_the_ladder_s_successor():
     cases = FakeCases()
     mine = [active_case(cases), active_case(cases)]
-    flows.respond(cases, POLICY, mine[1]["_id"], CLERK, CLERK_SCOPE, "已回电", T0 + timedelta(hours=1))
+    case_flows.respond(cases, POLICY, mine[1]["_id"], CLERK, CLERK_SCOPE, "已回电", T0 + timedelta(hours=1))
     done = active_case(cases)
-    flows.resolve(cases, CHART, POLICY, done["_id"], APOLOGY, CLERK, CLERK_SCOPE, "", T0 + timedelta(hours=1))
+    case_flows.resolve(cases, CHART, POLICY, done["_id"], None, "", CLERK, CLERK_SCOPE, T0 + timedelta(hours=1))
     others = active_case(cases, store="HZ-XH-002")
     after = organisation.deactivate_staff(CHART, "sh-xh-s1")
     now = T0 + timedelta(hours=5)
@@ -392,7 +219,7 @@ def test_hand_over_moves_active_cases_to_the_ladder_s_successor():
     for case, events in handed:
         assert case["assignee"]["staff_id"] == "sh-xh-rv"  # the store's other store_staff
         assert case["rung"] == 0
-        entry = case["timeline"][-1]
+        entry = {k: v for k, v in case["timeline"][-1].items() if k != "seq"}
         assert entry == {"at": now, "action": "reassigned", "actor": "system", "reason": "staff_deactivated",
                          "previous": "sh-xh-s1", "assignee": "sh-xh-rv"}
         [event] = events
