@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export EVENTLET_TESTS := 1
 
-.PHONY: run test demo bench faults triage-bench
+.PHONY: run test demo bench faults triage-bench deadline-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -34,3 +34,9 @@ faults: $(VENV)/.installed
 # The triage model's held-out figures, load time and latency (bench/triage.py); --retrain via TRIAGE_ARGS.
 triage-bench: $(VENV)/.installed
 	$(PY) -m bench.triage $(TRIAGE_ARGS)
+
+# Breach-detection lag, duplicates and idle CPU of three routing replicas over 100,000
+# open cases (bench/deadlines.py); DEADLINE_ARGS="--cases 10000 --breaches 200" for a quick run.
+deadline-bench: $(VENV)/.installed
+	deploy/ensure-rabbitmq.sh
+	$(PY) -m bench.deadlines $(DEADLINE_ARGS)

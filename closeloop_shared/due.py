@@ -140,8 +140,7 @@ class DueItems:
 
     def claim(self, key, now):
         """The item leased to us if it is still due at `now` and nobody holds it; else None."""
-        return self.leases.claim({"_id": key, **self.where, self.field: {"$lte": now}},
-                                 now=now, projection={"_id": 1})
+        return self.leases.claim_by_id(key, {**self.where, self.field: {"$lte": now}}, now=now)
 
     def release(self, claimed):
         return self.leases.release(claimed)

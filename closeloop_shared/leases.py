@@ -45,17 +45,27 @@ class Leases:
     def __init__(self, collection, duration=DEFAULT_LEASE, clock=utcnow):
         self.collection, self.duration, self.clock = collection, duration, clock
 
-    def claim(self, due, update=None, sort=None, now=None, projection=None):
+    def claim(self, due, update=None, sort=None, now=None):
         """Atomically lease one document matching `due` that nobody holds, applying
         `update` (more $set/$inc/$push...) in the same write. The document as written,
-        with its `lease_owner` token (and only the `projection` fields besides, if
-        given), or None when nothing is due."""
+        with its `lease_owner` token, or None when nothing is due."""
         now = now or self.clock()
         update = {op: dict(fields) for op, fields in (update or {}).items()}
         update.setdefault("$set", {}).update(lease_owner=new_token(), lease_until=now + self.duration)
         return self.collection.find_one_and_update(
-            {**due, **not_leased(now)}, update, sort=sort, return_document=ReturnDocument.AFTER,
-            projection=None if projection is None else {**projection, "lease_owner": 1})
+            {**due, **not_leased(now)}, update, sort=sort, return_document=ReturnDocument.AFTER)
+
+    def claim_by_id(self, document_id, due=None, now=None):
+        """`claim` for one known document: lease it if it still matches `due` and nobody
+        holds it. {"_id", "lease_owner"} (for renew/release), or None. One update_one
+        through the _id index (find_one_and_update scans the whole collection on the
+        MongoDB stand-in: ~250 ms at 5,000 case documents)."""
+        now = now or self.clock()
+        token = new_token()
+        taken = self.collection.update_one(
+            {**(due or {}), "_id": document_id, **not_leased(now)},
+            {"$set": {"lease_owner": token, "lease_until": now + self.duration}})
+        return {"_id": document_id, "lease_owner": token} if taken.modified_count else None
 
     def lease_fields(self, now=None):
         """lease_owner and lease_until for a document inserted already claimed."""

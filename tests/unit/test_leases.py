@@ -82,3 +82,15 @@ def test_claim_respects_due_filter_and_sort(collection):
     assert leases.claim(due, sort=[("due_at", 1)])["_id"] == "older"
     assert leases.claim(due, sort=[("due_at", 1)])["_id"] == "old"
     assert leases.claim(due) is None
+
+
+def test_claim_by_id_takes_a_known_document_once_and_only_while_it_is_due(collection):
+    collection.insert_many([{"_id": "a", "status": "waiting"}, {"_id": "b", "status": "done"}])
+    leases = Leases(collection)
+    taken = leases.claim_by_id("a", DUE)
+    assert taken["_id"] == "a" and collection.find_one({"_id": "a"})["lease_owner"] == taken["lease_owner"]
+    assert leases.claim_by_id("a", DUE) is None  # held
+    assert leases.claim_by_id("b", DUE) is None  # not due
+    assert leases.claim_by_id("missing", DUE) is None
+    assert leases.release(taken)
+    assert leases.claim_by_id("a", DUE)["lease_owner"] != taken["lease_owner"]
