@@ -261,6 +261,11 @@ def test_dashboard_metric_names_are_still_exported_by_the_code():
 # ${NAME}, ${NAME:?message}, ${NAME:-default}, ${NAME-default}, ...
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 OPTIONAL = {"SMTP_USER", "SMTP_PASSWORD"}  # a relay may need no authentication
+# notify's other channels and policy: empty leaves a channel off or the default in force
+OPTIONAL |= {"NOTIFY_SMS_ENDPOINT", "NOTIFY_SMS_ACCESS_KEY_ID", "NOTIFY_SMS_ACCESS_KEY_SECRET",
+             "NOTIFY_SMS_SIGN_NAME", "NOTIFY_SMS_TEMPLATES", "NOTIFY_WECHAT_APP_ID", "NOTIFY_WECHAT_APP_SECRET",
+             "NOTIFY_WECHAT_MODE", "NOTIFY_WECHAT_TEMPLATES", "NOTIFY_WECOM_ROBOTS", "NOTIFY_WEBHOOKS",
+             "NOTIFY_CUSTOMER_CHANNELS", "NOTIFY_STAFF_CHANNELS", "NOTIFY_QUIET_HOURS", "NOTIFY_BRAND_POLICIES"}
 SECRETS_MOUNT = "/run/secrets"
 
 
