@@ -272,8 +272,9 @@ def collect(dbs, maildir, amqp_uri, publisher, tag):
                 escalations[(doc["_id"], entry.get("rung"))] += 1
     reported = {doc["_id"] for doc in dbs["reporting"]["case_facts"].find(
         {"submitted_at": {"$exists": True}}, {"_id": 1})}
-    flagged = {(d["case_id"], d["kind"], d["recipient"]) for d in dbs["notify"]["deliveries"].find(
-        {"possible_repeat": True}, {"case_id": 1, "kind": 1, "recipient": 1})}
+    flagged = {(d["case_id"], d["kind"], step["address"]) for d in dbs["notify"]["deliveries"].find(
+        {"possible_repeat": True}, {"case_id": 1, "kind": 1, "route": 1})
+        for step in d.get("route", []) if step["channel"] == "email"}  # the sink sees e-mail addresses
 
     copies = defaultdict(list)  # (case, kind, recipient) -> [(message id, arrival)]
     for headers, arrived in sink_messages(maildir):

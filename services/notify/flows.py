@@ -173,7 +173,8 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         if delivery is None:
             return  # the lease was lost: whoever took the delivery over sends it
         idempotency_key, message_id = identity(delivery["case_id"], delivery["kind"], delivery["recipient"])
-        outgoing = Outgoing(address, Content(**delivery["contents"][channel]), idempotency_key, message_id)
+        outgoing = Outgoing(address, Content(**delivery["contents"][channel]), idempotency_key, message_id,
+                            key=f"{delivery['case_id']}:{delivery['kind']}")
         try:
             with repository.hold(delivery):
                 receipt = channels[channel].send(outgoing)

@@ -100,7 +100,7 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
     assert metric(reporting_metrics, "closeloop_open_cases", severity="medium") == 1.0
     assert metric(reporting_metrics, "closeloop_open_cases", severity="high") == 1.0
     assert metric(system.get("notify", "/metrics").text, "closeloop_notifications_total",
-                  kind="acknowledgement", outcome="sent") == 2.0
+                  channel="email", kind="acknowledgement", outcome="sent") == 2.0
 
 
 def test_unanswered_case_climbs_each_rung_once_with_two_routing_replicas(stack, smtp_sink):

@@ -22,7 +22,7 @@ KEY = "5f2c0c7d9a1b4e3f8a6d2c1b0e9f8a7d"
 
 
 def outgoing(address, **content):
-    return Outgoing(address, Content(**content), KEY, f"<{KEY}@closeloop>")
+    return Outgoing(address, Content(**content), KEY, f"<{KEY}@closeloop>", key="c42:acknowledgement")
 
 
 def failure_of(send, message):
@@ -54,7 +54,7 @@ def test_mail_goes_through_starttls_and_auth_with_plain_and_html(relay):
     assert receipt.request_id == f"<{KEY}@closeloop>"
     mail = next(m for m in relay.messages() if m["Message-ID"] == f"<{KEY}@closeloop>")
     assert mail["Subject"] == "【悦颜】您的反馈已受理 Bcc: x@evil.example" and mail["Bcc"] is None
-    assert mail["X-Idempotency-Key"] == KEY
+    assert mail["X-Idempotency-Key"] == KEY and mail["X-Closeloop-Key"] == "c42:acknowledgement"
     assert mail.get_body(("plain",)).get_content().strip() == "尊敬的刘女士:已受理"
     assert mail.get_body(("html",)).get_content().strip() == "<p>尊敬的刘女士:已受理</p>"
 

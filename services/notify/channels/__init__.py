@@ -44,6 +44,7 @@ class Outgoing:
     content: Content
     idempotency_key: str  # the same on every attempt at one logical notification
     message_id: str       # e-mail Message-ID form of the same identity
+    key: str = ""         # "<case id>:<kind>": lets a receiver group the copies of one notification
 
 
 @dataclass(frozen=True)

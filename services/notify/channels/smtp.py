@@ -29,6 +29,8 @@ class SmtpChannel:
         message["Subject"] = header_safe(content.subject)  # names typed by customers end up in it
         message["Message-ID"] = outgoing.message_id
         message["X-Idempotency-Key"] = outgoing.idempotency_key
+        if outgoing.key:
+            message["X-Closeloop-Key"] = outgoing.key
         message.set_content(content.text, charset="utf-8")
         if content.html:
             message.add_alternative(content.html, subtype="html", charset="utf-8")
