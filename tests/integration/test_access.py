@@ -41,6 +41,8 @@ def row(staff_a, staff_b, manager_a, rm_a, rm_other, cs, gm, key_brand, key_othe
 
 ADMIN_ONLY = row(F, F, F, F, F, F, F, F, F)
 CASE_READ = row(OK, H, OK, OK, H, OK, OK, OK, H)
+CASE_WORK = row(OK, H, OK, OK, H, OK, OK, F, F)       # the store's staff and the managers above it
+SUPERVISOR_UP = row(F, F, OK, OK, H, OK, OK, F, F)    # (the matrix has no supervisor: a manager stands in)
 SLA_MANAGERS = row(F, F, F, F, F, F, OK, F, F)  # the general manager (and the admin, not a caller here)
 EVERYONE_READING_CASES = row(OK, OK, OK, OK, OK, OK, OK, OK, OK)
 EXPECTED = {
@@ -48,9 +50,24 @@ EXPECTED = {
     ("intake", "get", "/v1/feedback/{case_id}"): CASE_READ,
     ("routing", "get", "/v1/cases"): row(OK, OK, OK, OK, OK, OK, OK, OK, OK),  # filtered
     ("routing", "get", "/v1/cases/{case_id}"): CASE_READ,
-    ("routing", "post", "/v1/cases/{case_id}/first-response"): row(OK, H, OK, OK, H, OK, OK, F, F),
-    ("routing", "post", "/v1/cases/{case_id}/report"): row(F, F, OK, OK, H, OK, OK, F, F),
-    ("routing", "post", "/v1/cases/{case_id}/resolve"): row(OK, H, OK, OK, H, OK, OK, F, F),
+    ("routing", "get", "/v1/cases/{case_id}/timeline"): CASE_READ,
+    ("routing", "post", "/v1/cases/{case_id}/acknowledge"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/respond"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/note"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/report-to-superior"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/request-info"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/resume"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/propose-remedy"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/approve-remedy"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/reject-remedy"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/root-cause"): SUPERVISOR_UP,
+    ("routing", "post", "/v1/cases/{case_id}/file-report"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/sign-off-report"): row(F, F, F, F, F, F, OK, F, F),
+    ("routing", "post", "/v1/cases/{case_id}/resolve"): CASE_WORK,
+    ("routing", "post", "/v1/cases/{case_id}/close"): SUPERVISOR_UP,
+    ("routing", "post", "/v1/cases/{case_id}/link"): SUPERVISOR_UP,
+    ("routing", "post", "/v1/cases/{case_id}/merge"): SUPERVISOR_UP,
+    ("routing", "post", "/v1/cases/{case_id}/archive"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "post", "/v1/cases/{case_id}/reopen"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "post", "/v1/cases/{case_id}/category"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "post", "/v1/auth/login"): "public",
@@ -102,9 +119,19 @@ BODIES = {
         {"name": "resolution", "basis": "business", "duration_seconds": 8 * 3600}]},
     "/v1/sla-policies/{policy_id}/deactivate": {"version": 1},
     "/v1/feedback": feedback_body(),
-    "/v1/cases/{case_id}/first-response": {"note": "已致电致歉"},
-    "/v1/cases/{case_id}/report": {"summary": "书面报告"},
-    "/v1/cases/{case_id}/resolve": {"remedy": {"type": "apology"}, "note": "致歉"},
+    "/v1/cases/{case_id}/respond": {"note": "已致电致歉"},
+    "/v1/cases/{case_id}/note": {"note": "调取监控", "evidence": [{"kind": "video", "ref": "cam-3/10:05"}]},
+    "/v1/cases/{case_id}/report-to-superior": {"message": "顾客要求赔偿,请支持"},
+    "/v1/cases/{case_id}/request-info": {"question": "请提供收据"},
+    "/v1/cases/{case_id}/resume": {"answer": "收据已发"},
+    "/v1/cases/{case_id}/propose-remedy": {"type": "voucher", "amount_fen": 10_000},
+    "/v1/cases/{case_id}/approve-remedy": {"remedy_id": "no-such-remedy"},
+    "/v1/cases/{case_id}/reject-remedy": {"remedy_id": "no-such-remedy", "reason": "不合理"},
+    "/v1/cases/{case_id}/root-cause": {"cause": "misunderstanding"},
+    "/v1/cases/{case_id}/file-report": {"summary": "书面报告"},
+    "/v1/cases/{case_id}/resolve": {"note": "致歉"},
+    "/v1/cases/{case_id}/link": {"related": "no-such-case"},
+    "/v1/cases/{case_id}/merge": {"into": "no-such-case"},
     "/v1/cases/{case_id}/reopen": {"reason": "顾客仍不满意"},
     "/v1/cases/{case_id}/category": {"category": "booking", "reason": "是改约提醒的问题"},
     "/v1/auth/login": {"staff_id": "sh-xh-s1", "password": "not-the-password"},
@@ -206,7 +233,7 @@ def case_a(stack, callers):
     wait_for(lambda: stack.call("routing", "get", f"/v1/cases/{case_id}", manager).status_code == 200,
              what="routed")
     assert stack.call("routing", "post", f"/v1/cases/{case_id}/resolve", manager,
-                      json={"remedy": {"type": "apology"}}).status_code == 200
+                      json={"note": "致歉"}).status_code == 200
     revisit = wait_for(lambda: stack.call("followup", "get", "/v1/revisits", manager,
                                           params={"case_id": case_id}).json()["revisits"], what="revisit")[0]
     wait_for(lambda: stack.call("notify", "get", "/v1/deliveries", manager,

@@ -65,8 +65,9 @@ def test_case_is_classified_assigned_and_routed(heard, routing, routing_config, 
     assert (due["first_response_due"] - event_time(event)).total_seconds() == pytest.approx(86400, abs=1)
     assert (due["resolution_due"] - event_time(event)).total_seconds() == pytest.approx(172800, abs=1)
     case = web_session.get(f"/v1/cases/{event['case_id']}").json()
-    assert case["status"] == "open" and case["rung_role"] == "store_staff"
-    assert [e["action"] for e in case["timeline"]] == ["submitted", "routed"]
+    assert case["status"] == "assigned" and case["rung_role"] == "store_staff"
+    assert [e["action"] for e in case["timeline"]][:2] == ["submitted", "routed"]
+    assert "acknowledge" in case["allowed_actions"] and "customer_keys" not in case
 
 
 def event_time(event):
@@ -93,12 +94,12 @@ def test_media_referral_is_critical_escalated_at_once_with_report_clock(
     assert routed["deadlines"]["report_due"] is not None
     assert escalated["reason"] == "critical_referral"
     assert escalated["assignee"]["staff_id"] == "rm-east" and escalated["rung"] == 3
-    early = post(web_session, f"/v1/cases/{event['case_id']}/resolve", {"remedy": {"type": "apology"}})
+    early = post(web_session, f"/v1/cases/{event['case_id']}/resolve", {"note": "致歉"})
     assert early.status_code == 409 and early.json()["error"]["code"] == "report_required"
-    report = post(web_session, f"/v1/cases/{event['case_id']}/report",
+    report = post(web_session, f"/v1/cases/{event['case_id']}/file-report",
                   {"summary": "书面报告:已与顾客及消协沟通,安排皮肤科复诊"})
     assert report.status_code == 200
-    assert report.json()["clocks"]["report"]["met_at"] is not None
+    assert report.json()["clocks"]["report"]["met_at"] is None  # met when the general manager signs it off
 
 
 def test_first_response_resolve_with_partial_refund_and_reopen(heard, routing, routing_config, web_session):
@@ -107,25 +108,29 @@ def test_first_response_resolve_with_partial_refund_and_reopen(heard, routing, r
     dispatch(routing_config, ev.CASE_SUBMITTED, event)
     wait_for(lambda: heard.of_type(ev.CASE_ROUTED))
 
-    responded = post(web_session, f"/v1/cases/{case_id}/first-response",
+    responded = post(web_session, f"/v1/cases/{case_id}/respond",
                      {"note": "已致电致歉,约定明日回复处理方案"})
-    assert responded.status_code == 200 and responded.json()["status"] == "in_progress"
-    again = post(web_session, f"/v1/cases/{case_id}/first-response", {"note": "再次"})
-    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+    assert responded.status_code == 200 and responded.json()["status"] == "investigating"
+    not_waiting = post(web_session, f"/v1/cases/{case_id}/resume", {"answer": "?"})
+    assert not_waiting.status_code == 409 and not_waiting.json()["error"]["code"] == "invalid_transition"
+    assert "request-info" in not_waiting.json()["error"]["allowed_actions"]
 
-    bad_remedy = post(web_session, f"/v1/cases/{case_id}/resolve",
-                      {"remedy": {"type": "refund", "refund_option": "partial_continue"}})
+    bad_remedy = post(web_session, f"/v1/cases/{case_id}/propose-remedy",
+                      {"type": "refund", "refund_option": "partial_continue"})
     assert bad_remedy.status_code == 422
-    assert bad_remedy.json()["error"]["fields"] == {"remedy.amount": ["a partial refund needs a positive amount"]}
+    assert bad_remedy.json()["error"]["fields"] == {"amount_fen": ["refund option B needs a positive amount_fen"]}
+    proposed = post(web_session, f"/v1/cases/{case_id}/propose-remedy",
+                    {"type": "refund", "refund_option": "partial_continue", "amount_fen": 38_000})
+    assert proposed.status_code == 200 and proposed.json()["remedies"][0]["status"] == "approved"
 
-    resolved = post(web_session, f"/v1/cases/{case_id}/resolve", {
-        "note": "部分退款,疗程继续",
-        "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "380.00"}})
+    resolved = post(web_session, f"/v1/cases/{case_id}/resolve", {"note": "部分退款,疗程继续"})
     assert resolved.status_code == 200
-    assert resolved.json()["remedy"] == {"type": "refund", "refund_option": "partial_continue",
-                                         "amount": "380.00", "continue_treatment": True}
+    remedy = resolved.json()["remedy"]
+    assert (remedy["type"], remedy["refund_option"], remedy["amount_fen"], remedy["continue_treatment"]) == (
+        "refund", "partial_continue", 38_000, True)
     event_resolved = wait_for(lambda: heard.of_type(ev.CASE_RESOLVED))[0]
     assert event_resolved["resolution_round"] == 1 and event_resolved["on_time"] is True
+    assert event_resolved["amount_fen"] == 38_000
     assert event_resolved["revisit_owner"]["staff_id"] == "sh-xh-rv"
 
     reopened = post(web_session, f"/v1/cases/{case_id}/reopen", {"reason": "顾客来电仍不满意"})
@@ -135,10 +140,10 @@ def test_first_response_resolve_with_partial_refund_and_reopen(heard, routing, r
 
 def test_unknown_case_and_bad_bodies(routing, web_session):
     assert web_session.get("/v1/cases/nope").status_code == 404
-    missing = post(web_session, "/v1/cases/nope/first-response", {"note": "y"})
+    missing = post(web_session, "/v1/cases/nope/respond", {"note": "y"})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "case_not_found"
-    invalid = post(web_session, "/v1/cases/nope/resolve", {"remedy": {"type": "cash"}})
-    assert invalid.status_code == 422 and "remedy.type" in invalid.json()["error"]["fields"]
+    invalid = post(web_session, "/v1/cases/nope/propose-remedy", {"type": "cash"})
+    assert invalid.status_code == 422 and "type" in invalid.json()["error"]["fields"]
 
 
 def test_low_revisit_score_reopens_and_high_score_closes(heard, routing, routing_config, web_session):
@@ -149,8 +154,8 @@ def test_low_revisit_score_reopens_and_high_score_closes(heard, routing, routing
         cases.append(event["case_id"])
     wait_for(lambda: len(heard.of_type(ev.CASE_ROUTED)) == 2)
     for case_id in cases:
-        post(web_session, f"/v1/cases/{case_id}/resolve",
-             {"remedy": {"type": "apology"}})
+        post(web_session, f"/v1/cases/{case_id}/root-cause", {"cause": "misunderstanding"})
+        post(web_session, f"/v1/cases/{case_id}/resolve", {"note": "致歉"})
     for case_id, score in zip(cases, (2, 5)):
         dispatch(routing_config, ev.REVISIT_RECORDED, ev.dump(ev.REVISIT_RECORDED, {
             "revisit_id": uuid.uuid4().hex, "round": 1, "case_id": case_id, "case_number": "CL-20261124-000001",
