@@ -27,6 +27,7 @@ CASE_RESOLVED = "case_resolved"
 CASE_REOPENED = "case_reopened"
 CASE_CLOSED = "case_closed"
 CASE_REASSIGNED = "case_reassigned"
+CASE_RECLASSIFIED = "case_reclassified"
 # The lifecycle's actions (services/routing/lifecycle.py)
 CASE_ACKNOWLEDGED = "case_acknowledged"
 CASE_REPORTED_TO_SUPERIOR = "case_reported_to_superior"
@@ -59,6 +60,7 @@ EMITTERS = {
     CASE_DEADLINE_APPROACHED: ROUTING, CASE_DEADLINE_BREACHED: ROUTING,
     CASE_RESOLVED: ROUTING, CASE_REOPENED: ROUTING, CASE_CLOSED: ROUTING,
     CASE_REASSIGNED: ROUTING, ORG_CHANGED: ROUTING, INTEGRATION_CHANGED: ROUTING,
+    CASE_RECLASSIFIED: ROUTING,
     CASE_ACKNOWLEDGED: ROUTING, CASE_REPORTED_TO_SUPERIOR: ROUTING, CASE_PAUSED: ROUTING,
     CASE_RESUMED: ROUTING, REMEDY_PROPOSED: ROUTING, REMEDY_DECIDED: ROUTING, REPORT_FILED: ROUTING,
     REPORT_SIGNED_OFF: ROUTING, CASE_LINKED: ROUTING, CASE_MERGED: ROUTING, CASE_ARCHIVED: ROUTING,
@@ -82,6 +84,7 @@ SUBSCRIPTIONS = {
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
+    CASE_RECLASSIFIED: (("reporting", "on_case_reclassified"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
 }
@@ -421,6 +424,23 @@ class CaseReassigned(EventSchema):
     locale = fields.String(load_default="zh-CN")
 
 
+class CaseReclassified(EventSchema):
+    """Staff corrected a case's category (issue 8): what it was, what it is now, what the
+    model had said and which model. No personal data: the corrector by role only."""
+    event_id = fields.String(required=True)
+    correction_id = fields.String(required=True)  # "<case id>:<case version>": consumers dedupe on it
+    case_id = fields.String(required=True)
+    case_number = fields.String(required=True)
+    store_id = fields.String(required=True)
+    previous_category = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(CATEGORIES))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    model_category = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(CATEGORIES))
+    model_version = fields.String(allow_none=True, load_default=None)
+    model_confidence = fields.Float(allow_none=True, load_default=None)
+    by_role = fields.String(required=True)  # a Role value, or "integration"
+    reclassified_at = fields.AwareDateTime(required=True)
+
+
 class BrandRecord(EventSchema):
     brand_id = fields.String(required=True)
     name = fields.String(required=True)
@@ -518,6 +538,7 @@ SCHEMAS = {
     NOTIFICATION_FAILED: NotificationFailed(),
     REVISIT_RECORDED: RevisitRecorded(),
     CASE_REASSIGNED: CaseReassigned(),
+    CASE_RECLASSIFIED: CaseReclassified(),
     CASE_ACKNOWLEDGED: CaseAcknowledged(),
     CASE_REPORTED_TO_SUPERIOR: CaseReportedToSuperior(),
     CASE_PAUSED: CasePaused(),

@@ -29,7 +29,9 @@ def summarize(rows, now):
     resolved_ever = [r for r in rows if r.get("resolved_at")]
     return {
         "cases": len(rows),
-        "by_category": dict(Counter(r.get("category") or "unclassified" for r in rows)),
+        # a staff correction wins over the category the case was routed with
+        "by_category": dict(Counter(r.get("corrected_category") or r.get("category") or "unclassified"
+                                    for r in rows)),
         "by_status": dict(Counter(r.get("status", NEW) for r in rows)),
         "by_channel": dict(Counter(r.get("channel", "unknown") for r in rows)),
         "open": sum(1 for r in rows if r.get("status", NEW) in OPEN_STATUSES),
@@ -44,4 +46,35 @@ def summarize(rows, now):
         "reopened": {"cases": sum(1 for r in rows if r.get("reopened")),
                      "rate": _rate(sum(1 for r in resolved_ever if r.get("reopened")),
                                    len(resolved_ever))},
+        "corrections": corrections(rows),
     }
+
+
+def corrections(rows):
+    """How often staff corrected each category, per model version: the cases the version
+    classified by category, the corrections of each category (the category a case had
+    when corrected), their rate, and what each was corrected to. A correction counts once
+    (by its id) however often its event arrived."""
+    versions = {}
+
+    def version(name):
+        return versions.setdefault(name, {"model_version": name, "classified": Counter(),
+                                          "corrected": Counter(), "to": {}})
+
+    for row in rows:
+        if row.get("model_version"):
+            version(row["model_version"])["classified"][row["model_category"]] += 1
+        for fix in {c["correction_id"]: c for c in row.get("corrections", [])}.values():
+            counted = version(fix.get("model_version"))
+            previous = fix.get("previous_category") or "unclassified"
+            counted["corrected"][previous] += 1
+            counted["to"].setdefault(previous, Counter())[fix["category"]] += 1
+    return [{"model_version": v["model_version"],
+             "classified": sum(v["classified"].values()), "corrected": sum(v["corrected"].values()),
+             "rate": _rate(sum(v["corrected"].values()), sum(v["classified"].values())),
+             "by_category": {category: {
+                 "classified": v["classified"][category], "corrected": v["corrected"][category],
+                 "rate": _rate(v["corrected"][category], v["classified"][category]),
+                 "corrected_to": dict(v["to"].get(category, {}))}
+                 for category in sorted(set(v["classified"]) | set(v["corrected"]))}}
+            for v in sorted(versions.values(), key=lambda v: v["model_version"] or "")]

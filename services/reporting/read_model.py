@@ -2,7 +2,7 @@
 
 Events reach reporting on separate queues, in any order and sometimes twice, so every
 change is idempotent and order-proof: plain fields are overwritten with the same
-values, counters only rise ($max), revisits are a set, and fields that belong to a
+values, counters only rise ($max), revisits and corrections are sets, and fields that belong to a
 moment (the status, a resolution round) move only forward, guarded by that moment."""
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -25,6 +25,7 @@ class Change:
     maxima: dict = field(default_factory=dict)
     guarded: tuple = ()
     revisit: dict | None = None
+    correction: dict | None = None
 
 
 # Lifecycle order: breaks ties between events stamped with the same moment (resolving an
@@ -52,9 +53,12 @@ def project(event_type, data):
                       guarded=(_status(CaseStatus.NEW.value, data["submitted_at"]),))
     if event_type == ev.CASE_ROUTED:
         deadlines = data["deadlines"]
+        # which model version put the case in which category (for the corrections report)
+        model = {"model_version": data.get("model_version"), "model_category": data["category"]} \
+            if data.get("classified_by") == "model" else {}
         return Change(fields={"category": data["category"], "severity": data["severity"],
                               "store_id": data["store_id"],
-                              "first_response_due": deadlines["first_response_due"]},
+                              "first_response_due": deadlines["first_response_due"], **model},
                       guarded=(_status(CaseStatus.ASSIGNED.value, data["routed_at"]),
                                # a reopening re-arms the resolution clock: its due wins
                                Guarded("resolution_due_set_at", data["routed_at"], {
@@ -84,6 +88,14 @@ def project(event_type, data):
                       guarded=(_status(CaseStatus.CLOSED.value, data["closed_at"]),))
     if event_type == ev.CASE_ESCALATED:
         return Change(fields={"escalated": True}, maxima={"top_rung": data["rung"]})
+    if event_type == ev.CASE_RECLASSIFIED:
+        at = data["reclassified_at"]
+        return Change(fields={"store_id": data["store_id"]},
+                      guarded=(Guarded("corrected_at", at, {"corrected_category": data["category"],
+                                                            "corrected_at": at}),),
+                      correction={key: data[key] for key in (
+                          "correction_id", "previous_category", "category", "model_category",
+                          "model_version", "by_role", "reclassified_at")})
     if event_type == ev.REVISIT_RECORDED:
         return Change(revisit={"revisit_id": data["revisit_id"], "score": data["score"],
                                "satisfied": data["satisfied"]})
@@ -100,4 +112,6 @@ def apply(row, change):
             row.update(guarded.fields)
     if change.revisit and change.revisit not in row.get("revisits", []):
         row["revisits"] = row.get("revisits", []) + [change.revisit]
+    if change.correction and change.correction not in row.get("corrections", []):
+        row["corrections"] = row.get("corrections", []) + [change.correction]
     return row

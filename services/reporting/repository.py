@@ -24,8 +24,10 @@ class FactsRepository:
             update["$set"] = change.fields
         if change.maxima:
             update["$max"] = change.maxima
-        if change.revisit:
-            update["$addToSet"] = {"revisits": change.revisit}
+        added = {name: item for name, item in (("revisits", change.revisit), ("corrections", change.correction))
+                 if item}
+        if added:
+            update["$addToSet"] = added
         self.facts.update_one({"_id": case_id}, update, upsert=True)
         for guarded in change.guarded:
             self.facts.update_one(

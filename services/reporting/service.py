@@ -71,6 +71,7 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     on_case_reopened = _handler(ev.CASE_REOPENED)
     on_case_closed = _handler(ev.CASE_CLOSED)
     on_revisit_recorded = _handler(ev.REVISIT_RECORDED)
+    on_case_reclassified = _handler(ev.CASE_RECLASSIFIED)
 
     @http("GET", "/v1/reports/summary", access=requires(P.REPORT_READ))
     def summary(self, request):

@@ -167,7 +167,13 @@ def reclassify(repository, corrections, case_id, category, reason, principal, sc
                                 category=category, reason=reason, model_category=model_category,
                                 model_version=before.get("model_version"))
         seen.update(case=case, before=before, entry=entry)
-        return changes, entry, []
+        return changes, entry, [outgoing(ev.CASE_RECLASSIFIED, {
+            "correction_id": f"{case['_id']}:{case['version']}", "case_id": case["_id"],
+            "case_number": case["case_number"], "store_id": case["store_id"],
+            "previous_category": case["category"], "category": category, "model_category": model_category,
+            "model_version": before.get("model_version"), "model_confidence": before.get("confidence"),
+            "by_role": principal.role.value if principal.role else principal.kind.value,
+            "reclassified_at": now})]
 
     updated, events = _act(repository, case_id, scope, now, action)
     case, before, entry = seen["case"], seen["before"], seen["entry"]

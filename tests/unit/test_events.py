@@ -91,6 +91,11 @@ SAMPLES = {
         "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
         "severity": "high", "reason": "staff_deactivated", "previous_assignee": STAFF,
         "assignee": REGIONAL, "reassigned_at": T, "locale": "zh-CN"},
+    ev.CASE_RECLASSIFIED: {
+        "event_id": "e9", "correction_id": "c1:4", "case_id": "c1", "store_id": "SH-XH-001",
+        "previous_category": "equipment", "category": "booking", "model_category": "equipment",
+        "model_version": "triage-8ab253c4d68d", "model_confidence": 0.38, "by_role": "supervisor",
+        "reclassified_at": T},
     # the seed organisation, as routing announces it
     ev.ORG_CHANGED: org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
     .with_version(3).to_snapshot(),

@@ -178,7 +178,11 @@ def test_every_case_event_reporting_receives_is_projected():
     samples = {ev.CASE_SUBMITTED: submitted(), ev.CASE_ROUTED: routed(),
                ev.CASE_ESCALATED: escalated(3, T), ev.CASE_FIRST_RESPONDED: responded(T),
                ev.CASE_RESOLVED: resolved(T), ev.CASE_REOPENED: reopened(T),
-               ev.CASE_CLOSED: closed(T), ev.REVISIT_RECORDED: revisit("r1", 3, T)}
+               ev.CASE_CLOSED: closed(T), ev.REVISIT_RECORDED: revisit("r1", 3, T),
+               ev.CASE_RECLASSIFIED: loaded(ev.CASE_RECLASSIFIED, {
+                   "event_id": "e1", "correction_id": "c1:3", "case_id": "c1", "store_id": "SH-XH-001",
+                   "previous_category": "equipment", "category": "booking", "by_role": "supervisor",
+                   "reclassified_at": T})}
     # The case facts: every event reporting subscribes to, but org_changed and
     # integration_changed, which keep its copies of the organisation and the
     # integrations (for scopes and credentials) and are no facts about a case.

@@ -9,8 +9,8 @@ from closeloop_shared import org
 from closeloop_shared.access import Principal, Scope
 from closeloop_shared.contract import Role
 from services.routing import flows
-from services.routing.sla import Policy
 from tests.fixtures import ROOT
+from tests.unit.test_case_engine import rules as case_rules
 from tests.unit.fakes import FakeCases
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -40,7 +40,7 @@ def submitted(content, channel="wechat", category=None, case_id="c1"):
 
 def route(chart, content, threshold=0.4, **kwargs):
     cases = FakeCases()
-    case, events = flows.route(cases, chart, Policy(), submitted(content, **kwargs), T0, threshold)
+    case, events = flows.route(cases, chart, case_rules(), submitted(content, **kwargs), T0, threshold)
     return cases, case, events
 
 
@@ -71,8 +71,9 @@ def test_an_unsure_case_goes_to_the_supervisor_with_two_suggestions(chart):
 
 
 def test_a_harmful_unsure_case_keeps_the_higher_rung_its_severity_asks_for(chart):
-    _, case, _ = route(chart, "做完以后起了水泡", threshold=0.99)
-    assert case["triage"]["status"] == "pending" and case["severity"] in ("high", "critical")
+    # critical starts at the store manager (ladder.START_LEVEL), above the triage's supervisor
+    _, case, _ = route(chart, "做完以后起了水泡，我要找律师", threshold=0.99)
+    assert case["triage"]["status"] == "pending" and case["severity"] == "critical"
     assert case["rung"] >= 2
 
 
@@ -86,8 +87,8 @@ def test_a_correction_resolves_the_triage_and_is_recorded_with_who_and_why(chart
     cases, case, _ = route(chart, "一般般")
     corrections = FakeCorrections()
     who = supervisor(chart)
-    corrected, _ = flows.reclassify(cases, corrections, "c1", "service_quality", "整体服务不满意",
-                                    who, Scope(frozenset({STORE})), T0 + timedelta(minutes=5))
+    corrected, events = flows.reclassify(cases, corrections, "c1", "service_quality", "整体服务不满意",
+                                         who, Scope(frozenset({STORE})), T0 + timedelta(minutes=5))
     assert corrected["category"] == "service_quality"
     assert corrected["triage"]["status"] == "resolved" and corrected["triage"]["resolved_by"] == who.actor
     assert corrected["classification"]["source"] == "staff"
@@ -98,6 +99,13 @@ def test_a_correction_resolves_the_triage_and_is_recorded_with_who_and_why(chart
     [record] = corrections.records.values()
     assert (record["text"], record["category"], record["by"], record["model_category"]) == (
         "一般般", "service_quality", who.actor, case["category"])
+    # reporting hears of it: what was corrected to what, by which model, by role (no one's name or id)
+    [event] = [e for e in events if e["type"] == ev.CASE_RECLASSIFIED]
+    told = ev.load(ev.CASE_RECLASSIFIED, event["payload"])
+    assert (told["previous_category"], told["category"], told["model_category"], told["by_role"]) == (
+        case["category"], "service_quality", case["category"], "supervisor")
+    assert told["correction_id"] == record["_id"] and told["model_version"] == case["classification"]["model_version"]
+    assert who.actor not in str(event["payload"])
 
 
 def test_a_case_out_of_scope_cannot_be_corrected(chart):
