@@ -43,7 +43,8 @@ def describe(event_type, data):
         return f"{number} 首次回应 first response, on time: {data['on_time']}"
     if event_type == ev.CASE_RESOLVED:
         remedy = data["remedy"]
-        return f"{number} 已解决 resolved: {remedy['type']} {remedy.get('refund_option') or ''} {remedy.get('amount') or ''}"
+        amount = f"{remedy['amount_fen'] / 100:.2f} yuan" if remedy.get("amount_fen") else ""
+        return f"{number} 已解决 resolved: {remedy['type']} {remedy.get('refund_option') or ''} {amount}"
     if event_type == ev.REVISIT_RECORDED:
         return f"{number} 回访 revisit score {data['score']} (reopens: {data['reopens_case']})"
     if event_type == ev.CASE_REOPENED:
@@ -134,10 +135,10 @@ def main():
     wait_for_case(case_ids[0])
     time.sleep(1)
     print("Staff answer and resolve the first case with a partial refund (option B):")
-    post("routing", f"/v1/cases/{case_ids[0]}/first-response", {"note": "已致电顾客致歉并安排复诊"})
-    post("routing", f"/v1/cases/{case_ids[0]}/resolve", {
-        "note": "退还部分费用,疗程继续",
-        "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "300.00"}})
+    post("routing", f"/v1/cases/{case_ids[0]}/respond", {"note": "已致电顾客致歉并安排复诊"})
+    post("routing", f"/v1/cases/{case_ids[0]}/propose-remedy",
+         {"type": "refund", "refund_option": "partial_continue", "amount_fen": 30_000})
+    post("routing", f"/v1/cases/{case_ids[0]}/resolve", {"note": "退还部分费用,疗程继续"})
     time.sleep(1.5)
     revisits = SESSION.get(f"{URLS['followup']}/v1/revisits", params={"case_id": case_ids[0]}, timeout=5).json()
     if revisits["revisits"]:

@@ -57,13 +57,14 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
                         timeout=30, what="bus case routed")[0]
     assert bus_case["severity"] == "high" and bus_case["assignee"]["role"] == "store_manager"
 
-    # 4. first response, then resolved with a partial refund (option B)
-    assert system.post("routing", f"/v1/cases/{case_id}/first-response",
+    # 4. first response, then resolved with a partial refund (option B, 268 yuan in fen)
+    assert system.post("routing", f"/v1/cases/{case_id}/respond",
                        {"note": "已致电致歉"}).status_code == 200
-    resolved = system.post("routing", f"/v1/cases/{case_id}/resolve", {
-        "note": "退还部分费用,疗程继续",
-        "remedy": {"type": "refund", "refund_option": "partial_continue", "amount": "268.00"}})
+    assert system.post("routing", f"/v1/cases/{case_id}/propose-remedy", {
+        "type": "refund", "refund_option": "partial_continue", "amount_fen": 26_800}).status_code == 200
+    resolved = system.post("routing", f"/v1/cases/{case_id}/resolve", {"note": "退还部分费用,疗程继续"})
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    assert resolved.json()["remedy"]["amount_fen"] == 26_800
 
     # 5. the revisit falls due and its owner is told
     revisit = wait_for(lambda: [r for r in system.get("followup", "/v1/revisits", params={"case_id": case_id})
@@ -77,7 +78,8 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
     wait_for(lambda: system.get("routing", f"/v1/cases/{case_id}").json()["status"] == "reopened",
              timeout=30, what="reopened")
     actions = [e["action"] for e in system.get("routing", f"/v1/cases/{case_id}").json()["timeline"]]
-    assert actions == ["submitted", "routed", "first_response", "resolved", "reopened"]
+    assert actions[:2] == ["submitted", "routed"]
+    assert actions[-4:] == ["respond", "propose-remedy", "resolve", "reopen"]
 
     # 7. the report and the metrics reflect all of it
     def report():
