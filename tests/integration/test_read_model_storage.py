@@ -25,7 +25,12 @@ def history(case_id, t0):
         (ev.CASE_SUBMITTED, dict(base, store_name="店", channel="web", customer=CUSTOMER, content="脏",
                                  occurred_at=at(0), submitted_at=at(0))),
         (ev.CASE_ROUTED, dict(base, category="hygiene", severity="low", assignee=STAFF, rung=0,
-                              deadlines={"first_response_due": at(24), "resolution_due": at(48)}, routed_at=at(0))),
+                              deadlines={"first_response_due": at(24), "resolution_due": at(48)}, routed_at=at(0),
+                              classified_by="model", model_version="triage-aaaaaaaaaaaa", confidence=0.41)),
+        (ev.CASE_RECLASSIFIED, dict(base, event_id="e1", correction_id=f"{case_id}:2", previous_category="hygiene",
+                                    category="equipment", model_category="hygiene",
+                                    model_version="triage-aaaaaaaaaaaa", by_role="supervisor",
+                                    reclassified_at=at(2))),
         (ev.CASE_ESCALATED, dict(base, severity="low", reason="first_response", rung=1, assignee=STAFF,
                                  escalated_at=at(25))),
         (ev.CASE_ESCALATED, dict(base, severity="low", reason="resolution", rung=2, assignee=STAFF,
@@ -58,3 +63,4 @@ def test_storage_matches_the_pure_read_model(mongo_client, mongo_prefix):
     stored = facts.facts.find_one({"_id": case_id}, {"_id": 0, "case_id": 0})
     assert stored == expected
     assert stored["status"] == "resolved" and stored["resolution_round"] == 2 and stored["top_rung"] == 2
+    assert len(stored["corrections"]) == 1 and stored["corrected_category"] == "equipment"  # delivered twice

@@ -1,13 +1,20 @@
 """Triage against real RabbitMQ and the MongoDB-protocol server: a case submitted
 without a category arrives classified with confidence and explanation; an unsure one
 waits in the supervisor's triage queue; a staff correction is recorded (timeline,
-corrections store) and exported into the corpus."""
+corrections store), exported into the corpus and announced (case_reclassified), and
+reporting shows how often each category was corrected, per model version."""
 import json
+import uuid
+from datetime import timedelta
 
 import pytest
 
+from nameko.standalone.events import event_dispatcher
+
 from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
 from closeloop_shared.mongo import database_name
+from services.routing import ladder
 from services.routing.repository import CorrectionRepository
 from services.routing.triage import training
 from tests.fixtures import wait_for
@@ -23,7 +30,7 @@ def routing_config(service_config, web_config):
 
 @pytest.fixture
 def heard(record_events):
-    return record_events(ev.CASE_ROUTED)
+    return record_events(ev.CASE_ROUTED, ev.CASE_RECLASSIFIED)
 
 
 @pytest.fixture
@@ -62,7 +69,7 @@ def test_an_injury_is_high_whatever_the_category(routing, routing_config, heard,
     case = routed_case(web_session, heard, routing_config, channel="hotline",
                        content="做红外线理疗的时候灯头突然变得特别烫，把我腰上烫红了一块，起了水泡")
     assert case["severity"] in ("high", "critical") and "harm" in case["severity_assessment"]["reasons"]
-    assert case["rung_role"] == "store_manager"
+    assert case["rung"] >= ladder.start_level(case["severity"]) >= ladder.SUPERVISOR  # never store staff
 
 
 def test_an_explicit_category_still_wins(routing, routing_config, heard, web_session):
@@ -79,7 +86,7 @@ def test_an_unsure_case_waits_for_the_supervisor_and_a_correction_is_recorded_an
     assert case["assignee"]["staff_id"] == "sh-xh-sv" and case["rung"] == 1  # ladder[1]
     suggestions = case["triage"]["suggestions"]
     assert len(suggestions) == 2 and suggestions[0]["category"] == case["category"]
-    assert case["timeline"][-1]["action"] == "triage_queued"
+    assert "triage_queued" in [entry["action"] for entry in case["timeline"]]
 
     supervisor = token_keys.headers("sh-xh-sv")
     queue = web_session.get("/v1/cases", params={"triage": "pending"}, headers=supervisor).json()["cases"]
@@ -105,6 +112,12 @@ def test_an_unsure_case_waits_for_the_supervisor_and_a_correction_is_recorded_an
     assert last["model_category"] == case["category"] and last["model_version"]
     queue = web_session.get("/v1/cases", params={"triage": "pending"}, headers=supervisor).json()["cases"]
     assert case["case_id"] not in [c["case_id"] for c in queue]
+    [told] = wait_for(lambda: [e for e in heard.of_type(ev.CASE_RECLASSIFIED) if e["case_id"] == case["case_id"]],
+                      what="case_reclassified")
+    assert (told["previous_category"], told["category"], told["by_role"]) == (
+        case["category"], "service_quality", "supervisor")
+    assert told["model_version"] == case["classification"]["model_version"]
+    assert "sh-xh-sv" not in str(told) and "一般般" not in str(told)  # no one's id, no text
 
     store = CorrectionRepository(mongo_client[database_name(routing_config, "routing")])
     recorded = store.all()
@@ -121,3 +134,51 @@ def test_an_unsure_case_waits_for_the_supervisor_and_a_correction_is_recorded_an
 def post_as(session, path, body, headers):
     return session.post(path, data=json.dumps(body, ensure_ascii=False).encode(),
                         headers={"Content-Type": "application/json", **headers})
+
+
+@pytest.fixture
+def reporting(container_factory, service_config, web_config):
+    from services.reporting.service import ReportingService
+    config = dict(service_config, **web_config)
+    container_factory(ReportingService, config).start()
+    return config
+
+
+def test_reports_show_how_often_each_category_was_corrected_per_model_version_within_scope(
+        reporting, web_session, token_keys):
+    emit = event_dispatcher(reporting)
+    now, version = utcnow(), f"triage-{uuid.uuid4().hex[:12]}"
+    base = {"case_number": "CL-1", "store_id": "SH-XH-001"}
+    staff = {"staff_id": "sh-xh-sv", "name": "李娜", "role": "supervisor", "email": None}
+    cases = [uuid.uuid4().hex for _ in range(3)]
+    for case_id in cases:
+        emit(ev.INTAKE, ev.CASE_SUBMITTED, ev.dump(ev.CASE_SUBMITTED, dict(
+            base, case_id=case_id, store_name="店", channel="wechat", customer={"name": "刘女士"},
+            content="改约后还是发原来时间的提醒", occurred_at=now, submitted_at=now - timedelta(hours=1))))
+        emit(ev.ROUTING, ev.CASE_ROUTED, ev.dump(ev.CASE_ROUTED, dict(
+            base, case_id=case_id, category="equipment", severity="low", assignee=staff, rung=1,
+            deadlines={"first_response_due": now + timedelta(hours=23)}, routed_at=now - timedelta(hours=1),
+            classified_by="model", model_version=version, confidence=0.38)))
+    correction = ev.dump(ev.CASE_RECLASSIFIED, dict(
+        base, event_id=uuid.uuid4().hex, correction_id=f"{cases[0]}:2", case_id=cases[0],
+        previous_category="equipment", category="booking", model_category="equipment", model_version=version,
+        by_role="supervisor", reclassified_at=now))
+    for _ in range(2):  # redelivered: counted once
+        emit(ev.ROUTING, ev.CASE_RECLASSIFIED, correction)
+
+    def corrections(headers):
+        body = web_session.get("/v1/reports/summary", params={"store": "SH-XH-001"}, headers=headers)
+        return [v for v in body.json()["corrections"] if v["model_version"] == version]
+
+    manager = token_keys.headers("sh-xh-mg")
+    [report] = wait_for(lambda: [v for v in corrections(manager) if v["classified"] == 3 and v["corrected"]],
+                        what="the corrections report")
+    assert report["corrected"] == 1 and report["rate"] == 0.3333
+    assert report["by_category"] == {"equipment": {"classified": 3, "corrected": 1, "rate": 0.3333,
+                                                   "corrected_to": {"booking": 1}}}
+    # another store's manager sees none of it
+    other = web_session.get("/v1/reports/summary", params={"store": "SH-XH-001"},
+                            headers=token_keys.headers("hz-xh-mg"))
+    assert other.status_code == 404
+    mine = web_session.get("/v1/reports/summary", headers=token_keys.headers("hz-xh-mg")).json()
+    assert not [v for v in mine["corrections"] if v["model_version"] == version]
