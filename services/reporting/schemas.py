@@ -7,6 +7,8 @@ OPENAPI = openapi.build("Closeloop reporting", {
         "parameters": [openapi.query_param("from", "China date or datetime; default 7 days before to"),
                        openapi.query_param("to", "China date (inclusive) or datetime; default now"),
                        openapi.query_param("store", "one store of the caller's scope")],
-        "responses": openapi.responses({200: "counts, on-time rates, satisfaction, reopened rate"},
+        "responses": openapi.responses({200: "counts, on-time rates, satisfaction, reopened rate; corrections: "
+                                             "per model version, the cases it classified by category, how "
+                                             "many staff corrected, the rate and to which category"},
                                        404, 422, 503)}},
 })
