@@ -218,9 +218,9 @@ class RefundOption(str, Enum):
 
 
 class RemedyStatus(str, Enum):
-    """A remedy's place in the ledger: proposed (waiting for an approver whose limit
-    covers it), approved (within the proposer's own limit, or by the approver), rejected."""
-    PROPOSED = "proposed"
+    """A remedy's place in the ledger: waiting for an approver whose limit covers it,
+    approved (within the proposer's own limit, or by the approver), rejected."""
+    PENDING_APPROVAL = "pending_approval"
     APPROVED = "approved"
     REJECTED = "rejected"
 

@@ -348,6 +348,7 @@ class RemedyProposed(CaseEvent):
     amount_fen = fields.Integer(required=True, strict=True)
     status = fields.String(required=True, validate=validate.OneOf([s.value for s in RemedyStatus]))
     approver = fields.Nested(StaffMember, allow_none=True, load_default=None)  # who must approve it
+    approver_role = fields.String(allow_none=True, load_default=None, validate=validate.OneOf([r.value for r in Role]))
     flags = fields.List(fields.String(), load_default=list)  # "repeat_customer"
     repeat = fields.Dict(allow_none=True, load_default=None)  # {count, stores, amount_fen}
 

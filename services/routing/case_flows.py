@@ -100,19 +100,20 @@ def _received_elsewhere(repository, case, rules, now):
 
 
 def propose_remedy(repository, chart, policy, rules, case_id, principal, scope, proposal, now):
-    """proposal: {type, refund_option, amount_fen}. Approved at once within the
+    """proposal: {type, refund_option, amount_fen, note}. Approved at once within the
     proposer's limit, else waiting for the approver the event names."""
     def step(case, view):
         repeat = remedies.repeat_of(_received_elsewhere(repository, case, rules, now), rules.repeat_threshold)
         ladder = [person.as_dict() for person in chart.ladder(case["store_id"])]
         remedy = remedies.propose(proposal["type"], proposal.get("refund_option"), proposal.get("amount_fen"),
                                   view.resolution_round + 1, principal.actor, principal.role, ladder,
-                                  rules.limits, repeat, now)
+                                  rules.limits, repeat, now, proposal.get("note") or "")
         changes, entry = lifecycle.propose_remedy(view, remedy, now, policy)
         return changes, entry, [_event(
             ev.REMEDY_PROPOSED, case, principal.actor, now, remedy_id=remedy.remedy_id, type=remedy.type.value,
             refund_option=remedy.refund_option.value if remedy.refund_option else None,
             amount_fen=remedy.amount_fen, status=remedy.status.value, approver=remedy.approver,
+            approver_role=remedy.approver["role"] if remedy.approver else None,
             flags=list(remedy.flags), repeat=remedy.repeat)]
     return _run(repository, case_id, scope, now, step)
 

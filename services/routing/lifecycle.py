@@ -56,6 +56,17 @@ TRANSITIONS = {
 }
 
 
+# How each action is named in the timeline (past tense, as routing's other entries).
+TIMELINE_NAMES = {
+    A.ACKNOWLEDGE: "acknowledged", A.RESPOND: "responded", A.NOTE: "noted",
+    A.REPORT_TO_SUPERIOR: "reported_to_superior", A.REQUEST_INFO: "info_requested", A.RESUME: "resumed",
+    A.PROPOSE_REMEDY: "remedy_proposed", A.APPROVE_REMEDY: "remedy_approved", A.REJECT_REMEDY: "remedy_rejected",
+    A.ROOT_CAUSE: "root_cause_recorded", A.FILE_REPORT: "report_filed", A.SIGN_OFF_REPORT: "report_signed_off",
+    A.RESOLVE: "resolved", A.CLOSE: "closed", A.REOPEN: "reopened", A.LINK: "linked", A.MERGE: "merged",
+    A.ARCHIVE: "archived",
+}
+
+
 def allowed_actions(status):
     return [action.value for action in TRANSITIONS[CaseStatus(status)]]
 
@@ -146,7 +157,7 @@ def _move(case, action, actor, now, policy, clocks=None, changes=None, **details
     for key in changes:
         if key not in ("clocks", "next_check_at", "status", "remedies", "timeline"):
             before[key], after[key] = case.doc.get(key), changes[key]
-    return changes, entry(now, action.value, actor, **details, **_audited(before, after))
+    return changes, entry(now, TIMELINE_NAMES[action], actor, **details, **_audited(before, after))
 
 
 # -- the actions --------------------------------------------------------------------
@@ -220,7 +231,7 @@ def decide_remedy(case, decided, now, policy):
 def pending_remedy(case, remedy_id):
     """The proposed remedy an approver decides on (409 if it is not waiting)."""
     remedy = case.remedy(remedy_id)
-    if remedy.status is not RemedyStatus.PROPOSED:
+    if remedy.status is not RemedyStatus.PENDING_APPROVAL:
         _refuse(case, "remedy_decided", f"remedy {remedy_id} is already {remedy.status.value}")
     return remedy
 

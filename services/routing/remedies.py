@@ -31,7 +31,8 @@ class Remedy:
     status: RemedyStatus
     proposed_by: str
     proposed_at: datetime
-    approver: dict | None = None    # the staff member who must approve it, while proposed
+    approver: dict | None = None    # the staff member who must approve it, while pending
+    note: str = ""                  # the proposer's why
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str = ""
@@ -55,7 +56,9 @@ class Remedy:
                 "refund_option": self.refund_option.value if self.refund_option else None,
                 "amount_fen": self.amount_fen, "round": self.round, "status": self.status.value,
                 "proposed_by": self.proposed_by, "proposed_at": self.proposed_at,
-                "approver": self.approver, "decided_by": self.decided_by, "decided_at": self.decided_at,
+                "approver": self.approver,
+                "approver_role": self.approver["role"] if self.approver else None, "note": self.note,
+                "decided_by": self.decided_by, "decided_at": self.decided_at,
                 "reason": self.reason, "flags": list(self.flags), "repeat": self.repeat,
                 "continue_treatment": self.continue_treatment}
 
@@ -65,7 +68,7 @@ class Remedy:
                    refund_option=RefundOption(doc["refund_option"]) if doc.get("refund_option") else None,
                    amount_fen=doc["amount_fen"], round=doc["round"], status=RemedyStatus(doc["status"]),
                    proposed_by=doc["proposed_by"], proposed_at=doc["proposed_at"],
-                   approver=doc.get("approver"), decided_by=doc.get("decided_by"),
+                   approver=doc.get("approver"), note=doc.get("note") or "", decided_by=doc.get("decided_by"),
                    decided_at=doc.get("decided_at"), reason=doc.get("reason") or "",
                    flags=tuple(doc.get("flags") or ()), repeat=doc.get("repeat"))
 
@@ -141,13 +144,13 @@ def approver_for(ladder, remedy, limits, proposer):
 
 
 def propose(kind, option, amount_fen, round_, proposer, proposer_role, ladder, limits, repeat, now,
-            remedy_id=None):
+            note="", remedy_id=None):
     """A new ledger entry: approved at once within the proposer's limit (unless the
     customer is flagged), else waiting for the approver the ladder names."""
     kind, option, amount_fen = check(kind, option, amount_fen)
     remedy = Remedy(remedy_id=remedy_id or uuid.uuid4().hex, type=kind, refund_option=option,
-                    amount_fen=amount_fen, round=round_, status=RemedyStatus.PROPOSED,
-                    proposed_by=proposer, proposed_at=now,
+                    amount_fen=amount_fen, round=round_, status=RemedyStatus.PENDING_APPROVAL,
+                    proposed_by=proposer, proposed_at=now, note=note,
                     flags=(REPEAT_CUSTOMER,) if repeat else (), repeat=repeat)
     if limits.covers(proposer_role, remedy) and not (repeat and remedy.costs):
         return replace(remedy, status=RemedyStatus.APPROVED, decided_by=proposer, decided_at=now,
@@ -162,7 +165,7 @@ def propose(kind, option, amount_fen, round_, proposer, proposer_role, ladder, l
 def decide(remedy, approve, decider, decider_role, limits, reason, now):
     """The approver's decision on a proposed remedy. Refuses (403-worthy `forbidden`)
     a decider whose limit does not cover it, or the proposer of a flagged proposal."""
-    if remedy.status is not RemedyStatus.PROPOSED:
+    if remedy.status is not RemedyStatus.PENDING_APPROVAL:
         raise ActionRefused("remedy_decided", f"remedy {remedy.remedy_id} is already {remedy.status.value}")
     if approve and not limits.covers(decider_role, remedy):
         raise ActionRefused("above_approval_limit",
@@ -186,7 +189,7 @@ def for_resolution(ledger, round_, remedy_id=None):
         if named.status is not RemedyStatus.APPROVED:
             raise ActionRefused("remedy_not_approved", f"remedy {remedy_id} is {named.status.value}")
         return named
-    if any(r.status is RemedyStatus.PROPOSED for r in of_round):
+    if any(r.status is RemedyStatus.PENDING_APPROVAL for r in of_round):
         raise ActionRefused("remedy_pending", "a proposed remedy waits for its approver: approve or reject it first")
     approved = [r for r in of_round if r.status is RemedyStatus.APPROVED]
     return approved[-1] if approved else None

@@ -58,6 +58,7 @@ class RemedyProposalIn(StrictSchema):
     refund_option = fields.String(load_default=None, allow_none=True,
                                   validate=validate.OneOf([o.value for o in RefundOption]))
     amount_fen = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=100_000_000))
+    note = fields.String(load_default="", validate=validate.Length(max=2000))  # why this remedy
 
 
 class RemedyDecisionIn(StrictSchema):

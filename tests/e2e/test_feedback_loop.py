@@ -79,7 +79,7 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
              timeout=30, what="reopened")
     actions = [e["action"] for e in system.get("routing", f"/v1/cases/{case_id}").json()["timeline"]]
     assert actions[:2] == ["submitted", "routed"]
-    assert actions[-4:] == ["respond", "propose-remedy", "resolve", "reopen"]
+    assert actions[-4:] == ["responded", "remedy_proposed", "resolved", "reopened"]
 
     # 7. the report and the metrics reflect all of it
     def report():

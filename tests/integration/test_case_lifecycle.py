@@ -85,7 +85,7 @@ def test_waiting_on_the_customer_pauses_the_clocks_and_resuming_moves_the_deadli
         moved = _at(clock["due_at"]) - _at(before[name]["due_at"])
         assert 1.5 <= moved.total_seconds() < 30 and clock["paused_at"] is None
     actions = [e["action"] for e in resumed["timeline"]]
-    assert actions[-3:] == ["acknowledge", "request-info", "resume"]
+    assert actions[-3:] == ["acknowledged", "info_requested", "resumed"]
     assert resumed["timeline"][-1]["actor"] == "sh-xh-s1"
     wait_for(lambda: heard.of_type(ev.CASE_PAUSED) and heard.of_type(ev.CASE_RESUMED), what="pause events")
 
@@ -101,7 +101,7 @@ def test_a_remedy_above_the_store_manager_s_limit_waits_for_the_regional_manager
     proposed = manager("POST", f"/v1/cases/{case_id}/propose-remedy", {"type": "compensation", "amount_fen": 80_000})
     assert proposed.status_code == 200
     [remedy] = proposed.json()["remedies"]
-    assert remedy["status"] == "proposed" and remedy["approver"]["staff_id"] == "rm-east"
+    assert remedy["status"] == "pending_approval" and remedy["approver"]["staff_id"] == "rm-east"
     announced = wait_for(lambda: heard.of_type(ev.REMEDY_PROPOSED), what="remedy_proposed")[0]
     assert announced["approver"]["staff_id"] == "rm-east" and announced["amount_fen"] == 80_000
 

@@ -149,7 +149,7 @@ def test_active_statuses_are_the_shared_vocabulary():
 def test_every_action_is_audited_with_who_when_and_the_values_before_and_after():
     changes, entry = lifecycle.acknowledge(CaseView.of(doc("assigned")), "sh-xh-s1", at(1), POLICY)
     assert changes["status"] == "acknowledged"
-    assert entry["actor"] == "sh-xh-s1" and entry["at"] == at(1) and entry["action"] == "acknowledge"
+    assert entry["actor"] == "sh-xh-s1" and entry["at"] == at(1) and entry["action"] == "acknowledged"
     assert entry["before"] == {"status": "assigned", "acknowledged_by": None, "acknowledged_at": None}
     assert entry["after"] == {"status": "acknowledged", "acknowledged_by": "sh-xh-s1", "acknowledged_at": at(1)}
 
@@ -262,7 +262,7 @@ def test_remedy_above_the_store_manager_s_limit_waits_for_the_regional_manager()
     case, events = case_flows.propose_remedy(cases, CHART, POLICY, RULES, case_id, *MANAGER,
                                              {"type": "compensation", "amount_fen": 80_000}, at(1))
     proposal = events[0]["payload"]
-    assert proposal["status"] == "proposed" and proposal["approver"]["staff_id"] == "rm-east"
+    assert proposal["status"] == "pending_approval" and proposal["approver"]["staff_id"] == "rm-east"
     assert proposal["amount_fen"] == 80_000 and proposal["event_id"] == events[0]["id"]
     remedy_id = proposal["remedy_id"]
     with pytest.raises(ActionRefused) as refused:
@@ -292,7 +292,7 @@ def test_a_satisfied_revisit_closes_only_once_the_root_cause_is_recorded():
                                                 IMPROVEMENT, "", at(4))
     assert case["status"] == "closed" and [e["type"] for e in events] == [ev.CASE_CLOSED]
     assert events[0]["payload"]["root_cause"] == "poor_communication"
-    assert [e["action"] for e in case["timeline"][-3:]] == ["close_awaits_root_cause", "root-cause", "close"]
+    assert [e["action"] for e in case["timeline"][-3:]] == ["close_awaits_root_cause", "root_cause_recorded", "closed"]
     assert case["root_cause"]["actions"] == [dict(IMPROVEMENT[0], due="2026-12-31")]
 
 
@@ -432,9 +432,9 @@ def test_the_timeline_names_the_principal():
     case_flows.resolve(cases, CHART, POLICY, case_id, None, "", *REGIONAL, at(4))
     case_flows.reopen(cases, POLICY, case_id, MANAGER[0].actor, "顾客来电", "staff", at(5), MANAGER[1])
     actors = {e["action"]: e["actor"] for e in cases.get(case_id)["timeline"]}
-    assert actors == {"submitted": "customer", "routed": "system", "respond": "sh-xh-sv",
-                      "file-report": "sh-xh-mg", "sign-off-report": "gm-001", "resolve": "rm-east",
-                      "reopen": "sh-xh-mg"}
+    assert actors == {"submitted": "customer", "routed": "system", "responded": "sh-xh-sv",
+                      "report_filed": "sh-xh-mg", "report_signed_off": "gm-001", "resolved": "rm-east",
+                      "reopened": "sh-xh-mg"}
 
 
 def test_new_cases_of_the_same_customer_at_the_store_are_linked_on_both_and_once():
@@ -518,7 +518,7 @@ class CaseMachine(RuleBasedStateMachine):
 
     @rule(who=people, approve=st.booleans())
     def decide(self, who, approve):
-        pending = [r for r in self.case.get("remedies") or () if r["status"] == "proposed"]
+        pending = [r for r in self.case.get("remedies") or () if r["status"] == "pending_approval"]
         remedy_id = pending[0]["remedy_id"] if pending else "none"
         self.attempt(case_flows.decide_remedy, self.cases, self.policy, RULES, self.case_id, remedy_id, approve,
                      "", *who, self.now)

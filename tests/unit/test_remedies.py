@@ -53,13 +53,13 @@ def test_within_the_proposer_s_limit_a_remedy_is_approved_at_once():
 
 def test_above_the_store_manager_s_limit_it_waits_for_the_regional_manager():
     remedy = propose("compensation", 50_001)
-    assert remedy.status is RemedyStatus.PROPOSED and remedy.approver["staff_id"] == "rm-east"
+    assert remedy.status is RemedyStatus.PENDING_APPROVAL and remedy.approver["staff_id"] == "rm-east"
     assert propose("compensation", 200_001).approver["role"] == "general_manager"
 
 
 def test_a_refund_proposed_by_store_staff_waits_for_the_store_manager():
     remedy = propose("refund", 15_000, "partial_continue", proposer="sh-xh-s1", role=Role.STORE_STAFF)
-    assert remedy.status is RemedyStatus.PROPOSED and remedy.approver["staff_id"] == "sh-xh-mg"
+    assert remedy.status is RemedyStatus.PENDING_APPROVAL and remedy.approver["staff_id"] == "sh-xh-mg"
 
 
 def test_an_apology_and_option_a_need_nobody():
@@ -74,7 +74,7 @@ def test_a_repeat_customer_is_flagged_and_never_approved_by_the_proposer():
                                  ("SH-XH-001", _given("apology", 0))], threshold=2)
     assert repeat == {"count": 2, "stores": ["HZ-XH-002", "SH-XH-001"], "amount_fen": 128_000}
     remedy = propose("compensation", 10_000, repeat=repeat)
-    assert remedy.flags == ("repeat_customer",) and remedy.status is RemedyStatus.PROPOSED
+    assert remedy.flags == ("repeat_customer",) and remedy.status is RemedyStatus.PENDING_APPROVAL
     assert remedy.approver["staff_id"] == "rm-east"  # the next one up whose limit covers it
     with pytest.raises(ActionRefused) as refused:
         remedies.decide(remedy, True, "sh-xh-mg", Role.STORE_MANAGER, LIMITS, "", T0)
@@ -121,7 +121,7 @@ def test_the_ledger_entry_round_trips_through_its_document():
 
 @given(amount=st.integers(0, 10**8), role=st.sampled_from(list(Role)))
 def test_a_limit_covers_exactly_the_amounts_up_to_it(amount, role):
-    remedy = remedies.Remedy("r", RemedyType.COMPENSATION, None, amount, 1, RemedyStatus.PROPOSED, "x", T0)
+    remedy = remedies.Remedy("r", RemedyType.COMPENSATION, None, amount, 1, RemedyStatus.PENDING_APPROVAL, "x", T0)
     limit = LIMITS.by_role.get(role, 0)
     assert LIMITS.covers(role, remedy) == (amount == 0 or (role in LIMITS.by_role and (
         limit is None or amount <= limit)))
