@@ -183,6 +183,12 @@ def test_feared_harm_or_a_hazard_is_high_but_never_critical():
     assert stain.level == "high"
 
 
+def test_a_hospital_named_without_an_injury_never_makes_a_case_critical():
+    # mothers come to a postpartum centre from hospital
+    assert severity("hotline", "我在医院住院生完孩子，说好的接送车没来，我要发到网上") == "high"
+    assert severity("hotline", "宝宝黄疸住院了") == "critical"
+
+
 def test_discomfort_with_a_threat_is_high_an_injury_with_a_threat_critical():
     assert severity("hotline", "按完一直疼，不给说法我就找律师") == "high"
     assert severity("hotline", "按完腰扭伤了，不给说法我就找律师") == "critical"

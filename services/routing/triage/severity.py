@@ -194,7 +194,9 @@ def assess(channel, content, harm_probability=None):
         reasons.append("demand")
     # critical wakes people up: it needs an injury in so many words, not only the model's
     # hunch, a hazard or discomfort
-    injured = [word for word in harm_words if word not in MILD]
+    # the care itself (医院, 住院) is no injury: in a postpartum centre most mothers come
+    # from hospital; critical needs the injury named besides it
+    injured = [word for word in harm_words if word not in MILD and word not in _CARE]
     if "referral_channel" in reasons or (injured and (threat_words or serious_words)):
         level = Severity.CRITICAL
     elif harmed or threat_words:
