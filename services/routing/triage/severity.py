@@ -105,7 +105,9 @@ THREAT = (
     "the press", "the media", "on social media", "expose", "report your", "report the",
 )
 # Harm that put someone in hospital.
-SERIOUS = ("住院", "抢救", "入院", "icu", "重症", "hospitalised", "hospitalized", "admitted", "emergency room")
+# (Not 入院: a 月子会所 calls entering it 入院; not "admitted" alone: she admitted the mistake.)
+SERIOUS = ("住院", "抢救", "icu", "重症", "hospitalised", "hospitalized", "admitted to hospital",
+           "emergency room")
 # What a customer asks for.
 DEMAND = (
     "退款", "退钱", "退费", "退卡", "退货", "退还", "赔偿", "补偿", "赔", "说法", "解释", "道歉", "投诉",
