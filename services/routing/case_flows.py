@@ -11,7 +11,7 @@ from closeloop_shared.config import (
     REPEAT_REMEDY_WINDOW_SECONDS)
 from closeloop_shared.contract import CaseAction, Permission
 from closeloop_shared.events import new_event as outgoing
-from services.routing import duplicates, lifecycle, remedies, sla
+from services.routing import duplicates, ladder, lifecycle, remedies, sla
 from services.routing.flows import (
     EVERYWHERE, REFERRAL_CHANNELS, ActionForbidden, CaseNotFound, _act, _first_responded, get_case)
 from services.routing.lifecycle import CaseView
@@ -40,9 +40,19 @@ def _run(repository, case_id, scope, now, step):
     return _act(repository, case_id, scope, now, lambda case: step(case, CaseView.of(case)))
 
 
-def acknowledge(repository, policy, case_id, principal, scope, now):
+def acknowledge(repository, chart, policy, case_id, principal, scope, now):
+    """The caller takes the case on; on a case climbing the escalation ladder this stops
+    the climb (services/routing/ladder.py), for someone on the case's rung or above."""
     def step(case, view):
         changes, entry = lifecycle.acknowledge(view, principal.actor, now, policy)
+        if case.get("ladder"):
+            person = chart.staff.get(principal.subject)
+            try:
+                state = ladder.acknowledge(ladder.LadderState.from_doc(case["ladder"]), person, now)
+            except ladder.AcknowledgeRefused as refused:
+                raise ActionRefused("below_rung", str(refused))
+            changes["ladder"] = state.to_doc()
+            entry["ladder_acknowledged_by"] = state.acknowledged_by
         return changes, entry, [_event(ev.CASE_ACKNOWLEDGED, case, principal.actor, now, rung=view.rung)]
     return _run(repository, case_id, scope, now, step)
 

@@ -43,7 +43,7 @@ from services.routing.sla import Policy
 
 log = logging.getLogger(__name__)
 # How a refused case action answers (409 for every other code: the case's state).
-REFUSAL_STATUS = {"validation_failed": 422, "above_approval_limit": 403, "own_proposal": 403}
+REFUSAL_STATUS = {"validation_failed": 422, "above_approval_limit": 403, "own_proposal": 403, "below_rung": 403}
 RESPOND_IN, NOTE_IN, REPORT_UP_IN = schemas.RespondIn(), schemas.NoteIn(), schemas.ReportUpIn()
 REQUEST_INFO_IN, RESUME_IN = schemas.RequestInfoIn(), schemas.ResumeIn()
 REMEDY_PROPOSAL_IN, REMEDY_DECISION_IN = schemas.RemedyProposalIn(), schemas.RemedyDecisionIn()
@@ -171,7 +171,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
 
     @http("POST", "/v1/cases/<string:case_id>/acknowledge", access=requires(P.CASE_ACKNOWLEDGE))
     def acknowledge(self, request, case_id):
-        return self._act(request, case_flows.acknowledge, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.acknowledge, self.cases, self.org, self.policy, case_id,
                          request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/respond", access=requires(P.CASE_RESPOND))

@@ -16,7 +16,7 @@ from closeloop_shared import org
 from closeloop_shared.access import Principal, scope_of
 from closeloop_shared.contract import (
     ACTIVE_CASE_STATUSES, REFERRAL_CHANNELS, CaseAction, CaseStatus, RemedyStatus)
-from services.routing import case_flows, flows, lifecycle, sla
+from services.routing import case_flows, flows, ladder, lifecycle, sla
 from services.routing.lifecycle import TRANSITIONS, ActionRefused, CaseView
 from services.routing.sla import Policy
 from tests.unit.fakes import FakeCases
@@ -344,7 +344,7 @@ def test_a_case_reopened_hundreds_of_times_keeps_a_bounded_document_and_its_whol
 def _every_action(cases, case_id, principal, scope, now):
     """Each staff action on a case, as a thunk."""
     return {
-        "acknowledge": lambda: case_flows.acknowledge(cases, POLICY, case_id, principal, scope, now),
+        "acknowledge": lambda: case_flows.acknowledge(cases, CHART, POLICY, case_id, principal, scope, now),
         "respond": lambda: case_flows.respond(cases, POLICY, case_id, principal, scope, "已回电", now),
         "note": lambda: case_flows.add_note(cases, POLICY, case_id, principal, scope, "查监控", [], now),
         "report_to_superior": lambda: case_flows.report_to_superior(cases, CHART, POLICY, case_id, principal,
@@ -377,6 +377,20 @@ def test_every_action_on_a_case_out_of_scope_is_case_not_found_and_changes_nothi
     with pytest.raises(case_flows.CaseNotFound):
         _every_action(cases, "no-such-case", principal, scope, at(1))[action]()
     assert cases.get(case_id) == before
+
+
+def test_acknowledging_a_case_on_the_ladder_stops_its_climb_for_the_rung_or_above():
+    cases = FakeCases()
+    case_id = routed(cases)
+    state = ladder.start_on(ladder.resolve_rungs(CHART, "SH-XH-001"), ladder.STORE_MANAGER, T0)
+    cases.docs[case_id].update(ladder=state.to_doc(), rung=state.level)
+    with pytest.raises(ActionRefused) as refused:
+        case_flows.acknowledge(cases, CHART, POLICY, case_id, *CLERK, at(0.1))
+    assert refused.value.code == "below_rung"
+    case, events = case_flows.acknowledge(cases, CHART, POLICY, case_id, *MANAGER, at(0.2))
+    assert case["ladder"]["acknowledged_by"] == "sh-xh-mg" and case["status"] == "acknowledged"
+    assert ladder.next_at(ladder.LadderState.from_doc(case["ladder"])) is None
+    assert events[0]["type"] == ev.CASE_ACKNOWLEDGED and events[0]["payload"]["rung"] == state.level
 
 
 def test_actions_retry_a_lost_race_and_give_up_after_max_attempts():
@@ -497,7 +511,7 @@ class CaseMachine(RuleBasedStateMachine):
 
     @rule(who=people)
     def acknowledge(self, who):
-        self.attempt(case_flows.acknowledge, self.cases, self.policy, self.case_id, *who, self.now)
+        self.attempt(case_flows.acknowledge, self.cases, CHART, self.policy, self.case_id, *who, self.now)
 
     @rule(who=people)
     def respond(self, who):
