@@ -137,6 +137,7 @@ class AliyunSms(HttpStandIn):
 
     def __init__(self, access_key_id="LTAI-test", secret="sms-secret"):
         self.access_key_id, self.secret, self.sent = access_key_id, secret, []
+        self.refused_numbers = set()  # answered isv.MOBILE_NUMBER_ILLEGAL
         super().__init__()
 
     def handle(self, request):
@@ -145,6 +146,9 @@ class AliyunSms(HttpStandIn):
         if params.get("AccessKeyId") != self.access_key_id or given != sms.signature(params, self.secret):
             return json_response({"Code": "SignatureDoesNotMatch", "Message": "Specified signature is not matched",
                                   "RequestId": "req-bad-sig"}, status=400)
+        if params["PhoneNumbers"] in self.refused_numbers:
+            return json_response({"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号",
+                                  "RequestId": "req-refused"})
         self.sent.append(params)
         return json_response({"Code": "OK", "Message": "OK", "RequestId": f"req-{len(self.sent)}",
                               "BizId": f"biz-{len(self.sent)}"})
