@@ -3,6 +3,7 @@ with STARTTLS and AUTH, and HTTP stand-ins shaped like Aliyun Dysms, the WeChat
 official-account API, a WeCom group robot and a Standard Webhooks receiver. Successes,
 timeouts, 5xx, the providers' error codes, an expired WeChat token, bad signatures."""
 import json
+import logging
 import ssl
 import time
 
@@ -305,3 +306,12 @@ def test_persistent_5xx_gives_up_after_the_tries(receiver):
     error = failure_of(hooks(receiver, [NEW]).send, outgoing("crm", params=BODY))
     assert (error.failure, error.code) == (Failure.TRANSIENT, "http_500")
     assert len(receiver.requests) == 3
+
+
+def test_no_secret_or_token_reaches_the_logs_even_at_debug(wechat_api, robot, caplog):
+    caplog.set_level(logging.DEBUG)
+    wechat(wechat_api).send(outgoing("openid-liu", **WECHAT))
+    WeComRobotChannel(robot.url).send(outgoing("robot-key", text="x"))
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name != "werkzeug")  # the stand-ins' own log
+    for secret in (wechat_api.secret, "token-1", "robot-key"):
+        assert secret not in ours

@@ -12,6 +12,7 @@ the next step:
 
 Adapters know nothing of cases or kinds; they never log addresses or secrets.
 Pure of nameko and pymongo."""
+import logging
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -19,6 +20,9 @@ from closeloop_shared.logs import scrub
 
 # What a delivery keeps of a provider's answer (scrubbed of phones and e-mails).
 RESPONSE_EXCERPT = 500
+# urllib3 logs each request line at DEBUG, query string included: the WeChat app secret
+# and access token, the WeCom robot key. Never, whatever LOG_LEVEL says.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 
 class Failure(str, Enum):
