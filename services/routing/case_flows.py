@@ -9,9 +9,9 @@ from closeloop_shared import events as ev
 from closeloop_shared.config import (
     DEFAULTS, DUPLICATE_WINDOW_SECONDS, REMEDY_APPROVAL_LIMITS_FEN, REPEAT_REMEDY_THRESHOLD,
     REPEAT_REMEDY_WINDOW_SECONDS)
-from closeloop_shared.contract import CaseAction, Permission
+from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseAction, Permission
 from closeloop_shared.events import new_event as outgoing
-from services.routing import duplicates, ladder, lifecycle, remedies, sla
+from services.routing import clocks, deadline_flows, duplicates, ladder, lifecycle, remedies, sla
 from services.routing.flows import (
     EVERYWHERE, REFERRAL_CHANNELS, ActionForbidden, CaseNotFound, _act, _first_responded, get_case)
 from services.routing.lifecycle import CaseView
@@ -37,7 +37,23 @@ def _event(kind, case, actor, now, **fields):
 
 def _run(repository, case_id, scope, now, step):
     """_act over the typed view: `step(case_doc, view)` -> (changes, entries, events)."""
-    return _act(repository, case_id, scope, now, lambda case: step(case, CaseView.of(case)))
+    def action(case):
+        changes, entries, events = step(case, CaseView.of(case))
+        return _scheduled(case, changes), entries, events
+    return _act(repository, case_id, scope, now, action)
+
+
+def _scheduled(case, changes):
+    """A case on the escalation ladder is next checked when the deadline check would
+    schedule it (a warning, a breach or the rung's acknowledgement timeout:
+    deadline_flows.schedule), once an action changed its clocks, status or ladder."""
+    if not case.get("ladder") or not {"clocks", "status", "ladder"} & set(changes):
+        return changes
+    if changes.get("status", case["status"]) not in ACTIVE_CASE_STATUSES:
+        return dict(changes, next_check_at=None)
+    state = ladder.LadderState.from_doc(changes.get("ladder", case["ladder"]))
+    clock_set = clocks.from_doc(changes.get("clocks", case["clocks"]))
+    return dict(changes, next_check_at=deadline_flows.schedule(clock_set, state))
 
 
 def acknowledge(repository, chart, policy, case_id, principal, scope, now):

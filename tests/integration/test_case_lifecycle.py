@@ -72,15 +72,17 @@ def test_an_illegal_action_is_409_naming_the_allowed_ones(routing, heard, as_sta
 def test_waiting_on_the_customer_pauses_the_clocks_and_resuming_moves_the_deadlines(routing, heard, as_staff):
     clerk = as_staff("sh-xh-s1")
     case_id = new_case(routing, heard)
-    assert clerk("POST", f"/v1/cases/{case_id}/acknowledge").json()["status"] == "acknowledged"
-    before = clerk("GET", f"/v1/cases/{case_id}").json()["clocks"]
+    acknowledged = clerk("POST", f"/v1/cases/{case_id}/acknowledge").json()
+    assert acknowledged["status"] == "acknowledged" and acknowledged["ladder"]["acknowledged_by"] == "sh-xh-s1"
+    before = acknowledged["clocks"]
     paused = clerk("POST", f"/v1/cases/{case_id}/request-info", {"question": "请提供预约截图"}).json()
     assert paused["status"] == "pending_customer"
     assert all(c["paused_at"] for c in paused["clocks"].values() if c["met_at"] is None)
+    assert paused["next_check_at"] is None  # nothing can fall due while the customer is asked
     import eventlet
     eventlet.sleep(1.5)
     resumed = clerk("POST", f"/v1/cases/{case_id}/resume", {"answer": "截图已发"}).json()
-    assert resumed["status"] == "investigating"
+    assert resumed["status"] == "investigating" and resumed["next_check_at"] is not None
     for name, clock in resumed["clocks"].items():
         moved = _at(clock["due_at"]) - _at(before[name]["due_at"])
         assert 1.5 <= moved.total_seconds() < 30 and clock["paused_at"] is None
