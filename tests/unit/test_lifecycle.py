@@ -16,7 +16,8 @@ from closeloop_shared import org
 from closeloop_shared.access import Principal, scope_of
 from closeloop_shared.contract import (
     ACTIVE_CASE_STATUSES, REFERRAL_CHANNELS, CaseAction, CaseStatus, RemedyStatus)
-from services.routing import case_flows, flows, ladder, lifecycle, sla
+from services.routing import case_flows, clocks, flows, ladder, lifecycle, policy, sla
+from services.routing.calendar import WallCalendar
 from services.routing.lifecycle import TRANSITIONS, ActionRefused, CaseView
 from services.routing.sla import Policy
 from tests.unit.fakes import FakeCases
@@ -383,13 +384,16 @@ def test_acknowledging_a_case_on_the_ladder_stops_its_climb_for_the_rung_or_abov
     cases = FakeCases()
     case_id = routed(cases)
     state = ladder.start_on(ladder.resolve_rungs(CHART, "SH-XH-001"), ladder.STORE_MANAGER, T0)
-    cases.docs[case_id].update(ladder=state.to_doc(), rung=state.level)
+    facts = policy.CaseFacts("low", "booking", "hotline", None)
+    armed = clocks.arm(policy.choose((), facts), T0, WallCalendar())
+    cases.docs[case_id].update(ladder=state.to_doc(), rung=state.level, clocks=clocks.to_doc(armed))
     with pytest.raises(ActionRefused) as refused:
         case_flows.acknowledge(cases, CHART, POLICY, case_id, *CLERK, at(0.1))
     assert refused.value.code == "below_rung"
     case, events = case_flows.acknowledge(cases, CHART, POLICY, case_id, *MANAGER, at(0.2))
     assert case["ladder"]["acknowledged_by"] == "sh-xh-mg" and case["status"] == "acknowledged"
     assert ladder.next_at(ladder.LadderState.from_doc(case["ladder"])) is None
+    assert case["next_check_at"] == clocks.next_at(armed)  # no more waiting for the rung's acknowledgement
     assert events[0]["type"] == ev.CASE_ACKNOWLEDGED and events[0]["payload"]["rung"] == state.level
 
 
