@@ -34,6 +34,10 @@ def summarize(rows, now):
                                     for r in rows)),
         "by_status": dict(Counter(r.get("status", NEW) for r in rows)),
         "by_channel": dict(Counter(r.get("channel", "unknown") for r in rows)),
+        # why complaints arose (seed 004's causes; a case has one once it can close)
+        "by_root_cause": dict(Counter(r["root_cause"] for r in rows if r.get("root_cause"))),
+        # what the remedies of the latest resolutions cost, in fen
+        "remedies_fen": sum(r.get("remedy_amount_fen") or 0 for r in rows),
         "open": sum(1 for r in rows if r.get("status", NEW) in OPEN_STATUSES),
         "escalated": sum(1 for r in rows if r.get("escalated")),
         "first_response": _clock(rows, lambda r: r.get("first_responded_at"),

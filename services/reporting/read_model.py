@@ -69,7 +69,8 @@ def project(event_type, data):
                               "first_response_on_time": data["on_time"]},
                       guarded=(_status(CaseStatus.INVESTIGATING.value, data["responded_at"]),))
     if event_type == ev.CASE_RESOLVED:
-        return Change(fields={"category": data["category"]}, guarded=(
+        known = {"root_cause": data["root_cause"]} if data.get("root_cause") else {}
+        return Change(fields={"category": data["category"], **known}, guarded=(
             _status(CaseStatus.RESOLVED.value, data["resolved_at"]),
             Guarded("resolution_round", data["resolution_round"], {
                 "resolution_round": data["resolution_round"], "resolved_at": data["resolved_at"],

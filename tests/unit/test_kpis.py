@@ -115,6 +115,16 @@ def test_counts_by_category_status_and_channel():
     assert summary["open"] == 3  # assigned, reopened, new
 
 
+def test_root_causes_and_what_remedies_cost():
+    rows = [row(status="closed", root_cause="poor_communication", remedy_amount_fen=30_000),
+            row(status="closed", root_cause="poor_communication", remedy_amount_fen=0),
+            row(status="resolved", root_cause="expectation_gap", remedy_amount_fen=98_000),
+            row(status="assigned")]
+    summary = summarize(rows, NOW)
+    assert summary["by_root_cause"] == {"poor_communication": 2, "expectation_gap": 1}
+    assert summary["remedies_fen"] == 128_000 and isinstance(summary["remedies_fen"], int)
+
+
 def test_escalated_count():
     rows = [row(escalated=True, top_rung=3), row(escalated=True), row()]
     assert summarize(rows, NOW)["escalated"] == 2
