@@ -107,11 +107,11 @@ def _not_json_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def read_json(request, max_bytes):
-    """The request's JSON object, or an HttpError saying what is wrong with it: 413 over
-    `max_bytes`, 415 without a JSON content type, 400 malformed_json when it is not
-    UTF-8 JSON, nests deeper than MAX_JSON_DEPTH or holds NaN/Infinity, 422 when it is
-    not an object."""
+def read_json(request, max_bytes, expect=dict):
+    """The request's JSON object (or array, with `expect=list`: a provider's batch push),
+    or an HttpError saying what is wrong with it: 413 over `max_bytes`, 415 without a
+    JSON content type, 400 malformed_json when it is not UTF-8 JSON, nests deeper than
+    MAX_JSON_DEPTH or holds NaN/Infinity, 422 when it is not an object (array)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise HttpError(413, "payload_too_large", f"body exceeds {max_bytes} bytes")
     raw = request.stream.read(max_bytes + 1)
@@ -133,9 +133,10 @@ def read_json(request, max_bytes):
                         f"body is not accepted: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     except ValueError as exc:
         raise HttpError(400, "malformed_json", f"body is not valid JSON: {exc}")
-    if not isinstance(body, dict):
-        raise HttpError(422, "validation_failed", "body must be a JSON object",
-                        {"_schema": ["expected an object"]})
+    if not isinstance(body, expect):
+        what = "an array" if expect is list else "an object"
+        raise HttpError(422, "validation_failed", f"body must be a JSON {what.split()[-1]}",
+                        {"_schema": [f"expected {what}"]})
     return body
 
 

@@ -194,6 +194,33 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         return
 
 
+def record_receipts(repository, channels, settings, channel, reports, clock, publish):
+    """A provider's delivery receipts for messages it took: delivered, or not (then the
+    next channel takes over, else the notification is abandoned). Receipts naming no
+    sent delivery (unknown, repeated) are ignored. How many were applied."""
+    applied = 0
+    for report in reports:
+        now = clock()
+        if report["success"]:
+            receipt = {"code": report.get("err_code"), "provider_message_id": report.get("biz_id"),
+                       "reported_at": report.get("report_time")}
+            template = repository.mark_delivered(report["out_id"], channel, now, receipt)
+            if template is not None:
+                applied += 1
+                metrics.count(channel, template, "delivered")
+            continue
+        delivery = repository.claim_undelivered(report["out_id"], channel, now)
+        if delivery is None:
+            continue
+        applied += 1
+        error = ChannelError(Failure.PERMANENT, report.get("err_code") or "undelivered", report.get("err_msg") or "",
+                             request_id=report.get("biz_id"))
+        following = _failed(repository, settings, delivery, channel, error, now, publish)
+        if following is not None:
+            attempt(repository, channels, settings, following, clock, publish)
+    return applied
+
+
 def _failed(repository, settings, delivery, channel, error, now, publish):
     """The outcome of a failed attempt; the delivery to try next (on the next channel),
     or None when it waits or is given up."""

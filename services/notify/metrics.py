@@ -6,7 +6,7 @@ from prometheus_client import Counter, Histogram
 from closeloop_shared.contract import NotifyChannel
 from services.notify.kinds import TEMPLATES
 
-OUTCOMES = ("sent", "failed", "deferred", "abandoned", "suppressed")
+OUTCOMES = ("sent", "delivered", "failed", "deferred", "abandoned", "suppressed")
 CHANNELS = tuple(c.value for c in NotifyChannel) + ("none",)  # none: no channel reached anyone
 
 NOTIFICATIONS = Counter(

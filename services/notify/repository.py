@@ -57,6 +57,7 @@ class DeliveryRepository:
                                  ("created_at", ASCENDING)])
         deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         deliveries.create_index([("case_id", ASCENDING), ("created_at", ASCENDING)])
+        deliveries.create_index([("idempotency_key", ASCENDING)])  # provider receipts name it
         deliveries.create_index([("customer_keys", ASCENDING), ("created_at", ASCENDING)])
         Outbox.ensure_indexes(deliveries)
         db["notify_counters"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
@@ -149,6 +150,23 @@ class DeliveryRepository:
             log.warning("delivery was taken over before its outcome was recorded", extra={
                 "case_id": delivery["case_id"], "kind": delivery["kind"], "outcome": status})
         return released
+
+    # -- provider receipts -------------------------------------------------------------------
+
+    def mark_delivered(self, idempotency_key, channel, now, receipt):
+        """The provider reports a sent message delivered: the delivery's template, or None
+        if no such sent delivery (unknown, another channel's, or already recorded)."""
+        history = {"status": S.DELIVERED.value, "at": now, "reason": None, "channel": channel}
+        updated = self.deliveries.find_one_and_update(
+            {"idempotency_key": idempotency_key, "channel": channel, "status": S.SENT.value},
+            {"$set": {"status": S.DELIVERED.value, "delivered_at": now, "receipt": receipt, "updated_at": now},
+             "$push": {"status_history": history}}, projection={"template": 1})
+        return updated["template"] if updated else None
+
+    def claim_undelivered(self, idempotency_key, channel, now):
+        """A sent delivery the provider reports undelivered, leased to the caller."""
+        return self.leases.claim({"idempotency_key": idempotency_key, "channel": channel, "status": S.SENT.value},
+                                 {"$set": {"status": S.SENDING.value, "updated_at": now}}, now=now)
 
     # -- counters and endpoints -------------------------------------------------------------
 

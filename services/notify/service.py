@@ -1,5 +1,6 @@
 """Notify entrypoints: one logical notification per (case, kind, recipient), whatever the
 redeliveries, by the first channel that reaches the person (services/notify/flows.py)."""
+import hmac
 import logging
 
 from nameko.dependency_providers import Config
@@ -13,15 +14,18 @@ from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import utcnow
+from closeloop_shared.config import setting
+from closeloop_shared.contract import NotifyChannel
 from closeloop_shared.contract import Permission as P
-from closeloop_shared.http import http, json_response, required_arg, requires
+from closeloop_shared.http import (
+    PUBLIC, HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.notify import flows, views
 from services.notify.configuration import build_channels, load_settings
 from services.notify.kinds import contact_key, notification
 from services.notify.repository import DeliveryRepository
-from services.notify.schemas import OPENAPI
+from services.notify.schemas import OPENAPI, RECEIPTS, SMS_REPORTS_IN
 
 log = logging.getLogger(__name__)
 MAX_SENDS_PER_TICK = 50
@@ -95,6 +99,21 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         """Everything sent to one customer (by their phone, e-mail or WeChat openid), in
         the caller's stores."""
         return self._visible(request, self.deliveries.for_customer(contact_key(required_arg(request, "contact"))))
+
+    @http("POST", RECEIPTS, access=PUBLIC)
+    def receive_sms_receipts(self, request):
+        """The SMS gateway's delivery receipts (Aliyun SmsReport push). The gateway holds
+        no credential of ours but the token in the URL it was given; a wrong or missing
+        token, or receipts not configured, is a plain 404."""
+        expected = setting(self.config, keys.NOTIFY_SMS_RECEIPT_TOKEN)
+        given = request.args.get("token") or ""
+        if not expected or not hmac.compare_digest(given.encode(), str(expected).encode()):
+            raise HttpError(404, "not_found", "no such resource")
+        reports = load_or_422(SMS_REPORTS_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES), list))
+        applied = flows.record_receipts(self.deliveries, self.providers.channels, self.providers.settings,
+                                        NotifyChannel.SMS.value, reports, utcnow, self.dispatch)
+        log.info("sms receipts", extra={"received": len(reports), "applied": applied})
+        return json_response(200, {"code": 0, "msg": "成功"})
 
     def _visible(self, request, deliveries):
         scope = scope_of(request.principal, self.org)

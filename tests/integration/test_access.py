@@ -95,6 +95,7 @@ EXPECTED = {
     ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/deliveries/by-customer"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
+    ("notify", "post", "/v1/receipts/sms"): "public",  # the SMS gateway's push: its URL token, not a login
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "get", "/v1/calendars/stores/{store_id}"): row(OK, H, OK, OK, H, OK, OK, F, F),
@@ -111,6 +112,7 @@ EXPECTED = {
 }
 
 BODIES = {
+    "/v1/receipts/sms": [{"out_id": "unknown", "success": True, "err_code": "DELIVERED"}],
     "/v1/sla-policies": {"policy_id": "matrix", "name": "矩阵", "clocks": [
         {"name": "first_response", "basis": "wall", "duration_seconds": 3600},
         {"name": "resolution", "basis": "business", "duration_seconds": 8 * 3600}]},

@@ -39,7 +39,7 @@ def notify_config(service_config, web_config, providers, **overrides):
         service_config, **web_config, NOTIFY_RETRY_INTERVAL_SECONDS=0.5, NOTIFY_PROVIDER_TIMEOUT_SECONDS=2,
         NOTIFY_SMS_ENDPOINT=providers["sms"].url + "/", NOTIFY_SMS_ACCESS_KEY_ID=providers["sms"].access_key_id,
         NOTIFY_SMS_ACCESS_KEY_SECRET=providers["sms"].secret, NOTIFY_SMS_SIGN_NAME="悦颜美容",
-        NOTIFY_SMS_TEMPLATES=json.dumps({"acknowledgement": "SMS_300001"}),
+        NOTIFY_SMS_TEMPLATES=json.dumps({"acknowledgement": "SMS_300001"}), NOTIFY_SMS_RECEIPT_TOKEN="rcpt-token",
         NOTIFY_WECHAT_API_BASE=providers["wechat"].url, NOTIFY_WECHAT_APP_ID=providers["wechat"].app_id,
         NOTIFY_WECHAT_APP_SECRET=providers["wechat"].secret,
         NOTIFY_WECHAT_TEMPLATES=json.dumps({"acknowledgement": "tmpl-ack"}),
@@ -161,3 +161,19 @@ def test_other_systems_get_a_signed_copy_under_the_notifications_identity(notify
     metrics = web_session.get("/metrics").text
     assert 'closeloop_notifications_total{channel="webhook",kind="acknowledgement",outcome="sent"}' in metrics
     assert 'closeloop_notification_latency_seconds_count{channel="sms"}' in metrics
+
+
+def test_the_gateways_delivery_receipt_marks_the_sms_delivered(notify, providers, web_session):
+    case_id = uuid.uuid4().hex
+    emit(notify, ev.CASE_SUBMITTED, submitted(case_id, phone="+8613912345678"))
+    sent = wait_for(lambda: providers["sms"].sent, what="the SMS")[0]
+    report = [{"phone_number": "13912345678", "send_time": "2026-11-24 11:00:00",
+               "report_time": "2026-11-24 11:00:05", "success": True, "err_code": "DELIVERED",
+               "err_msg": "用户接收成功", "sms_size": "1", "biz_id": "biz-1", "out_id": sent["OutId"]}]
+    url = "/v1/receipts/sms"
+    assert web_session.post(url, params={"token": "wrong"}, json=report).status_code == 404
+    assert web_session.post(url, params={"token": "rcpt-token"}, json={"not": "a list"}).status_code == 422
+    answer = web_session.post(url, params={"token": "rcpt-token"}, json=report)
+    assert answer.status_code == 200 and answer.json()["code"] == 0
+    (delivery,) = [d for d in deliveries(web_session, case_id) if d["audience"] == "customer"]
+    assert [h["status"] for h in delivery["status_history"]] == ["queued", "sent", "delivered"]

@@ -285,3 +285,36 @@ def test_every_series_exists_at_zero_from_the_start(outcome):
                                      {"channel": "wechat", "kind": "revisit_due", "outcome": outcome}) is not None
     assert REGISTRY.get_sample_value("closeloop_notify_provider_requests_total",
                                      {"channel": "webhook", "result": "error"}) is not None
+
+
+# -- provider receipts ----------------------------------------------------------------------------------
+
+def receipt(delivery, success, code="DELIVERED"):
+    return {"out_id": delivery["idempotency_key"], "success": success, "err_code": code, "err_msg": "",
+            "biz_id": "biz-1", "report_time": "2026-11-24 11:00:05"}
+
+
+def test_a_delivered_receipt_marks_the_sms_delivered_once():
+    world = World()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    reports = [receipt(world.only(), True)] * 2 + [dict(receipt(world.only(), True), out_id="unknown")]
+    assert flows.record_receipts(world.deliveries, world.channels, world.settings, "sms", reports, world.clock,
+                                 world.publish) == 1
+    assert world.only()["status"] == "delivered"
+    assert [h["status"] for h in world.only()["status_history"]] == ["queued", "sent", "delivered"]
+
+
+def test_an_undelivered_sms_moves_on_to_email_else_is_abandoned():
+    world = World()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678", email="liu@example.com"))
+    world.event(ev.CASE_SUBMITTED, dict(customer(phone="+8613800000002"), case_id="c-phone-only"))
+    with_email, phone_only = (world.deliveries.docs[(c, "acknowledgement", r)] for c, _, r in
+                              sorted(world.deliveries.docs, key=lambda k: k[0] != "c42"))
+    flows.record_receipts(world.deliveries, world.channels, world.settings, "sms",
+                          [receipt(with_email, False, "MK:0001"), receipt(phone_only, False, "MK:0001")],
+                          world.clock, world.publish)
+    assert world.deliveries.docs[with_email["_id"]]["status"] == "sent"
+    assert [m["address"] for m in world.sent("email")] == ["liu@example.com"]
+    assert world.deliveries.docs[with_email["_id"]]["attempt_log"][0]["code"] == "MK:0001"
+    assert world.deliveries.docs[phone_only["_id"]]["status"] == "abandoned"
+    assert [ev.load(ev.NOTIFICATION_FAILED, p)["case_id"] for _, p in world.published] == ["c-phone-only"]
