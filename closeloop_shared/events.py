@@ -84,6 +84,7 @@ SUBSCRIPTIONS = {
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
+    CASE_DEADLINE_APPROACHED: (("notify", "on_case_deadline_approached"),),
     CASE_RECLASSIFIED: (("reporting", "on_case_reclassified"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
@@ -110,9 +111,9 @@ class Contact(EventSchema):
     email = fields.Email(allow_none=True, load_default=None)
     member_id = fields.String(allow_none=True, load_default=None)
     # optional, for notify: the openid under the brand's WeChat official account, and
-    # the channel the customer prefers ("wechat" | "sms" | "email")
-    wechat_openid = fields.String(allow_none=True, load_default=None)
-    preferred_channel = fields.String(allow_none=True, load_default=None)
+    # the channel the customer prefers ("wechat" | "sms" | "email"); absent when not given
+    wechat_openid = fields.String(allow_none=True)
+    preferred_channel = fields.String(allow_none=True)
 
 
 class StaffMember(EventSchema):

@@ -61,6 +61,10 @@ RULES = {rule.event: rule for rule in (
     Rule(ev.CASE_REASSIGNED, "reassigned", Audience.STAFF, "assignee",
          occurrence=lambda e: (e.get("previous_assignee") or {}).get("staff_id") or "-"),
     Rule(ev.FOLLOWUP_DUE, "revisit_due", Audience.STAFF, "owner", occurrence=lambda e: e["revisit_id"]),
+    # a clock's warning; a re-armed clock warns again, for its new due time
+    Rule(ev.CASE_DEADLINE_APPROACHED, "deadline_warning", Audience.STAFF, "assignee",
+         occurrence=lambda e: f"{e['clock']}:{e['due_at'].isoformat()}",
+         urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
 )}
 TEMPLATES = tuple(sorted({rule.template for rule in RULES.values()}))
 

@@ -75,6 +75,10 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def on_case_reassigned(self, payload):
         self._deliver(ev.CASE_REASSIGNED, payload)
 
+    @event_handler(ev.ROUTING, ev.CASE_DEADLINE_APPROACHED)
+    def on_case_deadline_approached(self, payload):
+        self._deliver(ev.CASE_DEADLINE_APPROACHED, payload)
+
     @timer(keys.NOTIFY_RETRY_INTERVAL_SECONDS)
     def send_due(self):
         """Deliveries whose time has come (quiet hours over, retries due), in order; and

@@ -52,6 +52,8 @@ LABELS = {
         "low": "一般", "medium": "较重", "high": "严重", "critical": "紧急(消协/媒体)",
         "first_response": "未在时限内首次回应", "resolution": "未在时限内解决",
         "report": "未按时提交书面报告", "critical_referral": "消协/媒体转来的投诉,立即上报",
+        "clock:first_response": "首次回应", "clock:update": "进展回复", "clock:resolution": "解决",
+        "clock:report": "书面报告",
     },
     "en": {
         "service_quality": "service quality", "hygiene": "hygiene",
@@ -63,6 +65,8 @@ LABELS = {
         "resolution": "not resolved within the deadline",
         "report": "written report overdue",
         "critical_referral": "consumer-association or media referral, escalated at once",
+        "clock:first_response": "first response", "clock:update": "progress update",
+        "clock:resolution": "resolution", "clock:report": "written report",
     },
 }
 UNITS = {"zh-CN": (("天", "小时", "分钟"), ""), "en": (("day", "hour", "minute"), " ")}

@@ -58,8 +58,15 @@ def due(**overrides):
         "customer": dict(CUSTOMER), "due_at": T, **overrides})
 
 
+def approached(**overrides):
+    return loaded(ev.CASE_DEADLINE_APPROACHED, {
+        "case_id": "c42", "case_number": NUMBER, "store_id": "SH-XH-001", "severity": "high",
+        "clock": "resolution", "basis": "wall", "due_at": T + timedelta(hours=2), "warned_at": T,
+        "assignee": dict(MANAGER), **overrides})
+
+
 EVENTS = {ev.CASE_SUBMITTED: submitted, ev.CASE_ROUTED: routed, ev.CASE_ESCALATED: escalated,
-          ev.CASE_REASSIGNED: reassigned, ev.FOLLOWUP_DUE: due}
+          ev.CASE_REASSIGNED: reassigned, ev.FOLLOWUP_DUE: due, ev.CASE_DEADLINE_APPROACHED: approached}
 
 
 def render(event_type, event, channel, locale=None, timezone_name="Asia/Shanghai", **context):
@@ -71,6 +78,10 @@ def render(event_type, event, channel, locale=None, timezone_name="Asia/Shanghai
 
 
 # -- the table of kinds ----------------------------------------------------------------------
+
+def test_every_event_in_the_table_has_a_sample_here():
+    assert set(EVENTS) == set(kinds.RULES)
+
 
 def test_every_event_in_the_table_has_its_templates_in_both_locales():
     for rule in kinds.RULES.values():
@@ -235,3 +246,15 @@ def test_durations_in_words():
     assert templates.duration({"locale": "zh-CN"}, T + timedelta(days=1, hours=2), T) == "1天2小时"
     assert templates.duration({"locale": "en"}, T + timedelta(hours=1, minutes=1), T) == "1 hour 1 minute"
     assert templates.duration({"locale": "en"}, T, T) == "0 minutes"
+
+
+def test_an_sla_warning_is_a_template_and_a_row_and_says_the_events_own_deadline():
+    notification = kinds.notification(ev.CASE_DEADLINE_APPROACHED, approached())
+    assert notification.kind == f"deadline_warning:resolution:{(T + timedelta(hours=2)).isoformat()}"
+    assert not notification.urgent and kinds.notification(ev.CASE_DEADLINE_APPROACHED,
+                                                          approached(severity="critical")).urgent
+    mail = render(ev.CASE_DEADLINE_APPROACHED, approached(), "email")
+    assert mail.subject == f"【即将到期】顾客反馈 {NUMBER} 的解决时限"
+    assert "将于 2026-11-24 03:30 到期,还剩 2小时" in mail.text
+    group = render(ev.CASE_DEADLINE_APPROACHED, approached(clock="report", locale="en"), "wecom")
+    assert "Deadline: written report, due" in group.text and "(in 2 hours)" in group.text
