@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from closeloop_shared import config as keys
 from closeloop_shared.config import setting
 from closeloop_shared.contract import NotifyChannel as C
+from closeloop_shared.contract import Role
 from services.notify import policy
 from services.notify.channels.sms import AliyunSmsChannel
 from services.notify.channels.smtp import SmtpChannel
@@ -35,11 +36,15 @@ class Settings:
     def policy(self, brand_id):
         return self.policies.get(brand_id) or self.policies[None]
 
-    def robot(self, store, brand_id):
-        """The WeCom robot of the store's group, else its region's, else its brand's."""
+    def robot(self, store, brand_id, role=None):
+        """The WeCom robot of the group the person works in: a regional manager's region,
+        brand roles' brand, else the store's; then the other units of that store."""
         if store is None:
             return None
-        for unit in (f"store:{store.store_id}", f"region:{store.region_id}", f"brand:{brand_id}"):
+        units = [f"store:{store.store_id}", f"region:{store.region_id}", f"brand:{brand_id}"]
+        own = {Role.REGIONAL_MANAGER.value: 1, Role.GENERAL_MANAGER.value: 2, Role.CUSTOMER_SERVICE.value: 2}
+        first = units.pop(own.get(role, 0))
+        for unit in (first, *units):
             if self.robots.get(unit):
                 return self.robots[unit]
         return None

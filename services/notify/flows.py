@@ -14,7 +14,7 @@ from closeloop_shared.contract import NotifyChannel as C
 from closeloop_shared.logs import scrub
 from closeloop_shared.org import DEFAULT_TIMEZONE
 from services.notify import metrics, policy, quota, templates
-from services.notify.channels import ChannelError, Content, Failure, Outgoing
+from services.notify.channels import ChannelError, Content, Failure, Outgoing, excerpt
 from services.notify.configuration import address_key
 from services.notify.kinds import Audience, Notification
 from services.notify.repository import identity
@@ -83,7 +83,8 @@ def accept(repository, channels, settings, organisation, notification: Notificat
     chosen = settings.policy(place.brand_id)
     reachable = dict(notification.addresses)
     if notification.audience is Audience.STAFF:
-        reachable[C.WECOM.value] = settings.robot(place.store, place.brand_id)
+        reachable[C.WECOM.value] = settings.robot(place.store, place.brand_id,
+                                                  notification.context["person"].get("role"))
     route = [(channel, address) for channel, address in chosen.route(notification, reachable) if channel in channels]
     context = {**notification.context, "timezone": place.zone.key,
                "store_name": notification.context.get("store_name") or (
@@ -185,7 +186,7 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         metrics.PROVIDER_REQUESTS.labels(channel, "ok").inc()
         repository.finish(delivery, S.SENT, now, attempt={
             "outcome": S.SENT.value, "request_id": receipt.request_id,
-            "provider_message_id": receipt.provider_message_id, "response": receipt.response},
+            "provider_message_id": receipt.provider_message_id, "response": excerpt(receipt.response)},
             changes={"sent_at": now})
         metrics.count(channel, delivery["template"], "sent")
         metrics.LATENCY.labels(channel).observe(max((now - delivery["created_at"]).total_seconds(), 0))

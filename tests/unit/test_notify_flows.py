@@ -101,13 +101,20 @@ def test_a_channel_not_configured_is_skipped():
     assert len(world.sent("email")) == 1
 
 
-def test_staff_hear_through_their_stores_wecom_group_then_email():
+def test_staff_hear_through_their_own_groups_wecom_robot_then_email():
     world = World()
     world.event(ev.CASE_ROUTED, routed())
-    assert [m["address"] for m in world.sent("wecom")] == ["robot-xh"]
+    world.event(ev.CASE_ESCALATED, escalated())  # to the regional manager: the region's group
+    assert [m["address"] for m in world.sent("wecom")] == ["robot-xh", "robot-east"]
     world.channels["wecom"].failures.append(ChannelError(Failure.PERMANENT, 93000, "invalid webhook url"))
-    world.event(ev.CASE_ESCALATED, escalated())
+    world.event(ev.CASE_ESCALATED, escalated(rung=4))
     assert [m["address"] for m in world.sent("email")] == ["rm.east@yueyan.example"]
+
+
+def test_a_person_without_a_group_of_their_own_is_told_in_their_stores():
+    world = World(NOTIFY_WECOM_ROBOTS=json.dumps({"store:SH-XH-001": "robot-xh"}))
+    world.event(ev.CASE_ESCALATED, escalated())
+    assert [m["address"] for m in world.sent("wecom")] == ["robot-xh"]
 
 
 # -- failures -------------------------------------------------------------------------------------
