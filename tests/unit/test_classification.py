@@ -201,7 +201,18 @@ def test_words_that_only_look_like_harm_are_not_harm(content):
     assert "harm" not in rules.assess("survey", content).reasons
 
 
+@pytest.mark.parametrize("content", [
+    "The stylist cut my hair far too short.", "They only had sparkling water.", "The numbers on my bill are wrong.",
+])
+def test_english_harm_words_match_whole_words_where_a_stem_would_mislead(content):
+    assert "harm" not in rules.assess("email", content).reasons
+
+
 @pytest.mark.parametrize("content, threat", [
+    ("The pressure was far too hard and it hurt.", False),
+    ("My exposed skin was left uncovered the whole time.", False),
+    ("I will go to the press.", True),
+
     ("在大众点评上预约了，到店说没有预约", False),
     ("美甲师一边做一边刷抖音", False),
     ("光子仪做到一半就报警停机", False),

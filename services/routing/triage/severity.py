@@ -19,6 +19,7 @@ costs a customer.
 """
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from closeloop_shared.contract import Severity
 from services.routing.triage.features import normalise
@@ -62,11 +63,12 @@ _ELECTRIC_FIRE = ("漏电", "触电", "电到", "电麻", "麻手", "被电", "�
 _CARE = ("抢救", "急诊", "住院", "送医", "就医", "医院", "看医生", "看病", "医生说", "皮肤科", "骨科", "诊断", "拍片", "拍了片",
          "清创", "消炎药", "抗生素", "药膏", "输液", "吊水", "打点滴", "救护车", "打120")
 _ENGLISH = ("burn", "blister", "scald", "injur", "hurt", "bleed", "blood", "bruis", "fractur", "sprain", "gash",
-            "graze", "welt", "cut me", "cut my", "scratched my", "infect", "inflam", "allerg", "rash", "hives",
+            "graze", "welt", "cut my skin", "cut my finger", "cut my scalp", "cut my ear", "cut my toe", "got cut ",
+            "a cut on", "scratched my", "infect", "inflam", "allerg", "rash", "hives",
             "itch", "swell", "swollen", "pus ", "pustule", "oozing", "weeping", "abrasion", "scar ", "scars",
-            "scarring", "peeling", "raw skin", "painful", "in pain", "agony", "numb", "bump on", "fever", "vomit", "diarrh", "food poisoning", "faint", "dizzy",
+            "scarring", "peeling", "raw skin", "painful", "in pain", "agony", "numb ", "numbness", "bump on", "fever", "vomit", "diarrh", "food poisoning", "faint", "dizzy",
             "passed out", "collapsed", "couldn't breathe", "could not breathe", "chok", "fell ", "slipped",
-            "tripped", "electric shock", "a shock", "shocked me", "got shocked", "electrocut", "spark", "smoke", "caught fire", "on fire", "hospital", "a&e", "doctor", "gp ", "dermatolog", "antibiotic", "antihistamin", "stitches",
+            "tripped", "electric shock", "a shock", "shocked me", "got shocked", "electrocut", "spark ", "sparks", "sparked", "smoke", "caught fire", "on fire", "hospital", "a&e", "doctor", "gp ", "dermatolog", "antibiotic", "antihistamin", "stitches",
             "folliculitis", "jaundice", "ambulance")
 HARM = (_BURNS + _WOUNDS + tuple(a + r for a in _ACTIONS for r in _RESULTS if a + r != "刺青") + _MARKS + _SKIN + _INFECTION
         + _BODY + _NEWBORN_MOTHER + _ACCIDENTS + _ELECTRIC_FIRE + _CARE + _ENGLISH)
@@ -75,7 +77,8 @@ HARM = (_BURNS + _WOUNDS + tuple(a + r for a in _ACTIONS for r in _RESULTS if a 
 MILD = ("刺痛", "疼得", "痛得", "疼痛", "还疼", "还在疼", "一直疼", "疼了好", "疼到", "作痛", "好疼", "很疼", "特别疼",
         "疼死", "痛死", "火辣辣", "发烫", "灼热", "烫手", "瘙痒", "痒得", "又痒", "发痒", "红印", "红斑", "红了一",
         "眼睛红", "眼睛疼", "眼泪直流", "着凉", "感冒", "头晕", "胸闷", "心慌", "肚子疼", "胃疼", "麻木", "hurt",
-        "itch", "painful", "in pain", "numb", "a shock", "bump on")
+        "itch", "painful", "in pain", "numb ", "numbness", "a shock", "bump on")
+_MILD_WORDS = {word.strip() for word in MILD}  # as the hits name them
 # Blood on a thing (a towel, the sheets, a tool) is a stain: a hazard, not an injury.
 STAINABLE = ("毛巾", "浴巾", "床单", "被子", "被套", "枕", "床上", "地上", "地板", "墙上", "工具", "剪刀", "刀片", "针头",
              "盆", "towel", "sheet", "pillow", "robe", "floor", "tool")
@@ -100,9 +103,9 @@ THREAT = (
     "举报", "要报警", "会报警", "我就报警", "去报警", "已经报警", "报了警", "打110", "警察", "派出所", "律师", "起诉",
     "法院", "法庭", "告你们", "打官司", "诉讼", "媒体", "记者", "电视台", "报社", "曝光", "黑猫投诉", "写差评",
     *(verb + platform for verb in _PUBLISH for platform in _PLATFORMS),
-    "lawyer", "solicitor", "sue ", "suing", "lawsuit", "legal action", "in court", "to court", "police",
+    "lawyer", "solicitor", "sue ", "suing", "lawsuit", "legal action", "in court ", "to court ", "police",
     "authorities", "health department", "consumer association", "journalist",
-    "the press", "the media", "on social media", "expose", "report your", "report the",
+    "the press ", "the media", "on social media", "expose ", "report your", "report the",
 )
 # Harm that put someone in hospital.
 # (Not 入院: a 月子会所 calls entering it 入院; not "admitted" alone: she admitted the mistake.)
@@ -117,15 +120,19 @@ DEMAND = (
 )
 
 
+@lru_cache(maxsize=None)
+def _pattern(word):
+    """Where `word` occurs. An English entry matches where a word starts ("burn" in
+    burned); one ending in a space only as a whole word ("the press " is not "the
+    pressure", "numb " not "numbers"). Chinese anywhere."""
+    stem = word.rstrip()
+    if not (word.isascii() and word[0].isalpha()):
+        return re.compile(re.escape(word))
+    return re.compile(r"\b" + re.escape(stem) + (r"(?![a-z])" if stem != word else ""))
+
+
 def _hits(words, text):
-    found = []
-    for word in words:
-        if word.isascii() and word[0].isalpha():
-            if re.search(r"\b" + re.escape(word), text):
-                found.append(word.strip())
-        elif word in text:
-            found.append(word)
-    return found
+    return [word.strip() for word in words if word.rstrip() in text and _pattern(word).search(text)]
 
 
 def _on_a_thing(text, at):
@@ -142,17 +149,14 @@ def _harm_hits(text):
     for homograph in HOMOGRAPHS:
         text = text.replace(homograph, " " * len(homograph))
     for word in HARM:
-        if word not in text:  # the cheap test first: most words are absent
+        if word.rstrip() not in text:  # the cheap test first: most words are absent
             continue
-        if word.isascii() and word[0].isalpha():
-            starts = [m.start() for m in re.finditer(r"\b" + re.escape(word), text)]
-        else:
-            starts = [m.start() for m in re.finditer(re.escape(word), text)]
+        starts = [m.start() for m in _pattern(word).finditer(text)]
         if not starts:
             continue
         affirmed = [i for i in starts if not NEGATION.search(text[max(0, i - 12):i])]
         real = [i for i in affirmed if not FEARED_BEFORE.search(text[max(0, i - 12):i])
-                and not FEARED_AFTER.search(text[i + len(word):i + len(word) + 6])
+                and not FEARED_AFTER.search(text[i + len(word.rstrip()):i + len(word.rstrip()) + 6])
                 and not (("血" in word or "blood" in word) and _on_a_thing(text, i))]
         if real:
             happened.append(word.strip())
@@ -198,7 +202,7 @@ def assess(channel, content, harm_probability=None):
     # hunch, a hazard or discomfort
     # the care itself (医院, 住院) is no injury: in a postpartum centre most mothers come
     # from hospital; critical needs the injury named besides it
-    injured = [word for word in harm_words if word not in MILD and word not in _CARE]
+    injured = [word for word in harm_words if word not in _MILD_WORDS and word not in _CARE]
     if "referral_channel" in reasons or (injured and (threat_words or serious_words)):
         level = Severity.CRITICAL
     elif harmed or threat_words:
