@@ -74,13 +74,18 @@ def pause(clocks, now):
 
 
 def resume(clocks, now):
-    """The customer answered: each paused clock's due time moves by the time it was
-    paused (wall time; the calendar-aware clocks module will count business time)."""
+    """The customer answered: each paused clock's due time (and its warning, not yet
+    given) moves by the time it was paused (wall time; the calendar-aware clocks module
+    will count business time)."""
     resumed = {}
     for name, clock in clocks.items():
         if clock.get("paused_at") is not None:
             waited = max(now - clock["paused_at"], timedelta(0))
             clock = dict(clock, due_at=clock["due_at"] + waited, paused_at=None)
+            if clock.get("warn_at") is not None and clock.get("warned_at") is None:
+                clock["warn_at"] += waited
+            if "paused_seconds" in clock:  # the clocks module's record of the time added
+                clock["paused_seconds"] += waited.total_seconds()
         resumed[name] = clock
     return resumed
 
@@ -145,4 +150,14 @@ def meet(clocks, names, now):
 
 
 def rearm_resolution(clocks, now, policy):
-    return dict(clocks, resolution=_clock(now + policy.resolution))
+    """A fresh resolution clock from `now`: for the duration it was armed with when it
+    records one (the clocks module's format, kept whole), else the policy's."""
+    old = clocks.get("resolution") or {}
+    seconds = old.get("duration_seconds")
+    due_at = now + (timedelta(seconds=seconds) if seconds is not None else policy.resolution)
+    fresh = dict(old, **_clock(due_at))
+    if "started_at" in old:
+        lead = old.get("warning_lead_seconds")
+        fresh.update(started_at=now, warn_at=due_at - timedelta(seconds=lead) if lead else None,
+                     warned_at=None, paused_at=None, paused_seconds=0.0)
+    return dict(clocks, resolution=fresh)

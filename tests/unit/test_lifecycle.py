@@ -384,17 +384,40 @@ def test_acknowledging_a_case_on_the_ladder_stops_its_climb_for_the_rung_or_abov
     cases = FakeCases()
     case_id = routed(cases)
     state = ladder.start_on(ladder.resolve_rungs(CHART, "SH-XH-001"), ladder.STORE_MANAGER, T0)
-    facts = policy.CaseFacts("low", "booking", "hotline", None)
-    armed = clocks.arm(policy.choose((), facts), T0, WallCalendar())
-    cases.docs[case_id].update(ladder=state.to_doc(), rung=state.level, clocks=clocks.to_doc(armed))
+    cases.docs[case_id].update(ladder=state.to_doc(), rung=state.level, clocks=_armed())
     with pytest.raises(ActionRefused) as refused:
         case_flows.acknowledge(cases, CHART, POLICY, case_id, *CLERK, at(0.1))
     assert refused.value.code == "below_rung"
     case, events = case_flows.acknowledge(cases, CHART, POLICY, case_id, *MANAGER, at(0.2))
     assert case["ladder"]["acknowledged_by"] == "sh-xh-mg" and case["status"] == "acknowledged"
     assert ladder.next_at(ladder.LadderState.from_doc(case["ladder"])) is None
-    assert case["next_check_at"] == clocks.next_at(armed)  # no more waiting for the rung's acknowledgement
+    assert case["next_check_at"] == clocks.next_at(clocks.from_doc(_armed()))  # no more waiting for the rung's acknowledgement
     assert events[0]["type"] == ev.CASE_ACKNOWLEDGED and events[0]["payload"]["rung"] == state.level
+
+
+def _armed():
+    """Clocks as services/routing/clocks.py arms them for a routine case (wall time)."""
+    facts = policy.CaseFacts("low", "booking", "hotline", None)
+    return clocks.to_doc(clocks.arm(policy.choose((), facts), T0, WallCalendar()))
+
+
+def test_pause_resume_and_reopen_keep_the_clocks_module_s_format():
+    armed = _armed()
+    paused, _ = lifecycle.request_info(CaseView.of(doc("investigating", clocks=armed)), "s", "?", at(2), POLICY)
+    resumed, _ = lifecycle.resume(CaseView.of(doc("pending_customer", clocks=paused["clocks"])), "s", "!", at(5),
+                                  POLICY)
+    after = clocks.from_doc(resumed["clocks"])
+    before = clocks.from_doc(armed)
+    for name, clock in after.items():
+        assert clock.due_at == before[name].due_at + timedelta(hours=3) and clock.paused_at is None
+        assert clock.paused_for == timedelta(hours=3)
+        if before[name].warn_at:
+            assert clock.warn_at == before[name].warn_at + timedelta(hours=3)
+    met, _ = sla.meet(resumed["clocks"], ["first_response", "resolution"], at(6))
+    reopened, _ = lifecycle.reopen(CaseView.of(doc("resolved", clocks=met)), "m", "不满意", "staff", at(10), POLICY)
+    resolution = clocks.from_doc(reopened["clocks"])["resolution"]
+    assert resolution.started_at == at(10) and resolution.met_at is None
+    assert resolution.due_at == at(10) + before["resolution"].duration
 
 
 def test_actions_retry_a_lost_race_and_give_up_after_max_attempts():
