@@ -351,7 +351,8 @@ def run_faults(amqp_uri, mongo_uri, smtp_port, maildir, prefix, work, *, n, rate
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "LOG_LEVEL": "WARNING",
            "OUTBOX_RELAY_INTERVAL_SECONDS": "2", "SLA_SCAN_INTERVAL_SECONDS": "1",
            "SLA_FIRST_RESPONSE_SECONDS": str(sla_first_response),
-           "ESCALATION_STEP_SECONDS": str(10 * 24 * 3600), "NOTIFY_RETRY_INTERVAL_SECONDS": "5"}
+           "ESCALATION_STEP_SECONDS": str(10 * 24 * 3600), "NOTIFY_RETRY_INTERVAL_SECONDS": "5",
+           "NOTIFY_QUIET_HOURS": "off"}  # runs at any hour: no acknowledgement waits for the morning
     client = connect(mongo_uri)
     dbs = {name: client[f"{prefix}_{name}"] for name in SERVICES}
     supervisor = Supervisor(env, work)

@@ -325,7 +325,8 @@ def run(args, work):
 
         env = {"AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri, "MONGO_DB_PREFIX": prefix,
                "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "LOG_LEVEL": "WARNING",
-               "MAX_WORKERS": str(args.concurrency)}
+               "MAX_WORKERS": str(args.concurrency),
+               "NOTIFY_QUIET_HOURS": "off"}  # runs at any hour: no acknowledgement waits for the morning
         processes = []
         stack.callback(local.stop_all, processes)
         print("starting the five services ...", flush=True)
