@@ -57,7 +57,8 @@ def load_settings(config):
         policies=policy.policies(setting(config, keys.NOTIFY_CUSTOMER_CHANNELS),
                                  setting(config, keys.NOTIFY_STAFF_CHANNELS),
                                  setting(config, keys.NOTIFY_QUIET_HOURS),
-                                 setting(config, keys.NOTIFY_BRAND_POLICIES)),
+                                 setting(config, keys.NOTIFY_BRAND_POLICIES),
+                                 setting(config, keys.NOTIFY_QUIET_KINDS)),
         customer_daily_quota=int(setting(config, keys.NOTIFY_CUSTOMER_DAILY_QUOTA)),
         staff_hourly_quota=int(setting(config, keys.NOTIFY_STAFF_HOURLY_QUOTA)),
         per_minute={C(k).value: int(v) for k, v in

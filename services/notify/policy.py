@@ -90,10 +90,16 @@ class ChannelPolicy:
         return [(channel, reachable[channel]) for channel in order if reachable.get(channel)]
 
 
-def policies(default_customer, default_staff, default_quiet, brand_overrides):
+def _kinds(value):
+    names = value.split(",") if isinstance(value, str) else value or ()
+    kinds = frozenset(name.strip() for name in names if name.strip())
+    return kinds or None
+
+
+def policies(default_customer, default_staff, default_quiet, brand_overrides, default_quiet_kinds=None):
     """The base policy and the brands' own: {brand_id or None: ChannelPolicy}."""
     base = ChannelPolicy(_channels(default_customer), _channels(default_staff),
-                         QuietHours.parse(default_quiet))
+                         QuietHours.parse(default_quiet), _kinds(default_quiet_kinds))
     table = {None: base}
     for brand_id, override in (json_setting(brand_overrides) or {}).items():
         kinds = override.get("quiet_kinds")
@@ -101,7 +107,7 @@ def policies(default_customer, default_staff, default_quiet, brand_overrides):
             _channels(override.get("customer_channels", base.customer_channels)),
             _channels(override.get("staff_channels", base.staff_channels)),
             QuietHours.parse(override["quiet_hours"]) if "quiet_hours" in override else base.quiet_hours,
-            frozenset(kinds) if kinds is not None else None)
+            _kinds(kinds) if kinds is not None else base.quiet_kinds)
     return table
 
 

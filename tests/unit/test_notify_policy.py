@@ -75,6 +75,13 @@ def test_only_customer_messages_wait_and_urgent_ones_never():
     assert BASE.release_at(note(Audience.STAFF, "escalated"), at_night, SHANGHAI) is None
 
 
+def test_the_kinds_held_in_quiet_hours_are_configurable():
+    table = policy.policies("wechat,sms,email", "wecom,email", "21:00-09:00", "{}", "acknowledgement,revisit_due")
+    assert table[None].release_at(note(Audience.STAFF, "revisit_due"), local(23), SHANGHAI) is not None
+    assert table[None].release_at(note(Audience.STAFF, "assigned"), local(23), SHANGHAI) is None
+    assert policy.policies("sms", "email", "21:00-09:00", "{}", "")[None].quiet_kinds is None
+
+
 def test_a_brand_may_set_its_own_hours_and_quiet_kinds():
     table = policy.policies("wechat,sms,email", "wecom,email", "21:00-09:00", json.dumps({
         "muyun": {"quiet_hours": "22:00-08:00", "quiet_kinds": ["acknowledgement", "revisit_due"],
