@@ -5,11 +5,14 @@ closing, duplicates linked and merged, and the whole timeline a page at a time."
 import json
 import uuid
 
+import bson
 import pytest
 from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
+from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
+from closeloop_shared.mongo import database_name
 from services.routing import lifecycle
 from services.routing.service import RoutingService
 from tests.fixtures import wait_for
@@ -181,3 +184,24 @@ def test_the_whole_timeline_reads_a_page_at_a_time(routing, heard, as_staff):
     assert [e["seq"] for e in seen] == list(range(count, 0, -1))
     assert seen[0]["evidence"] == [{"kind": "photo", "ref": "img-24"}]
     assert as_staff("hz-xh-mg")("GET", f"/v1/cases/{case_id}/timeline").status_code == 404
+
+
+def test_a_case_reopened_again_and_again_keeps_a_bounded_document(routing, heard, as_staff, mongo_client):
+    """Each round adds two entries; the document keeps the newest CASE_TIMELINE_KEPT,
+    case_timeline keeps them all, so the document stops growing with the rounds."""
+    manager = as_staff("sh-xh-mg")
+    case_id = new_case(routing, heard)
+    stored = mongo_client[database_name(routing, "routing")]["cases"]
+    sizes = []
+    for round_ in range(80):
+        assert manager("POST", f"/v1/cases/{case_id}/resolve", {"note": "致歉"}).status_code == 200
+        assert manager("POST", f"/v1/cases/{case_id}/reopen", {"reason": f"第{round_}次不满意"}).status_code == 200
+        if round_ in (39, 79):
+            sizes.append(len(bson.encode(stored.find_one({"_id": case_id}))))
+    case = manager("GET", f"/v1/cases/{case_id}").json()
+    kept = DEFAULTS[CASE_TIMELINE_KEPT]
+    assert case["reopen_count"] == 80 and case["timeline_count"] >= 160 + 2
+    assert len(case["timeline"]) == kept and case["timeline"][-1]["seq"] == case["timeline_count"]
+    assert sizes[1] <= sizes[0] * 1.1  # 40 more rounds, (almost) no bigger: the timeline is capped
+    assert mongo_client[database_name(routing, "routing")]["case_timeline"].count_documents(
+        {"case_id": case_id}) == case["timeline_count"]
