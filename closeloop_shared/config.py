@@ -76,6 +76,7 @@ NOTIFY_BRAND_POLICIES = "NOTIFY_BRAND_POLICIES"  # JSON {brand_id: {customer_cha
 NOTIFY_STAFF_HOURLY_QUOTA = "NOTIFY_STAFF_HOURLY_QUOTA"  # non-urgent messages per staff member an hour
 NOTIFY_PROVIDER_PER_MINUTE = "NOTIFY_PROVIDER_PER_MINUTE"  # JSON {channel: sends a minute} (wecom: per robot)
 NOTIFY_SMS_RECEIPT_TOKEN = "NOTIFY_SMS_RECEIPT_TOKEN"  # in the receipt URL the gateway pushes to; unset: off
+NOTIFY_WECHAT_SERVER_TOKEN = "NOTIFY_WECHAT_SERVER_TOKEN"  # the official account's server token (signs its pushes)
 
 # Below this confidence the model's category waits in the triage queue of the store's
 # supervisor (with the top two suggestions) instead of being taken as is. 0.4: in 5-fold
@@ -169,6 +170,7 @@ DEFAULTS = {
     NOTIFY_STAFF_HOURLY_QUOTA: 30,
     NOTIFY_PROVIDER_PER_MINUTE: '{"sms": 300, "wechat": 600, "wecom": 20}',
     NOTIFY_SMS_RECEIPT_TOKEN: None,
+    NOTIFY_WECHAT_SERVER_TOKEN: None,
     TRIAGE_CONFIDENCE_THRESHOLD: 0.4,
     REMEDY_APPROVAL_LIMITS_FEN: {"store_manager": 50_000, "customer_service": 50_000,
                                  "regional_manager": 200_000, "general_manager": None},

@@ -187,7 +187,7 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         repository.finish(delivery, S.SENT, now, attempt={
             "outcome": S.SENT.value, "request_id": receipt.request_id,
             "provider_message_id": receipt.provider_message_id, "response": excerpt(receipt.response)},
-            changes={"sent_at": now})
+            changes={"sent_at": now, "provider_message_id": receipt.provider_message_id})
         metrics.count(channel, delivery["template"], "sent")
         metrics.LATENCY.labels(channel).observe(max((now - delivery["created_at"]).total_seconds(), 0))
         if channel == C.WEBHOOK.value:
@@ -196,26 +196,27 @@ def attempt(repository, channels, settings, delivery, clock, publish):
 
 
 def record_receipts(repository, channels, settings, channel, reports, clock, publish):
-    """A provider's delivery receipts for messages it took: delivered, or not (then the
-    next channel takes over, else the notification is abandoned). Receipts naming no
-    sent delivery (unknown, repeated) are ignored. How many were applied."""
+    """A provider's delivery reports (services/notify/receipts.py) for messages it took:
+    delivered, or not (then the next channel takes over, else the notification is
+    abandoned). Reports naming no sent delivery (unknown, repeated) are ignored. How
+    many were applied."""
     applied = 0
     for report in reports:
         now = clock()
-        if report["success"]:
-            receipt = {"code": report.get("err_code"), "provider_message_id": report.get("biz_id"),
-                       "reported_at": report.get("report_time")}
-            template = repository.mark_delivered(report["out_id"], channel, now, receipt)
+        if report.delivered:
+            receipt = {"code": report.code, "provider_message_id": report.provider_message_id,
+                       "reported_at": report.reported_at}
+            template = repository.mark_delivered(channel, report.match, now, receipt)
             if template is not None:
                 applied += 1
                 metrics.count(channel, template, "delivered")
             continue
-        delivery = repository.claim_undelivered(report["out_id"], channel, now)
+        delivery = repository.claim_undelivered(channel, report.match, now)
         if delivery is None:
             continue
         applied += 1
-        error = ChannelError(Failure.PERMANENT, report.get("err_code") or "undelivered", report.get("err_msg") or "",
-                             request_id=report.get("biz_id"))
+        error = ChannelError(Failure.PERMANENT, report.code or "undelivered", report.message or "",
+                             request_id=report.provider_message_id)
         following = _failed(repository, settings, delivery, channel, error, now, publish)
         if following is not None:
             attempt(repository, channels, settings, following, clock, publish)

@@ -57,7 +57,9 @@ class DeliveryRepository:
                                  ("created_at", ASCENDING)])
         deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         deliveries.create_index([("case_id", ASCENDING), ("created_at", ASCENDING)])
-        deliveries.create_index([("idempotency_key", ASCENDING)])  # provider receipts name it
+        # provider reports name a delivery by one of these
+        deliveries.create_index([("idempotency_key", ASCENDING)])
+        deliveries.create_index([("provider_message_id", ASCENDING)])
         deliveries.create_index([("customer_keys", ASCENDING), ("created_at", ASCENDING)])
         Outbox.ensure_indexes(deliveries)
         db["notify_counters"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
@@ -153,19 +155,28 @@ class DeliveryRepository:
 
     # -- provider receipts -------------------------------------------------------------------
 
-    def mark_delivered(self, idempotency_key, channel, now, receipt):
+    @staticmethod
+    def _reported(channel, match):
+        """The sent delivery a provider's report names: `match` is our idempotency key
+        (SMS OutId) or the provider's message id (WeChat msgid)."""
+        (field, value), = match.items()
+        if field not in ("idempotency_key", "provider_message_id"):
+            raise ValueError(f"a report cannot name a delivery by {field}")
+        return {field: value, "channel": channel, "status": S.SENT.value}
+
+    def mark_delivered(self, channel, match, now, receipt):
         """The provider reports a sent message delivered: the delivery's template, or None
         if no such sent delivery (unknown, another channel's, or already recorded)."""
         history = {"status": S.DELIVERED.value, "at": now, "reason": None, "channel": channel}
         updated = self.deliveries.find_one_and_update(
-            {"idempotency_key": idempotency_key, "channel": channel, "status": S.SENT.value},
+            self._reported(channel, match),
             {"$set": {"status": S.DELIVERED.value, "delivered_at": now, "receipt": receipt, "updated_at": now},
              "$push": {"status_history": history}}, projection={"template": 1})
         return updated["template"] if updated else None
 
-    def claim_undelivered(self, idempotency_key, channel, now):
+    def claim_undelivered(self, channel, match, now):
         """A sent delivery the provider reports undelivered, leased to the caller."""
-        return self.leases.claim({"idempotency_key": idempotency_key, "channel": channel, "status": S.SENT.value},
+        return self.leases.claim(self._reported(channel, match),
                                  {"$set": {"status": S.SENDING.value, "updated_at": now}}, now=now)
 
     # -- counters and endpoints -------------------------------------------------------------

@@ -24,6 +24,10 @@ class SmsReportIn(Schema):
 SMS_REPORTS_IN = SmsReportIn(many=True)
 
 RECEIPTS = "/v1/receipts/sms"
+WECHAT_RECEIPTS = "/v1/receipts/wechat"
+WECHAT_SIGNED = [dict(openapi.query_param(name, f"WeChat's {name} (signature = sha1 of the sorted server token, "
+                                                "timestamp and nonce)"), required=True)
+                 for name in ("signature", "timestamp", "nonce")]
 OPENAPI = openapi.build("Closeloop notify", {
     "/v1/deliveries": {"get": {
         "summary": "The delivery log of a case: each notification's status history, channel and "
@@ -46,5 +50,14 @@ OPENAPI = openapi.build("Closeloop notify", {
             "schema": {"type": "array", "items": SmsReportIn}}}},
         "responses": openapi.responses({200: "{code: 0, msg} as the gateway expects"}, 400, 404, 413, 415,
                                        422)}},
+    WECHAT_RECEIPTS: {
+        "get": {"summary": "WeChat's check of the server URL: answers `echostr` when the signature is valid",
+                "parameters": [*WECHAT_SIGNED, openapi.query_param("echostr", "the text to echo")],
+                "responses": openapi.responses({200: "echostr, as text/plain"}, 404)},
+        "post": {"summary": "The official account's event push (XML): TEMPLATESENDJOBFINISH reports make a "
+                            "WeChat message delivered, or move it on (blocked by the user, failed)",
+                 "parameters": WECHAT_SIGNED,
+                 "requestBody": {"required": True, "content": {"text/xml": {"schema": {"type": "string"}}}},
+                 "responses": openapi.responses({200: "success, as text/plain"}, 404, 413)}},
     "/v1/audit/personal-data-reads": openapi.AUDIT_OPERATION,
-}, public=((RECEIPTS, "post"),))
+}, public=((RECEIPTS, "post"), (WECHAT_RECEIPTS, "get"), (WECHAT_RECEIPTS, "post")))

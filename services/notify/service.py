@@ -7,6 +7,7 @@ from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer as plain_timer
+from werkzeug.wrappers import Response
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
@@ -21,11 +22,11 @@ from closeloop_shared.http import (
     PUBLIC, HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
-from services.notify import flows, views
+from services.notify import flows, receipts, views
 from services.notify.configuration import build_channels, load_settings
 from services.notify.kinds import contact_key, notification
 from services.notify.repository import DeliveryRepository
-from services.notify.schemas import OPENAPI, RECEIPTS, SMS_REPORTS_IN
+from services.notify.schemas import OPENAPI, RECEIPTS, SMS_REPORTS_IN, WECHAT_RECEIPTS
 
 log = logging.getLogger(__name__)
 MAX_SENDS_PER_TICK = 50
@@ -115,9 +116,41 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
             raise HttpError(404, "not_found", "no such resource")
         reports = load_or_422(SMS_REPORTS_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES), list))
         applied = flows.record_receipts(self.deliveries, self.providers.channels, self.providers.settings,
-                                        NotifyChannel.SMS.value, reports, utcnow, self.dispatch)
+                                        NotifyChannel.SMS.value, [receipts.from_aliyun(r) for r in reports],
+                                        utcnow, self.dispatch)
         log.info("sms receipts", extra={"received": len(reports), "applied": applied})
         return json_response(200, {"code": 0, "msg": "成功"})
+
+    @http("GET", WECHAT_RECEIPTS, access=PUBLIC)
+    def verify_wechat_server(self, request):
+        """WeChat's check of the server URL: echo `echostr` if the signature is ours."""
+        if not self._signed_by_wechat(request):
+            raise HttpError(404, "not_found", "no such resource")
+        return Response(request.args.get("echostr", ""), mimetype="text/plain")
+
+    @http("POST", WECHAT_RECEIPTS, access=PUBLIC)
+    def receive_wechat_events(self, request):
+        """The official account's event push: template-message send reports make the
+        message delivered, or move it to the next channel (blocked by the user, failed);
+        other events are acknowledged and ignored."""
+        if not self._signed_by_wechat(request):
+            raise HttpError(404, "not_found", "no such resource")
+        limit = setting(self.config, keys.MAX_BODY_BYTES)
+        body = request.stream.read(limit + 1)
+        if len(body) > limit:
+            raise HttpError(413, "payload_too_large", f"body exceeds {limit} bytes")
+        try:
+            report = receipts.from_wechat(body)
+        except receipts.NotAReport:
+            return Response("success", mimetype="text/plain")  # WeChat retries anything else
+        flows.record_receipts(self.deliveries, self.providers.channels, self.providers.settings,
+                              NotifyChannel.WECHAT.value, [report], utcnow, self.dispatch)
+        return Response("success", mimetype="text/plain")
+
+    def _signed_by_wechat(self, request):
+        return receipts.wechat_signature_valid(
+            setting(self.config, keys.NOTIFY_WECHAT_SERVER_TOKEN), request.args.get("signature"),
+            request.args.get("timestamp"), request.args.get("nonce"))
 
     def _visible(self, request, deliveries):
         scope = scope_of(request.principal, self.org)

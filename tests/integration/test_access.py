@@ -96,6 +96,8 @@ EXPECTED = {
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/deliveries/by-customer"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "post", "/v1/receipts/sms"): "public",  # the SMS gateway's push: its URL token, not a login
+    ("notify", "get", "/v1/receipts/wechat"): "public",  # WeChat's pushes: signed with the server token
+    ("notify", "post", "/v1/receipts/wechat"): "public",
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "get", "/v1/calendars/stores/{store_id}"): row(OK, H, OK, OK, H, OK, OK, F, F),

@@ -3,6 +3,7 @@ stand-ins of its providers (tests/integration/notify_providers.py): a phone-only
 customer gets exactly one signed SMS through a gateway that was down, WeChat with an
 expired token and a refusing user, quiet hours that hold customers but not urgent staff
 alerts, an abandoned notification announced and visible, signed webhook copies."""
+import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -41,7 +42,7 @@ def notify_config(service_config, web_config, providers, **overrides):
         NOTIFY_SMS_ACCESS_KEY_SECRET=providers["sms"].secret, NOTIFY_SMS_SIGN_NAME="悦颜美容",
         NOTIFY_SMS_TEMPLATES=json.dumps({"acknowledgement": "SMS_300001"}), NOTIFY_SMS_RECEIPT_TOKEN="rcpt-token",
         NOTIFY_WECHAT_API_BASE=providers["wechat"].url, NOTIFY_WECHAT_APP_ID=providers["wechat"].app_id,
-        NOTIFY_WECHAT_APP_SECRET=providers["wechat"].secret,
+        NOTIFY_WECHAT_APP_SECRET=providers["wechat"].secret, NOTIFY_WECHAT_SERVER_TOKEN="server-token",
         NOTIFY_WECHAT_TEMPLATES=json.dumps({"acknowledgement": "tmpl-ack"}),
         NOTIFY_WECOM_API_BASE=providers["wecom"].url, NOTIFY_WECOM_ROBOTS=json.dumps({"region:east": "robot-east"}),
         NOTIFY_WEBHOOKS=json.dumps([{"id": "crm", "url": providers["hooks"].url + "/hooks",
@@ -177,3 +178,38 @@ def test_the_gateways_delivery_receipt_marks_the_sms_delivered(notify, providers
     assert answer.status_code == 200 and answer.json()["code"] == 0
     (delivery,) = [d for d in deliveries(web_session, case_id) if d["audience"] == "customer"]
     assert [h["status"] for h in delivery["status_history"]] == ["queued", "sent", "delivered"]
+
+
+def wechat_signed(token="server-token", timestamp="1764100000", nonce="n0nce"):
+    signature = hashlib.sha1("".join(sorted((token, timestamp, nonce))).encode()).hexdigest()
+    return {"signature": signature, "timestamp": timestamp, "nonce": nonce}
+
+
+def send_report(msgid, status):
+    return (f"<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[o-wang]]></FromUserName>"
+            f"<CreateTime>1764100000</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID>"
+            f"<Status><![CDATA[{status}]]></Status></xml>").encode()
+
+
+def test_wechat_send_reports_mark_delivered_or_move_the_message_on(notify, providers, web_session):
+    url = "/v1/receipts/wechat"
+    check = web_session.get(url, params={**wechat_signed(), "echostr": "echo-me"})
+    assert check.status_code == 200 and check.text == "echo-me"
+    assert web_session.get(url, params={**wechat_signed("forged"), "echostr": "x"}).status_code == 404
+    delivered, blocked = uuid.uuid4().hex, uuid.uuid4().hex
+    emit(notify, ev.CASE_SUBMITTED, submitted(delivered, phone="+8613912345678", wechat_openid="o-wang"))
+    wait_for(lambda: len(providers["wechat"].sent) == 1, what="the first WeChat message")
+    emit(notify, ev.CASE_SUBMITTED, submitted(blocked, phone="+8613700000000", wechat_openid="o-wang"))
+    wait_for(lambda: len(providers["wechat"].sent) == 2, what="the second WeChat message")
+    customer = lambda case_id: next(d for d in deliveries(web_session, case_id) if d["audience"] == "customer")  # noqa: E731
+    wait_for(lambda: customer(blocked)["status"] == "sent", what="the second sent")
+    assert web_session.post(url, params=wechat_signed("forged"), data=send_report(1001, "success")).status_code == 404
+    for msgid, status in ((1001, "success"), (1002, "failed:user block")):
+        answer = web_session.post(url, params=wechat_signed(), data=send_report(msgid, status),
+                                  headers={"Content-Type": "text/xml"})
+        assert answer.status_code == 200 and answer.text == "success"
+    assert [h["status"] for h in customer(delivered)["status_history"]] == ["queued", "sent", "delivered"]
+    wait_for(lambda: [s for s in providers["sms"].sent if s["PhoneNumbers"] == "13700000000"], what="SMS instead")
+    moved = customer(blocked)
+    assert [(a["channel"], a["code"]) for a in moved["attempt_log"]] == [("wechat", "failed:userblock"), ("sms", None)]

@@ -237,20 +237,21 @@ class FakeDeliveries:
             self.published.append(event)
         self.docs[document_id]["outbox"] = []
 
-    def _sent(self, idempotency_key, channel):
-        return next((d for d in self.docs.values() if d["idempotency_key"] == idempotency_key
+    def _sent(self, channel, match):
+        (field, value), = match.items()
+        return next((d for d in self.docs.values() if d.get(field) == value
                      and d.get("channel") == channel and d["status"] == "sent"), None)
 
-    def mark_delivered(self, idempotency_key, channel, now, receipt):
-        document = self._sent(idempotency_key, channel)
+    def mark_delivered(self, channel, match, now, receipt):
+        document = self._sent(channel, match)
         if document is None:
             return None
         document.update(status="delivered", delivered_at=now, receipt=copy.deepcopy(receipt))
         document["status_history"].append({"status": "delivered", "at": now, "reason": None})
         return document["template"]
 
-    def claim_undelivered(self, idempotency_key, channel, now):
-        document = self._sent(idempotency_key, channel)
+    def claim_undelivered(self, channel, match, now):
+        document = self._sent(channel, match)
         return None if document is None else self._claim(lambda d: d is document, now)
 
     def count(self, key, expires_at):

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from closeloop_shared import events as ev
 from closeloop_shared import org
-from services.notify import flows, kinds
+from services.notify import flows, kinds, receipts
 from services.notify.channels import ChannelError, Failure
 from services.notify.configuration import load_settings
 from tests.unit.fakes import FakeChannel, FakeDeliveries
@@ -297,14 +297,14 @@ def test_every_series_exists_at_zero_from_the_start(outcome):
 # -- provider receipts ----------------------------------------------------------------------------------
 
 def receipt(delivery, success, code="DELIVERED"):
-    return {"out_id": delivery["idempotency_key"], "success": success, "err_code": code, "err_msg": "",
-            "biz_id": "biz-1", "report_time": "2026-11-24 11:00:05"}
+    return receipts.from_aliyun({"out_id": delivery["idempotency_key"], "success": success, "err_code": code,
+                                 "err_msg": "", "biz_id": "biz-1", "report_time": "2026-11-24 11:00:05"})
 
 
 def test_a_delivered_receipt_marks_the_sms_delivered_once():
     world = World()
     world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
-    reports = [receipt(world.only(), True)] * 2 + [dict(receipt(world.only(), True), out_id="unknown")]
+    reports = [receipt(world.only(), True)] * 2 + [receipt({"idempotency_key": "unknown"}, True)]
     assert flows.record_receipts(world.deliveries, world.channels, world.settings, "sms", reports, world.clock,
                                  world.publish) == 1
     assert world.only()["status"] == "delivered"
@@ -325,3 +325,13 @@ def test_an_undelivered_sms_moves_on_to_email_else_is_abandoned():
     assert world.deliveries.docs[with_email["_id"]]["attempt_log"][0]["code"] == "MK:0001"
     assert world.deliveries.docs[phone_only["_id"]]["status"] == "abandoned"
     assert [ev.load(ev.NOTIFICATION_FAILED, p)["case_id"] for _, p in world.published] == ["c-phone-only"]
+
+
+def test_a_wechat_message_the_user_blocked_is_reported_and_moves_on_to_sms():
+    world = World()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678", wechat_openid="o-liu"))
+    assert world.only()["provider_message_id"] == "msg-1" and world.sent("sms") == []
+    blocked = receipts.Report({"provider_message_id": "msg-1"}, False, "failed:userblock", "failed:user block")
+    flows.record_receipts(world.deliveries, world.channels, world.settings, "wechat", [blocked], world.clock,
+                          world.publish)
+    assert len(world.sent("sms")) == 1 and world.only()["status"] == "sent" and world.only()["channel"] == "sms"
