@@ -159,6 +159,9 @@ def take_over_stalled(repository, channels, settings, clock, publish, limit):
 def attempt(repository, channels, settings, delivery, clock, publish):
     """One attempt on the delivery's current channel (the caller holds its lease), then
     its outcome; a channel that cannot carry it hands over to the next at once."""
+    if not delivery.get("route"):  # recorded by notify before routes: it cannot say where it went
+        repository.finish(delivery, S.ABANDONED, clock(), reason="recorded before delivery routes; not resent")
+        return
     while delivery is not None:
         step = delivery["route"][delivery["route_index"]]
         channel, address = step["channel"], step["address"]

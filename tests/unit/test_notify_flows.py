@@ -185,6 +185,15 @@ def test_a_provider_rate_limit_defers_without_counting_as_a_failure():
     assert world.only()["status"] == "sent" and len(world.sent("sms")) == 1
 
 
+def test_a_delivery_recorded_before_routes_is_closed_not_resent():
+    world = World()
+    world.deliveries.docs["old"] = {"_id": "old", "case_id": "c0", "kind": "acknowledgement", "recipient": "a@b.cn",
+                                    "status": "failed", "next_attempt_at": DAYTIME, "created_at": DAYTIME,
+                                    "attempt_log": [], "status_history": [], "outbox": []}
+    world.tick()
+    assert world.deliveries.docs["old"]["status"] == "abandoned" and world.sent("email") == []
+
+
 def test_a_redelivered_event_is_sent_once():
     world = World()
     for _ in range(3):
