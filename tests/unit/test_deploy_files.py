@@ -58,8 +58,10 @@ COUNTERS_AND_GAUGES = {
     "closeloop_feedback_received_total",
     "closeloop_notifications_total",
     "closeloop_dead_letters_total",
+    "closeloop_notify_provider_requests_total",
+    "closeloop_notify_webhooks_disabled_total",
 }
-HISTOGRAMS = {"closeloop_time_to_first_response_seconds"}
+HISTOGRAMS = {"closeloop_time_to_first_response_seconds", "closeloop_notification_latency_seconds"}
 EXPORTED_SERIES = COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 METRIC_NAME = re.compile(r"\bcloseloop_[A-Za-z0-9_]+")
