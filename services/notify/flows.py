@@ -109,7 +109,9 @@ def accept(repository, channels, settings, organisation, notification: Notificat
     if delivery is None:
         return None  # a redelivered event: sent, being sent, or waiting
     if not route:
-        abandon(repository, settings, delivery, now, "no reachable channel", publish)
+        reason = "no reachable channel" if not unusable else \
+            "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
+        abandon(repository, settings, delivery, now, reason[:500], publish)
         return None
     if notification.audience is Audience.CUSTOMER:
         limit = settings.customer_daily_quota

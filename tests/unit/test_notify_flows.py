@@ -174,6 +174,13 @@ def test_nobody_reachable_is_a_phone_call_task_for_the_store():
     assert ev.load(ev.NOTIFICATION_FAILED, world.published[0][1])["action"] == "phone_call"
 
 
+def test_a_message_no_channel_can_carry_says_why():
+    world = World(NOTIFY_SMS_TEMPLATES="{}")  # no template code registered for the acknowledgement
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert world.only()["status"] == "abandoned"
+    assert world.only()["reason"] == "no channel could carry it: sms: no sms template code configured for acknowledgement"
+
+
 def test_a_provider_rate_limit_defers_without_counting_as_a_failure():
     world = World()
     world.channels["sms"].failures.append(ChannelError(Failure.THROTTLED, "isv.BUSINESS_LIMIT_CONTROL"))
