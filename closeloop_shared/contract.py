@@ -245,3 +245,7 @@ class RootCause(str, Enum):
 
 _CUSTOMER_SIDE = frozenset({RootCause.MISUNDERSTANDING, RootCause.EXPECTATION_GAP,
                             RootCause.HABITUAL_VENTING})
+
+
+# The channels a customer may prefer (the rest are for staff and systems).
+CUSTOMER_NOTIFY_CHANNELS = (NotifyChannel.WECHAT.value, NotifyChannel.SMS.value, NotifyChannel.EMAIL.value)

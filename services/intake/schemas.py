@@ -8,7 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 from closeloop_shared import openapi
 from closeloop_shared.openapi import StrictSchema
 from closeloop_shared.clock import CHINA, utcnow
-from closeloop_shared.contract import REFERRAL_CHANNELS, Channel
+from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, REFERRAL_CHANNELS, Channel
 from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
 
 # Clocks of other systems drift; a report "from the future" beyond this is a bug.
@@ -40,9 +40,9 @@ class CustomerIn(StrictSchema):
     member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
     # How the customer wants to hear from us (notify): their WeChat openid under the
     # brand's official account, and the channel they prefer (else the brand's order).
-    wechat_openid = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
-    preferred_channel = fields.String(load_default=None, allow_none=True,
-                                      validate=validate.OneOf(("wechat", "sms", "email")))
+    # Absent unless given, so cases without them read as before.
+    wechat_openid = fields.String(allow_none=True, validate=validate.Length(1, 64))
+    preferred_channel = fields.String(allow_none=True, validate=validate.OneOf(CUSTOMER_NOTIFY_CHANNELS))
 
 
 class ExternalRefIn(StrictSchema):

@@ -258,3 +258,17 @@ def test_an_sla_warning_is_a_template_and_a_row_and_says_the_events_own_deadline
     assert "将于 2026-11-24 03:30 到期,还剩 2小时" in mail.text
     group = render(ev.CASE_DEADLINE_APPROACHED, approached(clock="report", locale="en"), "wecom")
     assert "Deadline: written report, due" in group.text and "(in 2 hours)" in group.text
+
+
+def test_intake_takes_a_customers_openid_and_preferred_channel_and_only_known_channels():
+    from marshmallow import ValidationError
+
+    from services.intake.schemas import FeedbackIn
+    body = {"store_id": "SH-XH-001", "channel": "wechat", "content": "预约被取消", "occurred_at": "2026-11-23T15:00:00+08:00",
+            "customer": {"name": "刘女士", "phone": "13812345678", "wechat_openid": "o-liu", "preferred_channel": "wechat"}}
+    loaded_customer = FeedbackIn().load(body)["customer"]
+    assert (loaded_customer["wechat_openid"], loaded_customer["preferred_channel"]) == ("o-liu", "wechat")
+    with pytest.raises(ValidationError, match="preferred_channel"):
+        FeedbackIn().load(dict(body, customer=dict(body["customer"], preferred_channel="wecom")))
+    plain = FeedbackIn().load(dict(body, customer={"name": "刘女士", "phone": "13812345678"}))["customer"]
+    assert "wechat_openid" not in plain and "preferred_channel" not in plain
