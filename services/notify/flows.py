@@ -12,7 +12,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.contract import NotifyChannel as C
 from closeloop_shared.logs import scrub
-from closeloop_shared.org import DEFAULT_TIMEZONE
+from closeloop_shared.org import DEFAULT_TIMEZONE, Store
 from services.notify import metrics, policy, quota, templates
 from services.notify.channels import ChannelError, Content, Failure, Outgoing, excerpt
 from services.notify.configuration import address_key
@@ -32,7 +32,7 @@ WEBHOOK_FAILURES_TO_DISABLE = 3
 @dataclasses.dataclass(frozen=True)
 class Place:
     """Where a notification's store is, as notify's organisation copy knows it."""
-    store: object | None
+    store: Store | None
     brand_id: str | None
     zone: ZoneInfo
 
