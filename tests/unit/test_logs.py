@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from nameko.cli.main import setup_yaml_parser
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -290,6 +291,7 @@ def _build(spec):
 
 @functools.cache
 def _logging_config():
+    setup_yaml_parser()  # nameko's !env_var / !raw_env_var tags, as `nameko run` reads the file
     return yaml.safe_load(NAMEKO_YML.read_text(encoding="utf-8"))["LOGGING"]
 
 
