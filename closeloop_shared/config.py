@@ -71,6 +71,9 @@ NOTIFY_PROVIDER_TIMEOUT_SECONDS = "NOTIFY_PROVIDER_TIMEOUT_SECONDS"
 NOTIFY_CUSTOMER_CHANNELS = "NOTIFY_CUSTOMER_CHANNELS"  # fallback order after the preferred one
 NOTIFY_STAFF_CHANNELS = "NOTIFY_STAFF_CHANNELS"
 NOTIFY_QUIET_HOURS = "NOTIFY_QUIET_HOURS"  # store-local "HH:MM-HH:MM"; no customer message inside
+# How long a customer's acknowledgement waits for routing's deadlines (case_routed) so
+# that it can promise the case's own first-response time; then it goes without. 0: never.
+NOTIFY_ACK_WAIT_SECONDS = "NOTIFY_ACK_WAIT_SECONDS"
 NOTIFY_QUIET_KINDS = "NOTIFY_QUIET_KINDS"  # kinds held in quiet hours ("a,b"); empty: every customer kind
 NOTIFY_BRAND_POLICIES = "NOTIFY_BRAND_POLICIES"  # JSON {brand_id: {customer_channels, staff_channels, quiet_hours, quiet_kinds}}
 NOTIFY_STAFF_HOURLY_QUOTA = "NOTIFY_STAFF_HOURLY_QUOTA"  # non-urgent messages per staff member an hour
@@ -166,6 +169,7 @@ DEFAULTS = {
     NOTIFY_STAFF_CHANNELS: "wecom,email",
     NOTIFY_QUIET_HOURS: "21:00-09:00",
     NOTIFY_QUIET_KINDS: None,
+    NOTIFY_ACK_WAIT_SECONDS: 20,
     NOTIFY_BRAND_POLICIES: "{}",
     NOTIFY_STAFF_HOURLY_QUOTA: 30,
     NOTIFY_PROVIDER_PER_MINUTE: '{"sms": 300, "wechat": 600, "wecom": 20}',

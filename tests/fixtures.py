@@ -153,8 +153,9 @@ def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys
         ORG_SEED_PATH: str(ROOT / "deploy" / "seeds" / "org.yaml"),
         SMTP_HOST: "127.0.0.1",
         SMTP_PORT: smtp_sink.port,
-        # tests run at any hour: notify's quiet hours only where a test sets them
-        "NOTIFY_QUIET_HOURS": "off",
+        # tests run at any hour: notify's quiet hours only where a test sets them; no
+        # routing runs beside notify here, so acknowledgements do not wait for its deadlines
+        "NOTIFY_QUIET_HOURS": "off", "NOTIFY_ACK_WAIT_SECONDS": 0,
         AUTH_PUBLIC_KEYS_FILE: str(token_keys.jwks_path),
         AUTH_SIGNING_KEY_FILE: str(token_keys.private_path),
     })

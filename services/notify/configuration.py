@@ -28,6 +28,7 @@ class Settings:
     staff_hourly_quota: int
     per_minute: dict               # channel -> sends a minute (WeCom: per robot)
     retry_interval: float          # seconds; doubles with each failed attempt on a channel
+    completion_wait: float = 0     # seconds a notification waits for a later event's facts (0: never)
     robots: dict = field(default_factory=dict)       # "store:<id>" / "region:<id>" / "brand:<id>" -> key
     webhooks: tuple = ()                              # Endpoint
     provider_templates: dict = field(default_factory=dict)  # channel -> {template: code or id}
@@ -64,6 +65,7 @@ def load_settings(config):
         per_minute={C(k).value: int(v) for k, v in
                     (policy.json_setting(setting(config, keys.NOTIFY_PROVIDER_PER_MINUTE)) or {}).items()},
         retry_interval=float(setting(config, keys.NOTIFY_RETRY_INTERVAL_SECONDS)),
+        completion_wait=float(setting(config, keys.NOTIFY_ACK_WAIT_SECONDS)),
         robots=policy.json_setting(setting(config, keys.NOTIFY_WECOM_ROBOTS)) or {},
         webhooks=webhook_endpoints(config),
         provider_templates={C.SMS.value: sms_templates, C.WECHAT.value: wechat_templates},

@@ -13,7 +13,7 @@ from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.contract import NotifyChannel as C
 from closeloop_shared.logs import scrub
 from closeloop_shared.org import DEFAULT_TIMEZONE, Store
-from services.notify import metrics, policy, quota, templates
+from services.notify import kinds, metrics, policy, quota, templates
 from services.notify.channels import ChannelError, Content, Failure, Outgoing, excerpt
 from services.notify.configuration import address_key
 from services.notify.kinds import Audience, Notification
@@ -89,6 +89,12 @@ def accept(repository, channels, settings, organisation, notification: Notificat
     context = {**notification.context, "timezone": place.zone.key,
                "store_name": notification.context.get("store_name") or (
                    place.store.name if place.store else notification.store_id)}
+    waits = notification.waits_for if settings.completion_wait > 0 else None
+    if waits:
+        arrived = repository.completion(notification.case_id, waits)  # it came first, on its own queue
+        if arrived is not None:
+            context.update(arrived)
+            waits = None
     contents, unusable = {}, []
     for channel, _ in route:
         try:
@@ -105,6 +111,8 @@ def accept(repository, channels, settings, organisation, notification: Notificat
         "customer_keys": list(notification.customer_keys),
         "locale": notification.locale, "urgent": notification.urgent, "route": route,
         "contents": contents, "unusable": unusable, "channel": route[0]["channel"] if route else None,
+        # kept only while it may be rendered again (COMPLETIONS); never the complaint itself
+        "waiting_for": waits, "context": {k: v for k, v in context.items() if k != "content"} if waits else None,
     }, now)
     if delivery is None:
         return None  # a redelivered event: sent, being sent, or waiting
@@ -126,9 +134,54 @@ def accept(repository, channels, settings, organisation, notification: Notificat
         if repository.count(key, hour_ends + timedelta(hours=1)) > settings.staff_hourly_quota:
             return _defer(repository, delivery, now, hour_ends, "over the staff member's hourly limit")
     opens = chosen.release_at(notification, now, place.zone)
+    if waits:  # waits for the facts, or for the morning if that is later; the facts may come meanwhile
+        waited = now + timedelta(seconds=settings.completion_wait)
+        until, reason = (waited, f"waiting for {waits}") if opens is None or opens < waited else (opens, "quiet hours")
+        repository.finish(delivery, S.DEFERRED, now, reason=reason, next_attempt_at=until,
+                          changes={"quiet_until": opens})
+        if until == opens:  # a short wait for facts is no deferral worth counting; the night is
+            metrics.count(delivery["channel"], delivery["template"], "deferred")
+        return None
     if opens is not None:
         return _defer(repository, delivery, now, opens, "quiet hours")
     return delivery
+
+
+def complete(repository, channels, settings, event_type, event, clock, publish):
+    """A later event's facts for the notifications of its case still waiting for them
+    (kinds.COMPLETIONS): each is rendered again with them and released, at once or when
+    its quiet hours end. A notification whose wait ran out already went without them."""
+    extra = kinds.COMPLETIONS[event_type](event)
+    repository.remember_completion(event["case_id"], event_type, extra, clock())  # for one still to come
+    while (delivery := repository.claim_waiting(event["case_id"], event_type, clock())) is not None:
+        now = clock()
+        context = {**delivery["context"], **extra}
+        again = dataclasses.replace(_stored(delivery), context=context)
+        contents = dict(delivery["contents"])
+        for step in delivery["route"]:
+            try:
+                contents[step["channel"]] = dataclasses.asdict(_content(step["channel"], again, context, settings, now))
+            except templates.InvalidMessage as exc:  # keeps what it had: still a true message
+                log.warning("message not renderable with the new facts", extra={
+                    "kind": delivery["kind"], "channel": step["channel"], "error": str(exc)[:200]})
+        quiet_until = delivery.get("quiet_until")
+        if quiet_until is not None and quiet_until > now:
+            repository.finish(delivery, S.DEFERRED, now, reason="quiet hours", next_attempt_at=quiet_until,
+                              changes={"contents": contents, "waiting_for": None, "context": None})
+            continue
+        if repository.finish(delivery, S.QUEUED, now, reason=f"{event_type} arrived", next_attempt_at=now,
+                             changes={"contents": contents, "waiting_for": None, "context": None}):
+            claimed = repository.claim(delivery["_id"], now)
+            if claimed is not None:
+                attempt(repository, channels, settings, claimed, clock, publish)
+
+
+def _stored(delivery):
+    """The notification a delivery was made for, as far as rendering needs it."""
+    return Notification(case_id=delivery["case_id"], case_number=delivery.get("case_number"),
+                        store_id=delivery["store_id"], kind=delivery["kind"], template=delivery["template"],
+                        audience=Audience(delivery["audience"]), recipient=delivery["recipient"],
+                        locale=delivery.get("locale") or templates.DEFAULT_LOCALE, urgent=delivery.get("urgent", False))
 
 
 def _defer(repository, delivery, now, until, reason, attempt_result=None):

@@ -50,10 +50,12 @@ class Rule:
     person: str                                   # the event field holding whom to tell
     occurrence: Callable[[dict], str | None] = _none
     urgent: Callable[[dict], bool] = _never
+    waits_for: str | None = None                  # a later event whose facts it should say (COMPLETIONS)
 
 
 RULES = {rule.event: rule for rule in (
-    Rule(ev.CASE_SUBMITTED, "acknowledgement", Audience.CUSTOMER, "customer"),
+    # waits briefly for routing's deadlines, so it can promise the case's own first-response time
+    Rule(ev.CASE_SUBMITTED, "acknowledgement", Audience.CUSTOMER, "customer", waits_for=ev.CASE_ROUTED),
     Rule(ev.CASE_ROUTED, "assigned", Audience.STAFF, "assignee",
          urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
     Rule(ev.CASE_ESCALATED, "escalated", Audience.STAFF, "assignee",
@@ -67,6 +69,10 @@ RULES = {rule.event: rule for rule in (
          urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
 )}
 TEMPLATES = tuple(sorted({rule.template for rule in RULES.values()}))
+# What a later event adds to the variables of a notification still waiting for it.
+COMPLETIONS = {
+    ev.CASE_ROUTED: lambda e: {"first_response_due": e["deadlines"].get("first_response_due")},
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class Notification:
     preferred: str | None = None
     context: dict = field(default_factory=dict)    # the template variables
     customer_keys: tuple = ()                      # customers: a digest of each handle
+    waits_for: str | None = None
 
 
 def _digest(handle):
@@ -139,4 +146,4 @@ def notification(event_type, event):
         kind=kind, template=rule.template, audience=rule.audience, recipient=recipient,
         locale=event.get("locale") or "zh-CN", urgent=bool(rule.urgent(event)),
         addresses={c: a for c, a in addresses.items() if a}, preferred=preferred,
-        context={**event, "person": person}, customer_keys=keys)
+        context={**event, "person": person}, customer_keys=keys, waits_for=rule.waits_for)

@@ -1,6 +1,7 @@
 import contextlib
 import hashlib
 import logging
+from datetime import timedelta
 
 from pymongo import ASCENDING, ReturnDocument
 
@@ -12,6 +13,7 @@ from closeloop_shared.outbox import Outbox
 log = logging.getLogger(__name__)
 # What the send timer picks up once its time has come.
 DUE_STATUSES = [S.QUEUED.value, S.DEFERRED.value, S.FAILED.value]
+COMPLETION_KEPT = timedelta(days=1)
 
 
 def identity(case_id, kind, recipient):
@@ -45,6 +47,7 @@ class DeliveryRepository:
         self.deliveries = db["deliveries"]
         self.counters = db["notify_counters"]
         self.endpoints = db["webhook_endpoints"]
+        self.completions = db["notify_completions"]
         self.leases = Leases(self.deliveries)
         self.outbox = Outbox(self.deliveries)
 
@@ -63,6 +66,7 @@ class DeliveryRepository:
         deliveries.create_index([("customer_keys", ASCENDING), ("created_at", ASCENDING)])
         Outbox.ensure_indexes(deliveries)
         db["notify_counters"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+        db["notify_completions"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
     # -- creating and claiming ---------------------------------------------------------
 
@@ -90,6 +94,21 @@ class DeliveryRepository:
         """This delivery, if it is due and nobody holds it."""
         return self.leases.claim({"_id": delivery_id, "status": {"$in": DUE_STATUSES},
                                   "next_attempt_at": {"$lte": now}},
+                                 {"$set": {"status": S.SENDING.value, "updated_at": now}}, now=now)
+
+    def remember_completion(self, case_id, event_type, facts, now):
+        """A later event's facts for a case (kinds.COMPLETIONS), for a notification whose
+        own event has not arrived yet; forgotten after a day."""
+        self.completions.update_one({"_id": f"{case_id}:{event_type}"},
+                                    {"$set": {"facts": facts, "expires_at": now + COMPLETION_KEPT}}, upsert=True)
+
+    def completion(self, case_id, event_type):
+        found = self.completions.find_one({"_id": f"{case_id}:{event_type}"})
+        return found["facts"] if found else None
+
+    def claim_waiting(self, case_id, event_type, now):
+        """One delivery of the case waiting for `event_type`'s facts, leased to the caller."""
+        return self.leases.claim({"case_id": case_id, "status": S.DEFERRED.value, "waiting_for": event_type},
                                  {"$set": {"status": S.SENDING.value, "updated_at": now}}, now=now)
 
     def claim_stalled(self, now):

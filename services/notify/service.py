@@ -24,7 +24,7 @@ from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.notify import flows, receipts, views
 from services.notify.configuration import build_channels, load_settings
-from services.notify.kinds import contact_key, notification
+from services.notify.kinds import COMPLETIONS, contact_key, notification
 from services.notify.repository import DeliveryRepository
 from services.notify.schemas import OPENAPI, RECEIPTS, SMS_REPORTS_IN, WECHAT_RECEIPTS
 
@@ -159,5 +159,9 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         return json_response(200, {"deliveries": [views.delivery_view(d, request.principal) for d in found]})
 
     def _deliver(self, event_type, payload):
+        event = ev.load(event_type, payload)
         flows.deliver(self.deliveries, self.providers.channels, self.providers.settings, self.org,
-                      notification(event_type, ev.load(event_type, payload)), utcnow, self.dispatch)
+                      notification(event_type, event), utcnow, self.dispatch)
+        if event_type in COMPLETIONS:
+            flows.complete(self.deliveries, self.providers.channels, self.providers.settings, event_type, event,
+                           utcnow, self.dispatch)

@@ -213,3 +213,21 @@ def test_wechat_send_reports_mark_delivered_or_move_the_message_on(notify, provi
     wait_for(lambda: [s for s in providers["sms"].sent if s["PhoneNumbers"] == "13700000000"], what="SMS instead")
     moved = customer(blocked)
     assert [(a["channel"], a["code"]) for a in moved["attempt_log"]] == [("wechat", "failed:userblock"), ("sms", None)]
+
+
+def test_the_acknowledgement_waits_for_routings_deadline_and_promises_it(container_factory, service_config,
+                                                                         web_config, providers):
+    config = notify_config(service_config, web_config, providers, NOTIFY_ACK_WAIT_SECONDS=10)
+    container_factory(NotifyService, config).start()
+    case_id, now = uuid.uuid4().hex, utcnow()
+    emit(config, ev.CASE_SUBMITTED, submitted(case_id, phone="+8613912345678"))
+    eventlet.sleep(1)
+    assert providers["sms"].sent == []  # waiting for routing
+    due = now + timedelta(hours=3)
+    emit(config, ev.CASE_ROUTED, {
+        "case_id": case_id, "case_number": "CL-20261124-000321", "store_id": "SH-XH-001", "category": "hygiene",
+        "severity": "medium", "assignee": MANAGER, "rung": 2, "routed_at": now,
+        "deadlines": {"first_response_due": due, "resolution_due": due + timedelta(hours=24)}})
+    (sms,) = wait_for(lambda: providers["sms"].sent, what="the acknowledgement")
+    promised = due.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M")
+    assert json.loads(sms["TemplateParam"])["promise"] == f"我们将于{promised}前联系您"

@@ -159,7 +159,7 @@ class FakeDeliveries:
         from services.notify.repository import identity
         self.now, self.identity, self.lease = now, identity, timedelta(seconds=self.LEASE)
         self.docs, self.tokens, self.counts, self.endpoints = {}, iter(range(1, 10**9)), {}, {}
-        self.published = []
+        self.published, self.completions = [], {}
         self.outbox = self
 
     def _lease(self, document, now):
@@ -196,6 +196,16 @@ class FakeDeliveries:
     def claim(self, delivery_id, now):
         return self._claim(lambda d: d["_id"] == delivery_id and d["status"] in self.DUE
                            and d["next_attempt_at"] <= now, now)
+
+    def remember_completion(self, case_id, event_type, facts, now):
+        self.completions[(case_id, event_type)] = copy.deepcopy(facts)
+
+    def completion(self, case_id, event_type):
+        return copy.deepcopy(self.completions.get((case_id, event_type)))
+
+    def claim_waiting(self, case_id, event_type, now):
+        return self._claim(lambda d: d["case_id"] == case_id and d["status"] == "deferred"
+                           and d.get("waiting_for") == event_type, now)
 
     def claim_stalled(self, now):
         claimed = self._claim(lambda d: d["status"] == "sending", now, possible_repeat=True)

@@ -49,7 +49,7 @@ class NotifyWorker:
 
     def __init__(self, deliveries, mailer, clock):
         self.deliveries, self.channels, self.clock = deliveries, {"email": mailer}, clock
-        self.settings = load_settings({"NOTIFY_QUIET_HOURS": "off"})
+        self.settings = load_settings({"NOTIFY_QUIET_HOURS": "off", "NOTIFY_ACK_WAIT_SECONDS": 0})
 
     def deliver(self, event_type, event):
         notify_flows.deliver(self.deliveries, self.channels, self.settings, CHART, notification(event_type, event),

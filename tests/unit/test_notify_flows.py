@@ -31,7 +31,7 @@ class World:
             "NOTIFY_SMS_TEMPLATES": json.dumps({"acknowledgement": "SMS_300001"}),
             "NOTIFY_WECHAT_TEMPLATES": json.dumps({"acknowledgement": "tmpl-ack"}),
             "NOTIFY_WECOM_ROBOTS": json.dumps({"store:SH-XH-001": "robot-xh", "region:east": "robot-east"}),
-            "NOTIFY_SMS_SIGN_NAME": "悦颜美容", **config})
+            "NOTIFY_SMS_SIGN_NAME": "悦颜美容", "NOTIFY_ACK_WAIT_SECONDS": 0, **config})
         self.published = []
 
     def clock(self):
@@ -351,3 +351,60 @@ def test_a_wechat_message_the_user_blocked_is_reported_and_moves_on_to_sms():
     flows.record_receipts(world.deliveries, world.channels, world.settings, "wechat", [blocked], world.clock,
                           world.publish)
     assert len(world.sent("sms")) == 1 and world.only()["status"] == "sent" and world.only()["channel"] == "sms"
+
+
+# -- the acknowledgement waits for routing's deadlines ---------------------------------------------------
+
+def waiting_world(now=DAYTIME):
+    return World(now=now, NOTIFY_ACK_WAIT_SECONDS=20)
+
+
+def routed_for(case_id, first=timedelta(hours=4)):
+    return dict(routed(first=first), case_id=case_id)
+
+
+def complete(world, event):
+    flows.complete(world.deliveries, world.channels, world.settings, ev.CASE_ROUTED, event, world.clock,
+                   world.publish)
+
+
+def test_the_acknowledgement_promises_the_cases_own_first_response_time_once_routed():
+    world = waiting_world()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert world.sent("sms") == [] and world.only()["reason"] == "waiting for case_routed"
+    world.now += timedelta(seconds=1)
+    complete(world, routed_for("c42"))
+    (sms,) = world.sent("sms")
+    assert sms["content"].params["promise"] == "我们将于11-24 05:30前联系您"  # the event's first_response_due
+    assert world.only()["context"] is None and world.only()["status"] == "sent"
+
+
+def test_routing_first_on_its_own_queue_is_remembered():
+    world = waiting_world()
+    complete(world, routed_for("c42"))
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert "前联系您" in world.sent("sms")[0]["content"].params["promise"]
+
+
+def test_without_routing_the_acknowledgement_goes_after_the_wait_without_a_promise():
+    world = waiting_world()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    world.now += timedelta(seconds=19)
+    world.tick()
+    assert world.sent("sms") == []
+    world.now += timedelta(seconds=1)
+    world.tick()
+    assert world.sent("sms")[0]["content"].params["promise"] == "我们将尽快联系您"
+    complete(world, routed_for("c42"))  # too late: nothing is sent twice
+    assert len(world.sent("sms")) == 1
+
+
+def test_at_night_the_promise_is_added_and_the_message_still_waits_for_the_morning():
+    world = waiting_world(now=NIGHT)
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    complete(world, routed_for("c42"))
+    assert world.sent("sms") == [] and world.only()["reason"] == "quiet hours"
+    assert world.only()["next_attempt_at"] == NINE
+    world.now = NINE
+    world.tick()
+    assert "前联系您" in world.sent("sms")[0]["content"].params["promise"]

@@ -44,7 +44,8 @@ class Notify(RuleBasedStateMachine):
         self.channels = {name: FakeChannel() for name in ("wechat", "sms", "email", "wecom")}
         self.settings = load_settings({"NOTIFY_SMS_TEMPLATES": '{"acknowledgement": "SMS_1"}',
                                        "NOTIFY_WECHAT_TEMPLATES": '{"acknowledgement": "t-1"}',
-                                       "NOTIFY_WECOM_ROBOTS": '{"region:east": "robot-east"}'})
+                                       "NOTIFY_WECOM_ROBOTS": '{"region:east": "robot-east"}',
+                                       "NOTIFY_ACK_WAIT_SECONDS": 5})
         self.deaths = Counter()  # idempotency key -> deaths after hand-over
         self.published = []
 
@@ -60,6 +61,14 @@ class Notify(RuleBasedStateMachine):
         event_type, event = event_for(index)
         flows.deliver(self.deliveries, self.channels, self.settings, CHART, kinds.notification(event_type, event),
                       self.clock, self.publish)
+
+    @rule(index=st.integers(0, 2))
+    def routing_decides(self, index):
+        """case_routed for a customer's case, before or after the acknowledgement's event,
+        perhaps redelivered: its deadline completes the waiting acknowledgement."""
+        event = dict(routed(), case_id=f"c{index}")
+        flows.complete(self.deliveries, self.channels, self.settings, ev.CASE_ROUTED, event, self.clock,
+                       self.publish)
 
     @rule(channel=st.sampled_from(["wechat", "sms", "email", "wecom"]), failure=FAILURES)
     def provider_fails_next(self, channel, failure):
