@@ -56,11 +56,11 @@ def _scheduled(case, changes):
     return dict(changes, next_check_at=deadline_flows.schedule(clock_set, state))
 
 
-def acknowledge(repository, chart, policy, case_id, principal, scope, now):
+def acknowledge(repository, chart, case_id, principal, scope, now):
     """The caller takes the case on; on a case climbing the escalation ladder this stops
     the climb (services/routing/ladder.py), for someone on the case's rung or above."""
     def step(case, view):
-        changes, entry = lifecycle.acknowledge(view, principal.actor, now, policy)
+        changes, entry = lifecycle.acknowledge(view, principal.actor, now)
         if case.get("ladder"):
             person = chart.staff.get(principal.subject)
             try:
@@ -73,41 +73,41 @@ def acknowledge(repository, chart, policy, case_id, principal, scope, now):
     return _run(repository, case_id, scope, now, step)
 
 
-def respond(repository, policy, case_id, principal, scope, note, now):
+def respond(repository, calendars, case_id, principal, scope, note, now):
     def step(case, view):
-        changes, entry, on_time = lifecycle.respond(view, principal.actor, note, now, policy)
+        changes, entry, on_time = lifecycle.respond(view, principal.actor, note, now, calendars(case["store_id"]))
         return changes, entry, [_first_responded(case, now, on_time)] if on_time is not None else []
     return _run(repository, case_id, scope, now, step)
 
 
-def add_note(repository, policy, case_id, principal, scope, text, evidence, now):
+def add_note(repository, case_id, principal, scope, text, evidence, now):
     def step(case, view):
-        changes, entry = lifecycle.note(view, principal.actor, text, evidence, now, policy)
+        changes, entry = lifecycle.note(view, principal.actor, text, evidence, now)
         return changes, entry, []
     return _run(repository, case_id, scope, now, step)
 
 
-def report_to_superior(repository, chart, policy, case_id, principal, scope, message, now):
+def report_to_superior(repository, chart, case_id, principal, scope, message, now):
     """The next rung above the case's, or the top rung's person when it is there already."""
     def step(case, view):
         ladder = [person.as_dict() for person in chart.ladder(case["store_id"])]
         superior = ladder[min(view.rung + 1, len(ladder) - 1)]
-        changes, entry = lifecycle.report_to_superior(view, principal.actor, message, superior, now, policy)
+        changes, entry = lifecycle.report_to_superior(view, principal.actor, message, superior, now)
         return changes, entry, [_event(ev.CASE_REPORTED_TO_SUPERIOR, case, principal.actor, now,
                                        superior=superior, message=message)]
     return _run(repository, case_id, scope, now, step)
 
 
-def request_info(repository, policy, case_id, principal, scope, question, now):
+def request_info(repository, case_id, principal, scope, question, now):
     def step(case, view):
-        changes, entry = lifecycle.request_info(view, principal.actor, question, now, policy)
+        changes, entry = lifecycle.request_info(view, principal.actor, question, now)
         return changes, entry, [_event(ev.CASE_PAUSED, case, principal.actor, now, question=question)]
     return _run(repository, case_id, scope, now, step)
 
 
-def resume(repository, policy, case_id, principal, scope, answer, now):
+def resume(repository, calendars, case_id, principal, scope, answer, now):
     def step(case, view):
-        changes, entry = lifecycle.resume(view, principal.actor, answer, now, policy)
+        changes, entry = lifecycle.resume(view, principal.actor, answer, now, calendars(case["store_id"]))
         return changes, entry, [_event(ev.CASE_RESUMED, case, principal.actor, now,
                                        deadlines=sla.deadlines(changes["clocks"]))]
     return _run(repository, case_id, scope, now, step)
@@ -125,7 +125,7 @@ def _received_elsewhere(repository, case, rules, now):
             if remedy.get("decided_at") and remedy["decided_at"] >= since]
 
 
-def propose_remedy(repository, chart, policy, rules, case_id, principal, scope, proposal, now):
+def propose_remedy(repository, chart, rules, case_id, principal, scope, proposal, now):
     """proposal: {type, refund_option, amount_fen, note}. Approved at once within the
     proposer's limit, else waiting for the approver the event names."""
     def step(case, view):
@@ -134,7 +134,7 @@ def propose_remedy(repository, chart, policy, rules, case_id, principal, scope, 
         remedy = remedies.propose(proposal["type"], proposal.get("refund_option"), proposal.get("amount_fen"),
                                   view.resolution_round + 1, principal.actor, principal.role, ladder,
                                   rules.limits, repeat, now, proposal.get("note") or "")
-        changes, entry = lifecycle.propose_remedy(view, remedy, now, policy)
+        changes, entry = lifecycle.propose_remedy(view, remedy, now)
         return changes, entry, [_event(
             ev.REMEDY_PROPOSED, case, principal.actor, now, remedy_id=remedy.remedy_id, type=remedy.type.value,
             refund_option=remedy.refund_option.value if remedy.refund_option else None,
@@ -144,12 +144,12 @@ def propose_remedy(repository, chart, policy, rules, case_id, principal, scope, 
     return _run(repository, case_id, scope, now, step)
 
 
-def decide_remedy(repository, policy, rules, case_id, remedy_id, approve, reason, principal, scope, now):
+def decide_remedy(repository, rules, case_id, remedy_id, approve, reason, principal, scope, now):
     def step(case, view):
         lifecycle.next_status(view, CaseAction.APPROVE_REMEDY if approve else CaseAction.REJECT_REMEDY)
         pending = lifecycle.pending_remedy(view, remedy_id)
         decided = remedies.decide(pending, approve, principal.actor, principal.role, rules.limits, reason, now)
-        changes, entry = lifecycle.decide_remedy(view, decided, now, policy)
+        changes, entry = lifecycle.decide_remedy(view, decided, now)
         return changes, entry, [_event(
             ev.REMEDY_DECIDED, case, principal.actor, now, remedy_id=remedy_id, type=decided.type.value,
             refund_option=decided.refund_option.value if decided.refund_option else None,
@@ -175,42 +175,42 @@ def _improvements(chart, actions):
     return stored
 
 
-def record_root_cause(repository, chart, policy, case_id, principal, scope, cause, actions, note, now):
+def record_root_cause(repository, chart, case_id, principal, scope, cause, actions, note, now):
     """The root cause and improvement actions ([{text, owner, due: date}]). A resolved
     case whose satisfied revisit was waiting for it closes now (both on the timeline)."""
     improvements = _improvements(chart, actions)
 
     def step(case, view):
-        changes, entry = lifecycle.record_root_cause(view, principal.actor, cause, improvements, note, now, policy)
+        changes, entry = lifecycle.record_root_cause(view, principal.actor, cause, improvements, note, now)
         if view.status is not lifecycle.CaseStatus.RESOLVED or not view.close_pending:
             return changes, entry, []
         recorded = CaseView.of({**case, **changes})
-        closing, closed = lifecycle.close(recorded, f"revisit:{view.close_pending['revisit_id']}", now, policy)
+        closing, closed = lifecycle.close(recorded, f"revisit:{view.close_pending['revisit_id']}", now)
         return {**changes, **closing}, [entry, closed], [_closed(case, now, cause)]
     return _run(repository, case_id, scope, now, step)
 
 
-def file_report(repository, policy, case_id, principal, scope, summary, now):
+def file_report(repository, case_id, principal, scope, summary, now):
     def step(case, view):
-        changes, entry = lifecycle.file_report(view, principal.actor, summary, now, policy)
+        changes, entry = lifecycle.file_report(view, principal.actor, summary, now)
         return changes, entry, [_event(ev.REPORT_FILED, case, principal.actor, now,
                                        revision=changes["report"]["revision"],
                                        report_due=case["clocks"]["report"]["due_at"])]
     return _run(repository, case_id, scope, now, step)
 
 
-def sign_off_report(repository, policy, case_id, principal, scope, now):
+def sign_off_report(repository, case_id, principal, scope, now):
     def step(case, view):
-        changes, entry, on_time = lifecycle.sign_off_report(view, principal.actor, now, policy)
+        changes, entry, on_time = lifecycle.sign_off_report(view, principal.actor, now)
         return changes, entry, [_event(ev.REPORT_SIGNED_OFF, case, principal.actor, now, on_time=on_time)]
     return _run(repository, case_id, scope, now, step)
 
 
-def resolve(repository, chart, policy, case_id, remedy_id, note, principal, scope, now):
+def resolve(repository, chart, case_id, remedy_id, note, principal, scope, now):
     def step(case, view):
         if case["channel"] in REFERRAL_CHANNELS and not principal.can(Permission.CASE_CLOSE_REFERRAL):
             raise ActionForbidden("a consumer-association or media case is resolved by a store manager or above")
-        changes, entry, on_time = lifecycle.resolve(view, principal.actor, remedy_id, note, now, policy)
+        changes, entry, on_time = lifecycle.resolve(view, principal.actor, remedy_id, note, now)
         outbox = []
         if "first_response_at" in changes:  # unanswered until now: the remedy is the answer
             outbox.append(_first_responded(case, now, now <= case["clocks"]["first_response"]["due_at"]))
@@ -225,16 +225,16 @@ def resolve(repository, chart, policy, case_id, remedy_id, note, principal, scop
     return _run(repository, case_id, scope, now, step)
 
 
-def close(repository, policy, case_id, actor, now, scope=EVERYWHERE):
+def close(repository, case_id, actor, now, scope=EVERYWHERE):
     def step(case, view):
-        changes, entry = lifecycle.close(view, actor, now, policy)
+        changes, entry = lifecycle.close(view, actor, now)
         return changes, entry, [_closed(case, now, view.root_cause["cause"])]
     return _run(repository, case_id, scope, now, step)
 
 
-def reopen(repository, policy, case_id, actor, reason, source, now, scope=EVERYWHERE):
+def reopen(repository, calendars, case_id, actor, reason, source, now, scope=EVERYWHERE):
     def step(case, view):
-        changes, entry = lifecycle.reopen(view, actor, reason, source, now, policy)
+        changes, entry = lifecycle.reopen(view, actor, reason, source, now, calendars(case["store_id"]))
         return changes, entry, [outgoing(ev.CASE_REOPENED, {
             "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
             "reason": reason, "source": source, "reopened_at": now,
@@ -242,7 +242,7 @@ def reopen(repository, policy, case_id, actor, reason, source, now, scope=EVERYW
     return _run(repository, case_id, scope, now, step)
 
 
-def apply_revisit(repository, policy, revisit, now):
+def apply_revisit(repository, calendars, revisit, now):
     """A low score reopens the case; any other score closes it once its root cause is
     on record (until then it stays resolved, the close waiting for the root cause).
     Only the resolution the revisit asked about is touched: a redelivered or late
@@ -254,9 +254,9 @@ def apply_revisit(repository, policy, revisit, now):
     actor = f"revisit:{revisit['revisit_id']}"
     if revisit["reopens_case"]:
         reason = f"revisit score {revisit['score']}: {revisit.get('comment') or ''}".strip()
-        return reopen(repository, policy, case["_id"], actor, reason, "revisit", now)
+        return reopen(repository, calendars, case["_id"], actor, reason, "revisit", now)
     if case.get("root_cause"):
-        return close(repository, policy, case["_id"], actor, now)
+        return close(repository, case["_id"], actor, now)
 
     def step(case, view):
         if view.close_pending and view.close_pending["revisit_id"] == revisit["revisit_id"]:
@@ -274,12 +274,12 @@ def _target(repository, other_id, scope, field):
         raise ActionRefused("validation_failed", f"no case {other_id}", field)
 
 
-def _link_both(repository, policy, case_id, other_id, actor, reason, scope, now):
+def _link_both(repository, case_id, other_id, actor, reason, scope, now):
     def linker(related_id):
         def step(case, view):
             if related_id in view.related:
                 return {}, None, []
-            changes, entry = lifecycle.link(view, actor, related_id, reason, now, policy)
+            changes, entry = lifecycle.link(view, actor, related_id, reason, now)
             return changes, entry, [_event(ev.CASE_LINKED, case, actor, now, related_case_id=related_id,
                                            reason=reason)]
         return step
@@ -288,18 +288,18 @@ def _link_both(repository, policy, case_id, other_id, actor, reason, scope, now)
     return first, second
 
 
-def link(repository, policy, case_id, other_id, principal, scope, now):
+def link(repository, case_id, other_id, principal, scope, now):
     """Staff link two cases as related (both show it). Returns the first case's result
     and [(case, events)] of the other, for publishing."""
     get_case(repository, case_id, scope)
     if other_id == case_id:
         raise ActionRefused("validation_failed", "a case is not related to itself", "related")
     _target(repository, other_id, scope, "related")
-    (case, events), other = _link_both(repository, policy, case_id, other_id, principal.actor, "staff", scope, now)
+    (case, events), other = _link_both(repository, case_id, other_id, principal.actor, "staff", scope, now)
     return case, events, [other]
 
 
-def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW, policy=None):
+def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW):
     """After routing: records the case's customer keys and links it with the same
     customer's cases at the same store within `window` (both sides, on both timelines).
     Idempotent: a case whose keys are recorded was linked already. Returns
@@ -318,7 +318,7 @@ def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW, policy=None)
     written = [_run(repository, case["_id"], EVERYWHERE, now, keep_keys)]
     for other_id in related:
         try:
-            first, second = _link_both(repository, policy, case["_id"], other_id, "system", "duplicate",
+            first, second = _link_both(repository, case["_id"], other_id, "system", "duplicate",
                                        EVERYWHERE, now)
         except ActionRefused:  # an archived case is history: not linked
             continue
@@ -326,14 +326,14 @@ def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW, policy=None)
     return written
 
 
-def merge(repository, policy, case_id, into_id, principal, scope, now):
+def merge(repository, case_id, into_id, principal, scope, now):
     """The duplicate closes with a pointer (merged_into), its clocks stop; the case it
     went into records it as related. Returns (case, events, [(into_case, events)])."""
     get_case(repository, case_id, scope)
     lifecycle.can_absorb(CaseView.of(_target(repository, into_id, scope, "into")))
 
     def merged(case, view):
-        changes, entry = lifecycle.merge(view, principal.actor, into_id, now, policy)
+        changes, entry = lifecycle.merge(view, principal.actor, into_id, now)
         return changes, entry, [_event(ev.CASE_MERGED, case, principal.actor, now, into_case_id=into_id),
                                 _closed(case, now, merged_into=into_id)]
 
@@ -344,9 +344,9 @@ def merge(repository, policy, case_id, into_id, principal, scope, now):
     return case, events, [_run(repository, into_id, EVERYWHERE, now, absorb)]
 
 
-def archive(repository, policy, case_id, principal, scope, now):
+def archive(repository, case_id, principal, scope, now):
     def step(case, view):
-        changes, entry = lifecycle.archive(view, principal.actor, now, policy)
+        changes, entry = lifecycle.archive(view, principal.actor, now)
         return changes, entry, [_event(ev.CASE_ARCHIVED, case, principal.actor, now)]
     return _run(repository, case_id, scope, now, step)
 

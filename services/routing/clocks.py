@@ -60,6 +60,7 @@ class Clock:
     breached_at: datetime | None = None
     paused_at: datetime | None = None
     paused_for: timedelta = timedelta(0)  # counted as the clock counts: what resume added
+    stopped_at: datetime | None = None    # stopped for good, neither met nor breached (a merged case)
 
     @property
     def spec(self) -> ClockSpec:
@@ -67,7 +68,7 @@ class Clock:
 
     @property
     def running(self) -> bool:
-        return self.met_at is None
+        return self.met_at is None and self.stopped_at is None
 
     def pending(self) -> dict[str, datetime]:
         """{"breach"/"warning": moment} not reported yet. While paused, only what fell
@@ -84,7 +85,8 @@ class Clock:
         return {**self.spec.to_doc(), "policy_id": self.policy_id, "policy_version": self.policy_version,
                 "started_at": self.started_at, "due_at": self.due_at, "warn_at": self.warn_at,
                 "met_at": self.met_at, "warned_at": self.warned_at, "breached_at": self.breached_at,
-                "paused_at": self.paused_at, "paused_seconds": self.paused_for.total_seconds()}
+                "paused_at": self.paused_at, "paused_seconds": self.paused_for.total_seconds(),
+                "stopped_at": self.stopped_at}
 
     @classmethod
     def from_doc(cls, doc: Mapping) -> Clock:
@@ -95,7 +97,8 @@ class Clock:
                    due_at=doc["due_at"], warn_at=doc.get("warn_at"), met_at=doc.get("met_at"),
                    warned_at=doc.get("warned_at"), breached_at=doc.get("breached_at"),
                    paused_at=doc.get("paused_at"),
-                   paused_for=timedelta(seconds=doc.get("paused_seconds") or 0))
+                   paused_for=timedelta(seconds=doc.get("paused_seconds") or 0),
+                   stopped_at=doc.get("stopped_at"))
 
 
 def start(spec: ClockSpec, policy_id: str, policy_version: int, now: datetime,
@@ -142,6 +145,13 @@ def resume(clocks: Mapping[str, Clock], now: datetime, calendar: Calendar) -> di
                 changes["warn_at"] = counting.add(c.warn_at, gap)
         resumed[name] = replace(c, **changes)
     return resumed
+
+
+def stop(clocks: Mapping[str, Clock], now: datetime) -> dict[str, Clock]:
+    """Stop every running clock for good at `now` (a case merged into another): it
+    neither breaches nor counts as met."""
+    return {name: replace(c, stopped_at=now, paused_at=None) if c.running else c
+            for name, c in clocks.items()}
 
 
 def meet(clocks: Mapping[str, Clock], names: Iterable[ClockName | str], now: datetime

@@ -78,7 +78,6 @@ class CaseView:
     status: CaseStatus
     clocks: dict
     rung: int
-    last_escalated_at: datetime | None
     resolution_round: int
     reopen_count: int
     remedies: tuple
@@ -93,8 +92,7 @@ class CaseView:
     def of(cls, doc):
         report = doc.get("report")
         return cls(case_id=doc["_id"], status=CaseStatus(doc["status"]), clocks=doc["clocks"],
-                   rung=doc["rung"], last_escalated_at=doc.get("last_escalated_at"),
-                   resolution_round=doc.get("resolution_round", 0), reopen_count=doc.get("reopen_count", 0),
+                   rung=doc["rung"], resolution_round=doc.get("resolution_round", 0), reopen_count=doc.get("reopen_count", 0),
                    remedies=tuple(Remedy.from_doc(r) for r in doc.get("remedies") or ()),
                    root_cause=doc.get("root_cause"), report=report if isinstance(report, dict) else None,
                    merged_into=doc.get("merged_into"), related=tuple(doc.get("related") or ()),
@@ -134,15 +132,10 @@ def _refuse(case, code, message, field=None):
     raise ActionRefused(code, message, field, allowed=allowed_actions(case.status))
 
 
-def _scheduled(case, clocks, status, policy):
-    """next_check_at for the case after the change: None once nothing is owed."""
-    active = status in ACTIVE_CASE_STATUSES
-    return sla.next_check_at(clocks, case.rung, case.last_escalated_at, policy) if active else None
-
-
-def _move(case, action, actor, now, policy, clocks=None, changes=None, **details):
+def _move(case, action, actor, now, clocks=None, changes=None, **details):
     """The changes and entry of `action`: the table's next status, the clocks (if they
-    change), the schedule, and the audited before/after values."""
+    change) and the audited before/after values. (When the case is next checked follows
+    from its clocks and its ladder: case_flows schedules it.)"""
     status = next_status(case, action)
     changes = dict(changes or {})
     before = {"status": case.status.value}
@@ -152,8 +145,6 @@ def _move(case, action, actor, now, policy, clocks=None, changes=None, **details
         before["deadlines"], after["deadlines"] = _due(case.clocks), _due(clocks)
     if status is not case.status:
         changes["status"] = status.value
-    if clocks is not None or status is not case.status:
-        changes["next_check_at"] = _scheduled(case, clocks or case.clocks, status, policy)
     for key in changes:
         if key not in ("clocks", "next_check_at", "status", "remedies", "timeline"):
             before[key], after[key] = case.doc.get(key), changes[key]
@@ -162,43 +153,45 @@ def _move(case, action, actor, now, policy, clocks=None, changes=None, **details
 
 # -- the actions --------------------------------------------------------------------
 
-def acknowledge(case, actor, now, policy):
-    return _move(case, A.ACKNOWLEDGE, actor, now, policy,
+def acknowledge(case, actor, now):
+    return _move(case, A.ACKNOWLEDGE, actor, now,
                  changes={"acknowledged_by": actor, "acknowledged_at": now}, rung=case.rung)
 
 
-def respond(case, actor, note, now, policy):
-    """An answer to the customer. The first one meets the first-response clock; the
-    returned on_time is None for later ones (keep-in-loop updates)."""
+def respond(case, actor, note, now, calendar):
+    """An answer to the customer. The first one meets the first-response clock; every
+    one starts the keep-in-loop update clock afresh. The returned on_time is None for
+    later ones (keep-in-loop updates)."""
     clocks, on_time = sla.meet(case.clocks, ["first_response"], now)
+    clocks = sla.rearm(clocks, ["update"], now, calendar)
     first = "first_response" in on_time
     changes = {"first_response_at": now} if first else {}
-    changes, item = _move(case, A.RESPOND, actor, now, policy, clocks=clocks if first else None,
+    changes, item = _move(case, A.RESPOND, actor, now, clocks=clocks,
                           changes=changes, note=note, first=first, on_time=on_time.get("first_response"))
     return changes, item, on_time.get("first_response")
 
 
-def note(case, actor, text, evidence, now, policy):
+def note(case, actor, text, evidence, now):
     """An investigation note with evidence references ([{kind, ref}])."""
-    return _move(case, A.NOTE, actor, now, policy, note=text, evidence=list(evidence))
+    return _move(case, A.NOTE, actor, now, note=text, evidence=list(evidence))
 
 
-def report_to_superior(case, actor, message, superior, now, policy):
+def report_to_superior(case, actor, message, superior, now):
     """报告上级: the superior (the next rung up, or the top) is told and on record."""
-    return _move(case, A.REPORT_TO_SUPERIOR, actor, now, policy, message=message,
+    return _move(case, A.REPORT_TO_SUPERIOR, actor, now, message=message,
                  superior=superior["staff_id"] if superior else None)
 
 
-def request_info(case, actor, question, now, policy):
+def request_info(case, actor, question, now):
     """Waiting for the customer's information: the customer-facing clocks pause."""
     clocks = sla.pause(case.clocks, now)
-    return _move(case, A.REQUEST_INFO, actor, now, policy, clocks=clocks, question=question,
+    return _move(case, A.REQUEST_INFO, actor, now, clocks=clocks, question=question,
                  paused=sorted(name for name, c in clocks.items() if c.get("paused_at")))
 
 
-def resume(case, actor, answer, now, policy):
+def resume(case, actor, answer, now, calendar):
     """The customer answered: the paused clocks resume, their deadlines moved on."""
-    return _move(case, A.RESUME, actor, now, policy, clocks=sla.resume(case.clocks, now), answer=answer)
+    return _move(case, A.RESUME, actor, now, clocks=sla.resume(case.clocks, now, calendar), answer=answer)
 
 
 def _ledger(case, remedy):
@@ -207,20 +200,20 @@ def _ledger(case, remedy):
     return others[:position] + [remedy.to_doc()] + others[position:]
 
 
-def propose_remedy(case, remedy, now, policy):
+def propose_remedy(case, remedy, now):
     """`remedy` from remedies.propose (approved at once, or waiting for its approver)."""
     before = {"remedy": None}
-    changes, item = _move(case, A.PROPOSE_REMEDY, remedy.proposed_by, now, policy,
+    changes, item = _move(case, A.PROPOSE_REMEDY, remedy.proposed_by, now,
                           changes={"remedies": _ledger(case, remedy)}, remedy_id=remedy.remedy_id)
     item.update(before=dict(item["before"], **before), after=dict(item["after"], remedy=remedy.to_doc()))
     return changes, item
 
 
-def decide_remedy(case, decided, now, policy):
+def decide_remedy(case, decided, now):
     """`decided`: the remedy as remedies.decide left it (approved or rejected)."""
     action = A.APPROVE_REMEDY if decided.status is RemedyStatus.APPROVED else A.REJECT_REMEDY
     previous = case.remedy(decided.remedy_id)
-    changes, item = _move(case, action, decided.decided_by, now, policy,
+    changes, item = _move(case, action, decided.decided_by, now,
                           changes={"remedies": _ledger(case, decided)}, remedy_id=decided.remedy_id,
                           reason=decided.reason)
     item.update(before=dict(item["before"], remedy_status=previous.status.value),
@@ -236,7 +229,7 @@ def pending_remedy(case, remedy_id):
     return remedy
 
 
-def record_root_cause(case, actor, cause, actions, note_text, now, policy):
+def record_root_cause(case, actor, cause, actions, note_text, now):
     """The root cause (contract.RootCause) and improvement actions ([{text, owner, due}]):
     a cause on the salon's side needs at least one improvement action (seed 004: 找出问题所在,
     并制定相应的改进措施)."""
@@ -245,10 +238,10 @@ def record_root_cause(case, actor, cause, actions, note_text, now, policy):
         _refuse(case, "validation_failed", "a cause on the salon's side needs an improvement action", "actions")
     record = {"cause": RootCause(cause).value, "side": RootCause(cause).side, "actions": list(actions),
               "note": note_text, "recorded_by": actor, "recorded_at": now}
-    return _move(case, A.ROOT_CAUSE, actor, now, policy, changes={"root_cause": record})
+    return _move(case, A.ROOT_CAUSE, actor, now, changes={"root_cause": record})
 
 
-def file_report(case, actor, summary, now, policy):
+def file_report(case, actor, summary, now):
     """A referral's written report. It counts as delivered only when the general
     manager signs it off; until then it may be filed again (a revision)."""
     next_status(case, A.FILE_REPORT)
@@ -259,25 +252,25 @@ def file_report(case, actor, summary, now, policy):
     report = {"summary": summary, "filed_by": actor, "filed_at": now,
               "revision": (case.report or {}).get("revision", 0) + 1,
               "signed_off_by": None, "signed_off_at": None}
-    return _move(case, A.FILE_REPORT, actor, now, policy, changes={"report": report})
+    return _move(case, A.FILE_REPORT, actor, now, changes={"report": report})
 
 
-def sign_off_report(case, actor, now, policy):
+def sign_off_report(case, actor, now):
     """The general manager signs the filed report off: the report clock is met now."""
     next_status(case, A.SIGN_OFF_REPORT)
     if case.report is None or case.report.get("signed_off_at"):
         _refuse(case, "no_report_to_sign_off", "there is no filed report waiting for sign-off")
     clocks, on_time = sla.meet(case.clocks, ["report"], now)
     report = dict(case.report, signed_off_by=actor, signed_off_at=now)
-    changes, item = _move(case, A.SIGN_OFF_REPORT, actor, now, policy, clocks=clocks,
+    changes, item = _move(case, A.SIGN_OFF_REPORT, actor, now, clocks=clocks,
                           changes={"report": report}, on_time=on_time.get("report"))
     return changes, item, on_time.get("report")
 
 
-def resolve(case, actor, remedy_id, note_text, now, policy):
+def resolve(case, actor, remedy_id, note_text, now):
     """Resolved with the round's approved remedy (or an apology, which needs none).
-    Stops the first-response and resolution clocks (an unanswered case is answered by
-    its remedy). A referral's written report must be signed off first."""
+    Stops the first-response, keep-in-loop update and resolution clocks (an unanswered
+    case is answered by its remedy). A referral's written report must be signed off first."""
     next_status(case, A.RESOLVE)
     if "report" in case.clocks and case.clocks["report"]["met_at"] is None:
         _refuse(case, "report_required", "the referral's written report must be filed and signed off first")
@@ -288,21 +281,21 @@ def resolve(case, actor, remedy_id, note_text, now, policy):
         _refuse(case, refused.code, refused.message, refused.field)
     remedy = given.to_doc() if given else {"remedy_id": None, "type": "apology", "refund_option": None,
                                            "amount_fen": 0, "continue_treatment": True}
-    clocks, on_time = sla.meet(case.clocks, ["first_response", "resolution"], now)
+    clocks, on_time = sla.meet(case.clocks, ["first_response", "update", "resolution"], now)
     changes = {"remedy": remedy, "resolution_note": note_text, "resolved_at": now, "resolution_round": round_}
     if "first_response" in on_time:
         changes["first_response_at"] = now
-    changes, item = _move(case, A.RESOLVE, actor, now, policy, clocks=clocks, changes=changes,
+    changes, item = _move(case, A.RESOLVE, actor, now, clocks=clocks, changes=changes,
                           on_time=on_time.get("resolution"))
     return changes, item, on_time.get("resolution")
 
 
-def close(case, actor, now, policy):
+def close(case, actor, now):
     """Closed once its root cause is on record (merged cases close by merge)."""
     next_status(case, A.CLOSE)
     if case.root_cause is None:
         _refuse(case, "root_cause_required", "record the root cause (POST .../root-cause) before closing")
-    return _move(case, A.CLOSE, actor, now, policy, changes={"closed_at": now, "close_pending": None})
+    return _move(case, A.CLOSE, actor, now, changes={"closed_at": now, "close_pending": None})
 
 
 def await_root_cause(case, actor, revisit, now):
@@ -313,35 +306,36 @@ def await_root_cause(case, actor, revisit, now):
                                              revisit_id=revisit["revisit_id"], score=revisit["score"])
 
 
-def reopen(case, actor, reason, source, now, policy):
-    """A fresh resolution clock; the case keeps its rung (nobody is demoted)."""
+def reopen(case, actor, reason, source, now, calendar):
+    """Fresh resolution and keep-in-loop update clocks; the case keeps its rung (nobody
+    is demoted)."""
     next_status(case, A.REOPEN)
     if case.merged_into:
         _refuse(case, "merged", f"this case was merged into {case.merged_into}: reopen that one")
-    clocks = sla.rearm_resolution(case.clocks, now, policy)
-    changes = {"reopen_count": case.reopen_count + 1, "last_escalated_at": None, "close_pending": None}
-    return _move(replace(case, last_escalated_at=None), A.REOPEN, actor, now, policy, clocks=clocks, changes=changes,
+    clocks = sla.rearm(case.clocks, ["resolution", "update"], now, calendar)
+    changes = {"reopen_count": case.reopen_count + 1, "close_pending": None}
+    return _move(case, A.REOPEN, actor, now, clocks=clocks, changes=changes,
                  reason=reason, source=source)
 
 
-def link(case, actor, other_id, reason, now, policy):
+def link(case, actor, other_id, reason, now):
     """Related cases (duplicates): on both, each pointing at the other."""
     next_status(case, A.LINK)
     if other_id == case.case_id:
         _refuse(case, "validation_failed", "a case is not related to itself", "related")
     related = list(dict.fromkeys([*case.related, other_id]))
-    return _move(case, A.LINK, actor, now, policy, changes={"related": related},
+    return _move(case, A.LINK, actor, now, changes={"related": related},
                  related_case_id=other_id, reason=reason)
 
 
-def merge(case, actor, into_id, now, policy):
+def merge(case, actor, into_id, now):
     """The duplicate closes with a pointer to the case it was merged into; its clocks
     stop for good."""
     next_status(case, A.MERGE)
     if into_id == case.case_id:
         _refuse(case, "validation_failed", "a case cannot be merged into itself", "into")
     related = list(dict.fromkeys([*case.related, into_id]))
-    return _move(case, A.MERGE, actor, now, policy, clocks=sla.stop(case.clocks, now),
+    return _move(case, A.MERGE, actor, now, clocks=sla.stop(case.clocks, now),
                  changes={"merged_into": into_id, "closed_at": now, "related": related}, into=into_id)
 
 
@@ -360,5 +354,5 @@ def absorb(case, actor, merged_id, now):
                                        before={"related": list(case.related)}, after={"related": related})
 
 
-def archive(case, actor, now, policy):
-    return _move(case, A.ARCHIVE, actor, now, policy, changes={"archived_at": now})
+def archive(case, actor, now):
+    return _move(case, A.ARCHIVE, actor, now, changes={"archived_at": now})

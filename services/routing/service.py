@@ -39,7 +39,6 @@ from services.routing.repository import CalendarRepository
 from services.routing.metrics import CALENDAR_INCOMPLETE_YEARS
 from services.routing import policy_flows
 from services.routing.policy import PolicyInvalid, builtin_policies_from
-from services.routing.sla import Policy
 
 log = logging.getLogger(__name__)
 # How a refused case action answers (409 for every other code: the case's state).
@@ -84,12 +83,6 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     config = Config()
     deadline_written = DueNotice(*DEADLINES)
 
-    @property
-    def policy(self):
-        return Policy.from_seconds(*(setting(self.config, key) for key in (
-            keys.SLA_FIRST_RESPONSE_SECONDS, keys.SLA_RESOLUTION_SECONDS,
-            keys.SLA_REPORT_SECONDS, keys.ESCALATION_STEP_SECONDS)))
-
     # -- events in --------------------------------------------------------------
 
     @event_handler(ev.INTAKE, ev.CASE_SUBMITTED)
@@ -101,7 +94,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
                                    setting(self.config, keys.TRIAGE_CONFIDENCE_THRESHOLD))
         self._publish(case, events)
         window = timedelta(seconds=setting(self.config, keys.DUPLICATE_WINDOW_SECONDS))
-        for linked, link_events in case_flows.link_duplicates(self.cases, case, utcnow(), window, self.policy):
+        for linked, link_events in case_flows.link_duplicates(self.cases, case, utcnow(), window):
             self._publish(linked, link_events)
         log.info("case routed", extra={"case_number": case["case_number"],
                                        "category": case["category"], "severity": case["severity"]})
@@ -109,7 +102,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     @event_handler(ev.FOLLOWUP, ev.REVISIT_RECORDED)
     def on_revisit_recorded(self, payload):
         revisit = ev.load(ev.REVISIT_RECORDED, payload)
-        case, events = case_flows.apply_revisit(self.cases, self.policy, revisit, utcnow())
+        case, events = case_flows.apply_revisit(self.cases, self._calendar_of, revisit, utcnow())
         if case:
             self._publish(case, events)
 
@@ -171,43 +164,43 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
 
     @http("POST", "/v1/cases/<string:case_id>/acknowledge", access=requires(P.CASE_ACKNOWLEDGE))
     def acknowledge(self, request, case_id):
-        return self._act(request, case_flows.acknowledge, self.cases, self.org, self.policy, case_id,
+        return self._act(request, case_flows.acknowledge, self.cases, self.org, case_id,
                          request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/respond", access=requires(P.CASE_RESPOND))
     def respond(self, request, case_id):
         body = load_or_422(RESPOND_IN, self._body(request))
-        return self._act(request, case_flows.respond, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.respond, self.cases, self._calendar_of, case_id,
                          request.principal, self._scope(request), body["note"], utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/note", access=requires(P.CASE_RESPOND))
     def add_note(self, request, case_id):
         body = load_or_422(NOTE_IN, self._body(request))
-        return self._act(request, case_flows.add_note, self.cases, self.policy, case_id, request.principal,
+        return self._act(request, case_flows.add_note, self.cases, case_id, request.principal,
                          self._scope(request), body["note"], body["evidence"], utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/report-to-superior", access=requires(P.CASE_RESPOND))
     def report_to_superior(self, request, case_id):
         body = load_or_422(REPORT_UP_IN, self._body(request))
-        return self._act(request, case_flows.report_to_superior, self.cases, self.org, self.policy, case_id,
+        return self._act(request, case_flows.report_to_superior, self.cases, self.org, case_id,
                          request.principal, self._scope(request), body["message"], utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/request-info", access=requires(P.CASE_RESPOND))
     def request_info(self, request, case_id):
         body = load_or_422(REQUEST_INFO_IN, self._body(request))
-        return self._act(request, case_flows.request_info, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.request_info, self.cases, case_id,
                          request.principal, self._scope(request), body["question"], utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/resume", access=requires(P.CASE_RESPOND))
     def resume(self, request, case_id):
         body = load_or_422(RESUME_IN, self._body(request))
-        return self._act(request, case_flows.resume, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.resume, self.cases, self._calendar_of, case_id,
                          request.principal, self._scope(request), body["answer"], utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/propose-remedy", access=requires(P.CASE_RESOLVE))
     def propose_remedy(self, request, case_id):
         body = load_or_422(REMEDY_PROPOSAL_IN, self._body(request))
-        return self._act(request, case_flows.propose_remedy, self.cases, self.org, self.policy,
+        return self._act(request, case_flows.propose_remedy, self.cases, self.org,
                          self.remedy_rules, case_id, request.principal, self._scope(request), body, utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/approve-remedy", access=requires(P.CASE_REMEDY_APPROVE))
@@ -221,53 +214,53 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     @http("POST", "/v1/cases/<string:case_id>/root-cause", access=requires(P.CASE_ROOT_CAUSE))
     def record_root_cause(self, request, case_id):
         body = load_or_422(ROOT_CAUSE_IN, self._body(request))
-        return self._act(request, case_flows.record_root_cause, self.cases, self.org, self.policy, case_id,
+        return self._act(request, case_flows.record_root_cause, self.cases, self.org, case_id,
                          request.principal, self._scope(request), body["cause"], body["actions"], body["note"],
                          utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/file-report", access=requires(P.CASE_REPORT))
     def file_report(self, request, case_id):
         body = load_or_422(FILE_REPORT_IN, self._body(request))
-        return self._act(request, case_flows.file_report, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.file_report, self.cases, case_id,
                          request.principal, self._scope(request), body["summary"], utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/sign-off-report", access=requires(P.CASE_REPORT_SIGN_OFF))
     def sign_off_report(self, request, case_id):
-        return self._act(request, case_flows.sign_off_report, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.sign_off_report, self.cases, case_id,
                          request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/resolve", access=requires(P.CASE_RESOLVE))
     def resolve(self, request, case_id):
         body = load_or_422(RESOLVE_IN, self._body(request))
-        return self._act(request, case_flows.resolve, self.cases, self.org, self.policy, case_id,
+        return self._act(request, case_flows.resolve, self.cases, self.org, case_id,
                          body["remedy_id"], body["note"], request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/close", access=requires(P.CASE_CLOSE))
     def close(self, request, case_id):
-        return self._act(request, case_flows.close, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.close, self.cases, case_id,
                          request.principal.actor, utcnow(), self._scope(request))
 
     @http("POST", "/v1/cases/<string:case_id>/reopen", access=requires(P.CASE_REOPEN))
     def reopen(self, request, case_id):
         body = load_or_422(REOPEN_IN, self._body(request))
-        return self._act(request, case_flows.reopen, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.reopen, self.cases, self._calendar_of, case_id,
                          request.principal.actor, body["reason"], "staff", utcnow(), self._scope(request))
 
     @http("POST", "/v1/cases/<string:case_id>/link", access=requires(P.CASE_MERGE))
     def link(self, request, case_id):
         body = load_or_422(LINK_IN, self._body(request))
-        return self._act(request, case_flows.link, self.cases, self.policy, case_id, body["related"],
+        return self._act(request, case_flows.link, self.cases, case_id, body["related"],
                          request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/merge", access=requires(P.CASE_MERGE))
     def merge(self, request, case_id):
         body = load_or_422(MERGE_IN, self._body(request))
-        return self._act(request, case_flows.merge, self.cases, self.policy, case_id, body["into"],
+        return self._act(request, case_flows.merge, self.cases, case_id, body["into"],
                          request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/archive", access=requires(P.CASE_ARCHIVE))
     def archive(self, request, case_id):
-        return self._act(request, case_flows.archive, self.cases, self.policy, case_id,
+        return self._act(request, case_flows.archive, self.cases, case_id,
                          request.principal, self._scope(request), utcnow())
 
     @http("POST", "/v1/cases/<string:case_id>/category", access=requires(P.CASE_RECLASSIFY))
@@ -579,7 +572,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
 
     def _decide_remedy(self, request, case_id, approve):
         body = load_or_422(REMEDY_DECISION_IN, self._body(request))
-        return self._act(request, case_flows.decide_remedy, self.cases, self.policy, self.remedy_rules, case_id,
+        return self._act(request, case_flows.decide_remedy, self.cases, self.remedy_rules, case_id,
                          body["remedy_id"], approve, body["reason"], request.principal, self._scope(request),
                          utcnow())
 
@@ -629,6 +622,9 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     def _publish(self, case, events):
         self.cases.outbox.flush(case["_id"], events, self.dispatch)
         self.deadline_written(case["_id"], case.get("next_check_at"))  # a near one is timed at once
+
+    def _calendar_of(self, store_id):
+        return calendar_flows.calendar_for(self.calendars, self.org, store_id)
 
     def _rules(self):
         return deadline_flows.case_rules(self.config, self.cases, self.sla_policies, self.calendars,
