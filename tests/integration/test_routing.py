@@ -30,7 +30,8 @@ def routing_config(service_config, web_config):
                 OUTBOX_RELAY_INTERVAL_SECONDS=1)
 
 
-ROUTING_EVENTS = (ev.CASE_ROUTED, ev.CASE_ESCALATED, ev.CASE_RESOLVED, ev.CASE_REOPENED)
+ROUTING_EVENTS = (ev.CASE_ROUTED, ev.CASE_ESCALATED, ev.CASE_RESOLVED, ev.CASE_REOPENED,
+                  ev.CASE_DEADLINE_BREACHED)
 
 
 @pytest.fixture
@@ -60,7 +61,9 @@ def test_case_is_classified_assigned_and_routed(heard, routing, routing_config, 
     dispatch(routing_config, ev.CASE_SUBMITTED, event)
     routed = wait_for(lambda: heard.of_type(ev.CASE_ROUTED), what="case_routed")[0]
     assert routed["category"] == "booking" and routed["severity"] == "low"
-    assert routed["assignee"]["staff_id"] == "sh-xh-s1" and routed["rung"] == 0
+    # no roster: the store staff member with the fewest open cases (then by staff id)
+    assert routed["assignee"]["role"] == "store_staff" and routed["rung"] == 0
+    assert routed["policy_id"] == "default" and routed["ack_due_at"] is not None
     due = routed["deadlines"]
     assert (due["first_response_due"] - event_time(event)).total_seconds() == pytest.approx(86400, abs=1)
     assert (due["resolution_due"] - event_time(event)).total_seconds() == pytest.approx(172800, abs=1)
@@ -84,16 +87,15 @@ def test_redelivered_case_submitted_routes_once(heard, routing, routing_config):
     assert len(heard.of_type(ev.CASE_ROUTED)) == 1
 
 
-def test_media_referral_is_critical_escalated_at_once_with_report_clock(
+def test_media_referral_goes_to_the_store_manager_and_customer_service_with_report_clock(
         heard, routing, routing_config, web_session):
     event = submitted(channel="media", content="记者来电:顾客在店内做项目后皮肤过敏,要求采访")
     dispatch(routing_config, ev.CASE_SUBMITTED, event)
-    escalated = wait_for(lambda: heard.of_type(ev.CASE_ESCALATED), what="case_escalated")[0]
-    routed = heard.of_type(ev.CASE_ROUTED)[0]
+    routed = wait_for(lambda: heard.of_type(ev.CASE_ROUTED), what="case_routed")[0]
     assert routed["severity"] == "critical" and routed["assignee"]["role"] == "store_manager"
-    assert routed["deadlines"]["report_due"] is not None
-    assert escalated["reason"] == "critical_referral"
-    assert escalated["assignee"]["staff_id"] == "rm-east" and escalated["rung"] == 3
+    assert routed["rung"] == 2 and [p["staff_id"] for p in routed["informed"]] == ["cs-001"]
+    assert routed["policy_id"] == "default-referral"
+    assert (routed["deadlines"]["report_due"] - event_time(event)).total_seconds() == pytest.approx(8 * 3600, abs=1)
     early = post(web_session, f"/v1/cases/{event['case_id']}/resolve", {"note": "致歉"})
     assert early.status_code == 409 and early.json()["error"]["code"] == "report_required"
     report = post(web_session, f"/v1/cases/{event['case_id']}/file-report",
@@ -166,20 +168,26 @@ def test_low_revisit_score_reopens_and_high_score_closes(heard, routing, routing
     wait_for(lambda: web_session.get(f"/v1/cases/{cases[1]}").json()["status"] == "closed")
 
 
-def test_unanswered_case_escalates_exactly_once_per_rung_with_two_replicas(
+def test_unacknowledged_case_climbs_exactly_once_per_rung_with_two_replicas(
         container_factory, routing_config, heard):
-    """Short clocks, two routing replicas racing on the same timer: each rung once."""
-    short = dict(routing_config, SLA_FIRST_RESPONSE_SECONDS=1, SLA_RESOLUTION_SECONDS=2,
-                 ESCALATION_STEP_SECONDS=1, SLA_SCAN_INTERVAL_SECONDS=0.1)
+    """Short acknowledgement timeouts, two routing replicas racing on the same timers:
+    each rung once, then the first-response breach at the top changes no rung."""
+    short = dict(routing_config, LADDER_ACK_STORE_STAFF_SECONDS=1, LADDER_ACK_SUPERVISOR_SECONDS=1,
+                 LADDER_ACK_STORE_MANAGER_SECONDS=1, LADDER_ACK_REGIONAL_SECONDS=1,
+                 SLA_FIRST_RESPONSE_SECONDS=6, SLA_RESOLUTION_SECONDS=60, SLA_SCAN_INTERVAL_SECONDS=0.5)
     for port in (free_port(), free_port()):
         container_factory(RoutingService, dict(short, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")).start()
     event = submitted()
     dispatch(short, ev.CASE_SUBMITTED, event)
     wait_for(lambda: len(heard.of_type(ev.CASE_ESCALATED)) >= 4, timeout=30, what="four escalations")
+    wait_for(lambda: heard.of_type(ev.CASE_DEADLINE_BREACHED), timeout=30, what="the first-response breach")
     import eventlet
     eventlet.sleep(2)  # give any double escalation time to show up
     escalations = heard.of_type(ev.CASE_ESCALATED)
     assert Counter(e["rung"] for e in escalations) == {1: 1, 2: 1, 3: 1, 4: 1}
-    assert [e["assignee"]["role"] for e in sorted(escalations, key=lambda e: e["rung"])] == [
+    assert [e["role"] for e in sorted(escalations, key=lambda e: e["rung"])] == [
         "supervisor", "store_manager", "regional_manager", "general_manager"]
-    assert escalations[0]["reason"] == "first_response"
+    assert {e["reason"] for e in escalations} == {"unacknowledged"}
+    regional = next(e for e in escalations if e["rung"] == 3)
+    assert {p["staff_id"] for p in regional["notified"]} == {"rm-east", "cs-001"}
+    assert [b["clock"] for b in heard.of_type(ev.CASE_DEADLINE_BREACHED)] == ["first_response"]
