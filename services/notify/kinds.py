@@ -48,6 +48,7 @@ class Rule:
     template: str
     audience: Audience
     person: str                                   # the event field holding whom to tell
+    others: str | None = None                     # an event field listing more people told the same
     occurrence: Callable[[dict], str | None] = _none
     urgent: Callable[[dict], bool] = _never
     waits_for: str | None = None                  # a later event whose facts it should say (COMPLETIONS)
@@ -56,9 +57,11 @@ class Rule:
 RULES = {rule.event: rule for rule in (
     # waits briefly for routing's deadlines, so it can promise the case's own first-response time
     Rule(ev.CASE_SUBMITTED, "acknowledgement", Audience.CUSTOMER, "customer", waits_for=ev.CASE_ROUTED),
-    Rule(ev.CASE_ROUTED, "assigned", Audience.STAFF, "assignee",
+    # a referral's customer-service department is told at once too (seed 004)
+    Rule(ev.CASE_ROUTED, "assigned", Audience.STAFF, "assignee", others="informed",
          urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
-    Rule(ev.CASE_ESCALATED, "escalated", Audience.STAFF, "assignee",
+    # everyone on the rung the case reached, any of whom may acknowledge it
+    Rule(ev.CASE_ESCALATED, "escalated", Audience.STAFF, "assignee", others="notified",
          occurrence=lambda e: str(e["rung"]), urgent=_referral_or_top),
     Rule(ev.CASE_REASSIGNED, "reassigned", Audience.STAFF, "assignee",
          occurrence=lambda e: (e.get("previous_assignee") or {}).get("staff_id") or "-"),
@@ -125,10 +128,24 @@ def contact_key(contact):
     return _digest(contact)
 
 
-def notification(event_type, event):
-    """The notification an event (as loaded through its schema) causes."""
+def notifications(event_type, event):
+    """Every notification an event (as loaded through its schema) causes: to its person,
+    and to each of the others it names (once each)."""
     rule = RULES[event_type]
-    person = event[rule.person]
+    people = [event[rule.person], *(event.get(rule.others) or [] if rule.others else [])]
+    seen, unique = set(), []
+    for person in people:
+        key = person.get("staff_id") if rule.audience is Audience.STAFF else id(person)
+        if key not in seen:
+            seen.add(key)
+            unique.append(person)
+    return [notification(event_type, event, person) for person in unique]
+
+
+def notification(event_type, event, person=None):
+    """The notification an event causes to `person` (the rule's person by default)."""
+    rule = RULES[event_type]
+    person = person if person is not None else event[rule.person]
     occurrence = rule.occurrence(event)
     kind = f"{rule.template}:{occurrence}" if occurrence is not None else rule.template
     if rule.audience is Audience.CUSTOMER:

@@ -24,7 +24,7 @@ from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.notify import flows, receipts, views
 from services.notify.configuration import build_channels, load_settings
-from services.notify.kinds import COMPLETIONS, contact_key, notification
+from services.notify.kinds import COMPLETIONS, contact_key, notifications
 from services.notify.repository import DeliveryRepository
 from services.notify.schemas import OPENAPI, RECEIPTS, SMS_REPORTS_IN, WECHAT_RECEIPTS
 
@@ -160,8 +160,9 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
 
     def _deliver(self, event_type, payload):
         event = ev.load(event_type, payload)
-        flows.deliver(self.deliveries, self.providers.channels, self.providers.settings, self.org,
-                      notification(event_type, event), utcnow, self.dispatch)
+        for each in notifications(event_type, event):
+            flows.deliver(self.deliveries, self.providers.channels, self.providers.settings, self.org,
+                          each, utcnow, self.dispatch)
         if event_type in COMPLETIONS:
             flows.complete(self.deliveries, self.providers.channels, self.providers.settings, event_type, event,
                            utcnow, self.dispatch)

@@ -272,3 +272,25 @@ def test_intake_takes_a_customers_openid_and_preferred_channel_and_only_known_ch
         FeedbackIn().load(dict(body, customer=dict(body["customer"], preferred_channel="wecom")))
     plain = FeedbackIn().load(dict(body, customer={"name": "刘女士", "phone": "13812345678"}))["customer"]
     assert "wechat_openid" not in plain and "preferred_channel" not in plain
+
+
+PLACE = {"store_name": "上海徐汇店", "timezone": "Asia/Shanghai"}  # what flows add from the organisation
+SERVICE = {"staff_id": "cs-001", "name": "客服部 林静", "role": "customer_service", "email": "service@yueyan.example"}
+
+
+def test_everyone_on_the_rung_an_escalation_reached_is_told_once_with_the_acknowledgement_deadline():
+    event = escalated(notified=[dict(REGIONAL), dict(SERVICE)], ack_due_at=T + timedelta(hours=4))
+    told = kinds.notifications(ev.CASE_ESCALATED, event)
+    assert [n.recipient for n in told] == ["staff:rm-east", "staff:cs-001"]
+    assert {n.kind for n in told} == {"escalated:3"}
+    text = templates.render("escalated", "email", "zh-CN", {**told[1].context, **PLACE}).text
+    assert "客服部 林静,您好" in text and "11-24 05:30" in text and "确认" in text
+
+
+def test_a_referrals_customer_service_is_told_whose_case_it_is():
+    event = routed(severity="critical", report=timedelta(hours=8), informed=[dict(SERVICE)])
+    owner, service = kinds.notifications(ev.CASE_ROUTED, event)
+    assert (owner.recipient, service.recipient) == (f"staff:{event['assignee']['staff_id']}", "staff:cs-001")
+    text = templates.render("assigned", "email", "zh-CN", {**service.context, **PLACE}).text
+    assert f"已分配给 {event['assignee']['name']}" in text and "客服部同步跟进" in text
+    assert "已分配给您" in templates.render("assigned", "email", "zh-CN", {**owner.context, **PLACE}).text
