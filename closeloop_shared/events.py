@@ -84,6 +84,8 @@ SUBSCRIPTIONS = {
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
+    # a notification nobody could be reached by becomes a task on the case
+    NOTIFICATION_FAILED: (("routing", "on_notification_failed"),),
     CASE_DEADLINE_APPROACHED: (("notify", "on_case_deadline_approached"),),
     CASE_RECLASSIFIED: (("reporting", "on_case_reclassified"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),

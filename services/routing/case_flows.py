@@ -242,6 +242,26 @@ def reopen(repository, calendars, case_id, actor, reason, source, now, scope=EVE
     return _run(repository, case_id, scope, now, step)
 
 
+def add_task_for_failed_notification(repository, failed, now):
+    """notify gave a notification up (notification_failed): the store gets a task on the
+    case, to phone the customer or to tell the staff member another way. Once per
+    notification (its kind and recipient), however often the event is redelivered.
+    (case, []) or (None, []) for a case routing does not have."""
+    key = f"{failed['kind']}|{failed['recipient']}"
+
+    def action(case):
+        if any(task["key"] == key for task in case.get("tasks") or ()):
+            return {}, None, []
+        task = {"key": key, "action": failed["action"], "kind": failed["kind"], "audience": failed["audience"],
+                "reason": failed["reason"], "channels_tried": failed["channels_tried"], "created_at": now}
+        return {"tasks": [*(case.get("tasks") or ()), task]}, lifecycle.entry(
+            now, "task_added", "notify", task=failed["action"], kind=failed["kind"], reason=failed["reason"]), []
+    try:
+        return _act(repository, failed["case_id"], EVERYWHERE, now, action)
+    except CaseNotFound:
+        return None, []
+
+
 def apply_revisit(repository, calendars, revisit, now):
     """A low score reopens the case; any other score closes it once its root cause is
     on record (until then it stays resolved, the close waiting for the root cause).

@@ -106,6 +106,13 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         if case:
             self._publish(case, events)
 
+    @event_handler(ev.NOTIFY, ev.NOTIFICATION_FAILED)
+    def on_notification_failed(self, payload):
+        failed = ev.load(ev.NOTIFICATION_FAILED, payload)
+        case, events = case_flows.add_task_for_failed_notification(self.cases, failed, utcnow())
+        if case is None:
+            log.warning("notification failed for a case routing does not have", extra={"case_id": failed["case_id"]})
+
     # -- the SLA clock ----------------------------------------------------------
 
     @due_timer(*DEADLINES)
