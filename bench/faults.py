@@ -331,7 +331,7 @@ def settle(dbs, amqp_uri, tag, publisher, expect_escalations, timeout, poll_s=5)
     while time.monotonic() < deadline:
         # polled gently: these counts scan, and the MongoDB stand-in is the run's bottleneck
         intake, routed, acked, reported = quick_progress(dbs, tag)
-        escalated = (dbs["routing"]["cases"].count_documents({"last_escalated_at": {"$ne": None}})
+        escalated = (dbs["routing"]["cases"].count_documents({"timeline.action": "escalated"})
                      if expect_escalations and min(intake, routed) >= len(publisher.confirmed) else None)
         n = len(publisher.confirmed)
         print(f"  settling: cases {intake}, routed {routed}, acknowledged {acked}, reported {reported}"
@@ -351,7 +351,7 @@ def run_faults(amqp_uri, mongo_uri, smtp_port, maildir, prefix, work, *, n, rate
            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "LOG_LEVEL": "WARNING",
            "OUTBOX_RELAY_INTERVAL_SECONDS": "2", "SLA_SCAN_INTERVAL_SECONDS": "1",
            "SLA_FIRST_RESPONSE_SECONDS": str(sla_first_response),
-           "ESCALATION_STEP_SECONDS": str(10 * 24 * 3600), "NOTIFY_RETRY_INTERVAL_SECONDS": "5",
+           "NOTIFY_RETRY_INTERVAL_SECONDS": "5",
            "NOTIFY_QUIET_HOURS": "off"}  # runs at any hour: no acknowledgement waits for the morning
     client = connect(mongo_uri)
     dbs = {name: client[f"{prefix}_{name}"] for name in SERVICES}

@@ -31,7 +31,6 @@ SLA_REPORT_SECONDS = "SLA_REPORT_SECONDS"
 # how long before any clock falls due its warning goes out (services/routing/policy.py).
 SLA_UPDATE_SECONDS = "SLA_UPDATE_SECONDS"
 SLA_WARNING_LEAD_SECONDS = "SLA_WARNING_LEAD_SECONDS"
-ESCALATION_STEP_SECONDS = "ESCALATION_STEP_SECONDS"
 SLA_SCAN_INTERVAL_SECONDS = "SLA_SCAN_INTERVAL_SECONDS"
 # Precise timers (closeloop_shared.due): each replica holds in memory what falls due
 # within the horizon, re-read from the index every refresh interval.
@@ -135,7 +134,6 @@ DEFAULTS = {
     SLA_REPORT_SECONDS: 8 * 3600,
     SLA_UPDATE_SECONDS: 8 * 3600,
     SLA_WARNING_LEAD_SECONDS: 2 * 3600,
-    ESCALATION_STEP_SECONDS: 4 * 3600,
     SLA_SCAN_INTERVAL_SECONDS: 5,
     DUE_HORIZON_SECONDS: 20,
     DUE_REFRESH_SECONDS: 1,
