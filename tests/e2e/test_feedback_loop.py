@@ -2,6 +2,8 @@
 import re
 import uuid
 
+import requests
+
 import pytest
 
 from tests.fixtures import wait_for
@@ -50,12 +52,13 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
                     if system.get("routing", f"/v1/cases/{case_id}").status_code == 200 else None,
                     timeout=30, what="routed case")
     assert case["category"] == "product_efficacy" and case["severity"] == "medium"
-    assert case["assignee"]["staff_id"] == "sh-xh-s1"
-    wait_for(lambda: [m for m in smtp_sink.to("wang.xiaoyu@yueyan.example") if case_number in m["Subject"]],
+    assert case["assignee"]["role"] == "store_staff" and case["ladder"]["people"] == [case["assignee"]["staff_id"]]
+    wait_for(lambda: [m for m in smtp_sink.to(case["assignee"]["email"]) if case_number in m["Subject"]],
              timeout=30, what="assignment e-mail")
     bus_case = wait_for(lambda: system.get("routing", "/v1/cases", params={"store": "HZ-XH-002"}).json()["cases"],
                         timeout=30, what="bus case routed")[0]
-    assert bus_case["severity"] == "high" and bus_case["assignee"]["role"] == "store_manager"
+    # a possible injury: a manager on the floor (supervisor or store manager) takes it
+    assert bus_case["severity"] == "high" and bus_case["assignee"]["role"] in ("supervisor", "store_manager")
 
     # 4. first response, then resolved with a partial refund (option B, 268 yuan in fen)
     assert system.post("routing", f"/v1/cases/{case_id}/respond",
@@ -105,9 +108,9 @@ def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
                   channel="email", kind="acknowledgement", outcome="sent") == 2.0
 
 
-def test_unanswered_case_climbs_each_rung_once_with_two_routing_replicas(stack, smtp_sink):
-    system = stack({"SLA_FIRST_RESPONSE_SECONDS": 2, "SLA_RESOLUTION_SECONDS": 4,
-                    "ESCALATION_STEP_SECONDS": 2, "SLA_SCAN_INTERVAL_SECONDS": 0.3},
+def test_unacknowledged_case_climbs_and_each_rung_is_told_once_with_two_routing_replicas(stack, smtp_sink):
+    system = stack({"LADDER_ACK_STORE_STAFF_SECONDS": 1, "LADDER_ACK_SUPERVISOR_SECONDS": 1,
+                    "LADDER_ACK_STORE_MANAGER_SECONDS": 1, "LADDER_ACK_REGIONAL_SECONDS": 1},
                    replicas={"routing": 2})
     receipt = system.post("intake", "/v1/feedback", feedback(content="前台态度很差,预约被无故取消")).json()
     case_id, number = receipt["case_id"], receipt["case_number"]
@@ -115,23 +118,18 @@ def test_unanswered_case_climbs_each_rung_once_with_two_routing_replicas(stack, 
     def climbed():
         case = system.get("routing", f"/v1/cases/{case_id}")
         return case.json() if case.status_code == 200 and case.json()["rung"] == 4 else None
-    wait_for(climbed, timeout=60, what="top of the ladder")
+    case = wait_for(climbed, timeout=60, what="top of the ladder")
+    assert [e["reason"] for e in case["timeline"] if e["action"] == "escalated"] == ["unacknowledged"] * 4
+    # every rung's people, the regional rung's customer-service department too, told once each
+    for address in ("li.na@yueyan.example", "zhang.li@yueyan.example", "rm.east@yueyan.example",
+                    "service@yueyan.example", "gm@yueyan.example"):
+        wait_for(lambda: [m for m in smtp_sink.to(address) if number in m["Subject"] and "升级" in m["Subject"]],
+                 timeout=30, what=f"escalation mail to {address}")
     import time
-    time.sleep(3)  # time for any double escalation to show up
-    case = system.get("routing", f"/v1/cases/{case_id}").json()
-    escalations = [e for e in case["timeline"] if e["action"] == "escalated"]
-    assert [e["rung"] for e in escalations] == [1, 2, 3, 4]
-    assert [e["reason"] for e in escalations][0] == "first_response"
-    assert sorted(e["clock"] for e in case["timeline"] if e["action"] == "sla_breached") == [
-        "first_response", "resolution"]
-
+    time.sleep(3)  # time for any double escalation or mail to show up
     for address in ("li.na@yueyan.example", "zhang.li@yueyan.example", "rm.east@yueyan.example",
                     "gm@yueyan.example"):
-        told = wait_for(lambda: [m for m in smtp_sink.to(address) if number in m["Subject"]],
-                        timeout=30, what=f"escalation mail to {address}")
-        assert len(told) == 1, address
-
-    breaches = sum(metric(system.get("routing", "/metrics").text if i == 0 else
-                          __import__("requests").get(system.url("routing", 1) + "/metrics").text,
-                          "closeloop_sla_breaches_total", clock="first_response") or 0 for i in range(2))
-    assert breaches == 1.0
+        assert len([m for m in smtp_sink.to(address) if number in m["Subject"] and "升级" in m["Subject"]]) == 1
+    escalations = sum(metric(requests.get(system.url("routing", i) + "/metrics").text,
+                             "closeloop_escalations_total", reason="unacknowledged") or 0 for i in range(2))
+    assert escalations == 4.0
