@@ -10,8 +10,8 @@ import uuid
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from closeloop_shared.contract import (
-    Category, Channel, ClockBasis, ClockName, Permission, PrincipalKind, RefundOption, RemedyStatus, RemedyType, Role, RootCause,
-    Severity, StoreStatus)
+    Category, Channel, ClockBasis, ClockName, CustomerTier, Permission, PrincipalKind, RefundOption,
+    RemedyStatus, RemedyType, Role, RootCause, Severity, StoreStatus)
 
 # Event names, grouped by the service that owns (emits) them.
 INTAKE = "intake"
@@ -116,6 +116,8 @@ class Contact(EventSchema):
     # the channel the customer prefers ("wechat" | "sms" | "email"); absent when not given
     wechat_openid = fields.String(allow_none=True)
     preferred_channel = fields.String(allow_none=True)
+    # the customer's tier when the submitting system knows it (SLA policies may ask for it)
+    tier = fields.String(allow_none=True, validate=validate.OneOf([t.value for t in CustomerTier]))
 
 
 class StaffMember(EventSchema):

@@ -8,7 +8,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 from closeloop_shared import openapi
 from closeloop_shared.openapi import StrictSchema
 from closeloop_shared.clock import CHINA, utcnow
-from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, REFERRAL_CHANNELS, Channel
+from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, REFERRAL_CHANNELS, Channel, CustomerTier
 from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
 
 # Clocks of other systems drift; a report "from the future" beyond this is a bug.
@@ -43,6 +43,9 @@ class CustomerIn(StrictSchema):
     # Absent unless given, so cases without them read as before.
     wechat_openid = fields.String(allow_none=True, validate=validate.Length(1, 64))
     preferred_channel = fields.String(allow_none=True, validate=validate.OneOf(CUSTOMER_NOTIFY_CHANNELS))
+    # key / regular / potential / special, when the POS or CRM knows it: SLA policies may
+    # be chosen by it (services/routing/policy.py)
+    tier = fields.String(allow_none=True, validate=validate.OneOf([t.value for t in CustomerTier]))
 
 
 class ExternalRefIn(StrictSchema):
