@@ -1,10 +1,37 @@
 """In-memory stand-ins for repositories, for unit tests of the flows."""
 import copy
+from functools import lru_cache
+from pathlib import Path
 
-from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
+from closeloop_shared import org
+from closeloop_shared.config import CALENDAR_DEFAULT_HOURS, CASE_TIMELINE_KEPT, DEFAULTS
+from services.routing import calendar_flows, deadline_flows, duty, ladder, policy
+from services.routing.calendar import StoreCalendar
 from services.routing.lifecycle import ACTIVE
 
 ACTIVE_STATUSES = {status.value for status in ACTIVE}
+
+
+@lru_cache(maxsize=None)
+def seed_chart():
+    """The organisation of deploy/seeds/org.yaml."""
+    return org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
+
+
+def rules(policies=(), hours=DEFAULTS[CALENDAR_DEFAULT_HOURS], timeouts=ladder.DEFAULT_TIMEOUTS, chart=None,
+          open_counts=None):
+    """deadline_flows.CaseRules without stores: `policies` beside the built-in ones,
+    every store on one Shanghai calendar open `hours`, new cases assigned from an empty
+    roster over `chart` (the seed organisation unless given) to whoever has the fewest
+    `open_counts` ({staff_id: open cases}; a tie goes to the smaller staff id)."""
+    chart, open_counts = chart or seed_chart(), dict(open_counts or {})
+    calendar = StoreCalendar("Asia/Shanghai", calendar_flows.store_hours(None, hours))
+    return deadline_flows.CaseRules(
+        choose_policy=lambda facts: policy.choose(policies, facts),
+        calendar_of=lambda store_id: calendar,
+        assign=lambda store_id, category, severity, now: duty.assign(
+            duty.Roster(store_id), chart, store_id, category, severity, open_counts, now),
+        ack_timeouts=timeouts)
 
 
 class FakeCases:

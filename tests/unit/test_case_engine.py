@@ -8,26 +8,14 @@ from pathlib import Path
 
 from closeloop_shared import events as ev
 from closeloop_shared import org
-from closeloop_shared.config import CALENDAR_DEFAULT_HOURS, DEFAULTS
 from closeloop_shared.contract import ClockName
-from services.routing import calendar_flows, deadline_flows, duty, flows, ladder, policy
-from services.routing.calendar import StoreCalendar
-from tests.unit.fakes import FakeCases
+from services.routing import deadline_flows, duty, flows, ladder, policy
+from tests.unit.fakes import FakeCases, rules
 
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
 # Tuesday 2026-11-24 10:00 in Shanghai
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 MINUTE = timedelta(minutes=1)
-
-
-def rules(policies=(), hours=DEFAULTS[CALENDAR_DEFAULT_HOURS], timeouts=ladder.DEFAULT_TIMEOUTS):
-    calendar = StoreCalendar("Asia/Shanghai", calendar_flows.store_hours(None, hours))
-    return deadline_flows.CaseRules(
-        choose_policy=lambda facts: policy.choose(policies, facts),
-        calendar_of=lambda store_id: calendar,
-        assign=lambda store_id, category, severity, now: duty.assign(
-            duty.Roster(store_id), CHART, store_id, category, severity, {}, now),
-        ack_timeouts=timeouts)
 
 
 def submitted(channel="hotline", content="预约时间被改了也没人通知", referral=None, at=T0, category=None):

@@ -14,7 +14,6 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -26,16 +25,31 @@ from services.intake import flows as intake_flows
 from services.notify import flows as notify_flows
 from services.notify.configuration import load_settings
 from services.notify.kinds import notification
+from closeloop_shared.contract import REFERRAL_CHANNELS, Channel, ClockBasis, ClockName
+from services.routing import deadline_flows, policy
 from services.routing import flows as routing_flows
-from services.routing.sla import Policy
-from tests.unit.fakes import Crash, FakeCases, FakeChannel, FakeDeliveries, FakeFeedback
+from tests.unit.fakes import Crash, FakeCases, FakeChannel, FakeDeliveries, FakeFeedback, rules
 
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
-POLICY = Policy(first_response=timedelta(hours=2), resolution=timedelta(hours=6),
-                report=timedelta(hours=1), escalation_step=timedelta(hours=1))
-CHANNELS = ("hotline", "wechat", "media")  # media: a referral, escalated at once
+
+
+def _short(name, hours, basis=ClockBasis.WALL):
+    return policy.ClockSpec(name, timedelta(hours=hours), basis, timedelta(minutes=30))
+
+
+# Short clocks, so that warnings, breaches and the climbs they cause happen within a run
+# (beside the ladder's own: a rung that does not acknowledge within 30 min to 4 h climbs).
+SHORT = (_short(ClockName.FIRST_RESPONSE, 2), _short(ClockName.UPDATE, 1, ClockBasis.BUSINESS),
+         _short(ClockName.RESOLUTION, 6))
+RULES = rules((
+    policy.validate(policy.SlaPolicy("short", 1, "Short", policy.Conditions(), SHORT)),
+    policy.validate(policy.SlaPolicy(
+        "short-referral", 1, "Short referral",
+        policy.Conditions(channels=frozenset(Channel(c) for c in REFERRAL_CHANNELS)),
+        SHORT + (_short(ClockName.REPORT, 1),)))))
+CHANNELS = ("hotline", "wechat", "media")  # media: a referral, starting on the store manager's rung
 REFS = 4
 
 # who consumes what, in this model of the bus
@@ -103,7 +117,7 @@ class Consumers(RuleBasedStateMachine):
         if consumer == "intake":
             accept(self.feedback, self.publish, body, self.now)
         elif consumer == "routing":
-            case, events = routing_flows.route(self.cases, CHART, POLICY, ev.load(kind, body), self.now)
+            case, events = routing_flows.route(self.cases, CHART, RULES, ev.load(kind, body), self.now)
             self.cases_outbox().flush(case["_id"], events, self.publish)
         else:
             self.notify.deliver(kind, ev.load(kind, body))
@@ -171,10 +185,10 @@ class Consumers(RuleBasedStateMachine):
         """The SLA timer; with `race`, a second replica read the same due cases first and
         writes after this one (its writes must lose)."""
         stale = self.cases.due(self.now, 200) if race else []
-        for case, _, events in routing_flows.check_deadlines(self.cases, CHART, POLICY, self.now):
+        for case, events in deadline_flows.check_due(self.cases, CHART, RULES, self.now):
             self.cases_outbox().flush(case["_id"], events, self.publish)
         for case in stale:
-            for updated, _, events in routing_flows._check(self.cases, CHART, POLICY, case, self.now):
+            for updated, events in deadline_flows._check(self.cases, CHART, RULES, case, self.now):
                 self.cases_outbox().flush(updated["_id"], events, self.publish)
 
     @rule()

@@ -10,14 +10,15 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from closeloop_shared.access import Principal, Scope, scope_of
 from closeloop_shared.contract import Role
-from services.routing import case_flows, flows, organisation
-from services.routing.sla import Policy
-from tests.unit.fakes import FakeCases
+from services.routing import case_flows, deadline_flows, flows, ladder, organisation
+from tests.unit.fakes import FakeCases, rules
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
-POLICY = Policy(first_response=timedelta(hours=24), resolution=timedelta(hours=48),
-                report=timedelta(hours=8), escalation_step=timedelta(hours=4))
+# The store's other clerk (sh-xh-rv) is busier: new cases at SH-XH-001 go to sh-xh-s1.
+RULES = rules(open_counts={"sh-xh-rv": 1})
+CALENDARS = RULES.calendar_of  # store_id -> the store's business calendar
+ACK = ladder.DEFAULT_TIMEOUTS  # each rung's time to acknowledge
 POS_CLIENT = {"client_id": "pos", "name": "POS", "brand_id": "yueyan", "permissions": ["case:read"]}
 
 
@@ -50,58 +51,63 @@ def kinds(events):
 
 def test_route_assigns_store_staff_and_is_idempotent():
     cases, event = FakeCases(), submitted()
-    case, events = flows.route(cases, CHART, POLICY, event, T0)
+    case, events = flows.route(cases, CHART, RULES, event, T0)
     assert kinds(events) == [ev.CASE_ROUTED]
-    assert case["assignee"]["staff_id"] == "sh-xh-s1" and case["next_check_at"] == T0 + timedelta(hours=24)
-    again, events = flows.route(cases, CHART, POLICY, event, T0 + timedelta(seconds=5))
+    # first checked when the store staff's time to acknowledge runs out
+    assert case["assignee"]["staff_id"] == "sh-xh-s1" and case["next_check_at"] == T0 + ACK[ladder.STORE_STAFF]
+    again, events = flows.route(cases, CHART, RULES, event, T0 + timedelta(seconds=5))
     assert events == [] and again["routed_at"] == T0
 
 
 def test_route_keeps_the_submitter():
     by = {"kind": "integration", "client_id": "pos", "staff_id": None}
-    case, _ = flows.route(FakeCases(), CHART, POLICY, submitted(submitted_by=by), T0)
+    case, _ = flows.route(FakeCases(), CHART, RULES, submitted(submitted_by=by), T0)
     assert case["submitted_by"] == by
 
 
 def test_a_case_of_the_other_brand_climbs_that_brand_s_ladder():
-    case, _ = flows.route(FakeCases(), CHART, POLICY, submitted(store="BJ-CY-101"), T0)
+    case, _ = flows.route(FakeCases(), CHART, RULES, submitted(store="BJ-CY-101"), T0)
     assert case["assignee"]["staff_id"] == "bj-cy-s1"
 
 
-def test_referral_is_routed_to_the_manager_then_escalated_at_once():
-    case, events = flows.route(FakeCases(), CHART, POLICY, submitted(channel="media"), T0)
-    assert kinds(events) == [ev.CASE_ROUTED, ev.CASE_ESCALATED]
+def test_referral_is_routed_to_the_store_manager_who_must_acknowledge_before_the_report_warns():
+    case, events = flows.route(FakeCases(), CHART, RULES, submitted(channel="media"), T0)
+    assert kinds(events) == [ev.CASE_ROUTED]  # no climb at routing: the store manager's rung comes first
     assert events[0]["payload"]["assignee"]["role"] == "store_manager"
-    assert case["assignee"]["role"] == "regional_manager" and "report" in case["clocks"]
-    assert case["next_check_at"] == T0 + timedelta(hours=8)  # the report clock comes first
+    assert case["assignee"]["role"] == "store_manager" and "report" in case["clocks"]
+    # the store manager's 2 h to acknowledge run out before the 8 h report clock warns (at 6 h)
+    assert case["clocks"]["report"]["warn_at"] == T0 + timedelta(hours=6)
+    assert case["next_check_at"] == T0 + ACK[ladder.STORE_MANAGER] == T0 + timedelta(hours=2)
 
 
-def test_deadline_check_escalates_once_per_breach_and_step():
+def test_the_deadline_scan_escalates_once_per_rung_left_unacknowledged():
     cases = FakeCases()
-    case, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
-    assert flows.check_deadlines(cases, CHART, POLICY, T0 + timedelta(hours=23)) == []
-    breach = T0 + timedelta(hours=24, minutes=1)
-    [(updated, decision, events)] = flows.check_deadlines(cases, CHART, POLICY, breach)
-    assert decision.newly_breached == ("first_response",) and kinds(events) == [ev.CASE_ESCALATED]
+    flows.route(cases, CHART, RULES, submitted(), T0)
+    unacknowledged = T0 + ACK[ladder.STORE_STAFF]
+    assert deadline_flows.check_due(cases, CHART, RULES, unacknowledged - timedelta(seconds=1)) == []
+    [(updated, events)] = deadline_flows.check_due(cases, CHART, RULES, unacknowledged)
+    assert kinds(events) == [ev.CASE_ESCALATED] and events[0]["payload"]["reason"] == "unacknowledged"
     assert updated["assignee"]["role"] == "supervisor"
-    assert flows.check_deadlines(cases, CHART, POLICY, breach) == []  # nothing new at the same moment
-    [(updated, _, _)] = flows.check_deadlines(cases, CHART, POLICY, breach + timedelta(hours=4))
-    assert updated["rung"] == 2
+    assert deadline_flows.check_due(cases, CHART, RULES, unacknowledged) == []  # nothing new at the same moment
+    [(updated, _)] = deadline_flows.check_due(cases, CHART, RULES, unacknowledged + ACK[ladder.SUPERVISOR])
+    assert updated["rung"] == 2 and updated["assignee"]["role"] == "store_manager"
 
 
 def test_a_broken_case_does_not_stall_the_others():
     cases = FakeCases()
-    broken, _ = flows.route(cases, CHART, POLICY, submitted(), T0)
+    broken, _ = flows.route(cases, CHART, RULES, submitted(), T0)
     cases.docs[broken["_id"]]["store_id"] = "CLOSED-STORE"  # its store left the org chart
-    healthy, _ = flows.route(cases, CHART, POLICY, submitted(), T0 + timedelta(minutes=1))
-    won = flows.check_deadlines(cases, CHART, POLICY, T0 + timedelta(hours=30))
-    assert [case["_id"] for case, _, _ in won] == [healthy["_id"]]
+    healthy, _ = flows.route(cases, CHART, RULES, submitted(), T0 + timedelta(minutes=1))
+    now = T0 + timedelta(hours=30)
+    won = deadline_flows.check_due(cases, CHART, RULES, now)
+    assert [case["_id"] for case, _ in won] == [healthy["_id"]]
+    assert cases.get(broken["_id"])["next_check_at"] == now + deadline_flows.RETRY_BROKEN_AFTER  # looked at again
 
 
 # -- who may see and act on a case (object level) ---------------------------------------
 
 def routed_case(cases, **kwargs):
-    case, _ = flows.route(cases, CHART, POLICY, submitted(**kwargs), T0)
+    case, _ = flows.route(cases, CHART, RULES, submitted(**kwargs), T0)
     return case
 
 
@@ -206,9 +212,9 @@ def moved(chart, staff_id, role, **unit):
 def test_hand_over_moves_active_cases_to_the_ladder_s_successor():
     cases = FakeCases()
     mine = [active_case(cases), active_case(cases)]
-    case_flows.respond(cases, POLICY, mine[1]["_id"], CLERK, CLERK_SCOPE, "已回电", T0 + timedelta(hours=1))
+    case_flows.respond(cases, CALENDARS, mine[1]["_id"], CLERK, CLERK_SCOPE, "已回电", T0 + timedelta(hours=1))
     done = active_case(cases)
-    case_flows.resolve(cases, CHART, POLICY, done["_id"], None, "", CLERK, CLERK_SCOPE, T0 + timedelta(hours=1))
+    case_flows.resolve(cases, CHART, done["_id"], None, "", CLERK, CLERK_SCOPE, T0 + timedelta(hours=1))
     others = active_case(cases, store="HZ-XH-002")
     after = organisation.deactivate_staff(CHART, "sh-xh-s1")
     now = T0 + timedelta(hours=5)
@@ -244,8 +250,9 @@ def test_hand_over_climbs_when_nobody_is_left_on_the_rung():
 
 def test_hand_over_of_an_escalated_case_keeps_its_rung():
     cases = FakeCases()
-    case = active_case(cases, channel="media")      # escalated at once to rm-east, rung 3
-    assert case["assignee"]["staff_id"] == "rm-east"
+    case = active_case(cases, channel="media")      # the store manager's, who does not acknowledge in time
+    [(case, _)] = deadline_flows.check_case(cases, CHART, RULES, case["_id"], T0 + ACK[ladder.STORE_MANAGER])
+    assert (case["rung"], case["assignee"]["staff_id"]) == (3, "rm-east")
     after = organisation.deactivate_staff(CHART, "rm-east")
     [(handed, _)] = flows.hand_over_cases_of(cases, after, "rm-east", T0)
     assert (handed["rung"], handed["assignee"]["staff_id"]) == (3, "cs-001")
@@ -276,7 +283,7 @@ def test_hand_over_skips_a_case_that_moved_meanwhile():
 def test_hand_over_to_the_same_person_is_no_handover():
     chart = organisation.deactivate_staff(organisation.deactivate_staff(CHART, "sh-xh-sv"), "sh-xh-rv")
     cases = FakeCases()
-    case, _ = flows.route(cases, chart, POLICY, submitted(), T0)
+    case, _ = flows.route(cases, chart, rules(chart=chart), submitted(), T0)
     assert case["assignee"]["staff_id"] == "sh-xh-s1"
     after = moved(chart, "sh-xh-s1", "supervisor", store_id="SH-XH-001")
     assert organisation.left_post(chart, after, "sh-xh-s1")
@@ -288,8 +295,10 @@ def test_a_brand_with_stores_keeps_its_general_manager_so_hand_overs_never_fail(
     """A closed store's open cases still climb its ladder: the brand's last general
     manager cannot be deactivated while it has stores, open or closed."""
     cases = FakeCases()
-    case, _ = flows.route(cases, CHART, POLICY, submitted(store="BJ-CY-101", channel="media"), T0)
+    case, _ = flows.route(cases, CHART, RULES, submitted(store="BJ-CY-101", channel="media"), T0)
+    [(case, _)] = deadline_flows.check_case(cases, CHART, RULES, case["_id"], T0 + ACK[ladder.STORE_MANAGER])
     assert case["assignee"]["staff_id"] == "my-gm"   # muyun has no regional manager nor customer service
+    assert any(e["action"] == "ladder_skipped" and e["role"] == "regional_manager" for e in case["timeline"])
     closed = organisation.update_store(CHART, "BJ-CY-101", {"status": "closed"})
     with pytest.raises(organisation.OrgRefused) as refused:
         organisation.deactivate_staff(closed, "my-gm")

@@ -10,8 +10,8 @@ from closeloop_shared.access import Principal, Scope
 from closeloop_shared.contract import Role
 from services.routing import flows
 from tests.fixtures import ROOT
-from tests.unit.test_case_engine import rules as case_rules
 from tests.unit.fakes import FakeCases
+from tests.unit.fakes import rules as case_rules
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 STORE = "SH-XH-001"
