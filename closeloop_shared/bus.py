@@ -42,6 +42,11 @@ INBOUND_EXCHANGE = Exchange("closeloop.inbound", type="topic", durable=True)
 FEEDBACK_SUBMITTED_KEY = "feedback.submitted"
 INBOUND_QUEUE = Queue("intake.feedback_submitted", exchange=INBOUND_EXCHANGE,
                       routing_key=FEEDBACK_SUBMITTED_KEY, durable=True)
+# A till or booking system reports a completed visit (member, store, spend): followup's
+# customer history and tiers (services/followup/schemas.py VisitCompletedIn).
+VISIT_COMPLETED_KEY = "visit.completed"
+VISIT_COMPLETED_QUEUE = Queue("followup.visit_completed", exchange=INBOUND_EXCHANGE,
+                              routing_key=VISIT_COMPLETED_KEY, durable=True)
 
 DEAD_LETTER_EXCHANGE = Exchange("closeloop.dead_letter", type="topic", durable=True)
 DEAD_LETTER_QUEUE = Queue("closeloop.dead_letter", exchange=DEAD_LETTER_EXCHANGE,
@@ -271,5 +276,5 @@ class DeclareQueues(DependencyProvider):
         config = self.container.config
         with Connection(setting(config, AMQP_URI)) as connection:
             channel = connection.default_channel
-            for queue in [INBOUND_QUEUE, DEAD_LETTER_QUEUE, *subscriber_queues(config)]:
+            for queue in [INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, DEAD_LETTER_QUEUE, *subscriber_queues(config)]:
                 queue(channel).declare()

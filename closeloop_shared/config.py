@@ -117,6 +117,14 @@ DUPLICATE_WINDOW_SECONDS = "DUPLICATE_WINDOW_SECONDS"
 # How many of its newest timeline entries a case document keeps (all of them are in
 # the case_timeline collection: GET /v1/cases/{id}/timeline).
 CASE_TIMELINE_KEPT = "CASE_TIMELINE_KEPT"
+# The tiered revisit programme (services/followup/programme.py, tiers.py): months between
+# revisits per tier (JSON {tier: months}, merged over seed 002's), the tier rules (JSON,
+# tiers.TierRules fields), attempts before a customer is recorded unreachable, and the
+# window within which a customer is surveyed at most once across every programme.
+FOLLOWUP_CADENCE_MONTHS = "FOLLOWUP_CADENCE_MONTHS"
+FOLLOWUP_TIER_RULES = "FOLLOWUP_TIER_RULES"
+FOLLOWUP_MAX_ATTEMPTS = "FOLLOWUP_MAX_ATTEMPTS"
+FOLLOWUP_SURVEY_WINDOW_SECONDS = "FOLLOWUP_SURVEY_WINDOW_SECONDS"
 
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
@@ -188,6 +196,10 @@ DEFAULTS = {
     DUTY_HANDOVER_LOOKBACK_SECONDS: 12 * 3600,
     CALENDAR_DEFAULT_HOURS: "10:00-21:00",
     CALENDAR_CHECK_INTERVAL_SECONDS: 3600,
+    FOLLOWUP_CADENCE_MONTHS: {},
+    FOLLOWUP_TIER_RULES: {},
+    FOLLOWUP_MAX_ATTEMPTS: 3,
+    FOLLOWUP_SURVEY_WINDOW_SECONDS: 30 * 24 * 3600,
 }
 
 

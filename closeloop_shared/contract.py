@@ -116,6 +116,7 @@ class Permission(str, Enum):
     ROSTER_MANAGE = "roster:manage"        # set a store's duty roster
     REVISIT_READ = "revisit:read"
     REVISIT_RECORD = "revisit:record"
+    CUSTOMER_MANAGE = "customer:manage"    # import customer profiles, override a tier, record consent
     DELIVERY_READ = "delivery:read"
     REPORT_READ = "report:read"
     PERSONAL_DATA = "personal_data:read"   # see phones and e-mails unmasked
@@ -249,3 +250,21 @@ _CUSTOMER_SIDE = frozenset({RootCause.MISUNDERSTANDING, RootCause.EXPECTATION_GA
 
 # The channels a customer may prefer (the rest are for staff and systems).
 CUSTOMER_NOTIFY_CHANNELS = (NotifyChannel.WECHAT.value, NotifyChannel.SMS.value, NotifyChannel.EMAIL.value)
+
+
+class RevisitPurpose(str, Enum):
+    """Why a relationship revisit is made (seed 002: 回访目的)."""
+    SATISFACTION = "satisfaction"
+    CARE = "care"                          # 客户关怀, also after a no-show
+    SERVICE_REMINDER = "service_reminder"  # 服务提醒: a treatment cycle, a card expiring
+    OFFER = "offer"                        # 优惠信息
+
+
+class RevisitTaskStatus(str, Enum):
+    """A relationship revisit task in followup's programme (services/followup/programme.py)."""
+    SCHEDULED = "scheduled"      # waits for its due time
+    DUE = "due"                  # on its owner's list
+    COMPLETED = "completed"      # the customer was reached and an outcome recorded
+    UNREACHABLE = "unreachable"  # every attempt failed: counts against completion, never dropped
+    CANCELLED = "cancelled"      # consent withdrawn, or replaced by a reschedule
+    THROTTLED = "throttled"      # a survey within the window across programmes: not asked again

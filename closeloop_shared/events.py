@@ -11,7 +11,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from closeloop_shared.contract import (
     Category, Channel, ClockBasis, ClockName, CustomerTier, Permission, PrincipalKind, RefundOption,
-    RemedyStatus, RemedyType, Role, RootCause, Severity, StoreStatus)
+    RemedyStatus, RemedyType, RevisitPurpose, Role, RootCause, Severity, StoreStatus)
 
 # Event names, grouped by the service that owns (emits) them.
 INTAKE = "intake"
@@ -46,6 +46,9 @@ INTEGRATION_CHANGED = "integration_changed"
 FOLLOWUP = "followup"
 FOLLOWUP_DUE = "followup_due"
 REVISIT_RECORDED = "revisit_recorded"
+# a relationship revisit of the tiered programme ended: reached (with its outcome) or
+# unreachable after every attempt (for completion rates per store and owner)
+REVISIT_TASK_COMPLETED = "revisit_task_completed"
 
 NOTIFY = "notify"
 NOTIFICATION_FAILED = "notification_failed"
@@ -64,7 +67,7 @@ EMITTERS = {
     CASE_ACKNOWLEDGED: ROUTING, CASE_REPORTED_TO_SUPERIOR: ROUTING, CASE_PAUSED: ROUTING,
     CASE_RESUMED: ROUTING, REMEDY_PROPOSED: ROUTING, REMEDY_DECIDED: ROUTING, REPORT_FILED: ROUTING,
     REPORT_SIGNED_OFF: ROUTING, CASE_LINKED: ROUTING, CASE_MERGED: ROUTING, CASE_ARCHIVED: ROUTING,
-    FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP,
+    FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP, REVISIT_TASK_COMPLETED: FOLLOWUP,
     NOTIFICATION_FAILED: NOTIFY,
 }
 
@@ -88,6 +91,9 @@ SUBSCRIPTIONS = {
     NOTIFICATION_FAILED: (("routing", "on_notification_failed"),),
     CASE_DEADLINE_APPROACHED: (("notify", "on_case_deadline_approached"),),
     CASE_RECLASSIFIED: (("reporting", "on_case_reclassified"),),
+    # the pre-aggregated facts: an unmet clock counts late once it breached; a referral's report on time
+    CASE_DEADLINE_BREACHED: (("reporting", "on_case_deadline_breached"),),
+    REPORT_SIGNED_OFF: (("reporting", "on_report_signed_off"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
 }
@@ -416,6 +422,23 @@ class RevisitRecorded(EventSchema):
     recorded_at = fields.AwareDateTime(required=True)
 
 
+class RevisitTaskCompleted(EventSchema):
+    """A tiered-programme revisit ended (services/followup/programme.py). No personal
+    data: the customer is not named; `status` completed or unreachable."""
+    event_id = fields.String(required=True)  # consumers dedupe on it (or on task_id)
+    task_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    owner_id = fields.String(required=True)
+    tier = fields.String(required=True, validate=validate.OneOf([t.value for t in CustomerTier]))
+    purpose = fields.String(required=True, validate=validate.OneOf([p.value for p in RevisitPurpose]))
+    status = fields.String(required=True, validate=validate.OneOf(("completed", "unreachable")))
+    attempts = fields.Integer(required=True)
+    score = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(1, 5))
+    complaint = fields.Boolean(load_default=False)  # a complaint voiced: a case was opened through intake
+    planned_at = fields.AwareDateTime(required=True)
+    completed_at = fields.AwareDateTime(required=True)
+
+
 class CaseReassigned(EventSchema):
     """A case handed to someone else on its rung: its owner was deactivated, or a
     manager reassigned it."""
@@ -543,6 +566,7 @@ SCHEMAS = {
     FOLLOWUP_DUE: FollowupDue(),
     NOTIFICATION_FAILED: NotificationFailed(),
     REVISIT_RECORDED: RevisitRecorded(),
+    REVISIT_TASK_COMPLETED: RevisitTaskCompleted(),
     CASE_REASSIGNED: CaseReassigned(),
     CASE_RECLASSIFIED: CaseReclassified(),
     CASE_ACKNOWLEDGED: CaseAcknowledged(),

@@ -167,14 +167,16 @@ class Bus:
     def __init__(self, amqp_uri):
         self.amqp_uri = amqp_uri
 
-    def publish_feedback(self, body, content_type="application/json", attributed=True):
-        """As another system publishes: with user_id set to its AMQP user (the broker
-        checks it), unless `attributed` is False."""
+    def publish_feedback(self, body, content_type="application/json", attributed=True,
+                         routing_key=bus.FEEDBACK_SUBMITTED_KEY):
+        """As another system publishes (feedback.submitted unless `routing_key` says
+        otherwise): with user_id set to its AMQP user (the broker checks it), unless
+        `attributed` is False."""
         raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
         with Connection(self.amqp_uri) as conn:
             properties = {"user_id": conn.userid} if attributed else {}
             conn.Producer().publish(
-                raw, exchange=bus.INBOUND_EXCHANGE, routing_key=bus.FEEDBACK_SUBMITTED_KEY,
+                raw, exchange=bus.INBOUND_EXCHANGE, routing_key=routing_key,
                 content_type=content_type, content_encoding="utf-8",
                 declare=[bus.INBOUND_EXCHANGE], delivery_mode=2, **properties)
 

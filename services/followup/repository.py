@@ -3,6 +3,8 @@ from pymongo import ASCENDING, ReturnDocument
 from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
+from closeloop_shared.contract import RevisitTaskStatus
+from services.followup.programme import OPEN as OPEN_TASK
 from services.followup.revisits import RevisitStatus
 
 
@@ -63,3 +65,109 @@ class RevisitRepository:
             {"_id": revisit_id, "status": {"$in": [RevisitStatus.SCHEDULED.value, RevisitStatus.DUE.value]}},
             {"$set": dict(changes, updated_at=now, outbox_pending=True), "$push": {"outbox": event}},
             return_document=ReturnDocument.AFTER)
+
+
+class CustomerRepository:
+    """followup's `customers` collection: one profile per member id, with its visit
+    history, computed tier, manual override and the override's audit trail."""
+
+    def __init__(self, db):
+        self.customers = db["customers"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        db["customers"].create_index([("home_store_id", ASCENDING)])
+
+    def get(self, member_id):
+        return self.customers.find_one({"_id": member_id})
+
+    def upsert_profile(self, profile_document, now):
+        """Create or update the profile's fields (history, tier and audit kept)."""
+        return self.customers.find_one_and_update(
+            {"_id": profile_document["member_id"]},
+            {"$set": dict(profile_document, updated_at=now),
+             "$setOnInsert": {"visits": [], "visit_ids": [], "override": None, "tier_audit": [],
+                              "created_at": now}},
+            upsert=True, return_document=ReturnDocument.AFTER)
+
+    def add_visit(self, member_id, visit_id, visit, now):
+        """None when this visit was already counted (a redelivery) or the customer is unknown."""
+        return self.customers.find_one_and_update(
+            {"_id": member_id, "visit_ids": {"$ne": visit_id}},
+            {"$push": {"visits": visit, "visit_ids": visit_id}, "$set": {"updated_at": now}},
+            return_document=ReturnDocument.AFTER)
+
+    def set_tier(self, member_id, tier, now):
+        self.customers.update_one({"_id": member_id}, {"$set": {"tier": tier, "updated_at": now}})
+
+    def set_override(self, member_id, override, audit, now):
+        return self.customers.find_one_and_update(
+            {"_id": member_id}, {"$set": {"override": override, "updated_at": now},
+                                 "$push": {"tier_audit": audit}},
+            return_document=ReturnDocument.AFTER)
+
+    def set_consent(self, member_id, consent, now):
+        return self.customers.find_one_and_update(
+            {"_id": member_id}, {"$set": {"consent": consent, "consent_changed_at": now, "updated_at": now}},
+            return_document=ReturnDocument.AFTER)
+
+    def record_survey(self, member_id, at):
+        self.customers.update_one({"_id": member_id}, {"$max": {"last_survey_at": at}})
+
+
+class TaskRepository:
+    """followup's `revisit_tasks` collection: every relationship revisit (cadence, care
+    after a no-show, ...). The due work of the programme: `due_at` is set while a task
+    waits (status scheduled) and read through the (status, due_at) index by the precise
+    timers (closeloop_shared.due), which claim each with a lease."""
+
+    def __init__(self, db):
+        self.tasks = db["revisit_tasks"]
+        self.outbox = Outbox(self.tasks)
+
+    @staticmethod
+    def ensure_indexes(db):
+        tasks = db["revisit_tasks"]
+        tasks.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        tasks.create_index([("owner_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)])
+        tasks.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
+        tasks.create_index([("store_id", ASCENDING), ("status", ASCENDING)])
+        Outbox.ensure_indexes(tasks)
+
+    def insert(self, task):
+        return insert_new(self.tasks, task)
+
+    def get(self, task_id):
+        return self.tasks.find_one({"_id": task_id})
+
+    def open_for(self, member_id):
+        return list(self.tasks.find({"member_id": member_id, "status": {"$in": list(OPEN_TASK)}}))
+
+    def due_for_owner(self, owner_id, until):
+        """The owner's revisits due by `until` (overdue ones included), earliest first."""
+        return list(self.tasks.find({"owner_id": owner_id, "status": RevisitTaskStatus.DUE.value,
+                                     "planned_at": {"$lte": until}}, {"outbox": 0}).sort("planned_at", ASCENDING))
+
+    def transition(self, task_id, from_statuses, changes, now, push=None, event=None):
+        """Conditional write: only from one of `from_statuses` (a concurrent write loses).
+        The task after the write, or None."""
+        update = {"$set": dict(changes, updated_at=now)}
+        if push:
+            update["$push"] = dict(push)
+        if event:
+            update["$set"]["outbox_pending"] = True
+            update.setdefault("$push", {})["outbox"] = event
+        return self.tasks.find_one_and_update(
+            {"_id": task_id, "status": {"$in": list(from_statuses)}}, update,
+            return_document=ReturnDocument.AFTER)
+
+    def cancel_all(self, member_id, reason, now):
+        """Every open task of a customer (consent withdrawn): one write."""
+        return self.tasks.update_many(
+            {"member_id": member_id, "status": {"$in": list(OPEN_TASK)}},
+            {"$set": {"status": RevisitTaskStatus.CANCELLED.value, "due_at": None,
+                      "cancel_reason": reason, "updated_at": now}}).modified_count
+
+    def of_stores(self, store_ids):
+        query = {} if store_ids is None else {"store_id": {"$in": sorted(store_ids)}}
+        return list(self.tasks.find(query, {"store_id": 1, "owner_id": 1, "status": 1}))

@@ -1,7 +1,10 @@
-"""What staff send to followup: the outcome of a satisfaction revisit."""
+"""What staff and other systems send to followup: the outcome of a satisfaction revisit,
+customer imports, tier overrides, attempts and outcomes of the tiered programme's
+revisits, and visits (visit.completed on closeloop.inbound)."""
 from marshmallow import fields, validate
 
 from closeloop_shared import openapi
+from closeloop_shared.contract import CustomerTier
 from closeloop_shared.openapi import StrictSchema
 
 
@@ -10,6 +13,56 @@ class OutcomeIn(StrictSchema):
     comment = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
+
+class AttemptIn(StrictSchema):
+    """One call (or message) to the customer: not reached, or reached with its outcome."""
+    reached = fields.Boolean(required=True)
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    score = fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(1, 5))
+    next_step = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    # a complaint the customer voiced: opens a case through intake, linked to the revisit
+    complaint = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 5000))
+
+
+class RescheduleIn(StrictSchema):
+    due_at = fields.AwareDateTime(required=True)
+
+
+class TierOverrideIn(StrictSchema):
+    tier = fields.String(required=True, validate=validate.OneOf([t.value for t in CustomerTier]))
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class ImportIn(StrictSchema):
+    """One row of a customer import (JSON form; CSV has the same columns)."""
+    member_id = fields.String(required=True)
+    name = fields.String(required=True)
+    phone = fields.String(load_default=None, allow_none=True)
+    home_store_id = fields.String(required=True)
+    preferred_channel = fields.String(load_default=None, allow_none=True)
+    contact_hours = fields.String(load_default=None, allow_none=True, metadata={"example": "10-20"})
+    special_needs = fields.List(fields.String(), load_default=list)
+    special_needs_note = fields.String(load_default="")
+    consent = fields.Boolean(load_default=False)
+    wechat_openid = fields.String(load_default=None, allow_none=True)
+    email = fields.String(load_default=None, allow_none=True)
+
+
+class ImportBody(StrictSchema):
+    customers = fields.List(fields.Nested(ImportIn), required=True)
+
+
+class VisitCompletedIn(StrictSchema):
+    """visit.completed on closeloop.inbound, from a till or booking system."""
+    visit_id = fields.String(required=True, validate=validate.Length(1, 128))
+    member_id = fields.String(required=True, validate=validate.Length(1, 64))
+    store_id = fields.String(required=True, validate=validate.Length(1, 64))
+    visited_at = fields.AwareDateTime(required=True)
+    spend_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+TASK = openapi.path_param("task_id")
+MEMBER = openapi.path_param("member_id")
 OPENAPI = openapi.build("Closeloop followup", {
     "/v1/revisits": {"get": {
         "summary": "The revisits of a case",
@@ -20,5 +73,35 @@ OPENAPI = openapi.build("Closeloop followup", {
         "parameters": [openapi.path_param("revisit_id")],
         "requestBody": openapi.json_body(OutcomeIn),
         "responses": openapi.responses({200: "the completed revisit"}, 400, 404, 409, 413, 415, 422, 503)}},
+    "/v1/customers/import": {"post": {
+        "summary": "Import customer profiles (JSON {customers: [...]}, or text/csv with the same columns); "
+                   "answers the accepted count and the rejected rows with the fields at fault",
+        "requestBody": openapi.json_body(ImportBody),
+        "responses": openapi.responses({200: "import report"}, 400, 413, 415, 422, 503)}},
+    "/v1/customers/{member_id}": {"get": {
+        "summary": "A customer's profile and tier (special needs only for the store's own roles)",
+        "parameters": [MEMBER], "responses": openapi.responses({200: "profile"}, 404, 503)}},
+    "/v1/customers/{member_id}/tier": {"post": {
+        "summary": "Override the computed tier (audited)", "parameters": [MEMBER],
+        "requestBody": openapi.json_body(TierOverrideIn),
+        "responses": openapi.responses({200: "profile"}, 400, 404, 413, 415, 422, 503)}},
+    "/v1/customers/{member_id}/withdraw-consent": {"post": {
+        "summary": "The customer withdrew consent: every programme stops at once", "parameters": [MEMBER],
+        "responses": openapi.responses({200: "how many revisits were cancelled"}, 404, 503)}},
+    "/v1/revisit-tasks/due-today": {"get": {
+        "summary": "The caller's revisits due by the end of today (overdue included)",
+        "responses": openapi.responses({200: "revisit tasks"}, 503)}},
+    "/v1/revisit-tasks/{task_id}/attempts": {"post": {
+        "summary": "Record an attempt: unreached (retried at another hour, then unreachable) or reached "
+                   "with its outcome (a complaint opens a case)",
+        "parameters": [TASK], "requestBody": openapi.json_body(AttemptIn),
+        "responses": openapi.responses({200: "the task"}, 400, 404, 409, 413, 415, 422, 503)}},
+    "/v1/revisit-tasks/{task_id}/reschedule": {"post": {
+        "summary": "Move a revisit to another time", "parameters": [TASK],
+        "requestBody": openapi.json_body(RescheduleIn),
+        "responses": openapi.responses({200: "the task"}, 400, 404, 409, 413, 415, 422, 503)}},
+    "/v1/revisit-tasks/completion": {"get": {
+        "summary": "Revisit completion rate per store and owner (unreachable customers count as not completed)",
+        "responses": openapi.responses({200: "completion"}, 503)}},
     "/v1/audit/personal-data-reads": openapi.AUDIT_OPERATION,
 })

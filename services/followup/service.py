@@ -1,29 +1,38 @@
 """Followup entrypoints: schedule revisits on case_resolved, announce them when due,
-record their outcome."""
+record their outcome; the tiered revisit programme (customer profiles and tiers, due
+revisits claimed by one replica, attempts and outcomes, completion rates)."""
 import logging
 
 from nameko.dependency_providers import Config
+from nameko.amqp.publish import Publisher
 from nameko.events import EventDispatcher
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
-from closeloop_shared.bus import event_handler, timer
+from closeloop_shared.bus import (
+    INBOUND_EXCHANGE, INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, Unprocessable, amqp_user, consume, event_handler, timer)
+from closeloop_shared.due import due_timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
+from closeloop_shared.contract import RevisitTaskStatus
 from closeloop_shared.http import (
     HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
-from services.followup import revisits
-from services.followup.repository import RevisitRepository
-from services.followup.schemas import OPENAPI, OutcomeIn
+from services.followup import flows, profiles, revisits, scripts
+from services.followup.repository import CustomerRepository, RevisitRepository, TaskRepository
+from services.followup.schemas import (
+    OPENAPI, AttemptIn, OutcomeIn, RescheduleIn, TierOverrideIn, VisitCompletedIn)
 
 log = logging.getLogger(__name__)
 MAX_CLAIMS_PER_TICK = 200
 OUTCOME_IN = OutcomeIn()
+ATTEMPT_IN, RESCHEDULE_IN, TIER_IN, VISIT_IN = AttemptIn(), RescheduleIn(), TierOverrideIn(), VisitCompletedIn()
+TASKS = "revisit_tasks"
+IMPORT_BODY_FACTOR = 32  # an import may be larger than other bodies (2 MB by default)
 
 
 class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
@@ -31,6 +40,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     openapi_spec = OPENAPI
 
     revisits = Repository(RevisitRepository)
+    customers = Repository(CustomerRepository)
+    tasks = Repository(TaskRepository)
     org = CurrentOrganisation()
     dispatch = EventDispatcher()
     config = Config()
@@ -84,3 +95,135 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
             raise HttpError(409, "already_recorded", "this revisit already has an outcome or was cancelled")
         self.revisits.outbox.flush(revisit_id, [event], self.dispatch)
         return json_response(200, revisits.view(updated, request.principal))
+
+    # -- the tiered revisit programme (services/followup/programme.py, flows.py) ----------
+
+    @due_timer(TASKS, "due_at", where={"status": RevisitTaskStatus.SCHEDULED.value})
+    def revisit_task_due(self, task_id):
+        """A revisit's time came: exactly one replica puts it on its owner's list (or
+        cancels or throttles it), also for what fell due while every replica was down."""
+        flows.make_due(self.customers, self.tasks, self._settings(), task_id, utcnow())
+
+    @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
+    def relay_task_outbox(self):
+        self.tasks.outbox.relay(self._publish, utcnow())
+
+    @consume(VISIT_COMPLETED_QUEUE)
+    def on_visit_completed(self, body):
+        """visit.completed on closeloop.inbound: the customer's history and tier. A body
+        failing VisitCompletedIn is dead-lettered with the reason; a visit repeated is
+        counted once; a visit of a customer not (yet) imported is dead-lettered too."""
+        visit = VISIT_IN.load(body)
+        if visit["store_id"] not in self.org.stores:
+            raise Unprocessable(f"unknown store {visit['store_id']}")
+        if not flows.record_visit(self.customers, self.tasks, self.org, self._settings(), visit, utcnow()) \
+                and self.customers.get(visit["member_id"]) is None:
+            raise Unprocessable("unknown member: import the customer first")
+
+    @http("POST", "/v1/customers/import", access=requires(P.CUSTOMER_MANAGE))
+    def import_customers(self, request):
+        limit = setting(self.config, keys.MAX_BODY_BYTES) * IMPORT_BODY_FACTOR
+        if request.mimetype == "text/csv":
+            body, parsed = request.stream.read(limit + 1), None
+            if len(body) > limit:
+                raise HttpError(413, "payload_too_large", f"body exceeds {limit} bytes")
+        else:
+            body, parsed = None, read_json(request, limit)
+        scope = scope_of(request.principal, self.org)
+        try:
+            rows = flows.import_rows_of(body, request.mimetype, parsed)
+        except flows.Refused as refused:
+            raise HttpError(refused.status, refused.code, refused.message, refused.fields)
+        stores = frozenset(s for s in self.org.stores if scope.covers(s))  # others read as unknown
+        report = flows.import_customers(self.customers, self.tasks, self.org, self._settings(), rows, stores,
+                                        utcnow())
+        log.info("customers imported", extra={"accepted": len(report.accepted), "rejected": len(report.rejected)})
+        return json_response(200, report.summary())
+
+    @http("GET", "/v1/customers/<string:member_id>", access=requires(P.REVISIT_READ))
+    def get_customer(self, request, member_id):
+        document = self._customer_in_scope(request, member_id)
+        shown = profiles.view(profiles.Profile.from_document(document), request.principal)
+        shown.update(tier=document.get("tier"), override=document.get("override"),
+                     tier_audit=document.get("tier_audit", []))
+        self.personal_data_reads.record(request.principal, "customer", [member_id])
+        return json_response(200, shown)
+
+    @http("POST", "/v1/customers/<string:member_id>/tier", access=requires(P.CUSTOMER_MANAGE))
+    def override_tier(self, request, member_id):
+        body = load_or_422(TIER_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
+        self._customer_in_scope(request, member_id)
+        updated = self._refusals(flows.override_tier, self.customers, member_id, body["tier"], body["reason"],
+                                 request.principal.actor, self._settings(), utcnow())
+        return json_response(200, {"member_id": member_id, "tier": updated["tier"],
+                                   "tier_audit": updated["tier_audit"]})
+
+    @http("POST", "/v1/customers/<string:member_id>/withdraw-consent", access=requires(P.CUSTOMER_MANAGE))
+    def withdraw_consent(self, request, member_id):
+        self._customer_in_scope(request, member_id)
+        cancelled = self._refusals(flows.withdraw_consent, self.customers, self.tasks, member_id, utcnow())
+        log.info("consent withdrawn", extra={"cancelled_revisits": cancelled})
+        return json_response(200, {"member_id": member_id, "consent": False, "cancelled_revisits": cancelled})
+
+    @http("GET", "/v1/revisit-tasks/due-today", access=requires(P.REVISIT_READ))
+    def due_today(self, request):
+        found = flows.due_today(self.tasks, self.org, request.principal, utcnow())
+        self.personal_data_reads.record(request.principal, "revisit_task", [t["_id"] for t in found])
+        return json_response(200, {"tasks": [scripts.task_view(t, request.principal, self._store_name(t)) for t in found]})
+
+    @http("POST", "/v1/revisit-tasks/<string:task_id>/attempts", access=requires(P.REVISIT_RECORD))
+    def record_attempt(self, request, task_id):
+        body = load_or_422(ATTEMPT_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
+        scope = scope_of(request.principal, self.org)
+        updated, pending = self._refusals(flows.record_attempt, self.customers, self.tasks, self.org,
+                                          self._settings(), task_id, body, request.principal, scope, utcnow())
+        if updated is None:
+            raise HttpError(409, "revisit_task_not_due", "this revisit was recorded meanwhile")
+        self.tasks.outbox.flush(task_id, pending, self._publish)
+        return json_response(200, scripts.task_view(updated, request.principal, self._store_name(updated)))
+
+    @http("POST", "/v1/revisit-tasks/<string:task_id>/reschedule", access=requires(P.REVISIT_RECORD))
+    def reschedule(self, request, task_id):
+        body = load_or_422(RESCHEDULE_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
+        scope = scope_of(request.principal, self.org)
+        updated = self._refusals(flows.reschedule, self.tasks, self.org, task_id, body["due_at"],
+                                 request.principal, scope, utcnow())
+        if updated is None:
+            raise HttpError(409, "revisit_task_closed", "this revisit was recorded meanwhile")
+        return json_response(200, scripts.task_view(updated, request.principal, self._store_name(updated)))
+
+    @http("GET", "/v1/revisit-tasks/completion", access=requires(P.REPORT_READ))
+    def completion(self, request):
+        rates = flows.completion_rates(self.tasks, scope_of(request.principal, self.org))
+        return json_response(200, {"completion": rates})
+
+    def _store_name(self, task):
+        store = self.org.stores.get(task["store_id"])
+        return store.name if store else ""
+
+    def _settings(self):
+        return flows.Settings.from_config(self.config)
+
+    def _customer_in_scope(self, request, member_id):
+        document = self.customers.get(member_id)
+        if document is None or not scope_of(request.principal, self.org).allows(document["home_store_id"]):
+            raise HttpError(404, "customer_not_found", f"no customer {member_id}")
+        return document
+
+    @staticmethod
+    def _refusals(action, *args):
+        try:
+            return action(*args)
+        except flows.Refused as refused:
+            raise HttpError(refused.status, refused.code, refused.message, refused.fields)
+
+    def _publish(self, event_type, payload):
+        """Outbox entries: followup's events, and a complaint voiced during a revisit,
+        which goes to intake on closeloop.inbound as feedback.submitted."""
+        if event_type.startswith(flows.INBOUND_PREFIX):
+            amqp_uri = setting(self.config, keys.AMQP_URI)
+            Publisher(amqp_uri).publish(
+                payload, exchange=INBOUND_EXCHANGE, routing_key=event_type[len(flows.INBOUND_PREFIX):],
+                declare=[INBOUND_QUEUE], user_id=amqp_user(amqp_uri), serializer="json")
+        else:
+            self.dispatch(event_type, payload)

@@ -92,6 +92,16 @@ EXPECTED = {
     ("routing", "post", "/v1/sla-policies/{policy_id}/deactivate"): SLA_MANAGERS,
     ("followup", "get", "/v1/revisits"): row(OK, OK, OK, OK, OK, OK, OK, F, F),  # filtered
     ("followup", "post", "/v1/revisits/{revisit_id}/outcome"): row(OK, H, OK, F, F, OK, F, F, F),
+    # the tiered revisit programme: customers are imported and steered by the store manager and
+    # customer service; the member and task ids of the matrix do not exist (404 where allowed)
+    ("followup", "post", "/v1/customers/import"): row(F, F, OK, F, F, OK, F, F, F),
+    ("followup", "get", "/v1/customers/{member_id}"): row(H, H, H, H, H, H, H, F, F),
+    ("followup", "post", "/v1/customers/{member_id}/tier"): row(F, F, H, F, F, H, F, F, F),
+    ("followup", "post", "/v1/customers/{member_id}/withdraw-consent"): row(F, F, H, F, F, H, F, F, F),
+    ("followup", "get", "/v1/revisit-tasks/due-today"): row(OK, OK, OK, OK, OK, OK, OK, F, F),  # one's own
+    ("followup", "post", "/v1/revisit-tasks/{task_id}/attempts"): row(H, H, H, F, F, H, F, F, F),
+    ("followup", "post", "/v1/revisit-tasks/{task_id}/reschedule"): row(H, H, H, F, F, H, F, F, F),
+    ("followup", "get", "/v1/revisit-tasks/completion"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/deliveries/by-customer"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
@@ -148,6 +158,10 @@ BODIES = {
     "/v1/org/staff/{staff_id}/password": {"password": "a-long-enough-password"},
     "/v1/integrations": {"client_id": "x", "name": "x", "brand_id": "yueyan", "permissions": ["feedback:submit"]},
     "/v1/revisits/{revisit_id}/outcome": {"score": 5},
+    "/v1/customers/import": {"customers": []},
+    "/v1/customers/{member_id}/tier": {"tier": "key", "reason": "转介绍多位顾客"},
+    "/v1/revisit-tasks/{task_id}/attempts": {"reached": False, "note": "无人接听"},
+    "/v1/revisit-tasks/{task_id}/reschedule": {"due_at": "2030-01-02T10:00:00+08:00"},
     "/v1/stores/{store_id}/roster": {"shifts": [{"shift_id": "day", "start": "09:00", "end": "18:00",
                                                  "staff_ids": ["sh-xh-s1"], "weekdays": [0, 1, 2, 3, 4]}]},
     "/v1/cases/{case_id}/reassign": {"staff_id": "sh-xh-sv", "reason": "交给主管跟进"},
@@ -244,7 +258,7 @@ def case_a(stack, callers):
                                 params={"case_id": case_id}).json()["deliveries"], what="deliveries")
     return {"case_id": case_id, "revisit_id": revisit["revisit_id"], "store_id": "SH-XH-001",
             "staff_id": "nobody-such", "client_id": "pos-yueyan", "key_id": "nokey",
-            "brand_id": "yueyan", "year": 2027,
+            "brand_id": "yueyan", "year": 2027, "member_id": "nobody-such", "task_id": "nobody-such",
             "policy_id": "default"}  # built in: its reads answer 200, its changes 409
 
 

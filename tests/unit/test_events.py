@@ -101,6 +101,10 @@ SAMPLES = {
     ev.REVISIT_RECORDED: {
         "revisit_id": "r1", "round": 1, "case_id": "c1", "store_id": "SH-XH-001", "score": 4,
         "satisfied": True, "reopens_case": False, "comment": "满意", "recorded_at": T},
+    ev.REVISIT_TASK_COMPLETED: {
+        "event_id": "e1", "task_id": "t1", "store_id": "SH-XH-001", "owner_id": "sh-xh-rv", "tier": "key",
+        "purpose": "care", "status": "unreachable", "attempts": 3, "score": None, "complaint": False,
+        "planned_at": T, "completed_at": T},
     ev.CASE_REASSIGNED: {
         "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
         "severity": "high", "reason": "staff_deactivated", "previous_assignee": STAFF,

@@ -1,0 +1,256 @@
+"""Use cases of the relationship revisit programme: plain functions over followup's
+repositories (customers, revisit_tasks) and the organisation; service.py calls them.
+
+Every write that causes an event puts it in the task's outbox in the same update;
+the caller flushes it (closeloop_shared.outbox)."""
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from closeloop_shared import config as keys
+from closeloop_shared import events as ev
+from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY
+from closeloop_shared.config import setting
+from closeloop_shared.contract import Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus
+from closeloop_shared.events import new_event
+from services.followup import programme, tiers
+from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
+
+# An outbox entry published on closeloop.inbound rather than as a followup event: a
+# complaint voiced during a revisit goes to intake like any other system's feedback.
+INBOUND_PREFIX = "inbound:"
+
+
+@dataclass(frozen=True)
+class Settings:
+    cadence: programme.Cadence
+    rules: tiers.TierRules
+    attempts: programme.AttemptPolicy
+    survey_window: timedelta
+
+    @classmethod
+    def from_config(cls, config):
+        def structured(key):
+            value = setting(config, key)
+            return json.loads(value) if isinstance(value, str) else value
+        return cls(programme.Cadence.from_config(structured(keys.FOLLOWUP_CADENCE_MONTHS)),
+                   tiers.TierRules.from_config(structured(keys.FOLLOWUP_TIER_RULES)),
+                   programme.AttemptPolicy(max_attempts=int(setting(config, keys.FOLLOWUP_MAX_ATTEMPTS))),
+                   timedelta(seconds=float(setting(config, keys.FOLLOWUP_SURVEY_WINDOW_SECONDS))))
+
+
+class Refused(Exception):
+    """A request the programme cannot do: (status, code, message, fields)."""
+
+    def __init__(self, status, code, message, fields=None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields or {}
+
+
+def tier_of(document, settings, now):
+    visits = [tiers.Visit(v["at"], v["spend_fen"]) for v in document.get("visits") or ()]
+    computed = tiers.computed_tier(visits, document.get("special_needs") or (), settings.rules, now)
+    override = document.get("override")
+    return tiers.effective_tier(computed, override and tiers.Override(
+        CustomerTier(override["tier"]), override["by"], override["reason"], override["at"]))
+
+
+def _timezone(org, store_id):
+    return org.stores[store_id].timezone
+
+
+def plan_next(customers, tasks, org, settings, document, now, after=None):
+    """Schedule the customer's next cadence revisit (one open cadence revisit at a time),
+    unless consent is missing or one is already open. The task, or None."""
+    if not document.get("consent"):
+        return None
+    if any(t["purpose"] != RevisitPurpose.SATISFACTION.value for t in tasks.open_for(document["_id"])):
+        return None
+    profile = Profile.from_document(document)
+    tier = tier_of(document, settings, now)
+    tz = _timezone(org, profile.home_store_id)
+    day = settings.cadence.next_after((after or now).astimezone(ZoneInfo(tz)).date(), tier)
+    owner = org.revisit_owner(profile.home_store_id).as_dict()
+    task = programme.new_task(profile, tier, owner, RevisitPurpose.CARE,
+                              programme.slot(day, profile.contact_hours, 0, tz), now)
+    tasks.insert(task)
+    return task
+
+
+def import_customers(customers, tasks, org, settings, rows, stores, now):
+    """Profiles from import rows (home stores among `stores`, the caller's); the report of
+    rejected rows; for each accepted customer with consent, the tier recomputed and the
+    next revisit planned (without consent, every open revisit cancelled)."""
+    report = import_rows(rows, stores, now)
+    for profile in report.accepted:
+        document = customers.upsert_profile(profile.to_document(), now)
+        customers.set_tier(profile.member_id, tier_of(document, settings, now).value, now)
+        if not profile.consent:
+            tasks.cancel_all(profile.member_id, "consent_withdrawn", now)
+        else:
+            plan_next(customers, tasks, org, settings, document, now)
+    return report
+
+
+def import_rows_of(body, content_type, json_body):
+    """The rows of an import: a CSV file, or JSON {"customers": [...]} (already parsed)."""
+    if content_type == "text/csv":
+        try:
+            rows = read_csv(body)
+        except ValueError as exc:
+            raise Refused(400, "malformed_csv", str(exc)[:300]) from None
+    else:
+        rows = json_body.get("customers")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise Refused(422, "validation_failed", "a list of customer objects is required",
+                          {"customers": ["a list of objects"]})
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise Refused(413, "payload_too_large", f"at most {MAX_IMPORT_ROWS} customers per import")
+    return rows
+
+
+def record_visit(customers, tasks, org, settings, visit, now):
+    """A visit another system reports (visit.completed): history, tier recomputed.
+    False when the customer is unknown or the visit was already counted."""
+    document = customers.add_visit(visit["member_id"], visit["visit_id"],
+                                   {"at": visit["visited_at"], "spend_fen": visit["spend_fen"],
+                                    "store_id": visit["store_id"]}, now)
+    if document is None:
+        return False
+    customers.set_tier(document["_id"], tier_of(document, settings, now).value, now)
+    return True
+
+
+def override_tier(customers, member_id, tier, reason, actor, settings, now):
+    document = customers.get(member_id)
+    if document is None:
+        raise Refused(404, "customer_not_found", f"no customer {member_id}")
+    previous = tier_of(document, settings, now)
+    override = tiers.Override(CustomerTier(tier), actor, reason, now)
+    stored = {"tier": override.tier.value, "by": actor, "reason": reason, "at": now}
+    updated = customers.set_override(member_id, stored, tiers.audit_entry(previous, override), now)
+    customers.set_tier(member_id, override.tier.value, now)
+    return dict(updated, tier=override.tier.value)
+
+
+def withdraw_consent(customers, tasks, member_id, now):
+    """Consent withdrawn: every open revisit of the customer stops at once."""
+    if customers.set_consent(member_id, False, now) is None:
+        raise Refused(404, "customer_not_found", f"no customer {member_id}")
+    return tasks.cancel_all(member_id, "consent_withdrawn", now)
+
+
+def make_due(customers, tasks, settings, task_id, now):
+    """A scheduled task's time has come (the precise timer's claim): it goes on its
+    owner's list, unless consent was withdrawn meanwhile or it is a survey within the
+    window of another one (throttled: never asked twice)."""
+    task = tasks.get(task_id)
+    if task is None or task["status"] != RevisitTaskStatus.SCHEDULED.value:
+        return None
+    customer = customers.get(task["member_id"]) or {}
+    scheduled = (RevisitTaskStatus.SCHEDULED.value,)
+    if not customer.get("consent"):
+        return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.CANCELLED.value,
+                                                     "due_at": None, "cancel_reason": "consent_withdrawn"}, now)
+    if programme.is_survey(task["purpose"]) and not task["attempts"] and not programme.survey_allowed(
+            customer.get("last_survey_at"), now, settings.survey_window):
+        return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.THROTTLED.value,
+                                                     "due_at": None}, now)
+    return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.DUE.value, "due_at": None}, now)
+
+
+def _owned(task, principal, scope):
+    if task is None or not scope.allows(task["store_id"]):
+        raise Refused(404, "revisit_task_not_found", "no such revisit task")
+    return task
+
+
+def record_attempt(customers, tasks, org, settings, task_id, attempt, principal, scope, now):
+    """An attempt to reach the customer. Unreached: retried the next day at another hour,
+    or recorded unreachable once the attempts are spent (an outcome for the completion
+    rate). Reached: the outcome is recorded, a complaint voiced opens a case through
+    intake, and the next cadence revisit is planned."""
+    task = _owned(tasks.get(task_id), principal, scope)
+    if task["status"] != RevisitTaskStatus.DUE.value:
+        raise Refused(409, "revisit_task_not_due", f"this revisit is {task['status']}")
+    entry = {"at": now, "by": principal.actor, "reached": attempt["reached"], "note": attempt["note"]}
+    if not attempt["reached"]:
+        document = customers.get(task["member_id"]) or {}
+        hours = Profile.from_document(document).contact_hours if document else ContactHours()
+        result = programme.after_unreached(len(task["attempts"]) + 1, hours,
+                                           _timezone(org, task["store_id"]), now, settings.attempts)
+        if result.status is RevisitTaskStatus.UNREACHABLE:
+            event = completed_event(task, RevisitTaskStatus.UNREACHABLE, None, now)
+            updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), {
+                "status": result.status.value, "completed_at": now}, now, push={"attempts": entry}, event=event)
+            if updated and document:
+                plan_next(customers, tasks, org, settings, document, now)
+            return updated, [event] if updated else []
+        updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), {
+            "status": RevisitTaskStatus.SCHEDULED.value, "due_at": result.due_at, "planned_at": result.due_at},
+            now, push={"attempts": entry})
+        return updated, []
+    outcome = {"score": attempt.get("score"), "notes": attempt["note"], "next_step": attempt.get("next_step"),
+               "complaint": attempt.get("complaint")}
+    event = completed_event(task, RevisitTaskStatus.COMPLETED, outcome, now)
+    pending = [event]
+    if attempt.get("complaint"):
+        pending.append(complaint_feedback(task, attempt["complaint"], now))
+    changes = {"status": RevisitTaskStatus.COMPLETED.value, "outcome": outcome, "completed_at": now}
+    updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), changes, now,
+                               push={"attempts": entry}, event=event)
+    if updated is None:
+        raise Refused(409, "revisit_task_not_due", "this revisit was recorded meanwhile")
+    if len(pending) > 1:  # the complaint rides in the same outbox (published after the event)
+        tasks.transition(task_id, (RevisitTaskStatus.COMPLETED.value,), {}, now, event=pending[1])
+    if attempt.get("score") is not None:
+        customers.record_survey(task["member_id"], now)
+    document = customers.get(task["member_id"])
+    if document:
+        plan_next(customers, tasks, org, settings, document, now)
+    return updated, pending
+
+
+def reschedule(tasks, org, task_id, to, principal, scope, now):
+    task = _owned(tasks.get(task_id), principal, scope)
+    if task["status"] not in programme.OPEN:
+        raise Refused(409, "revisit_task_closed", f"this revisit is {task['status']}")
+    if to <= now:
+        raise Refused(422, "invalid", "the new time must be in the future", {"due_at": ["must be in the future"]})
+    return tasks.transition(task_id, programme.OPEN, {
+        "status": RevisitTaskStatus.SCHEDULED.value, "due_at": to, "planned_at": to,
+        "rescheduled_by": principal.actor}, now)
+
+
+def due_today(tasks, org, principal, now):
+    """The caller's revisits due by the end of today (their store's day), overdue included."""
+    tz = _timezone(org, principal.store_id) if principal.store_id in org.stores else "Asia/Shanghai"
+    _, end = programme.local_day_bounds(now.astimezone(ZoneInfo(tz)).date(), tz)
+    return tasks.due_for_owner(principal.subject, end)
+
+
+def completed_event(task, status, outcome, now):
+    return new_event(ev.REVISIT_TASK_COMPLETED, {
+        "task_id": task["_id"], "store_id": task["store_id"], "owner_id": task["owner_id"],
+        "tier": task["tier"], "purpose": task["purpose"], "status": status.value,
+        "attempts": len(task["attempts"]) + 1, "score": (outcome or {}).get("score"),
+        "complaint": bool((outcome or {}).get("complaint")), "planned_at": task["planned_at"],
+        "completed_at": now})
+
+
+def complaint_feedback(task, complaint, now):
+    """intake's feedback.submitted body for a complaint voiced during a revisit, linked
+    to the revisit by its external reference (intake accepts it once)."""
+    customer = task["customer"]
+    body = {"store_id": task["store_id"], "channel": Channel.SURVEY.value,
+            "customer": {k: v for k, v in customer.items() if v is not None},
+            "content": complaint, "occurred_at": now.isoformat(),
+            "external_ref": {"source": "revisit", "id": task["_id"]}}
+    return {"id": f"complaint-{task['_id']}", "type": INBOUND_PREFIX + FEEDBACK_SUBMITTED_KEY, "payload": body}
+
+
+def completion_rates(tasks, scope):
+    return [dict(store_id=c.store_id, owner_id=c.owner_id, due=c.due, completed=c.completed,
+                 unreachable=c.unreachable, rate=c.rate)
+            for c in programme.completion(tasks.of_stores(scope.stores))]

@@ -1,0 +1,143 @@
+"""The tiered revisit programme (seed 002): cadence per tier, when in the customer's
+contact hours a revisit is due, retries of an unreachable customer at other hours, the
+one-survey-per-window throttle across programmes, and completion rates. Pure: no nameko,
+no pymongo; times are arguments, datetimes are aware.
+
+Cadence defaults (重点客户每月一次、普通客户每季度一次、潜在客户每半年一次; special customers,
+pregnant or postpartum, monthly) are configurable per chain (FOLLOWUP_CADENCE_MONTHS)."""
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+
+from closeloop_shared.contract import CustomerTier, RevisitPurpose, RevisitTaskStatus
+
+DEFAULT_CADENCE_MONTHS = {CustomerTier.KEY: 1, CustomerTier.REGULAR: 3, CustomerTier.POTENTIAL: 6,
+                          CustomerTier.SPECIAL: 1}
+OPEN = (RevisitTaskStatus.SCHEDULED.value, RevisitTaskStatus.DUE.value)
+# Counted in completion: what was due and either done, given up, or still owed.
+COUNTED = (RevisitTaskStatus.COMPLETED.value, RevisitTaskStatus.UNREACHABLE.value,
+           RevisitTaskStatus.DUE.value)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    months: dict  # CustomerTier -> months between revisits
+
+    @classmethod
+    def from_config(cls, value):
+        configured = {CustomerTier(k): int(v) for k, v in (value or {}).items()}
+        return cls({**DEFAULT_CADENCE_MONTHS, **configured})
+
+    def next_after(self, last, tier):
+        return last + relativedelta(months=self.months[tier])
+
+
+@dataclass(frozen=True)
+class AttemptPolicy:
+    max_attempts: int = 3
+    # a retry is made the next day at another hour of the contact window
+    retry_gap_days: int = 1
+
+
+def slot(day, hours, attempt, tz):
+    """The moment (UTC) of attempt `attempt` (0-based) on store-local `day`, inside the
+    customer's contact hours: the first at their start, each retry at another hour
+    (spread over the window, so a customer who is busy mornings is tried later)."""
+    span = hours.end_hour - hours.start_hour
+    offsets = sorted({0, span // 2, max(span - 1, 0)})
+    hour = hours.start_hour + offsets[attempt % len(offsets)]
+    return datetime.combine(day, time(hour), ZoneInfo(tz)).astimezone(ZoneInfo("UTC"))
+
+
+def plan(member_id, tier, cadence, start, until, hours, tz):
+    """The store-local days of a customer's cadence revisits after `start` up to `until`
+    (both local dates), each due at the start of their contact hours."""
+    due, day = [], cadence.next_after(start, tier)
+    while day <= until:
+        due.append(slot(day, hours, 0, tz))
+        day = cadence.next_after(day, tier)
+    return due
+
+
+def new_task(profile, tier, owner, purpose, due_at, now, case_id=None):
+    return {
+        "_id": uuid.uuid4().hex,
+        "member_id": profile.member_id,
+        "store_id": profile.home_store_id,
+        "owner": owner,
+        "owner_id": owner["staff_id"],
+        "tier": tier.value,
+        "purpose": purpose.value,
+        "script": f"{purpose.value}.txt",  # services/followup/scripts/
+        "customer": profile.contact(),
+        "case_id": case_id,
+        "due_at": due_at,
+        "planned_at": due_at,
+        "status": RevisitTaskStatus.SCHEDULED.value,
+        "attempts": [],
+        "created_at": now,
+        "updated_at": now,
+        "outbox": [],
+        "outbox_pending": False,
+    }
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status: RevisitTaskStatus
+    due_at: datetime | None  # the retry's moment, None when no retry follows
+
+
+def after_unreached(attempts_made, hours, tz, now, policy):
+    """After `attempts_made` failed attempts (this one included): a retry the next day at
+    another hour, or UNREACHABLE once the policy's attempts are spent."""
+    if attempts_made >= policy.max_attempts:
+        return AttemptResult(RevisitTaskStatus.UNREACHABLE, None)
+    local_day = now.astimezone(ZoneInfo(tz)).date() + timedelta(days=policy.retry_gap_days)
+    return AttemptResult(RevisitTaskStatus.SCHEDULED, slot(local_day, hours, attempts_made, tz))
+
+
+def survey_allowed(last_survey_at, now, window):
+    """One satisfaction survey per customer within `window`, across every programme."""
+    return last_survey_at is None or now - last_survey_at >= window
+
+
+def is_survey(purpose):
+    return RevisitPurpose(purpose) is RevisitPurpose.SATISFACTION
+
+
+@dataclass(frozen=True)
+class Completion:
+    store_id: str
+    owner_id: str
+    due: int
+    completed: int
+    unreachable: int
+
+    @property
+    def rate(self):
+        return round(self.completed / self.due, 4) if self.due else None
+
+
+def completion(tasks):
+    """回访完成率 per (store, owner): completed over everything that fell due (completed,
+    unreachable, or still owed), so an unreachable customer lowers the rate."""
+    counts = {}
+    for task in tasks:
+        if task["status"] not in COUNTED:
+            continue
+        key = (task["store_id"], task["owner_id"])
+        due, done, unreached = counts.get(key, (0, 0, 0))
+        counts[key] = (due + 1, done + (task["status"] == RevisitTaskStatus.COMPLETED.value),
+                       unreached + (task["status"] == RevisitTaskStatus.UNREACHABLE.value))
+    return [Completion(store, owner, *figures) for (store, owner), figures in sorted(counts.items())]
+
+
+def local_day_bounds(day, tz):
+    """[start, end) of a store-local day, in UTC."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time(0), zone)
+    return start.astimezone(ZoneInfo("UTC")), (start + timedelta(days=1)).astimezone(ZoneInfo("UTC"))
