@@ -303,6 +303,9 @@ class CaseResolved(EventSchema):
     locale = fields.String(load_default="zh-CN")
     amount_fen = fields.Integer(load_default=0, strict=True)  # the remedy's, for totals
     root_cause = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(ROOT_CAUSES))
+    # who resolved it (staff id, or integration:<id>): the satisfaction revisit is made by
+    # someone else (followup); None from older emitters
+    resolved_by = fields.String(allow_none=True, load_default=None)
 
 
 class CaseReopened(EventSchema):

@@ -12,7 +12,7 @@ from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY
 from closeloop_shared.config import setting
-from closeloop_shared.contract import Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus
+from closeloop_shared.contract import Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role
 from closeloop_shared.events import new_event
 from services.followup import programme, tiers
 from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
@@ -48,6 +48,15 @@ class Refused(Exception):
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
 
 
+def survey_candidates(org, store_id):
+    """Who else may make a satisfaction revisit of the store: its supervisors and manager,
+    then the brand's customer service (StaffMember dicts, in that order)."""
+    brand_id = org.brand_of_store(store_id)
+    people = [*org.all_active(Role.SUPERVISOR, store_id=store_id), *org.all_active(Role.STORE_MANAGER, store_id=store_id),
+              *org.all_active(Role.CUSTOMER_SERVICE, brand_id=brand_id)]
+    return [p.as_dict() for p in people]
+
+
 def tier_of(document, settings, now):
     visits = [tiers.Visit(v["at"], v["spend_fen"]) for v in document.get("visits") or ()]
     computed = tiers.computed_tier(visits, document.get("special_needs") or (), settings.rules, now)
@@ -65,15 +74,15 @@ def plan_next(customers, tasks, org, settings, document, now, after=None):
     unless consent is missing or one is already open. The task, or None."""
     if not document.get("consent"):
         return None
-    if any(t["purpose"] != RevisitPurpose.SATISFACTION.value for t in tasks.open_for(document["_id"])):
+    if tasks.open_for(document["_id"]):
         return None
     profile = Profile.from_document(document)
     tier = tier_of(document, settings, now)
     tz = _timezone(org, profile.home_store_id)
     day = settings.cadence.next_after((after or now).astimezone(ZoneInfo(tz)).date(), tier)
     owner = org.revisit_owner(profile.home_store_id).as_dict()
-    task = programme.new_task(profile, tier, owner, RevisitPurpose.CARE,
-                              programme.slot(day, profile.contact_hours, 0, tz), now)
+    purpose = programme.purpose_for(customers.count_planned(profile.member_id), tier)
+    task = programme.new_task(profile, tier, owner, purpose, programme.slot(day, profile.contact_hours, 0, tz), now)
     tasks.insert(task)
     return task
 

@@ -35,6 +35,19 @@ class Cadence:
         return last + relativedelta(months=self.months[tier])
 
 
+# What successive cadence revisits are for (seed 002: 了解客户满意度、服务提醒、优惠信息、
+# 客户关怀); a special customer (pregnant, postpartum) is never called with an offer.
+PURPOSE_CYCLE = (RevisitPurpose.CARE, RevisitPurpose.SATISFACTION, RevisitPurpose.SERVICE_REMINDER,
+                 RevisitPurpose.OFFER)
+SPECIAL_CYCLE = (RevisitPurpose.CARE, RevisitPurpose.SATISFACTION)
+
+
+def purpose_for(number, tier):
+    """The purpose of a customer's `number`-th cadence revisit (0-based)."""
+    cycle = SPECIAL_CYCLE if tier is CustomerTier.SPECIAL else PURPOSE_CYCLE
+    return cycle[number % len(cycle)]
+
+
 @dataclass(frozen=True)
 class AttemptPolicy:
     max_attempts: int = 3

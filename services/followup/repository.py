@@ -111,6 +111,12 @@ class CustomerRepository:
             {"_id": member_id}, {"$set": {"consent": consent, "consent_changed_at": now, "updated_at": now}},
             return_document=ReturnDocument.AFTER)
 
+    def count_planned(self, member_id):
+        """How many cadence revisits were planned for the customer before this one."""
+        counted = self.customers.find_one_and_update({"_id": member_id}, {"$inc": {"revisits_planned": 1}},
+                                                     {"revisits_planned": 1})
+        return (counted or {}).get("revisits_planned", 0)
+
     def record_survey(self, member_id, at):
         self.customers.update_one({"_id": member_id}, {"$max": {"last_survey_at": at}})
 

@@ -18,14 +18,28 @@ class RevisitStatus(str, Enum):
     CANCELLED = "cancelled"   # the case was reopened before the customer was asked
 
 
-def schedule(resolved, delay_seconds, now):
+def surveyor(resolved, candidates):
+    """Who makes the satisfaction revisit: the store's revisit owner, unless they resolved
+    the case themselves (nobody rates their own work), then the first of `candidates`
+    (StaffMember dicts) who did not."""
+    handler = resolved.get("resolved_by")
+    for person in (resolved["revisit_owner"], *candidates):
+        if person["staff_id"] != handler:
+            return person
+    return resolved["revisit_owner"]  # a one-person store: better asked by them than never
+
+
+def schedule(resolved, owner, delay_seconds, now):
+    """The revisit of a resolution round; a round after a reopening is a recovery
+    re-survey (the customer was unhappy once: asked again once it is put right)."""
     return {
         "_id": uuid.uuid4().hex,
         "case_id": resolved["case_id"],
         "case_number": resolved["case_number"],
         "round": resolved["resolution_round"],
         "store_id": resolved["store_id"],
-        "owner": resolved["revisit_owner"],
+        "owner": owner,
+        "recovery": resolved["resolution_round"] > 1,
         "customer": resolved["customer"],
         "locale": resolved["locale"],
         "remedy": resolved["remedy"],

@@ -49,8 +49,12 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     @event_handler(ev.ROUTING, ev.CASE_RESOLVED)
     def on_case_resolved(self, payload):
         resolved = ev.load(ev.CASE_RESOLVED, payload)
-        revisit = revisits.schedule(resolved, setting(self.config, keys.REVISIT_DELAY_SECONDS), utcnow())
+        owner = revisits.surveyor(resolved, flows.survey_candidates(self.org, resolved["store_id"]))
+        revisit = revisits.schedule(resolved, owner, setting(self.config, keys.REVISIT_DELAY_SECONDS), utcnow())
         if self.revisits.insert(revisit):
+            # it is the customer's survey of the window: a programme's survey waits its turn
+            if resolved["customer"].get("member_id"):
+                self.customers.record_survey(resolved["customer"]["member_id"], revisit["due_at"])
             log.info("revisit scheduled", extra={"case_number": revisit["case_number"],
                                                  "due_at": revisit["due_at"].isoformat()})
 

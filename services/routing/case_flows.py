@@ -220,7 +220,8 @@ def resolve(repository, chart, case_id, remedy_id, note, principal, scope, now):
             "category": case["category"], "remedy": remedy, "amount_fen": remedy["amount_fen"],
             "root_cause": (view.root_cause or {}).get("cause"), "note": note, "resolved_at": now,
             "on_time": on_time, "resolution_round": changes["resolution_round"], "customer": case["customer"],
-            "revisit_owner": chart.revisit_owner(case["store_id"]).as_dict(), "locale": case["locale"]}))
+            "revisit_owner": chart.revisit_owner(case["store_id"]).as_dict(), "locale": case["locale"],
+            "resolved_by": principal.actor}))
         return changes, entry, outbox
     return _run(repository, case_id, scope, now, step)
 

@@ -64,6 +64,7 @@ SAMPLES = {
                    "remedy_id": "r1", "continue_treatment": True},
         "note": "已退差价", "resolved_at": T, "on_time": False, "resolution_round": 2,
         "customer": CUSTOMER, "revisit_owner": STAFF, "locale": "zh-CN", "amount_fen": 30_000,
+        "resolved_by": "sh-xh-s1",
         "root_cause": "unkept_promise"},
     ev.CASE_REOPENED: {
         "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",

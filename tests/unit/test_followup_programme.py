@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from closeloop_shared.access import Principal
 from closeloop_shared.contract import CustomerTier, PrincipalKind, Role, RevisitTaskStatus
-from services.followup import profiles, programme, tiers
+from services.followup import profiles, programme, revisits, tiers
 
 NOW = datetime(2027, 3, 10, 2, 0, tzinfo=timezone.utc)
 STORES = frozenset({"SH-XH-001", "HZ-XH-001"})
@@ -142,3 +142,32 @@ def test_completion_counts_unreachable_customers_as_not_completed():
     rates = {c.owner_id: c for c in programme.completion(tasks)}
     assert (rates["a"].due, rates["a"].completed, rates["a"].unreachable, rates["a"].rate) == (4, 2, 1, 0.5)
     assert rates["b"].rate == 0.0
+
+
+def test_successive_revisits_change_purpose_and_a_special_customer_is_never_offered_anything():
+    assert [programme.purpose_for(n, CustomerTier.KEY).value for n in range(5)] == [
+        "care", "satisfaction", "service_reminder", "offer", "care"]
+    assert {programme.purpose_for(n, CustomerTier.SPECIAL).value for n in range(10)} == {"care", "satisfaction"}
+
+
+OWNER = {"staff_id": "sh-xh-rv", "name": "赵敏", "role": "store_staff", "email": None}
+SUPERVISOR = {"staff_id": "sh-xh-sv", "name": "钱主管", "role": "supervisor", "email": None}
+
+
+@pytest.mark.parametrize("resolved_by, surveyor", [
+    ("sh-xh-s1", "sh-xh-rv"),   # someone else resolved it: the store's revisit owner asks
+    ("sh-xh-rv", "sh-xh-sv"),   # the revisit owner resolved it: the next person asks
+    (None, "sh-xh-rv"),         # an older emitter does not say
+])
+def test_the_satisfaction_revisit_is_made_by_someone_other_than_the_handler(resolved_by, surveyor):
+    resolved = {"revisit_owner": OWNER, "resolved_by": resolved_by}
+    assert revisits.surveyor(resolved, [OWNER, SUPERVISOR])["staff_id"] == surveyor
+
+
+def test_a_revisit_after_a_reopening_is_a_recovery_re_survey():
+    def resolved(round_):
+        return {"case_id": "c1", "case_number": "CL-1", "resolution_round": round_, "store_id": "SH-XH-001",
+                "customer": {}, "locale": "zh-CN", "remedy": {}, "resolved_at": NOW}
+    assert revisits.schedule(resolved(1), OWNER, 60, NOW)["recovery"] is False
+    second = revisits.schedule(resolved(2), OWNER, 60, NOW)
+    assert second["recovery"] is True and second["owner"] == OWNER and second["due_at"] == NOW + timedelta(minutes=1)
