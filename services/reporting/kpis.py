@@ -1,7 +1,9 @@
 """The KPIs of the chain's complaint procedure, over read-model rows. Pure."""
 from collections import Counter
+from dataclasses import dataclass, field
 
 from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseStatus
+from services.reporting.facts import REPEAT_WINDOWS, TIMED_CLOCKS
 
 SATISFACTION_TARGET = 0.95
 OPEN_STATUSES = tuple(s.value for s in CaseStatus if s in ACTIVE_CASE_STATUSES)
@@ -82,3 +84,120 @@ def corrections(rows):
                  "corrected_to": dict(v["to"].get(category, {}))}
                  for category in sorted(set(v["classified"]) | set(v["corrected"]))}}
             for v in sorted(versions.values(), key=lambda v: v["model_version"] or "")]
+
+
+# -- over the pre-aggregated buckets (services/reporting/facts.py) ------------------------
+
+REPEAT_TARGET_CHANGE = -0.30  # seed 001: repeat problems down 30%
+REVISIT_SATISFACTION_TARGET = 0.90  # seed 001: revisit satisfaction >= 90%
+ON_TIME_TARGET = 0.95  # seed 001: complaints handled on time >= 95%
+
+
+@dataclass
+class Totals:
+    """Summed bucket counters: per category, and per handling staff member."""
+    categories: dict = field(default_factory=dict)  # category -> Counter{metric: n}
+    staff: dict = field(default_factory=dict)       # staff id -> Counter{metric: n}
+
+    def add(self, document):
+        for name, into in (("c", self.categories), ("s", self.staff)):
+            for key, counters in document.get(name, {}).items():
+                into.setdefault(key, Counter()).update(counters)
+        return self
+
+    def overall(self):
+        return sum(self.categories.values(), Counter())
+
+
+def totals(documents):
+    summed = Totals()
+    for document in documents:
+        summed.add(document)
+    return summed
+
+
+def clock_kpi(counters, clock):
+    """A clock counts once it has ended: met on time, met late, or breached unmet
+    (overdue: an unanswered breached case counts late, never drops out)."""
+    on_time, late, overdue = (counters[f"{clock}:{o}"] for o in ("on_time", "late", "overdue"))
+    counted = on_time + late + overdue
+    return {"counted": counted, "on_time": on_time, "late": late, "overdue": overdue,
+            "rate": _rate(on_time, counted), "target": ON_TIME_TARGET}
+
+
+def _by_prefix(counters, prefix):
+    return {name[len(prefix):]: n for name, n in counters.items() if name.startswith(prefix) and n}
+
+
+def breaches(counters):
+    found = {}
+    for name, n in _by_prefix(counters, "breach:").items():
+        clock, rung = name.rsplit(":", 1)
+        entry = found.setdefault(clock, {"total": 0, "by_rung": {}})
+        entry["total"] += n
+        entry["by_rung"][rung] = entry["by_rung"].get(rung, 0) + n
+    return found
+
+
+def satisfaction(counters):
+    satisfied, unsatisfied = counters["revisit:satisfied"], counters["revisit:unsatisfied"]
+    reached = satisfied + unsatisfied
+    return {"revisits": reached, "satisfied": satisfied, "unsatisfied": unsatisfied,
+            "rate": _rate(satisfied, reached), "target": REVISIT_SATISFACTION_TARGET}
+
+
+def repeat(counters, previous=None):
+    """Cases whose customer complained of the same category within N days before, over
+    all cases; with the change against the previous period (None without one)."""
+    result = {}
+    for window in REPEAT_WINDOWS:
+        rate = _rate(counters[f"repeat:{window}"], counters["cases"])
+        before = None if previous is None else _rate(previous[f"repeat:{window}"], previous["cases"])
+        result[str(window)] = {
+            "cases": counters[f"repeat:{window}"], "rate": rate, "previous_rate": before,
+            "change": round((rate - before) / before, 4) if rate is not None and before else None,
+            "target_change": REPEAT_TARGET_CHANGE}
+    return result
+
+
+def remedies(counters):
+    found = {}
+    for name, n in _by_prefix(counters, "remedy:").items():
+        option, unit = name.rsplit(":", 1)
+        found.setdefault(option, {"count": 0, "fen": 0})[unit] = n
+    return dict(sorted(found.items()))
+
+
+def pareto(counters):
+    """Root causes by count, largest first, with each one's share and the cumulative share
+    (the few causes behind most complaints)."""
+    causes = sorted(_by_prefix(counters, "root:").items(), key=lambda item: (-item[1], item[0]))
+    whole, running, rows = sum(n for _, n in causes), 0, []
+    for cause, n in causes:
+        running += n
+        rows.append({"root_cause": cause, "cases": n, "share": _rate(n, whole),
+                     "cumulative": _rate(running, whole)})
+    return rows
+
+
+def indicators(counters, previous=None):
+    """Every KPI of one set of summed counters (one store, region, category...)."""
+    return {
+        "cases": counters["cases"], "resolved": counters["resolved"],
+        "escalated": counters["escalated"], "reopened": counters["reopened"],
+        "on_time": {clock: clock_kpi(counters, clock) for clock in TIMED_CLOCKS},
+        "breaches": breaches(counters),
+        "satisfaction": satisfaction(counters),
+        "repeat": repeat(counters, previous),
+        "remedies": remedies(counters),
+        "root_causes": pareto(counters),
+    }
+
+
+def staff_indicators(counters):
+    """Seed 000's recognition of good handlers: what each handled, on time, and how
+    satisfied their customers were."""
+    return {"assigned": counters["assigned"], "resolved": counters["resolved"],
+            "resolved_on_time": counters["resolved_on_time"],
+            "on_time_rate": _rate(counters["resolved_on_time"], counters["resolved"]),
+            "satisfaction": satisfaction(counters)}

@@ -9,6 +9,7 @@ from datetime import timezone
 
 from closeloop_shared import events as ev
 from closeloop_shared.contract import CaseStatus
+from services.reporting.facts import customer_key
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Change:
     guarded: tuple = ()
     revisit: dict | None = None
     correction: dict | None = None
+    breach: dict | None = None
 
 
 # Lifecycle order: breaks ties between events stamped with the same moment (resolving an
@@ -46,10 +48,16 @@ def _status(name, at):
     return Guarded("status_order", order, {"status": name, "status_at": at, "status_order": order})
 
 
+def _handler(staff, at):
+    """Who handles the case now: the latest assignee, then whoever resolved it."""
+    return Guarded("handler_at", at, {"handler_id": staff["staff_id"], "handler_at": at})
+
+
 def project(event_type, data):
     if event_type == ev.CASE_SUBMITTED:
         return Change(fields={"case_number": data["case_number"], "store_id": data["store_id"],
-                              "channel": data["channel"], "submitted_at": data["submitted_at"]},
+                              "channel": data["channel"], "submitted_at": data["submitted_at"],
+                              "customer_key": customer_key(data["customer"])},
                       guarded=(_status(CaseStatus.NEW.value, data["submitted_at"]),))
     if event_type == ev.CASE_ROUTED:
         deadlines = data["deadlines"]
@@ -58,8 +66,10 @@ def project(event_type, data):
             if data.get("classified_by") == "model" else {}
         return Change(fields={"category": data["category"], "severity": data["severity"],
                               "store_id": data["store_id"],
-                              "first_response_due": deadlines["first_response_due"], **model},
+                              "first_response_due": deadlines["first_response_due"],
+                              "report_due": deadlines.get("report_due"), **model},
                       guarded=(_status(CaseStatus.ASSIGNED.value, data["routed_at"]),
+                               _handler(data["assignee"], data["routed_at"]),
                                # a reopening re-arms the resolution clock: its due wins
                                Guarded("resolution_due_set_at", data["routed_at"], {
                                    "resolution_due": deadlines["resolution_due"],
@@ -72,6 +82,7 @@ def project(event_type, data):
         known = {"root_cause": data["root_cause"]} if data.get("root_cause") else {}
         return Change(fields={"category": data["category"], **known}, guarded=(
             _status(CaseStatus.RESOLVED.value, data["resolved_at"]),
+            _handler(data["revisit_owner"], data["resolved_at"]),
             Guarded("resolution_round", data["resolution_round"], {
                 "resolution_round": data["resolution_round"], "resolved_at": data["resolved_at"],
                 "resolution_on_time": data["on_time"], "remedy_type": data["remedy"]["type"],
@@ -88,7 +99,13 @@ def project(event_type, data):
         return Change(fields={k: data[k] for k in ("root_cause", "merged_into") if data.get(k)},
                       guarded=(_status(CaseStatus.CLOSED.value, data["closed_at"]),))
     if event_type == ev.CASE_ESCALATED:
-        return Change(fields={"escalated": True}, maxima={"top_rung": data["rung"]})
+        return Change(fields={"escalated": True}, maxima={"top_rung": data["rung"]},
+                      guarded=(_handler(data["assignee"], data["escalated_at"]),))
+    if event_type == ev.CASE_DEADLINE_BREACHED:
+        # once per clock and deadline: a re-armed clock that breaches again counts again
+        return Change(breach={"clock": data["clock"], "rung": data["rung"], "due_at": data["due_at"]})
+    if event_type == ev.REPORT_SIGNED_OFF:
+        return Change(fields={"report_on_time": data["on_time"]})
     if event_type == ev.CASE_RECLASSIFIED:
         at = data["reclassified_at"]
         return Change(fields={"store_id": data["store_id"]},
@@ -115,4 +132,6 @@ def apply(row, change):
         row["revisits"] = row.get("revisits", []) + [change.revisit]
     if change.correction and change.correction not in row.get("corrections", []):
         row["corrections"] = row.get("corrections", []) + [change.correction]
+    if change.breach and change.breach not in row.get("breaches", []):
+        row["breaches"] = row.get("breaches", []) + [change.breach]
     return row

@@ -1,40 +1,98 @@
+from datetime import timedelta
+
 from prometheus_client.core import GaugeMetricFamily
 from pymongo import ASCENDING
+from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.events import SEVERITIES
 from services.reporting.kpis import OPEN_STATUSES
 
+LIVE = ""              # the collections the service reads and writes
+REBUILD = "rebuild_"   # where a replay rebuilds them, to be compared with the live ones
+
 
 class FactsRepository:
-    """reporting's `case_facts`: one row per case, built only from events."""
+    """reporting's read model, built only from events: `case_facts` (one row per case),
+    `report_buckets` (the pre-aggregated facts, services/reporting/facts.py) and
+    `reporting_events` (every event as received, to rebuild the others by replay)."""
 
-    def __init__(self, db):
-        self.facts = db["case_facts"]
+    def __init__(self, db, prefix=LIVE):
+        self.db = db
+        self.facts = db[f"{prefix}case_facts"]
+        self.buckets = db[f"{prefix}report_buckets"]
+        self.events = db["reporting_events"]
 
     @staticmethod
-    def ensure_indexes(db):
-        facts = db["case_facts"]
+    def ensure_indexes(db, prefix=LIVE):
+        facts = db[f"{prefix}case_facts"]
         facts.create_index([("submitted_at", ASCENDING), ("store_id", ASCENDING)])
         facts.create_index([("status", ASCENDING), ("severity", ASCENDING)])
+        facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
+        db["reporting_events"].create_index([("received_at", ASCENDING)])
 
-    def apply(self, case_id, change):
+    def atomically(self, work):
+        """Run work(session) in one transaction (retried on write conflicts)."""
+        try:
+            with self.db.client.start_session() as session:
+                session.with_transaction(work)
+        except DuplicateKeyError:  # a concurrent delivery of the same event committed it first
+            return
+
+    def record(self, key, event_type, payload, received_at, enrichment, session=None):
+        """Keep the event as received; False if it was already recorded (a redelivery).
+        Looked up first: a failed insert would abort the transaction it runs in. Two
+        deliveries racing both insert, and the loser's DuplicateKeyError says it is done."""
+        if self.events.find_one({"_id": key}, {"_id": 1}, session=session):
+            return False
+        self.events.insert_one({"_id": key, "type": event_type, "payload": payload,
+                                "received_at": received_at, "enrichment": enrichment}, session=session)
+        return True
+
+    def apply(self, case_id, change, session=None):
         """read_model.apply, as atomic MongoDB updates."""
         update = {"$setOnInsert": {"case_id": case_id}}
         if change.fields:
             update["$set"] = change.fields
         if change.maxima:
             update["$max"] = change.maxima
-        added = {name: item for name, item in (("revisits", change.revisit), ("corrections", change.correction))
-                 if item}
+        added = {name: item for name, item in (
+            ("revisits", change.revisit), ("corrections", change.correction), ("breaches", change.breach)) if item}
         if added:
             update["$addToSet"] = added
-        self.facts.update_one({"_id": case_id}, update, upsert=True)
+        self.facts.update_one({"_id": case_id}, update, upsert=True, session=session)
         for guarded in change.guarded:
             self.facts.update_one(
                 # "not after" also matches a missing guard; a top-level $or would make
                 # the test stand-in scan the whole collection
                 {"_id": case_id, guarded.guard: {"$not": {"$gt": guarded.value}}},
-                {"$set": guarded.fields})
+                {"$set": guarded.fields}, session=session)
+
+    def row(self, case_id, session=None):
+        return self.facts.find_one({"_id": case_id}, session=session)
+
+    def latest_earlier_case(self, row, window_days, session=None):
+        """The submission time of the same customer's latest earlier case of the same
+        category within `window_days`, or None."""
+        category = row.get("corrected_category") or row.get("category")
+        earlier = self.facts.find({"customer_key": row["customer_key"], "_id": {"$ne": row["_id"]},
+                                   "submitted_at": {"$gte": row["submitted_at"] - timedelta(days=window_days),
+                                                    "$lte": row["submitted_at"]}},
+                                  {"submitted_at": 1, "category": 1, "corrected_category": 1}, session=session)
+        times = [other["submitted_at"] for other in earlier
+                 if (other.get("corrected_category") or other.get("category")) == category]
+        return max(times, default=None)
+
+    def count(self, case_id, fields, delta, counted, session=None):
+        """Set the row's derived fields and what it has added to the buckets; add `delta`."""
+        self.facts.update_one({"_id": case_id}, {"$set": {**fields, "counted": counted}}, session=session)
+        for bucket, paths in delta.items():
+            self.buckets.update_one({"_id": bucket}, {"$inc": paths}, upsert=True, session=session)
+
+    def bucket_documents(self, ids):
+        return self.buckets.find({"_id": {"$in": list(ids)}})
+
+    def recorded_events(self):
+        return self.events.find({}, sort=[("received_at", ASCENDING)])
 
     def rows(self, start, end, stores=None):
         """The rows of cases submitted in [start, end), of `stores` (None: all)."""

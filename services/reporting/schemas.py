@@ -11,4 +11,19 @@ OPENAPI = openapi.build("Closeloop reporting", {
                                              "per model version, the cases it classified by category, how "
                                              "many staff corrected, the rate and to which category"},
                                        404, 422, 503)}},
+    "/v1/reports/kpis": {"get": {
+        "summary": "KPIs of the cases submitted in a period (whole China days) by store, region, brand, "
+                   "category or staff, within the caller's stores; read from pre-aggregated facts",
+        "parameters": [openapi.query_param("from", "China date; default 7 days before to"),
+                       openapi.query_param("to", "China date (inclusive); default today"),
+                       openapi.query_param("store", "one store of the caller's scope"),
+                       openapi.query_param("by", "none (default), store, region, brand, category or staff"),
+                       openapi.query_param("format", "json (default) or csv")],
+        "responses": openapi.responses({200: "per group: cases; on-time first response, resolution and written "
+                                             "report (met or breached unmet; overdue counts late); breaches by "
+                                             "clock and rung; revisit satisfaction; repeat problems within 30/90 "
+                                             "days with the change against the previous period; remedies by "
+                                             "option A-D in fen; a Pareto of root causes. by=staff: each handler's "
+                                             "assigned, resolved, on-time rate and satisfaction"},
+                                       404, 422, 503)}},
 })

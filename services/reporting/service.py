@@ -1,5 +1,6 @@
 """Reporting entrypoints: every case event into the read model; summaries over HTTP."""
 from prometheus_client import REGISTRY
+from werkzeug.wrappers import Response
 
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler
@@ -10,7 +11,8 @@ from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import HttpError, http, json_response, requires
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import FollowsOrganisation, OpsEndpoints
-from services.reporting import kpis, periods, read_model
+
+from services.reporting import flows, kpis, periods, reports
 from services.reporting.repository import FactsRepository, OpenCasesCollector
 from services.reporting.schemas import OPENAPI
 
@@ -49,10 +51,17 @@ class OpenCasesGauge(Repository):
 def _handler(event_type):
     @event_handler(ev.EMITTERS[event_type], event_type)
     def handle(self, payload):
-        data = ev.load(event_type, payload)
-        self.facts.apply(data["case_id"], read_model.project(event_type, data))
+        flows.take_in(self.facts, event_type, payload, utcnow(), self.org)
     handle.__name__ = f"on_{event_type}"
     return handle
+
+
+def _period(request, now):
+    try:
+        return periods.period(request.args.get("from"), request.args.get("to"), now)
+    except periods.BadPeriod as bad:
+        raise HttpError(422, "validation_failed", f"{bad.field}: {bad.message}",
+                        {bad.field: [bad.message]})
 
 
 class ReportingService(OpsEndpoints, FollowsOrganisation):
@@ -72,20 +81,37 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     on_case_closed = _handler(ev.CASE_CLOSED)
     on_revisit_recorded = _handler(ev.REVISIT_RECORDED)
     on_case_reclassified = _handler(ev.CASE_RECLASSIFIED)
+    on_case_deadline_breached = _handler(ev.CASE_DEADLINE_BREACHED)
+    on_report_signed_off = _handler(ev.REPORT_SIGNED_OFF)
 
     @http("GET", "/v1/reports/summary", access=requires(P.REPORT_READ))
     def summary(self, request):
         now = utcnow()
-        try:
-            start, end = periods.period(request.args.get("from"), request.args.get("to"), now)
-        except periods.BadPeriod as bad:
-            raise HttpError(422, "validation_failed", f"{bad.field}: {bad.message}",
-                            {bad.field: [bad.message]})
-        store = request.args.get("store")
-        scope = scope_of(request.principal, self.org)
-        if store and not scope.allows(store):
-            raise HttpError(404, "store_not_found", f"no store {store}")
+        start, end = _period(request, now)
+        store, scope = self._store_in_scope(request)
         stores = {store} if store else scope.stores
         body = {"from": start, "to": end, "store": store,
                 **kpis.summarize(self.facts.rows(start, end, stores), now)}
         return json_response(200, body)
+
+    @http("GET", "/v1/reports/kpis", access=requires(P.REPORT_READ))
+    def kpis_report(self, request):
+        start, end = _period(request, utcnow())
+        store, scope = self._store_in_scope(request)
+        try:
+            group_by = reports.GroupBy(request.args.get("by", reports.GroupBy.NONE.value))
+        except ValueError:
+            message = f"one of {', '.join(g.value for g in reports.GroupBy)}"
+            raise HttpError(422, "validation_failed", f"by: {message}", {"by": [message]})
+        body = reports.report(self.facts, group_by, reports.plan(group_by, self.org, scope.stores, store),
+                              reports.span_of(start, end))
+        if request.args.get("format") == "csv":
+            return Response(reports.csv_text(body), status=200, headers={"Content-Type": "text/csv; charset=utf-8"})
+        return json_response(200, body)
+
+    def _store_in_scope(self, request):
+        store = request.args.get("store")
+        scope = scope_of(request.principal, self.org)
+        if store and not scope.allows(store):
+            raise HttpError(404, "store_not_found", f"no store {store}")
+        return store, scope

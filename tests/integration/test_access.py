@@ -110,6 +110,7 @@ EXPECTED = {
     ("notify", "post", "/v1/receipts/wechat"): "public",
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
+    ("reporting", "get", "/v1/reports/kpis"): row(F, F, OK, OK, H, OK, OK, F, F),  # takes no body
     ("routing", "get", "/v1/calendars/stores/{store_id}"): row(OK, H, OK, OK, H, OK, OK, F, F),
     ("routing", "put", "/v1/calendars/stores/{store_id}"): row(F, F, OK, OK, H, F, OK, F, F),
     ("routing", "post", "/v1/calendars/stores/{store_id}/closures"): row(F, F, OK, OK, H, F, OK, F, F),
@@ -282,7 +283,7 @@ def test_every_operation_answers_every_caller_as_the_access_table_says(stack, ca
     wrong = []
     for service, method, path in operations:
         params = {QUERIES[path]: case_a["case_id"]} if path in QUERIES else None
-        if path == "/v1/reports/summary":
+        if path in ("/v1/reports/summary", "/v1/reports/kpis"):
             params = {"store": "SH-XH-001"}
         for caller, headers in callers.items():
             response = stack.call(service, method.upper(), concrete(path, case_a), headers,

@@ -114,14 +114,18 @@ def test_same_moment_events_settle_by_lifecycle_order(first):
 def test_case_submitted():
     assert one(ev.CASE_SUBMITTED, submitted()) == {
         "case_number": "CL-20261123-000001", "store_id": "SH-XH-001", "channel": "wechat",
-        "submitted_at": T, "status": "new", "status_at": T}
+        "submitted_at": T, "status": "new", "status_at": T,
+        # who the customer is, as a digest only (repeat problems), never the phone itself
+        "customer_key": read_model.customer_key(CUSTOMER)}
+    assert CUSTOMER["phone"] not in str(one(ev.CASE_SUBMITTED, submitted()))
 
 
 def test_case_routed():
     assert one(ev.CASE_ROUTED, routed(at(0.01))) == {
         "category": "booking", "severity": "high", "store_id": "SH-XH-001",
-        "first_response_due": at(24.01), "resolution_due": at(48.01),
-        "resolution_due_set_at": at(0.01), "status": "assigned", "status_at": at(0.01)}
+        "first_response_due": at(24.01), "resolution_due": at(48.01), "report_due": None,
+        "resolution_due_set_at": at(0.01), "status": "assigned", "status_at": at(0.01),
+        "handler_id": "sh-xh-mg", "handler_at": at(0.01)}
 
 
 def test_case_first_responded():
@@ -134,7 +138,8 @@ def test_case_resolved():
     assert one(ev.CASE_RESOLVED, resolved(at(20))) == {
         "resolved_at": at(20), "resolution_on_time": True, "remedy_type": "refund",
         "refund_option": "full_stop", "category": "booking", "resolution_round": 1,
-        "remedy_amount_fen": 39_800, "status": "resolved", "status_at": at(20)}
+        "remedy_amount_fen": 39_800, "status": "resolved", "status_at": at(20),
+        "handler_id": "sh-xh-mg", "handler_at": at(20)}
 
 
 def test_case_resolved_with_an_apology_has_no_refund_option():
@@ -153,7 +158,43 @@ def test_case_closed():
 
 
 def test_case_escalated():
-    assert one(ev.CASE_ESCALATED, escalated(3, at(28))) == {"escalated": True, "top_rung": 3}
+    assert one(ev.CASE_ESCALATED, escalated(3, at(28))) == {
+        "escalated": True, "top_rung": 3, "handler_id": "sh-xh-mg", "handler_at": at(28)}
+
+
+def breached(clock, due, rung=2):
+    return loaded(ev.CASE_DEADLINE_BREACHED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "severity": "high", "category": "booking", "clock": clock, "basis": "wall",
+        "policy_id": "default", "policy_version": 1, "due_at": due, "breached_at": due,
+        "rung": rung, "assignee": STAFF})
+
+
+def signed_off(on_time):
+    return loaded(ev.REPORT_SIGNED_OFF, {
+        "event_id": "e9", "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "actor": "gm", "at": at(7), "on_time": on_time})
+
+
+def test_case_deadline_breached_counts_once_per_clock_and_deadline():
+    row = replay([(ev.CASE_DEADLINE_BREACHED, breached("first_response", at(24))),
+                  (ev.CASE_DEADLINE_BREACHED, breached("first_response", at(24))),
+                  (ev.CASE_DEADLINE_BREACHED, breached("resolution", at(48), rung=3))])
+    assert row == {"breaches": [{"clock": "first_response", "rung": 2, "due_at": at(24)},
+                                {"clock": "resolution", "rung": 3, "due_at": at(48)}]}
+
+
+def test_report_signed_off():
+    assert one(ev.REPORT_SIGNED_OFF, signed_off(False)) == {"report_on_time": False}
+
+
+def test_the_handler_is_the_latest_assignee_whatever_the_order():
+    other = dict(STAFF, staff_id="sh-rm")
+    late_escalation = loaded(ev.CASE_ESCALATED, {
+        "case_id": "c1", "case_number": "CL-20261123-000001", "store_id": "SH-XH-001",
+        "severity": "high", "reason": "first_response", "rung": 3, "assignee": other, "escalated_at": at(30)})
+    events = [(ev.CASE_ESCALATED, late_escalation), (ev.CASE_ROUTED, routed(at(0.01)))]
+    assert replay(events)["handler_id"] == replay(events[::-1])["handler_id"] == "sh-rm"
 
 
 def test_revisit_recorded():
@@ -179,6 +220,8 @@ def test_every_case_event_reporting_receives_is_projected():
                ev.CASE_ESCALATED: escalated(3, T), ev.CASE_FIRST_RESPONDED: responded(T),
                ev.CASE_RESOLVED: resolved(T), ev.CASE_REOPENED: reopened(T),
                ev.CASE_CLOSED: closed(T), ev.REVISIT_RECORDED: revisit("r1", 3, T),
+               ev.CASE_DEADLINE_BREACHED: breached("first_response", T),
+               ev.REPORT_SIGNED_OFF: signed_off(True),
                ev.CASE_RECLASSIFIED: loaded(ev.CASE_RECLASSIFIED, {
                    "event_id": "e1", "correction_id": "c1:3", "case_id": "c1", "store_id": "SH-XH-001",
                    "previous_category": "equipment", "category": "booking", "by_role": "supervisor",

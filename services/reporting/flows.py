@@ -1,0 +1,94 @@
+"""reporting's use cases: take in an event (keep it, project it onto its case's row,
+bring the pre-aggregated buckets in step) and rebuild the read model by replay."""
+from closeloop_shared import events as ev
+from services.reporting import facts as pre
+from services.reporting import read_model
+
+
+def enrichment(event_type, data, organisation):
+    """What the event does not carry but the buckets need, as known when it arrived:
+    the store's region and brand (a store moved later keeps its past in the old region)."""
+    if event_type != ev.CASE_SUBMITTED:
+        return {}
+    store = organisation.store(data["store_id"])
+    if store is None:
+        return {}
+    return {"region_id": store.region_id, "brand_id": organisation.brand_of_store(store.store_id)}
+
+
+def take_in(repository, event_type, payload, received_at, organisation):
+    """Record and count one event once, however often it is delivered: the event, the
+    row's change and the buckets' increments commit together or not at all."""
+    data = ev.load(event_type, payload)
+    key = pre.event_key(event_type, data)
+    extra = enrichment(event_type, data, organisation)
+
+    def transaction(session):
+        if repository.record(key, event_type, payload, received_at, extra, session=session):
+            project(repository, event_type, data, extra, session)
+
+    repository.atomically(transaction)
+
+
+def project(repository, event_type, data, extra, session=None):
+    change = read_model.project(event_type, data)
+    if extra:
+        change = read_model.Change(fields={**change.fields, **extra}, maxima=change.maxima,
+                                   guarded=change.guarded, revisit=change.revisit,
+                                   correction=change.correction, breach=change.breach)
+    repository.apply(data["case_id"], change, session=session)
+    settle(repository, data["case_id"], session)
+
+
+def settle(repository, case_id, session=None):
+    """Add to the buckets what the case's row now contributes beyond what it had."""
+    row = repository.row(case_id, session=session)
+    derived = {"repeat_gap_days": repeat_gap_days(repository, row, session)}
+    row.update(derived)
+    new = pre.contribution(row)
+    old = {}
+    for bucket, path, n in row.get("counted", []):
+        old.setdefault(bucket, {})[path] = n
+    counted = [[bucket, path, n] for bucket, paths in sorted(new.items()) for path, n in sorted(paths.items())]
+    repository.count(case_id, derived, pre.difference(new, old), counted, session=session)
+
+
+def repeat_gap_days(repository, row, session=None):
+    """Days since the same customer's previous case of the same category (within the
+    longest window), or None."""
+    if not row.get("customer_key") or not row.get("submitted_at") or not (
+            row.get("corrected_category") or row.get("category")):
+        return None
+    earlier = repository.latest_earlier_case(row, max(pre.REPEAT_WINDOWS), session)
+    return None if earlier is None else (row["submitted_at"] - earlier).days
+
+
+def rebuild(live, scratch, progress=lambda done: None):
+    """Replay every recorded event into `scratch` (empty), in the order received.
+    Returns how many events were replayed."""
+    done = 0
+    for recorded in live.recorded_events():
+        data = ev.load(recorded["type"], recorded["payload"])
+        project(scratch, recorded["type"], data, recorded.get("enrichment") or {})
+        done += 1
+        progress(done)
+    return done
+
+
+def differences(live, rebuilt):
+    """The buckets where live and rebuilt disagree: {bucket id: (live, rebuilt)}."""
+    left, right = (_normalised(repository.buckets.find({})) for repository in (live, rebuilt))
+    return {bucket: (left.get(bucket), right.get(bucket))
+            for bucket in set(left) | set(right) if left.get(bucket) != right.get(bucket)}
+
+
+def _normalised(documents):
+    """Bucket documents without zero counters (a correction leaves zeros behind in the
+    live model that a replay never writes)."""
+    def prune(value):
+        if isinstance(value, dict):
+            kept = {k: prune(v) for k, v in value.items() if k != "_id"}
+            return {k: v for k, v in kept.items() if v not in (0, {})}
+        return value
+    pruned = {document["_id"]: prune(document) for document in documents}
+    return {bucket: value for bucket, value in pruned.items() if value}

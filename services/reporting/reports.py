@@ -1,0 +1,120 @@
+"""Reports over the pre-aggregated buckets: which buckets a request needs (by its scope,
+grouping and period), the KPIs they sum to, trends, and the CSV form. Pure but for
+`report`, which reads the buckets through the repository it is given."""
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+
+from closeloop_shared.clock import CHINA
+from services.reporting import kpis
+from services.reporting.facts import Span
+
+
+class GroupBy(str, Enum):
+    NONE = "none"
+    STORE = "store"
+    REGION = "region"
+    BRAND = "brand"
+    CATEGORY = "category"
+    STAFF = "staff"
+
+
+UNIT_LEVELS = {GroupBy.STORE: "store", GroupBy.REGION: "region", GroupBy.BRAND: "brand"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    level: str    # which buckets: store, region or brand
+    groups: dict  # group name -> unit ids at that level
+
+
+def span_of(start, end):
+    """The China days of [start, end) (a report counts whole days)."""
+    return Span(start.astimezone(CHINA).date(), (end - timedelta(microseconds=1)).astimezone(CHINA).date())
+
+
+def _units(organisation, scope_stores):
+    """Every store, region and brand whose stores all lie in the scope (None: all)."""
+    def inside(stores):
+        return bool(stores) and (scope_stores is None or stores <= scope_stores)
+    stores = set(organisation.stores) if scope_stores is None else set(scope_stores)
+    return {"store": {s: {s} for s in sorted(stores)},
+            "region": {r: organisation.stores_of_region(r) for r in sorted(organisation.regions)
+                       if inside(organisation.stores_of_region(r))},
+            "brand": {b: organisation.stores_of_brand(b) for b in sorted(organisation.brands)
+                      if inside(organisation.stores_of_brand(b))}}
+
+
+def plan(group_by, organisation, scope_stores, store=None):
+    """The buckets' level and units per group. Totals read the coarsest level that covers
+    the scope exactly (a general manager's year is a dozen brand documents)."""
+    if store is not None:
+        scope_stores = frozenset({store})
+    units = _units(organisation, scope_stores)
+    if group_by in UNIT_LEVELS:
+        level = UNIT_LEVELS[group_by]
+        return Plan(level, {unit: [unit] for unit in units[level]})
+    wanted = set(units["store"])
+    for level in ("brand", "region"):
+        if units[level] and set().union(*units[level].values()) == wanted:
+            return Plan(level, {"all": sorted(units[level])})
+    return Plan("store", {"all": sorted(units["store"])})
+
+
+def _read(repository, level, unit_ids, span):
+    ids = [bucket for unit in unit_ids for bucket in span.bucket_ids(level, unit)]
+    return kpis.totals(repository.bucket_documents(ids))
+
+
+def report(repository, group_by, the_plan, span):
+    """The KPIs of each group over the span, with the previous span of the same length
+    (for the repeat-problem change)."""
+    length = span.last - span.first + timedelta(days=1)
+    previous = Span(span.first - length, span.first - timedelta(days=1))
+    groups = {}
+    for name, unit_ids in the_plan.groups.items():
+        now, before = (_read(repository, the_plan.level, unit_ids, s) for s in (span, previous))
+        if group_by is GroupBy.CATEGORY:
+            for category, counters in sorted(now.categories.items()):
+                if not +counters:  # every case it had moved to another category
+                    continue
+                groups[category] = kpis.indicators(counters, before.categories.get(category, Counter()))
+        elif group_by is GroupBy.STAFF:
+            groups.update({staff: kpis.staff_indicators(counters)
+                           for staff, counters in sorted(now.staff.items()) if +counters})
+        else:
+            groups[name] = kpis.indicators(now.overall(), before.overall())
+    return {"from": span.first.isoformat(), "to": span.last.isoformat(), "by": group_by.value,
+            "previous": {"from": previous.first.isoformat(), "to": previous.last.isoformat()},
+            "groups": groups}
+
+
+CSV_COLUMNS = ("group", "cases", "resolved", "first_response_on_time_rate", "resolution_on_time_rate",
+               "report_on_time_rate", "overdue", "breaches", "satisfaction_rate", "revisits",
+               "repeat_30_rate", "repeat_90_rate", "repeat_90_change", "remedies_fen", "top_root_cause")
+
+
+def csv_text(body):
+    """One line per group (staff groups: their handling columns only)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for name, group in body["groups"].items():
+        if "on_time" not in group:  # a staff member
+            writer.writerow([name, "", group["resolved"], "", group["on_time_rate"], "", "", "",
+                             group["satisfaction"]["rate"], group["satisfaction"]["revisits"], "", "", "", "", ""])
+            continue
+        on_time = group["on_time"]
+        writer.writerow([
+            name, group["cases"], group["resolved"],
+            on_time["first_response"]["rate"], on_time["resolution"]["rate"], on_time["report"]["rate"],
+            sum(clock["overdue"] for clock in on_time.values()),
+            sum(clock["total"] for clock in group["breaches"].values()),
+            group["satisfaction"]["rate"], group["satisfaction"]["revisits"],
+            group["repeat"]["30"]["rate"], group["repeat"]["90"]["rate"], group["repeat"]["90"]["change"],
+            sum(remedy["fen"] for remedy in group["remedies"].values()),
+            group["root_causes"][0]["root_cause"] if group["root_causes"] else ""])
+    return out.getvalue()
