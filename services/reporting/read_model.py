@@ -48,9 +48,9 @@ def _status(name, at):
     return Guarded("status_order", order, {"status": name, "status_at": at, "status_order": order})
 
 
-def _handler(staff, at):
+def _handler(staff_id, at):
     """Who handles the case now: the latest assignee, then whoever resolved it."""
-    return Guarded("handler_at", at, {"handler_id": staff["staff_id"], "handler_at": at})
+    return Guarded("handler_at", at, {"handler_id": staff_id, "handler_at": at})
 
 
 def project(event_type, data):
@@ -69,7 +69,7 @@ def project(event_type, data):
                               "first_response_due": deadlines["first_response_due"],
                               "report_due": deadlines.get("report_due"), **model},
                       guarded=(_status(CaseStatus.ASSIGNED.value, data["routed_at"]),
-                               _handler(data["assignee"], data["routed_at"]),
+                               _handler(data["assignee"]["staff_id"], data["routed_at"]),
                                # a reopening re-arms the resolution clock: its due wins
                                Guarded("resolution_due_set_at", data["routed_at"], {
                                    "resolution_due": deadlines["resolution_due"],
@@ -82,7 +82,8 @@ def project(event_type, data):
         known = {"root_cause": data["root_cause"]} if data.get("root_cause") else {}
         return Change(fields={"category": data["category"], **known}, guarded=(
             _status(CaseStatus.RESOLVED.value, data["resolved_at"]),
-            _handler(data["revisit_owner"], data["resolved_at"]),
+            # who resolved it (older emitters name only the revisit owner, then the resolver)
+            _handler(data.get("resolved_by") or data["revisit_owner"]["staff_id"], data["resolved_at"]),
             Guarded("resolution_round", data["resolution_round"], {
                 "resolution_round": data["resolution_round"], "resolved_at": data["resolved_at"],
                 "resolution_on_time": data["on_time"], "remedy_type": data["remedy"]["type"],
@@ -100,7 +101,7 @@ def project(event_type, data):
                       guarded=(_status(CaseStatus.CLOSED.value, data["closed_at"]),))
     if event_type == ev.CASE_ESCALATED:
         return Change(fields={"escalated": True}, maxima={"top_rung": data["rung"]},
-                      guarded=(_handler(data["assignee"], data["escalated_at"]),))
+                      guarded=(_handler(data["assignee"]["staff_id"], data["escalated_at"]),))
     if event_type == ev.CASE_DEADLINE_BREACHED:
         # once per clock and deadline: a re-armed clock that breaches again counts again
         return Change(breach={"clock": data["clock"], "rung": data["rung"], "due_at": data["due_at"]})

@@ -307,3 +307,8 @@ def test_revisits_accumulate_once_each():
                   (ev.REVISIT_RECORDED, revisit("r2", 5, at(150))),
                   (ev.REVISIT_RECORDED, revisit("r1", 1, at(80)))])
     assert [v["revisit_id"] for v in row["revisits"]] == ["r1", "r2"]
+
+
+def test_the_handler_is_whoever_resolved_the_case_not_the_revisit_owner():
+    data = dict(resolved(at(20)), resolved_by="sh-xh-staff")
+    assert one(ev.CASE_RESOLVED, data)["handler_id"] == "sh-xh-staff"
