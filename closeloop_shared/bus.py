@@ -47,6 +47,12 @@ INBOUND_QUEUE = Queue("intake.feedback_submitted", exchange=INBOUND_EXCHANGE,
 VISIT_COMPLETED_KEY = "visit.completed"
 VISIT_COMPLETED_QUEUE = Queue("followup.visit_completed", exchange=INBOUND_EXCHANGE,
                               routing_key=VISIT_COMPLETED_KEY, durable=True)
+# Booking systems' appointments (services/followup/schemas.py AppointmentIn, AppointmentCancelledIn).
+APPOINTMENT_BOOKED_KEY, APPOINTMENT_CHANGED_KEY = "appointment.booked", "appointment.changed"
+APPOINTMENT_CANCELLED_KEY = "appointment.cancelled"
+APPOINTMENT_QUEUES = {key: Queue(f"followup.{key.replace('.', '_')}", exchange=INBOUND_EXCHANGE,
+                                 routing_key=key, durable=True)
+                      for key in (APPOINTMENT_BOOKED_KEY, APPOINTMENT_CHANGED_KEY, APPOINTMENT_CANCELLED_KEY)}
 
 DEAD_LETTER_EXCHANGE = Exchange("closeloop.dead_letter", type="topic", durable=True)
 DEAD_LETTER_QUEUE = Queue("closeloop.dead_letter", exchange=DEAD_LETTER_EXCHANGE,
@@ -276,5 +282,6 @@ class DeclareQueues(DependencyProvider):
         config = self.container.config
         with Connection(setting(config, AMQP_URI)) as connection:
             channel = connection.default_channel
-            for queue in [INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, DEAD_LETTER_QUEUE, *subscriber_queues(config)]:
+            for queue in [INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, *APPOINTMENT_QUEUES.values(), DEAD_LETTER_QUEUE,
+                          *subscriber_queues(config)]:
                 queue(channel).declare()

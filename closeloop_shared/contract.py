@@ -268,3 +268,11 @@ class RevisitTaskStatus(str, Enum):
     UNREACHABLE = "unreachable"  # every attempt failed: counts against completion, never dropped
     CANCELLED = "cancelled"      # consent withdrawn, or replaced by a reschedule
     THROTTLED = "throttled"      # a survey within the window across programmes: not asked again
+
+
+class AppointmentStatus(str, Enum):
+    """An appointment as booking systems report it (appointment.* on closeloop.inbound)."""
+    BOOKED = "booked"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"      # the customer did not come: a care revisit follows
+    CANCELLED = "cancelled"  # its reminder is removed

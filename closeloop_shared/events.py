@@ -49,6 +49,10 @@ REVISIT_RECORDED = "revisit_recorded"
 # a relationship revisit of the tiered programme ended: reached (with its outcome) or
 # unreachable after every attempt (for completion rates per store and owner)
 REVISIT_TASK_COMPLETED = "revisit_task_completed"
+# appointments from booking systems (services/followup/appointments.py): the customer is
+# told of a booking or its new time, and reminded the day before (notify sends both)
+APPOINTMENT_CONFIRMED = "appointment_confirmed"
+APPOINTMENT_REMINDER_DUE = "appointment_reminder_due"
 
 NOTIFY = "notify"
 NOTIFICATION_FAILED = "notification_failed"
@@ -68,6 +72,7 @@ EMITTERS = {
     CASE_RESUMED: ROUTING, REMEDY_PROPOSED: ROUTING, REMEDY_DECIDED: ROUTING, REPORT_FILED: ROUTING,
     REPORT_SIGNED_OFF: ROUTING, CASE_LINKED: ROUTING, CASE_MERGED: ROUTING, CASE_ARCHIVED: ROUTING,
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP, REVISIT_TASK_COMPLETED: FOLLOWUP,
+    APPOINTMENT_CONFIRMED: FOLLOWUP, APPOINTMENT_REMINDER_DUE: FOLLOWUP,
     NOTIFICATION_FAILED: NOTIFY,
 }
 
@@ -85,6 +90,8 @@ SUBSCRIPTIONS = {
     CASE_REOPENED: (("followup", "on_case_reopened"), ("reporting", "on_case_reopened")),
     CASE_CLOSED: (("reporting", "on_case_closed"),),
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
+    APPOINTMENT_CONFIRMED: (("notify", "on_appointment_confirmed"),),
+    APPOINTMENT_REMINDER_DUE: (("notify", "on_appointment_reminder_due"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
     # a notification nobody could be reached by becomes a task on the case
@@ -442,6 +449,28 @@ class RevisitTaskCompleted(EventSchema):
     completed_at = fields.AwareDateTime(required=True)
 
 
+class AppointmentMessage(EventSchema):
+    """What notify needs to tell a customer about an appointment. notify keys its
+    delivery log by case_id: the appointment's id stands in for it."""
+    event_id = fields.String(required=True)
+    case_id = fields.String(required=True)
+    appointment_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    customer = fields.Nested(Contact, required=True)
+    service_item = fields.String(required=True)
+    starts_at = fields.AwareDateTime(required=True)
+    locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+
+
+class AppointmentConfirmed(AppointmentMessage):
+    confirmed_at = fields.AwareDateTime(required=True)
+    change = fields.Boolean(load_default=False)  # the appointment moved: its new time
+
+
+class AppointmentReminderDue(AppointmentMessage):
+    reminded_at = fields.AwareDateTime(required=True)
+
+
 class CaseReassigned(EventSchema):
     """A case handed to someone else on its rung: its owner was deactivated, or a
     manager reassigned it."""
@@ -570,6 +599,8 @@ SCHEMAS = {
     NOTIFICATION_FAILED: NotificationFailed(),
     REVISIT_RECORDED: RevisitRecorded(),
     REVISIT_TASK_COMPLETED: RevisitTaskCompleted(),
+    APPOINTMENT_CONFIRMED: AppointmentConfirmed(),
+    APPOINTMENT_REMINDER_DUE: AppointmentReminderDue(),
     CASE_REASSIGNED: CaseReassigned(),
     CASE_RECLASSIFIED: CaseReclassified(),
     CASE_ACKNOWLEDGED: CaseAcknowledged(),

@@ -1,5 +1,6 @@
-"""Use cases of the relationship revisit programme: plain functions over followup's
-repositories (customers, revisit_tasks) and the organisation; service.py calls them.
+"""Use cases of the relationship revisit programme and of appointments: plain functions
+over followup's repositories (customers, revisit_tasks, appointments) and the
+organisation; service.py calls them.
 
 Every write that causes an event puts it in the task's outbox in the same update;
 the caller flushes it (closeloop_shared.outbox)."""
@@ -12,10 +13,13 @@ from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY
 from closeloop_shared.config import setting
-from closeloop_shared.contract import Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role
+from closeloop_shared.contract import (
+    AppointmentStatus, Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
 from closeloop_shared.events import new_event
+from services.followup import appointments as appointments_domain
 from services.followup import programme, tiers
 from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
+from services.notify.policy import QuietHours  # the one parser of NOTIFY_QUIET_HOURS
 
 # An outbox entry published on closeloop.inbound rather than as a followup event: a
 # complaint voiced during a revisit goes to intake like any other system's feedback.
@@ -157,13 +161,13 @@ def make_due(customers, tasks, settings, task_id, now):
     task = tasks.get(task_id)
     if task is None or task["status"] != RevisitTaskStatus.SCHEDULED.value:
         return None
-    customer = customers.get(task["member_id"]) or {}
+    customer = customers.get(task["member_id"])
     scheduled = (RevisitTaskStatus.SCHEDULED.value,)
-    if not customer.get("consent"):
+    if customer and not customer.get("consent"):  # no profile: a no-show's care revisit
         return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.CANCELLED.value,
                                                      "due_at": None, "cancel_reason": "consent_withdrawn"}, now)
     if programme.is_survey(task["purpose"]) and not task["attempts"] and not programme.survey_allowed(
-            customer.get("last_survey_at"), now, settings.survey_window):
+            (customer or {}).get("last_survey_at"), now, settings.survey_window):
         return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.THROTTLED.value,
                                                      "due_at": None}, now)
     return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.DUE.value, "due_at": None}, now)
@@ -263,3 +267,95 @@ def completion_rates(tasks, scope):
     return [dict(store_id=c.store_id, owner_id=c.owner_id, due=c.due, completed=c.completed,
                  unreachable=c.unreachable, rate=c.rate)
             for c in programme.completion(tasks.of_stores(scope.stores))]
+
+
+# -- appointments (services/followup/appointments.py) ---------------------------------------
+
+class BadMessage(Exception):
+    """A well-formed booking message that can never be processed (dead-lettered)."""
+
+
+def reminder_policy(config):
+    return appointments_domain.ReminderPolicy(int(setting(config, keys.FOLLOWUP_REMINDER_HOUR)),
+                                              QuietHours.parse(setting(config, keys.NOTIFY_QUIET_HOURS)))
+
+
+def appointment_booked(appointments, customers, tasks, org, policy, appointment, now):
+    """A new booking: stored with its reminder time, its confirmation in the outbox. The
+    events to flush."""
+    if appointment["store_id"] not in org.stores:
+        raise BadMessage(f"unknown store {appointment['store_id']}")
+    existing = appointments.get(appointment["appointment_id"])
+    if existing is None:
+        if appointment["starts_at"] <= now:
+            raise BadMessage("starts_at has passed: nothing to confirm or remind")
+        document = appointments_domain.booked(appointment, _timezone(org, appointment["store_id"]), policy, now)
+        if appointments.insert(document):
+            return document["outbox"]
+        existing = appointments.get(appointment["appointment_id"])  # another replica was first
+    return _newer(appointments, customers, tasks, org, policy, existing, appointment, now)
+
+
+def appointment_changed(appointments, customers, tasks, org, policy, appointment, now):
+    """A new time moves the reminder (and is confirmed); no_show makes a care revisit."""
+    existing = appointments.get(appointment["appointment_id"])
+    if existing is None:
+        if appointment["status"] != AppointmentStatus.BOOKED.value:
+            raise BadMessage("change of an unknown appointment")
+        return appointment_booked(appointments, customers, tasks, org, policy, appointment, now)
+    return _newer(appointments, customers, tasks, org, policy, existing, appointment, now)
+
+
+def _newer(appointments, customers, tasks, org, policy, existing, appointment, now):
+    if appointment["version"] <= existing["version"]:
+        return []  # a repeat, or older news
+    changes, events = appointments_domain.changed(existing, appointment, _timezone(org, existing["store_id"]),
+                                                  policy, now)
+    updated = appointments.apply_newer(existing["_id"], appointment["version"], changes, events, now)
+    if updated is None:
+        return []
+    if updated["status"] == AppointmentStatus.NO_SHOW.value:
+        no_show_revisit(customers, tasks, org, updated, now)
+    return events
+
+
+def appointment_cancelled(appointments, cancellation, now):
+    """The reminder is removed. A cancellation arriving before its booking leaves a
+    cancelled record, so the late booking (an older version) is never reminded."""
+    changes = appointments_domain.cancelled(cancellation["version"])
+    if appointments.apply_newer(cancellation["appointment_id"], cancellation["version"], changes, [], now):
+        return True
+    return appointments.insert(dict(changes, _id=cancellation["appointment_id"], created_at=now, updated_at=now,
+                                    outbox=[], outbox_pending=False))
+
+
+def appointment_reminder(appointments, appointment_id, now):
+    """The reminder's time came (the due timer's claim): its event, once, or None."""
+    document = appointments.get(appointment_id)
+    if document is None or document.get("reminder_at") is None:
+        return None
+    event = appointments_domain.reminder(document, now)
+    return event if appointments.take_reminder(document, event, now) else None
+
+
+def no_show_revisit(customers, tasks, org, appointment, now):
+    """A care revisit the day after a missed appointment (once per appointment), by the
+    store's revisit owner; not when the customer withdrew consent."""
+    profile_document = customers.get(appointment["member_id"]) if appointment.get("member_id") else None
+    if profile_document is not None and not profile_document.get("consent"):
+        return None
+    contact = appointment["customer"]
+    profile = Profile.from_document(profile_document) if profile_document else Profile(
+        member_id=contact.get("member_id") or f"appointment:{appointment['_id']}", name=contact["name"],
+        phone=contact.get("phone"), home_store_id=appointment["store_id"], consent=True,
+        preferred_channel=contact.get("preferred_channel"), wechat_openid=contact.get("wechat_openid"))
+    tz = _timezone(org, appointment["store_id"])
+    day = appointments_domain.no_show_revisit_day(appointment["starts_at"], tz)
+    owner = org.revisit_owner(appointment["store_id"]).as_dict()
+    tier = CustomerTier(profile_document["tier"]) if profile_document and profile_document.get("tier") \
+        else CustomerTier.POTENTIAL
+    task = programme.new_task(profile, tier, owner, RevisitPurpose.CARE,
+                              programme.slot(day, profile.contact_hours, 0, tz), now)
+    task["_id"], task["appointment_id"] = f"no-show:{appointment['_id']}", appointment["_id"]
+    tasks.insert(task)
+    return task

@@ -3,7 +3,7 @@ from pymongo import ASCENDING, ReturnDocument
 from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
-from closeloop_shared.contract import RevisitTaskStatus
+from closeloop_shared.contract import AppointmentStatus, RevisitTaskStatus
 from services.followup.programme import OPEN as OPEN_TASK
 from services.followup.revisits import RevisitStatus
 
@@ -177,3 +177,43 @@ class TaskRepository:
     def of_stores(self, store_ids):
         query = {} if store_ids is None else {"store_id": {"$in": sorted(store_ids)}}
         return list(self.tasks.find(query, {"store_id": 1, "owner_id": 1, "status": 1}))
+
+
+class AppointmentRepository:
+    """followup's `appointments` collection: one document per booking-system appointment,
+    with `reminder_at` while its day-before reminder is owed (read by the due timers
+    through the (status, reminder_at) index) and its events in an outbox."""
+
+    def __init__(self, db):
+        self.appointments = db["appointments"]
+        self.outbox = Outbox(self.appointments)
+
+    @staticmethod
+    def ensure_indexes(db):
+        appointments = db["appointments"]
+        appointments.create_index([("status", ASCENDING), ("reminder_at", ASCENDING)])
+        Outbox.ensure_indexes(appointments)
+
+    def insert(self, document):
+        return insert_new(self.appointments, document)
+
+    def get(self, appointment_id):
+        return self.appointments.find_one({"_id": appointment_id})
+
+    def apply_newer(self, appointment_id, version, changes, events, now):
+        """Apply a newer version of the appointment (an older or equal one changes
+        nothing: None), its events in the outbox by the same write."""
+        update = {"$set": dict(changes, updated_at=now)}
+        if events:
+            update["$set"]["outbox_pending"] = True
+            update["$push"] = {"outbox": {"$each": events}}
+        return self.appointments.find_one_and_update(
+            {"_id": appointment_id, "version": {"$lt": version}}, update, return_document=ReturnDocument.AFTER)
+
+    def take_reminder(self, appointment, event, now):
+        """The reminder is sent once: only while still owed at the version it was built from."""
+        return self.appointments.update_one(
+            {"_id": appointment["_id"], "version": appointment["version"],
+             "status": AppointmentStatus.BOOKED.value, "reminder_at": {"$lte": now}},
+            {"$set": {"reminder_at": None, "reminded_at": now, "updated_at": now, "outbox_pending": True},
+             "$push": {"outbox": event}}).modified_count == 1

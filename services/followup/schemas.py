@@ -1,11 +1,13 @@
 """What staff and other systems send to followup: the outcome of a satisfaction revisit,
 customer imports, tier overrides, attempts and outcomes of the tiered programme's
 revisits, and visits (visit.completed on closeloop.inbound)."""
-from marshmallow import fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from closeloop_shared import openapi
-from closeloop_shared.contract import CustomerTier
+from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, AppointmentStatus, CustomerTier
+from closeloop_shared.events import LOCALES
 from closeloop_shared.openapi import StrictSchema
+from services.followup.profiles import normalise_phone
 
 
 class OutcomeIn(StrictSchema):
@@ -59,6 +61,52 @@ class VisitCompletedIn(StrictSchema):
     store_id = fields.String(required=True, validate=validate.Length(1, 64))
     visited_at = fields.AwareDateTime(required=True)
     spend_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+
+
+class E164Phone(fields.String):
+    """A phone as people type it, loaded as E.164 (mainland China by default)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return normalise_phone(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class AppointmentCustomerIn(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 50))
+    phone = E164Phone(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True)
+    member_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+    wechat_openid = fields.String(allow_none=True, validate=validate.Length(1, 64))
+    preferred_channel = fields.String(allow_none=True, validate=validate.OneOf(CUSTOMER_NOTIFY_CHANNELS))
+
+
+class AppointmentIn(Schema):
+    """appointment.booked and appointment.changed on closeloop.inbound. `version`: the
+    booking system's revision of the appointment (a newer one wins; repeats are ignored).
+    Fields it does not know are ignored (a booking system sends more than we need)."""
+    class Meta:
+        unknown = EXCLUDE
+
+    appointment_id = fields.String(required=True, validate=validate.Length(1, 128))
+    store_id = fields.String(required=True, validate=validate.Length(1, 64))
+    customer = fields.Nested(AppointmentCustomerIn, required=True)
+    service_item = fields.String(required=True, validate=validate.Length(1, 100))
+    starts_at = fields.AwareDateTime(required=True)
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    status = fields.String(load_default=AppointmentStatus.BOOKED.value, validate=validate.OneOf(
+        [AppointmentStatus.BOOKED.value, AppointmentStatus.ATTENDED.value, AppointmentStatus.NO_SHOW.value]))
+    locale = fields.String(load_default="zh-CN", validate=validate.OneOf(LOCALES))
+
+
+class AppointmentCancelledIn(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    appointment_id = fields.String(required=True, validate=validate.Length(1, 128))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
 
 
 TASK = openapi.path_param("task_id")

@@ -10,6 +10,7 @@ from nameko.events import EventDispatcher
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import (
+    APPOINTMENT_BOOKED_KEY, APPOINTMENT_CANCELLED_KEY, APPOINTMENT_CHANGED_KEY, APPOINTMENT_QUEUES,
     INBOUND_EXCHANGE, INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, Unprocessable, amqp_user, consume, event_handler, timer)
 from closeloop_shared.due import due_timer
 from closeloop_shared.clock import utcnow
@@ -17,21 +18,24 @@ from closeloop_shared.config import setting
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
-from closeloop_shared.contract import RevisitTaskStatus
+from closeloop_shared.contract import AppointmentStatus, RevisitTaskStatus
 from closeloop_shared.http import (
     HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.followup import flows, profiles, revisits, scripts
-from services.followup.repository import CustomerRepository, RevisitRepository, TaskRepository
+from services.followup.repository import (
+    AppointmentRepository, CustomerRepository, RevisitRepository, TaskRepository)
 from services.followup.schemas import (
-    OPENAPI, AttemptIn, OutcomeIn, RescheduleIn, TierOverrideIn, VisitCompletedIn)
+    OPENAPI, AppointmentCancelledIn, AppointmentIn, AttemptIn, OutcomeIn, RescheduleIn, TierOverrideIn,
+    VisitCompletedIn)
 
 log = logging.getLogger(__name__)
 MAX_CLAIMS_PER_TICK = 200
 OUTCOME_IN = OutcomeIn()
 ATTEMPT_IN, RESCHEDULE_IN, TIER_IN, VISIT_IN = AttemptIn(), RescheduleIn(), TierOverrideIn(), VisitCompletedIn()
-TASKS = "revisit_tasks"
+APPOINTMENT_IN, CANCELLED_IN = AppointmentIn(), AppointmentCancelledIn()
+TASKS, APPOINTMENTS = "revisit_tasks", "appointments"
 IMPORT_BODY_FACTOR = 32  # an import may be larger than other bodies (2 MB by default)
 
 
@@ -42,6 +46,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     revisits = Repository(RevisitRepository)
     customers = Repository(CustomerRepository)
     tasks = Repository(TaskRepository)
+    appointments = Repository(AppointmentRepository)
     org = CurrentOrganisation()
     dispatch = EventDispatcher()
     config = Config()
@@ -111,6 +116,40 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_task_outbox(self):
         self.tasks.outbox.relay(self._publish, utcnow())
+        self.appointments.outbox.relay(self._publish, utcnow())
+
+    # -- appointments from booking systems (services/followup/appointments.py) -------------
+
+    @consume(APPOINTMENT_QUEUES[APPOINTMENT_BOOKED_KEY])
+    def on_appointment_booked(self, body):
+        self._booking(flows.appointment_booked, APPOINTMENT_IN.load(body))
+
+    @consume(APPOINTMENT_QUEUES[APPOINTMENT_CHANGED_KEY])
+    def on_appointment_changed(self, body):
+        self._booking(flows.appointment_changed, APPOINTMENT_IN.load(body))
+
+    @consume(APPOINTMENT_QUEUES[APPOINTMENT_CANCELLED_KEY])
+    def on_appointment_cancelled(self, body):
+        cancellation = CANCELLED_IN.load(body)
+        if flows.appointment_cancelled(self.appointments, cancellation, utcnow()):
+            log.info("appointment cancelled", extra={"appointment_id": cancellation["appointment_id"]})
+
+    @due_timer(APPOINTMENTS, "reminder_at", where={"status": AppointmentStatus.BOOKED.value})
+    def appointment_reminder_due(self, appointment_id):
+        """The day before, at the store-local hour: exactly one replica sends the reminder."""
+        event = flows.appointment_reminder(self.appointments, appointment_id, utcnow())
+        if event is not None:
+            self.appointments.outbox.flush(appointment_id, [event], self._publish)
+
+    def _booking(self, action, appointment):
+        """Validated by the schema (ValidationError: dead-lettered with the reason)."""
+        try:
+            events = action(self.appointments, self.customers, self.tasks, self.org,
+                            flows.reminder_policy(self.config), appointment, utcnow())
+        except flows.BadMessage as bad:
+            raise Unprocessable(str(bad))
+        if events:
+            self.appointments.outbox.flush(appointment["appointment_id"], events, self._publish)
 
     @consume(VISIT_COMPLETED_QUEUE)
     def on_visit_completed(self, body):

@@ -70,6 +70,12 @@ RULES = {rule.event: rule for rule in (
     Rule(ev.CASE_DEADLINE_APPROACHED, "deadline_warning", Audience.STAFF, "assignee",
          occurrence=lambda e: f"{e['clock']}:{e['due_at'].isoformat()}",
          urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
+    # appointments (followup): a booking or its new time is confirmed, and the customer
+    # reminded the day before; each time of an appointment is a notification of its own
+    Rule(ev.APPOINTMENT_CONFIRMED, "appointment_confirmation", Audience.CUSTOMER, "customer",
+         occurrence=lambda e: e["starts_at"].isoformat()),
+    Rule(ev.APPOINTMENT_REMINDER_DUE, "appointment_reminder", Audience.CUSTOMER, "customer",
+         occurrence=lambda e: e["starts_at"].isoformat()),
 )}
 TEMPLATES = tuple(sorted({rule.template for rule in RULES.values()}))
 # What a later event adds to the variables of a notification still waiting for it.

@@ -80,6 +80,14 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def on_case_deadline_approached(self, payload):
         self._deliver(ev.CASE_DEADLINE_APPROACHED, payload)
 
+    @event_handler(ev.FOLLOWUP, ev.APPOINTMENT_CONFIRMED)
+    def on_appointment_confirmed(self, payload):
+        self._deliver(ev.APPOINTMENT_CONFIRMED, payload)
+
+    @event_handler(ev.FOLLOWUP, ev.APPOINTMENT_REMINDER_DUE)
+    def on_appointment_reminder_due(self, payload):
+        self._deliver(ev.APPOINTMENT_REMINDER_DUE, payload)
+
     @timer(keys.NOTIFY_RETRY_INTERVAL_SECONDS)
     def send_due(self):
         """Deliveries whose time has come (quiet hours over, retries due), in order; and

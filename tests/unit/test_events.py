@@ -102,6 +102,13 @@ SAMPLES = {
     ev.REVISIT_RECORDED: {
         "revisit_id": "r1", "round": 1, "case_id": "c1", "store_id": "SH-XH-001", "score": 4,
         "satisfied": True, "reopens_case": False, "comment": "满意", "recorded_at": T},
+    ev.APPOINTMENT_CONFIRMED: {
+        "event_id": "e2", "case_id": "A-1", "appointment_id": "A-1", "store_id": "SH-XH-001",
+        "customer": CUSTOMER, "service_item": "补水护理", "starts_at": T, "locale": "zh-CN",
+        "confirmed_at": T, "change": True},
+    ev.APPOINTMENT_REMINDER_DUE: {
+        "event_id": "e3", "case_id": "A-1", "appointment_id": "A-1", "store_id": "SH-XH-001",
+        "customer": CUSTOMER, "service_item": "补水护理", "starts_at": T, "locale": "zh-CN", "reminded_at": T},
     ev.REVISIT_TASK_COMPLETED: {
         "event_id": "e1", "task_id": "t1", "store_id": "SH-XH-001", "owner_id": "sh-xh-rv", "tier": "key",
         "purpose": "care", "status": "unreachable", "attempts": 3, "score": None, "complaint": False,

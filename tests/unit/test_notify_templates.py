@@ -65,8 +65,18 @@ def approached(**overrides):
         "assignee": dict(MANAGER), **overrides})
 
 
+def appointment(event_type, **overrides):
+    moment = {ev.APPOINTMENT_CONFIRMED: "confirmed_at", ev.APPOINTMENT_REMINDER_DUE: "reminded_at"}[event_type]
+    return loaded(event_type, {
+        "event_id": "e1", "case_id": "A-9", "appointment_id": "A-9", "store_id": "SH-XH-001",
+        "customer": dict(CUSTOMER), "service_item": "补水面部护理", "starts_at": T + timedelta(days=1),
+        moment: T, **overrides})
+
+
 EVENTS = {ev.CASE_SUBMITTED: submitted, ev.CASE_ROUTED: routed, ev.CASE_ESCALATED: escalated,
-          ev.CASE_REASSIGNED: reassigned, ev.FOLLOWUP_DUE: due, ev.CASE_DEADLINE_APPROACHED: approached}
+          ev.CASE_REASSIGNED: reassigned, ev.FOLLOWUP_DUE: due, ev.CASE_DEADLINE_APPROACHED: approached,
+          ev.APPOINTMENT_CONFIRMED: lambda **o: appointment(ev.APPOINTMENT_CONFIRMED, **o),
+          ev.APPOINTMENT_REMINDER_DUE: lambda **o: appointment(ev.APPOINTMENT_REMINDER_DUE, **o)}
 
 
 def render(event_type, event, channel, locale=None, timezone_name="Asia/Shanghai", **context):
@@ -111,6 +121,9 @@ def test_identity_and_recipients():
     assert kinds.notification(ev.CASE_REASSIGNED, reassigned()).kind == "reassigned:sh-xh-mg"
     assert kinds.notification(ev.CASE_REASSIGNED, reassigned(previous_assignee=None)).kind == "reassigned:-"
     assert kinds.notification(ev.FOLLOWUP_DUE, due()).kind == "revisit_due:r7"
+    reminder = kinds.notification(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE))
+    assert reminder.kind == f"appointment_reminder:{(T + timedelta(days=1)).isoformat()}"
+    assert reminder.audience is Audience.CUSTOMER and reminder.case_id == "A-9"
     staff = kinds.notification(ev.CASE_ROUTED, routed())
     assert (staff.recipient, staff.addresses) == ("staff:sh-xh-mg", {"email": "zhang.li@yueyan.example"})
 

@@ -1,0 +1,116 @@
+"""Appointments from a booking system on closeloop.inbound, through followup and notify,
+against real RabbitMQ and the MongoDB-protocol server: booked and confirmed, changed
+(reconfirmed, reminder moved), reminded the day before once, a cancelled one never
+reminded, a no-show turned into a care revisit, bad messages dead-lettered."""
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import eventlet
+import pytest
+
+from closeloop_shared import bus
+from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
+from closeloop_shared.mongo import connect, database_name
+from services.followup.service import FollowupService
+from services.notify.service import NotifyService
+from tests.fixtures import wait_for
+
+pytestmark = pytest.mark.integration
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def booking(appointment_id, starts_at, version=1, **overrides):
+    return {"appointment_id": appointment_id, "store_id": "SH-XH-001", "service_item": "补水面部护理",
+            "customer": {"name": "刘女士", "phone": "13812345678", "member_id": f"M-{appointment_id}"},
+            "starts_at": starts_at.isoformat(), "version": version, "source_system": "meiye-pos", **overrides}
+
+
+def in_days(days, hour=15):
+    day = (utcnow().astimezone(SHANGHAI) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+def heard(record_events):
+    return record_events(ev.APPOINTMENT_CONFIRMED, ev.APPOINTMENT_REMINDER_DUE)
+
+
+@pytest.fixture
+def stack(container_factory, service_config, heard):
+    config = dict(service_config, NOTIFY_QUIET_HOURS="off", NOTIFY_CUSTOMER_CHANNELS="email",
+                  OUTBOX_RELAY_INTERVAL_SECONDS=1)
+    container_factory(FollowupService, config).start()
+    container_factory(NotifyService, config).start()
+    return config
+
+
+def appointments(config):
+    return connect(config["MONGO_URI"])[database_name(config, "followup")]["appointments"]
+
+
+def publish(amqp_bus, key, body):
+    amqp_bus.publish_feedback(body, routing_key=key)
+
+
+def test_booked_confirmed_changed_and_reminded_the_day_before_once(stack, amqp_bus, heard, smtp_sink):
+    starts = in_days(3)
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY,
+            booking("A-1", starts, customer={"name": "刘女士", "phone": "13812345678", "email": "a1@example.com"}))
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-1", starts))  # a repeat: nothing new
+    [confirmed] = wait_for(lambda: heard.of_type(ev.APPOINTMENT_CONFIRMED), what="confirmation")
+    assert confirmed["appointment_id"] == "A-1" and confirmed["change"] is False
+    assert confirmed["customer"]["phone"] == "+8613812345678"
+    stored = appointments(stack).find_one({"_id": "A-1"})
+    assert stored["reminder_at"].astimezone(SHANGHAI) == in_days(2, hour=10)
+    wait_for(lambda: smtp_sink.to("a1@example.com"), what="the confirmation e-mail")
+
+    moved = in_days(4)
+    publish(amqp_bus, bus.APPOINTMENT_CHANGED_KEY, booking("A-1", moved, version=2,
+                                                           customer=confirmed["customer"] | {"email": "a1@example.com"}))
+    publish(amqp_bus, bus.APPOINTMENT_CHANGED_KEY, booking("A-1", starts, version=1))  # older news
+    wait_for(lambda: len(heard.of_type(ev.APPOINTMENT_CONFIRMED)) == 2, what="the new time confirmed")
+    assert heard.of_type(ev.APPOINTMENT_CONFIRMED)[1]["change"] is True
+    wait_for(lambda: appointments(stack).find_one({"_id": "A-1"})["reminder_at"].astimezone(SHANGHAI)
+             == in_days(3, hour=10), what="the reminder moved")
+
+    # the day before has come
+    appointments(stack).update_one({"_id": "A-1"}, {"$set": {"reminder_at": utcnow()}})
+    [reminder] = wait_for(lambda: heard.of_type(ev.APPOINTMENT_REMINDER_DUE), what="the reminder")
+    assert reminder["starts_at"] == moved
+    wait_for(lambda: [m for m in smtp_sink.to("a1@example.com") if "明天" in m["Subject"]], what="reminder e-mail")
+    eventlet.sleep(2)
+    assert len(heard.of_type(ev.APPOINTMENT_REMINDER_DUE)) == 1
+
+
+def test_a_cancelled_appointment_is_never_reminded_even_when_the_cancellation_comes_first(stack, amqp_bus, heard):
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-2", in_days(3)))
+    wait_for(lambda: heard.of_type(ev.APPOINTMENT_CONFIRMED), what="confirmation")
+    publish(amqp_bus, bus.APPOINTMENT_CANCELLED_KEY, {"appointment_id": "A-2", "version": 2, "reason": "顾客出差"})
+    wait_for(lambda: appointments(stack).find_one({"_id": "A-2"})["status"] == "cancelled", what="cancelled")
+    publish(amqp_bus, bus.APPOINTMENT_CANCELLED_KEY, {"appointment_id": "A-3", "version": 2})
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-3", in_days(3), version=1))  # late
+    wait_for(lambda: appointments(stack).find_one({"_id": "A-3"}), what="the cancellation recorded")
+    for appointment_id in ("A-2", "A-3"):
+        appointments(stack).update_one({"_id": appointment_id}, {"$set": {"reminder_at": utcnow()}})
+    eventlet.sleep(3)
+    assert heard.of_type(ev.APPOINTMENT_REMINDER_DUE) == []
+    assert [c["appointment_id"] for c in heard.of_type(ev.APPOINTMENT_CONFIRMED)] == ["A-2"]
+
+
+def test_a_no_show_becomes_a_care_revisit_and_bad_messages_are_dead_lettered(stack, amqp_bus):
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-4", in_days(1)))
+    wait_for(lambda: appointments(stack).find_one({"_id": "A-4"}), what="booked")
+    publish(amqp_bus, bus.APPOINTMENT_CHANGED_KEY, booking("A-4", in_days(1), version=2, status="no_show"))
+    tasks = connect(stack["MONGO_URI"])[database_name(stack, "followup")]["revisit_tasks"]
+    task = wait_for(lambda: tasks.find_one({"_id": "no-show:A-4"}), what="a care revisit")
+    assert task["purpose"] == "care" and task["owner_id"] == "sh-xh-rv" and task["status"] == "scheduled"
+    assert task["due_at"].astimezone(SHANGHAI).date() == in_days(2).date()
+
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-5", in_days(2), customer={"name": "x", "phone": "123"}))
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-6", in_days(2), store_id="NOWHERE"))
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-7", in_days(-1)))
+    dead = wait_for(lambda: (lambda d: d if len(d) >= 3 else None)(amqp_bus.dead_letters()), what="3 dead letters")
+    reasons = sorted(d["headers"][bus.REASON_HEADER] for d in dead)
+    assert any("phone" in r for r in reasons) and any("unknown store NOWHERE" in r for r in reasons)
+    assert any("starts_at has passed" in r for r in reasons)
