@@ -233,9 +233,14 @@ def close(repository, case_id, actor, now, scope=EVERYWHERE):
     return _run(repository, case_id, scope, now, step)
 
 
-def reopen(repository, calendars, case_id, actor, reason, source, now, scope=EVERYWHERE):
+def reopen(repository, rules, case_id, actor, reason, source, now, scope=EVERYWHERE):
+    """Fresh clocks for the new round, and the case's rung told again: it must
+    acknowledge the reopened case within its timeout, or the case climbs."""
     def step(case, view):
-        changes, entry = lifecycle.reopen(view, actor, reason, source, now, calendars(case["store_id"]))
+        changes, entry = lifecycle.reopen(view, actor, reason, source, now, rules.calendar_of(case["store_id"]))
+        state = ladder.renotified(ladder.LadderState.from_doc(case["ladder"]), rules.rungs_of(case["store_id"]),
+                                  now, rules.ack_timeouts)
+        changes["ladder"] = state.to_doc()
         return changes, entry, [outgoing(ev.CASE_REOPENED, {
             "case_id": case["_id"], "case_number": case["case_number"], "store_id": case["store_id"],
             "reason": reason, "source": source, "reopened_at": now,
@@ -263,7 +268,7 @@ def add_task_for_failed_notification(repository, failed, now):
         return None, []
 
 
-def apply_revisit(repository, calendars, revisit, now):
+def apply_revisit(repository, rules, revisit, now):
     """A low score reopens the case; any other score closes it once its root cause is
     on record (until then it stays resolved, the close waiting for the root cause).
     Only the resolution the revisit asked about is touched: a redelivered or late
@@ -275,7 +280,7 @@ def apply_revisit(repository, calendars, revisit, now):
     actor = f"revisit:{revisit['revisit_id']}"
     if revisit["reopens_case"]:
         reason = f"revisit score {revisit['score']}: {revisit.get('comment') or ''}".strip()
-        return reopen(repository, calendars, case["_id"], actor, reason, "revisit", now)
+        return reopen(repository, rules, case["_id"], actor, reason, "revisit", now)
     if case.get("root_cause"):
         return close(repository, case["_id"], actor, now)
 

@@ -28,6 +28,7 @@ class CaseRules:
     calendar_of: Callable  # store_id -> StoreCalendar
     assign: Callable       # (store_id, category, severity, now) -> duty.Assignment
     ack_timeouts: dict
+    rungs_of: Callable     # store_id -> the ladder's rungs as the organisation holds them now
 
 
 def case_rules(config, cases, policies, calendars, rosters, org):
@@ -39,7 +40,8 @@ def case_rules(config, cases, policies, calendars, rosters, org):
         calendar_of=lambda store_id: calendar_flows.calendar_for(calendars, org, store_id),
         assign=lambda store_id, category, severity, now: duty_flows.assignee_for(
             cases, rosters, org, store_id, category, severity, now),
-        ack_timeouts=ladder.timeouts(lambda key: setting(config, key)))
+        ack_timeouts=ladder.timeouts(lambda key: setting(config, key)),
+        rungs_of=lambda store_id: ladder.resolve_rungs(org, store_id))
 
 
 def people(org, staff_ids):
@@ -133,7 +135,7 @@ def _climb(org, rules, case, state, fired, now):
     """(new ladder state or None, reason, the deadline that caused it). A clock that
     ran out moves the case up a rung even if its current rung acknowledged (a new
     alarm needs a new acknowledgement); an unacknowledged rung past its timeout too."""
-    rungs = ladder.resolve_rungs(org, case["store_id"])
+    rungs = rules.rungs_of(case["store_id"])
     if fired.breaches:
         name = fired.breaches[0]
         climbed, _ = ladder.climb(ladder.rearmed(state), rungs, now, rules.ack_timeouts)

@@ -228,6 +228,14 @@ def next_at(state):
     return None if state.acknowledged else state.ack_due_at
 
 
+def renotified(state, rungs, now, timeouts=DEFAULT_TIMEOUTS):
+    """The state of a case that needs its rung again (a reopened case): the people on
+    its rung now are told afresh and must acknowledge within the rung's timeout; the
+    notes so far are kept."""
+    fresh = start_on(rungs, state.level, now, timeouts)
+    return replace(fresh, notes=state.notes + fresh.notes)
+
+
 def rearmed(state):
     """The state as if its rung had not acknowledged yet: a clock that runs out is a new
     alarm, so the case climbs again (and the rung it reaches must acknowledge again)."""

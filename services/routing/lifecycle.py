@@ -7,8 +7,7 @@ returning the fields to change and a timeline entry (who, when, what, the values
 and after); the repository writes both at once, conditional on the version read. Clock
 effects go only through services/routing/sla.py.
 """
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 
 from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseAction, CaseStatus, RemedyStatus, RootCause
 from services.routing import remedies, sla

@@ -102,7 +102,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     @event_handler(ev.FOLLOWUP, ev.REVISIT_RECORDED)
     def on_revisit_recorded(self, payload):
         revisit = ev.load(ev.REVISIT_RECORDED, payload)
-        case, events = case_flows.apply_revisit(self.cases, self._calendar_of, revisit, utcnow())
+        case, events = case_flows.apply_revisit(self.cases, self._rules(), revisit, utcnow())
         if case:
             self._publish(case, events)
 
@@ -250,7 +250,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     @http("POST", "/v1/cases/<string:case_id>/reopen", access=requires(P.CASE_REOPEN))
     def reopen(self, request, case_id):
         body = load_or_422(REOPEN_IN, self._body(request))
-        return self._act(request, case_flows.reopen, self.cases, self._calendar_of, case_id,
+        return self._act(request, case_flows.reopen, self.cases, self._rules(), case_id,
                          request.principal.actor, body["reason"], "staff", utcnow(), self._scope(request))
 
     @http("POST", "/v1/cases/<string:case_id>/link", access=requires(P.CASE_MERGE))

@@ -4,7 +4,7 @@ acknowledge, the 12315 fast track with its signed-off report, remedy approval li
 and exactly one escalation per rung with three routing replicas."""
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest

@@ -31,7 +31,8 @@ def rules(policies=(), hours=DEFAULTS[CALENDAR_DEFAULT_HOURS], timeouts=ladder.D
         calendar_of=lambda store_id: calendar,
         assign=lambda store_id, category, severity, now: duty.assign(
             duty.Roster(store_id), chart, store_id, category, severity, open_counts, now),
-        ack_timeouts=timeouts)
+        ack_timeouts=timeouts,
+        rungs_of=lambda store_id: ladder.resolve_rungs(chart, store_id))
 
 
 class FakeCases:

@@ -9,13 +9,14 @@ from pathlib import Path
 from closeloop_shared import events as ev
 from closeloop_shared import org
 from closeloop_shared.contract import ClockName
-from services.routing import deadline_flows, duty, flows, ladder, policy
+from services.routing import case_flows, deadline_flows, flows, ladder, policy, sla
 from tests.unit.fakes import FakeCases, rules
 
 CHART = org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
 # Tuesday 2026-11-24 10:00 in Shanghai
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
 MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
 def submitted(channel="hotline", content="预约时间被改了也没人通知", referral=None, at=T0, category=None):
@@ -147,10 +148,53 @@ def test_a_store_without_a_supervisor_skips_that_rung_with_a_note():
     chart = replace(CHART, staff={k: replace(v, active=False) if k == "sh-xh-sv" else v
                                   for k, v in CHART.staff.items()})
     cases = FakeCases()
-    case_rules = replace(rules(), assign=lambda store_id, category, severity, now: duty.assign(
-        duty.Roster(store_id), chart, store_id, category, severity, {}, now))
+    case_rules = rules(chart=chart)
     case, _ = flows.route(cases, chart, case_rules, submitted(), T0)
     [(case, events)] = deadline_flows.check_case(cases, chart, case_rules, case["_id"], T0 + timedelta(minutes=30))
     [escalated] = payloads(events, ev.CASE_ESCALATED)
     assert escalated["role"] == "store_manager"
     assert any(e["action"] == "ladder_skipped" and e["role"] == "supervisor" for e in case["timeline"])
+
+
+def test_a_notification_nobody_could_receive_becomes_one_task_on_the_case():
+    cases = FakeCases()
+    case, _ = route(cases)
+    failed = {"event_id": "e1", "case_id": case["_id"], "case_number": case["case_number"], "store_id": "SH-XH-001",
+              "kind": "acknowledgement", "audience": "customer", "recipient": "customer:abc",
+              "reason": "sms: isv.MOBILE_NUMBER_ILLEGAL", "channels_tried": ["sms"], "action": "phone_call",
+              "failed_at": T0}
+    updated, _ = case_flows.add_task_for_failed_notification(cases, failed, T0 + MINUTE)
+    again, _ = case_flows.add_task_for_failed_notification(cases, dict(failed, event_id="e2"), T0 + 2 * MINUTE)
+    assert [t["action"] for t in again["tasks"]] == ["phone_call"] and again["version"] == updated["version"]
+    assert [e["action"] for e in again["timeline"]].count("task_added") == 1
+    assert case_flows.add_task_for_failed_notification(cases, dict(failed, case_id="nope"), T0) == (None, [])
+
+
+def test_a_customer_tier_given_at_intake_chooses_a_policy_for_that_tier():
+    cases = FakeCases()
+    vip = policy.validate(policy.SlaPolicy(
+        "key-customers", 1, "Key customers", policy.Conditions(tiers=frozenset({policy.CustomerTier.KEY})),
+        (policy.ClockSpec(ClockName.FIRST_RESPONSE, timedelta(hours=4), policy.ClockBasis.WALL, None),
+         policy.ClockSpec(ClockName.RESOLUTION, timedelta(hours=24), policy.ClockBasis.WALL, None))))
+    key = submitted()
+    key["customer"]["tier"] = "key"
+    case, _ = route(cases, key, rules((vip,)))
+    assert case["policy"]["policy_id"] == "key-customers"
+    assert case["clocks"]["first_response"]["due_at"] == T0 + timedelta(hours=4)
+    assert route(cases, submitted(), rules((vip,)))[0]["policy"]["policy_id"] == policy.DEFAULT_POLICY_ID
+
+
+def test_a_reopened_case_needs_its_rung_to_acknowledge_again():
+    cases = FakeCases()
+    case, _ = route(cases)
+    state = ladder.acknowledge(ladder.LadderState.from_doc(case["ladder"]), CHART.staff[case["assignee"]["staff_id"]], T0)
+    resolved, _ = sla.meet(case["clocks"], ["first_response", "update", "resolution"], T0 + MINUTE)
+    case = cases.update(case, {"ladder": state.to_doc(), "clocks": resolved, "status": "resolved",
+                               "resolution_round": 1, "next_check_at": None}, [], [], T0)
+    reopened, _ = case_flows.reopen(cases, rules(), case["_id"], "sh-xh-mg", "顾客仍不满意", "staff", T0 + 3 * DAY)
+    assert reopened["ladder"]["acknowledged_at"] is None
+    assert reopened["ladder"]["ack_due_at"] == T0 + 3 * DAY + timedelta(minutes=30)
+    assert reopened["next_check_at"] == reopened["ladder"]["ack_due_at"]
+    [(climbed, events)] = check(cases, reopened, T0 + 3 * DAY + timedelta(minutes=30))
+    [escalated] = payloads(events, ev.CASE_ESCALATED)
+    assert escalated["reason"] == "unacknowledged" and escalated["due_at"] == reopened["ladder"]["ack_due_at"]

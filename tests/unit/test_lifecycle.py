@@ -303,9 +303,9 @@ def test_a_satisfied_revisit_closes_only_once_the_root_cause_is_recorded():
     case_id = routed(cases)
     case_flows.resolve(cases, CHART, case_id, None, "", *CLERK, at(1))
     revisit = {"case_id": case_id, "round": 1, "revisit_id": "r1", "score": 5, "reopens_case": False}
-    case, events = case_flows.apply_revisit(cases, CALENDARS, revisit, at(2))
+    case, events = case_flows.apply_revisit(cases, CASE_RULES, revisit, at(2))
     assert case["status"] == "resolved" and case["close_pending"]["revisit_id"] == "r1" and events == []
-    again, _ = case_flows.apply_revisit(cases, CALENDARS, revisit, at(3))  # redelivered: nothing more
+    again, _ = case_flows.apply_revisit(cases, CASE_RULES, revisit, at(3))  # redelivered: nothing more
     assert again["timeline_count"] == case["timeline_count"]
     case, events = case_flows.record_root_cause(cases, CHART, case_id, *MANAGER, "poor_communication",
                                                 IMPROVEMENT, "", at(4))
@@ -345,7 +345,7 @@ def test_a_case_reopened_hundreds_of_times_keeps_a_bounded_document_and_its_whol
     for _ in range(300):
         case_flows.resolve(cases, CHART, case_id, None, "", *CLERK, now)
         now += timedelta(minutes=1)
-        case_flows.reopen(cases, CALENDARS, case_id, "sh-xh-mg", "不满意", "staff", now)
+        case_flows.reopen(cases, CASE_RULES, case_id, "sh-xh-mg", "不满意", "staff", now)
         now += timedelta(minutes=1)
     case = cases.get(case_id)
     assert case["reopen_count"] == 300 and case["timeline_count"] == routing + 600
@@ -377,7 +377,7 @@ def _every_action(cases, case_id, principal, scope, now):
         "file_report": lambda: case_flows.file_report(cases, case_id, principal, scope, "报告", now),
         "sign_off_report": lambda: case_flows.sign_off_report(cases, case_id, principal, scope, now),
         "resolve": lambda: case_flows.resolve(cases, CHART, case_id, None, "", principal, scope, now),
-        "reopen": lambda: case_flows.reopen(cases, CALENDARS, case_id, principal.actor, "不满意", "staff", now, scope),
+        "reopen": lambda: case_flows.reopen(cases, CASE_RULES, case_id, principal.actor, "不满意", "staff", now, scope),
         "link": lambda: case_flows.link(cases, case_id, "other", principal, scope, now),
         "merge": lambda: case_flows.merge(cases, case_id, "other", principal, scope, now),
         "archive": lambda: case_flows.archive(cases, case_id, principal, scope, now),
@@ -472,15 +472,15 @@ def test_a_revisit_reopens_or_closes_only_a_resolved_case_of_its_round(score, st
     case_id = routed(cases)
     revisit = {"revisit_id": "r1", "round": 1, "case_id": case_id, "score": score, "reopens_case": score <= 2,
                "comment": "还是疼"}
-    assert case_flows.apply_revisit(cases, CALENDARS, revisit, at(1))[1] == []  # not resolved yet: untouched
+    assert case_flows.apply_revisit(cases, CASE_RULES, revisit, at(1))[1] == []  # not resolved yet: untouched
     case_flows.record_root_cause(cases, CHART, case_id, *MANAGER, "misunderstanding", [], "", at(1))
     case_flows.resolve(cases, CHART, case_id, None, "", *CLERK, at(2))
-    updated, events = case_flows.apply_revisit(cases, CALENDARS, revisit, at(72))
+    updated, events = case_flows.apply_revisit(cases, CASE_RULES, revisit, at(72))
     assert updated["status"] == status and [e["type"] for e in events] == [event]
     assert updated["timeline"][-1]["actor"] == "revisit:r1"
-    assert case_flows.apply_revisit(cases, CALENDARS, revisit, at(73))[1] == []  # redelivered
+    assert case_flows.apply_revisit(cases, CASE_RULES, revisit, at(73))[1] == []  # redelivered
     late = dict(revisit, round=0, revisit_id="r0")
-    assert case_flows.apply_revisit(cases, CALENDARS, late, at(74))[1] == []
+    assert case_flows.apply_revisit(cases, CASE_RULES, late, at(74))[1] == []
 
 
 def test_the_timeline_names_the_principal():
@@ -490,7 +490,7 @@ def test_the_timeline_names_the_principal():
     case_flows.file_report(cases, case_id, *MANAGER, "报告", at(2))
     case_flows.sign_off_report(cases, case_id, *GM, at(3))
     case_flows.resolve(cases, CHART, case_id, None, "", *REGIONAL, at(4))
-    case_flows.reopen(cases, CALENDARS, case_id, MANAGER[0].actor, "顾客来电", "staff", at(5), MANAGER[1])
+    case_flows.reopen(cases, CASE_RULES, case_id, MANAGER[0].actor, "顾客来电", "staff", at(5), MANAGER[1])
     actors = {e["action"]: e["actor"] for e in cases.get(case_id)["timeline"]}
     assert actors == {"submitted": "customer", "routed": "system", "ladder_notified": "system",
                       "referral_received": "system", "responded": "sh-xh-sv",
@@ -624,13 +624,13 @@ class CaseMachine(RuleBasedStateMachine):
     @rule(score=st.integers(1, 5))
     def revisit(self, score):
         case = self.case
-        self.attempt(case_flows.apply_revisit, self.cases, self.rules.calendar_of, {
+        self.attempt(case_flows.apply_revisit, self.cases, self.rules, {
             "case_id": self.case_id, "round": case["resolution_round"], "revisit_id": uuid.uuid4().hex,
             "score": score, "reopens_case": score <= 2}, self.now)
 
     @rule()
     def reopen(self):
-        self.attempt(case_flows.reopen, self.cases, self.rules.calendar_of, self.case_id, "sh-xh-mg", "不满意",
+        self.attempt(case_flows.reopen, self.cases, self.rules, self.case_id, "sh-xh-mg", "不满意",
                      "staff", self.now)
 
     @rule()
