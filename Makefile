@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export EVENTLET_TESTS := 1
 
-.PHONY: run test demo bench faults triage-bench deadline-bench
+.PHONY: run test demo bench faults triage-bench deadline-bench revisit-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -40,3 +40,8 @@ triage-bench: $(VENV)/.installed
 deadline-bench: $(VENV)/.installed
 	deploy/ensure-rabbitmq.sh
 	$(PY) -m bench.deadlines $(DEADLINE_ARGS)
+
+# Planning a year of revisits for 1,000,000 customers, and the due-work scan at 10k, 100k and
+# 1M scheduled items (bench/revisits.py); REVISIT_ARGS="--sizes 10000,100000" for a quick run.
+revisit-bench: $(VENV)/.installed
+	$(PY) -m bench.revisits $(REVISIT_ARGS)
