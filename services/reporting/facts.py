@@ -62,9 +62,18 @@ def china_day(moment):
     return moment.astimezone(CHINA).date()
 
 
+def period_key(grain, day):
+    return day.isoformat() if grain == DAY else f"{day:%Y-%m}"
+
+
 def bucket_id(level, unit, grain, day):
-    period = day.isoformat() if grain == DAY else f"{day:%Y-%m}"
-    return f"{level}:{unit}:{grain}:{period}"
+    return f"{level}:{unit}:{grain}:{period_key(grain, day)}"
+
+
+def bucket_fields(bucket):
+    """What a bucket document is found by: its unit (`level:unit`), grain and period."""
+    level, unit, grain, period = bucket.split(":")
+    return {"scope": f"{level}:{unit}", "grain": grain, "period": period}
 
 
 def safe_key(name):
@@ -138,11 +147,11 @@ def contribution(row):
     day = china_day(row["submitted_at"])
     category = safe_key(row.get("corrected_category") or row.get("category") or UNCLASSIFIED)
     paths = {f"c.{category}.{metric}": n for metric, n in case_metrics(row).items() if n}
-    if row.get("handler_id"):
-        handler = safe_key(row["handler_id"])
-        paths.update({f"s.{handler}.{metric}": n for metric, n in staff_metrics(row).items() if n})
+    # staff only in their store's buckets: a brand's would carry every handler of the brand
+    staff = {f"s.{safe_key(row['handler_id'])}.{metric}": n
+             for metric, n in staff_metrics(row).items() if n} if row.get("handler_id") else {}
     units = {"store": row["store_id"], "region": row.get("region_id"), "brand": row.get("brand_id")}
-    return {bucket_id(level, safe_key(unit), grain, day): dict(paths)
+    return {bucket_id(level, safe_key(unit), grain, day): {**paths, **(staff if level == "store" else {})}
             for level, unit in units.items() if unit for grain in (DAY, MONTH)}
 
 
@@ -179,3 +188,15 @@ class Span:
 
     def bucket_ids(self, level, unit):
         return [bucket_id(level, safe_key(unit), grain, day) for grain, day in self.periods()]
+
+    def segments(self):
+        """The periods as runs of one grain: [(grain, first period, last period)], at
+        most three (leading days, whole months, trailing days): one range query each."""
+        runs = []
+        for grain, day in self.periods():
+            key = period_key(grain, day)
+            if runs and runs[-1][0] == grain:
+                runs[-1][2] = key
+            else:
+                runs.append([grain, key, key])
+        return [tuple(run) for run in runs]

@@ -5,6 +5,7 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.events import SEVERITIES
+from services.reporting import facts as pre
 from services.reporting.kpis import OPEN_STATUSES
 
 LIVE = ""              # the collections the service reads and writes
@@ -29,6 +30,8 @@ class FactsRepository:
         facts.create_index([("status", ASCENDING), ("severity", ASCENDING)])
         facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
         db["reporting_events"].create_index([("received_at", ASCENDING)])
+        db[f"{prefix}report_buckets"].create_index(
+            [("scope", ASCENDING), ("grain", ASCENDING), ("period", ASCENDING)])
 
     def atomically(self, work):
         """Run work(session) in one transaction (retried on write conflicts)."""
@@ -86,10 +89,17 @@ class FactsRepository:
         """Set the row's derived fields and what it has added to the buckets; add `delta`."""
         self.facts.update_one({"_id": case_id}, {"$set": {**fields, "counted": counted}}, session=session)
         for bucket, paths in delta.items():
-            self.buckets.update_one({"_id": bucket}, {"$inc": paths}, upsert=True, session=session)
+            self.buckets.update_one({"_id": bucket}, {"$inc": paths, "$setOnInsert": pre.bucket_fields(bucket)},
+                                    upsert=True, session=session)
 
-    def bucket_documents(self, ids):
-        return self.buckets.find({"_id": {"$in": list(ids)}})
+    def bucket_documents(self, scopes, segments):
+        """The buckets of these units (`level:unit`) over the segments (grain, first, last
+        period): one indexed range query per unit and segment (equality, not $in: the
+        stand-in scans on $in)."""
+        for scope in sorted(scopes):
+            for grain, first, last in segments:
+                yield from self.buckets.find({"scope": scope, "grain": grain,
+                                              "period": {"$gte": first, "$lte": last}})
 
     def recorded_events(self):
         return self.events.find({}, sort=[("received_at", ASCENDING)])

@@ -58,6 +58,7 @@ def test_the_handler_counts_under_staff():
                                 status="resolved"))
     paths = buckets["store:SH-XH-001:month:2026-11"]
     assert paths["s.sh_xh-mg.assigned"] == paths["s.sh_xh-mg.resolved"] == paths["s.sh_xh-mg.resolved_on_time"] == 1
+    assert not any(path.startswith("s.") for path in buckets["brand:meili:month:2026-11"])
 
 
 # -- the clocks ---------------------------------------------------------------------------
