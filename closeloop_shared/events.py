@@ -52,6 +52,8 @@ REVISIT_TASK_COMPLETED = "revisit_task_completed"
 # appointments from booking systems (services/followup/appointments.py): the customer is
 # told of a booking or its new time, and reminded the day before (notify sends both)
 APPOINTMENT_CONFIRMED = "appointment_confirmed"
+# a complaint the customer voiced during a revisit: intake makes it a case
+REVISIT_COMPLAINT_VOICED = "revisit_complaint_voiced"
 APPOINTMENT_REMINDER_DUE = "appointment_reminder_due"
 
 NOTIFY = "notify"
@@ -72,7 +74,7 @@ EMITTERS = {
     CASE_RESUMED: ROUTING, REMEDY_PROPOSED: ROUTING, REMEDY_DECIDED: ROUTING, REPORT_FILED: ROUTING,
     REPORT_SIGNED_OFF: ROUTING, CASE_LINKED: ROUTING, CASE_MERGED: ROUTING, CASE_ARCHIVED: ROUTING,
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP, REVISIT_TASK_COMPLETED: FOLLOWUP,
-    APPOINTMENT_CONFIRMED: FOLLOWUP, APPOINTMENT_REMINDER_DUE: FOLLOWUP,
+    APPOINTMENT_CONFIRMED: FOLLOWUP, APPOINTMENT_REMINDER_DUE: FOLLOWUP, REVISIT_COMPLAINT_VOICED: FOLLOWUP,
     NOTIFICATION_FAILED: NOTIFY,
 }
 
@@ -92,6 +94,7 @@ SUBSCRIPTIONS = {
     FOLLOWUP_DUE: (("notify", "on_followup_due"),),
     APPOINTMENT_CONFIRMED: (("notify", "on_appointment_confirmed"),),
     APPOINTMENT_REMINDER_DUE: (("notify", "on_appointment_reminder_due"),),
+    REVISIT_COMPLAINT_VOICED: (("intake", "on_revisit_complaint_voiced"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
     # a notification nobody could be reached by becomes a task on the case
@@ -449,6 +452,19 @@ class RevisitTaskCompleted(EventSchema):
     completed_at = fields.AwareDateTime(required=True)
 
 
+class RevisitComplaintVoiced(EventSchema):
+    """A complaint voiced during a revisit of the tiered programme: intake makes it a
+    case (channel survey, external reference {source: revisit, id: task_id}, submitted
+    by the staff member who heard it)."""
+    event_id = fields.String(required=True)
+    task_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    customer = fields.Nested(Contact, required=True)
+    content = fields.String(required=True)
+    voiced_at = fields.AwareDateTime(required=True)
+    voiced_by = fields.String(required=True)  # staff id
+
+
 class AppointmentMessage(EventSchema):
     """What notify needs to tell a customer about an appointment. notify keys its
     delivery log by case_id: the appointment's id stands in for it."""
@@ -600,6 +616,7 @@ SCHEMAS = {
     REVISIT_RECORDED: RevisitRecorded(),
     REVISIT_TASK_COMPLETED: RevisitTaskCompleted(),
     APPOINTMENT_CONFIRMED: AppointmentConfirmed(),
+    REVISIT_COMPLAINT_VOICED: RevisitComplaintVoiced(),
     APPOINTMENT_REMINDER_DUE: AppointmentReminderDue(),
     CASE_REASSIGNED: CaseReassigned(),
     CASE_RECLASSIFIED: CaseReclassified(),

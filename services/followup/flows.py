@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
-from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY
 from closeloop_shared.config import setting
 from closeloop_shared.contract import (
     AppointmentStatus, Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
@@ -20,11 +19,6 @@ from services.followup import appointments as appointments_domain
 from services.followup import programme, tiers
 from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
 from services.notify.policy import QuietHours  # the one parser of NOTIFY_QUIET_HOURS
-
-# An outbox entry published on closeloop.inbound rather than as a followup event: a
-# complaint voiced during a revisit goes to intake like any other system's feedback.
-INBOUND_PREFIX = "inbound:"
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -209,13 +203,15 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
     event = completed_event(task, RevisitTaskStatus.COMPLETED, outcome, now)
     pending = [event]
     if attempt.get("complaint"):
-        pending.append(complaint_feedback(task, attempt["complaint"], now))
+        pending.append(new_event(ev.REVISIT_COMPLAINT_VOICED, {
+            "task_id": task["_id"], "store_id": task["store_id"], "customer": task["customer"],
+            "content": attempt["complaint"], "voiced_at": now, "voiced_by": principal.subject}))
     changes = {"status": RevisitTaskStatus.COMPLETED.value, "outcome": outcome, "completed_at": now}
     updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), changes, now,
                                push={"attempts": entry}, event=event)
     if updated is None:
         raise Refused(409, "revisit_task_not_due", "this revisit was recorded meanwhile")
-    if len(pending) > 1:  # the complaint rides in the same outbox (published after the event)
+    if len(pending) > 1:  # the complaint in the outbox too (a second write: $push takes one entry here)
         tasks.transition(task_id, (RevisitTaskStatus.COMPLETED.value,), {}, now, event=pending[1])
     if attempt.get("score") is not None:
         customers.record_survey(task["member_id"], now)
@@ -250,17 +246,6 @@ def completed_event(task, status, outcome, now):
         "attempts": len(task["attempts"]) + 1, "score": (outcome or {}).get("score"),
         "complaint": bool((outcome or {}).get("complaint")), "planned_at": task["planned_at"],
         "completed_at": now})
-
-
-def complaint_feedback(task, complaint, now):
-    """intake's feedback.submitted body for a complaint voiced during a revisit, linked
-    to the revisit by its external reference (intake accepts it once)."""
-    customer = task["customer"]
-    body = {"store_id": task["store_id"], "channel": Channel.SURVEY.value,
-            "customer": {k: v for k, v in customer.items() if v is not None},
-            "content": complaint, "occurred_at": now.isoformat(),
-            "external_ref": {"source": "revisit", "id": task["_id"]}}
-    return {"id": f"complaint-{task['_id']}", "type": INBOUND_PREFIX + FEEDBACK_SUBMITTED_KEY, "payload": body}
 
 
 def completion_rates(tasks, scope):

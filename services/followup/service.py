@@ -4,14 +4,13 @@ revisits claimed by one replica, attempts and outcomes, completion rates)."""
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.amqp.publish import Publisher
 from nameko.events import EventDispatcher
 
 from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.bus import (
     APPOINTMENT_BOOKED_KEY, APPOINTMENT_CANCELLED_KEY, APPOINTMENT_CHANGED_KEY, APPOINTMENT_QUEUES,
-    INBOUND_EXCHANGE, INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, Unprocessable, amqp_user, consume, event_handler, timer)
+    VISIT_COMPLETED_QUEUE, Unprocessable, consume, event_handler, timer)
 from closeloop_shared.due import due_timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
@@ -115,8 +114,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_task_outbox(self):
-        self.tasks.outbox.relay(self._publish, utcnow())
-        self.appointments.outbox.relay(self._publish, utcnow())
+        self.tasks.outbox.relay(self.dispatch, utcnow())
+        self.appointments.outbox.relay(self.dispatch, utcnow())
 
     # -- appointments from booking systems (services/followup/appointments.py) -------------
 
@@ -139,7 +138,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         """The day before, at the store-local hour: exactly one replica sends the reminder."""
         event = flows.appointment_reminder(self.appointments, appointment_id, utcnow())
         if event is not None:
-            self.appointments.outbox.flush(appointment_id, [event], self._publish)
+            self.appointments.outbox.flush(appointment_id, [event], self.dispatch)
 
     def _booking(self, action, appointment):
         """Validated by the schema (ValidationError: dead-lettered with the reason)."""
@@ -149,7 +148,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         except flows.BadMessage as bad:
             raise Unprocessable(str(bad))
         if events:
-            self.appointments.outbox.flush(appointment["appointment_id"], events, self._publish)
+            self.appointments.outbox.flush(appointment["appointment_id"], events, self.dispatch)
 
     @consume(VISIT_COMPLETED_QUEUE)
     def on_visit_completed(self, body):
@@ -222,7 +221,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
                                           self._settings(), task_id, body, request.principal, scope, utcnow())
         if updated is None:
             raise HttpError(409, "revisit_task_not_due", "this revisit was recorded meanwhile")
-        self.tasks.outbox.flush(task_id, pending, self._publish)
+        self.tasks.outbox.flush(task_id, pending, self.dispatch)
         return json_response(200, scripts.task_view(updated, request.principal, self._store_name(updated)))
 
     @http("POST", "/v1/revisit-tasks/<string:task_id>/reschedule", access=requires(P.REVISIT_RECORD))
@@ -259,14 +258,3 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
             return action(*args)
         except flows.Refused as refused:
             raise HttpError(refused.status, refused.code, refused.message, refused.fields)
-
-    def _publish(self, event_type, payload):
-        """Outbox entries: followup's events, and a complaint voiced during a revisit,
-        which goes to intake on closeloop.inbound as feedback.submitted."""
-        if event_type.startswith(flows.INBOUND_PREFIX):
-            amqp_uri = setting(self.config, keys.AMQP_URI)
-            Publisher(amqp_uri).publish(
-                payload, exchange=INBOUND_EXCHANGE, routing_key=event_type[len(flows.INBOUND_PREFIX):],
-                declare=[INBOUND_QUEUE], user_id=amqp_user(amqp_uri), serializer="json")
-        else:
-            self.dispatch(event_type, payload)

@@ -4,7 +4,7 @@ import json
 import uuid
 
 from closeloop_shared.clock import CHINA
-from closeloop_shared.contract import PrincipalKind
+from closeloop_shared.contract import Channel, PrincipalKind
 from closeloop_shared.events import CASE_SUBMITTED
 from closeloop_shared.events import new_event
 
@@ -29,8 +29,21 @@ def submitter(principal=None, bus_publisher=None):
     if principal is not None and principal.kind is PrincipalKind.INTEGRATION:
         return {"kind": PrincipalKind.INTEGRATION.value, "client_id": principal.subject, "staff_id": None}
     if principal is not None:
-        return {"kind": PrincipalKind.STAFF.value, "client_id": None, "staff_id": principal.subject}
+        return staff_submitter(principal.subject)
     return {"kind": PrincipalKind.INTEGRATION.value, "client_id": f"bus:{bus_publisher}", "staff_id": None}
+
+
+def staff_submitter(staff_id):
+    return {"kind": PrincipalKind.STAFF.value, "client_id": None, "staff_id": staff_id}
+
+
+def revisit_feedback(voiced):
+    """The feedback a revisit_complaint_voiced payload (as published) stands for, in
+    POST /v1/feedback's shape."""
+    contact = {k: v for k, v in voiced["customer"].items() if v is not None}
+    return {"store_id": voiced["store_id"], "channel": Channel.SURVEY.value, "customer": contact,
+            "content": voiced["content"], "occurred_at": voiced["voiced_at"],
+            "external_ref": {"source": "revisit", "id": voiced["task_id"]}}
 
 
 def dedupe_key(submission, submitted_by):

@@ -11,7 +11,7 @@ from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.access import Principal, Scope, scope_of
 from closeloop_shared.auth import CurrentOrganisation
-from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume_attributed, timer
+from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume_attributed, event_handler, timer
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.contract import Permission as P
@@ -87,6 +87,19 @@ class IntakeService(OpsEndpoints, FollowsOrganisation):
         except flows.StoreRefused as refused:
             raise Unprocessable(refused.message)
         self._accept(submission, store, "bus", cases.submitter(principal, publisher))
+
+    @event_handler(ev.FOLLOWUP, ev.REVISIT_COMPLAINT_VOICED)
+    def on_revisit_complaint_voiced(self, payload):
+        """A complaint voiced during a revisit becomes a case like any other, submitted
+        by the staff member who heard it; its external reference is the revisit, so a
+        redelivery yields the same case."""
+        voiced = ev.load(ev.REVISIT_COMPLAINT_VOICED, payload)
+        submission = FEEDBACK_IN.load(cases.revisit_feedback(payload))
+        try:
+            store = flows.store_for(self.org, Scope(None), submission["store_id"])
+        except flows.StoreRefused as refused:
+            raise Unprocessable(refused.message)
+        self._accept(submission, store, "revisit", cases.staff_submitter(voiced["voiced_by"]))
 
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_unpublished_cases(self):

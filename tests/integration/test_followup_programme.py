@@ -1,20 +1,18 @@
 """The tiered revisit programme against real RabbitMQ and the MongoDB-protocol server:
 import with a report of rejected rows, a revisit falling due on its owner's list, an
-unreachable customer retried then marked, a complaint voiced during a revisit sent to
-intake, consent withdrawn stopping everything, visits from other systems on
+unreachable customer retried then marked, a complaint voiced during a revisit made a case
+by intake, consent withdrawn stopping everything, visits from other systems on
 closeloop.inbound (bad ones dead-lettered), and two replicas taking due work."""
-import json
 from datetime import timedelta
 
 import pytest
-from kombu import Connection
 
 from closeloop_shared import bus
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
 from closeloop_shared.mongo import connect, database_name
 from services.followup.service import FollowupService
-from services.intake.schemas import FeedbackIn
+from services.intake.service import IntakeService
 from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.integration
@@ -30,7 +28,7 @@ CUSTOMERS = [
 
 @pytest.fixture
 def heard(record_events):
-    return record_events(ev.REVISIT_TASK_COMPLETED)
+    return record_events(ev.REVISIT_TASK_COMPLETED, ev.CASE_SUBMITTED)
 
 
 @pytest.fixture
@@ -124,7 +122,9 @@ def test_an_unreachable_customer_is_retried_then_marked_and_the_next_revisit_pla
     assert open_task(followup, "M-100")["_id"] != task_id  # the next cadence revisit
 
 
-def test_a_complaint_during_a_revisit_goes_to_intake_linked_to_the_revisit(followup, web_session, owner, heard):
+def test_a_complaint_during_a_revisit_becomes_a_case_linked_to_the_revisit(
+        container_factory, followup, web_session, owner, heard):
+    container_factory(IntakeService, dict(followup, WEB_SERVER_ADDRESS="127.0.0.1:0")).start()
     imported(web_session)
     task_id = open_task(followup, "M-100")["_id"]
     bring_due(web_session, task_id)
@@ -132,15 +132,10 @@ def test_a_complaint_during_a_revisit_goes_to_intake_linked_to_the_revisit(follo
     answer = owner("POST", f"/v1/revisit-tasks/{task_id}/attempts", {
         "reached": True, "score": 2, "note": "对上次护理不满意", "complaint": "上次做完脸过敏,店里没人回访"})
     assert answer.status_code == 200 and answer.json()["outcome"]["score"] == 2
-
-    def feedback_queued():
-        with Connection(followup["AMQP_URI"]) as conn:
-            message = bus.INBOUND_QUEUE(conn.default_channel).get(no_ack=True)
-            return message and json.loads(message.body)
-    body = wait_for(feedback_queued, what="feedback.submitted on closeloop.inbound")
-    submission = FeedbackIn().load(body)  # what intake's consumer loads
-    assert submission["external_ref"] == {"source": "revisit", "id": task_id}
-    assert submission["customer"]["phone"] == "+8613812345678" and submission["store_id"] == "SH-XH-001"
+    [case] = wait_for(lambda: heard.of_type(ev.CASE_SUBMITTED), what="a case from intake")
+    assert case["external_ref"] == {"source": "revisit", "id": task_id} and case["channel"] == "survey"
+    assert case["submitted_by"] == {"kind": "staff", "client_id": None, "staff_id": OWNER}
+    assert case["customer"]["phone"] == "+8613812345678" and case["store_id"] == "SH-XH-001"
     assert wait_for(lambda: heard.of_type(ev.REVISIT_TASK_COMPLETED))[0]["complaint"] is True
 
 

@@ -109,6 +109,9 @@ SAMPLES = {
     ev.APPOINTMENT_REMINDER_DUE: {
         "event_id": "e3", "case_id": "A-1", "appointment_id": "A-1", "store_id": "SH-XH-001",
         "customer": CUSTOMER, "service_item": "补水护理", "starts_at": T, "locale": "zh-CN", "reminded_at": T},
+    ev.REVISIT_COMPLAINT_VOICED: {
+        "event_id": "e4", "task_id": "t1", "store_id": "SH-XH-001", "customer": CUSTOMER,
+        "content": "上次做完脸过敏", "voiced_at": T, "voiced_by": "sh-xh-rv"},
     ev.REVISIT_TASK_COMPLETED: {
         "event_id": "e1", "task_id": "t1", "store_id": "SH-XH-001", "owner_id": "sh-xh-rv", "tier": "key",
         "purpose": "care", "status": "unreachable", "attempts": 3, "score": None, "complaint": False,
