@@ -21,8 +21,9 @@ starts: closeloop_shared.bus.DeclareQueues):
                exchanges (it republishes failed messages there) and the queues it binds;
                no other service's events, and not closeloop.inbound;
     read       the queues it consumes and the exchanges it binds queues to.
-An integration (pos) may only publish to closeloop.inbound, with the routing key
-feedback.submitted (a topic permission). ops (administrator) has everything: the
+An integration (pos) may only publish to closeloop.inbound, with the routing keys
+feedback.submitted, visit.completed and appointment.booked|changed|cancelled (a topic
+permission). ops (administrator) has everything: the
 management UI and the dead-letter tool, which replays to any exchange.
 
 Permissions cannot tell a queue from an exchange of the same name: the dead-letter and
@@ -56,6 +57,8 @@ from closeloop_shared.bus import (
     FEEDBACK_SUBMITTED_KEY,
     INBOUND_EXCHANGE,
     INBOUND_QUEUE,
+    VISIT_COMPLETED_QUEUE,
+    APPOINTMENT_QUEUES,
     MAX_ATTEMPTS,
     delay_queue,
     retry_pause,
@@ -76,6 +79,11 @@ _RETRY_PREFIX = os.path.commonprefix([delay_queue(1).name, delay_queue(2).name])
 RETRY_PATTERN = re.escape(_RETRY_PREFIX) + r"[0-9]+ms"
 
 
+# followup's queues on closeloop.inbound, and every routing key an integration may publish
+FOLLOWUP_INBOUND_QUEUES = (VISIT_COMPLETED_QUEUE, *APPOINTMENT_QUEUES.values())
+INBOUND_KEYS = (FEEDBACK_SUBMITTED_KEY, *(queue.routing_key for queue in FOLLOWUP_INBOUND_QUEUES))
+
+
 def event_exchange(service):
     """The nameko event exchange `service` publishes to: `<service>.events`."""
     return get_event_exchange(service, {}).name
@@ -84,7 +92,7 @@ def event_exchange(service):
 def startup_queues():
     """The queues every service declares (and binds) when it starts, as
     closeloop_shared.bus.DeclareQueues does."""
-    return [INBOUND_QUEUE, DEAD_LETTER_QUEUE, *subscriber_queues({})]
+    return [INBOUND_QUEUE, *FOLLOWUP_INBOUND_QUEUES, DEAD_LETTER_QUEUE, *subscriber_queues({})]
 
 
 def consumed_queues(service):
@@ -94,6 +102,8 @@ def consumed_queues(service):
            if queue.name.partition("--")[2].partition(".")[0] == service]
     if service == ev.INTAKE:
         own.append(INBOUND_QUEUE.name)
+    if service == ev.FOLLOWUP:  # visits and appointments from tills and booking systems
+        own += [queue.name for queue in FOLLOWUP_INBOUND_QUEUES]
     return own
 
 
@@ -152,7 +162,7 @@ def integration_user(name):
     return BrokerUser(
         name=name, configure=NOTHING, write=pattern([INBOUND_EXCHANGE.name]), read=NOTHING,
         topic_permissions=(TopicPermission(INBOUND_EXCHANGE.name,
-                                           write=pattern([FEEDBACK_SUBMITTED_KEY]), read=NOTHING),))
+                                           write=pattern(INBOUND_KEYS), read=NOTHING),))
 
 
 def ops_user():
