@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export EVENTLET_TESTS := 1
 
-.PHONY: run test demo bench faults triage-bench deadline-bench revisit-bench
+.PHONY: run test demo bench faults triage-bench deadline-bench revisit-bench report-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -45,3 +45,8 @@ deadline-bench: $(VENV)/.installed
 # 1M scheduled items (bench/revisits.py); REVISIT_ARGS="--sizes 10000,100000" for a quick run.
 revisit-bench: $(VENV)/.installed
 	$(PY) -m bench.revisits $(REVISIT_ARGS)
+
+# Report latency over reporting's pre-aggregated facts, 500 stores over a year at 10k, 100k and
+# 1M cases, and read-model updates/s (bench/reports.py); REPORT_ARGS="--sizes 10000 100000" for a quick run.
+report-bench: $(VENV)/.installed
+	$(PY) -m bench.reports $(REPORT_ARGS)

@@ -128,6 +128,8 @@ FOLLOWUP_SURVEY_WINDOW_SECONDS = "FOLLOWUP_SURVEY_WINDOW_SECONDS"
 # The store-local hour of an appointment's reminder the day before (moved out of
 # NOTIFY_QUIET_HOURS if it falls inside them).
 FOLLOWUP_REMINDER_HOUR = "FOLLOWUP_REMINDER_HOUR"
+# reporting's closeloop_cases_at_risk gauge: an open case's unmet clock due within this lead.
+REPORTING_AT_RISK_LEAD_SECONDS = "REPORTING_AT_RISK_LEAD_SECONDS"
 
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
@@ -204,6 +206,7 @@ DEFAULTS = {
     FOLLOWUP_MAX_ATTEMPTS: 3,
     FOLLOWUP_SURVEY_WINDOW_SECONDS: 30 * 24 * 3600,
     FOLLOWUP_REMINDER_HOUR: 10,
+    REPORTING_AT_RISK_LEAD_SECONDS: 4 * 3600,
 }
 
 

@@ -3,6 +3,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseStatus
+from closeloop_shared.events import SEVERITIES
 from services.reporting.facts import REPEAT_WINDOWS, TIMED_CLOCKS
 
 SATISFACTION_TARGET = 0.95
@@ -201,3 +202,31 @@ def staff_indicators(counters):
             "resolved_on_time": counters["resolved_on_time"],
             "on_time_rate": _rate(counters["resolved_on_time"], counters["resolved"]),
             "satisfaction": satisfaction(counters)}
+
+
+# -- live SLA risk (the Prometheus gauges) -------------------------------------------------
+
+LIVE_CLOCKS = (("first_response", "first_responded_at", "first_response_due"),
+               ("resolution", "resolved_at", "resolution_due"))
+
+
+def sla_risk(rows, now, lead):
+    """Open cases per (state, clock, severity), every combination present (zero if none):
+    breached_open (the clock ran out and is still unmet) and at_risk (unmet, not yet
+    breached, due within `lead`)."""
+    counts = Counter({(state, clock, severity): 0 for state in ("breached_open", "at_risk")
+                      for clock, _, _ in LIVE_CLOCKS for severity in SEVERITIES})
+    for row in rows:
+        breached = {b["clock"] for b in row.get("breaches", [])}
+        severity = row.get("severity")
+        if severity not in SEVERITIES:
+            continue
+        for clock, met_field, due_field in LIVE_CLOCKS:
+            met = row.get(met_field) and not (clock == "resolution" and row.get("status") == CaseStatus.REOPENED.value)
+            if met:
+                continue
+            if clock in breached:
+                counts[("breached_open", clock, severity)] += 1
+            elif row.get(due_field) and now < row[due_field] <= now + lead:
+                counts[("at_risk", clock, severity)] += 1
+    return counts

@@ -4,8 +4,10 @@ from prometheus_client.core import GaugeMetricFamily
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from closeloop_shared.clock import utcnow
 from closeloop_shared.events import SEVERITIES
 from services.reporting import facts as pre
+from services.reporting import kpis
 from services.reporting.kpis import OPEN_STATUSES
 
 LIVE = ""              # the collections the service reads and writes
@@ -121,12 +123,20 @@ class FactsRepository:
         return counts
 
 
-class OpenCasesCollector:
-    """closeloop_open_cases{severity}, read from the read model at scrape time so every
-    replica reports the same truth."""
+    def open_rows(self):
+        """The open cases' clocks, for the live risk gauges."""
+        return self.facts.find({"status": {"$in": list(OPEN_STATUSES)}}, {
+            "_id": 0, "status": 1, "severity": 1, "breaches": 1, "first_responded_at": 1, "resolved_at": 1,
+            "first_response_due": 1, "resolution_due": 1})
 
-    def __init__(self, repository):
-        self.repository = repository
+
+class OpenCasesCollector:
+    """closeloop_open_cases{severity}, closeloop_cases_breached_open{clock,severity} and
+    closeloop_cases_at_risk{clock,severity}, read from the read model at scrape time so
+    every replica reports the same truth; every series is there (zero) from the start."""
+
+    def __init__(self, repository, at_risk_lead, now=utcnow):
+        self.repository, self.at_risk_lead, self.now = repository, at_risk_lead, now
 
     def collect(self):
         gauge = GaugeMetricFamily("closeloop_open_cases", "Cases not yet resolved, by severity",
@@ -134,3 +144,14 @@ class OpenCasesCollector:
         for severity, count in self.repository.open_by_severity().items():
             gauge.add_metric([severity], count)
         yield gauge
+        gauges = {
+            "breached_open": GaugeMetricFamily(
+                "closeloop_cases_breached_open", "Open cases whose clock ran out and is still unmet",
+                labels=["clock", "severity"]),
+            "at_risk": GaugeMetricFamily(
+                "closeloop_cases_at_risk", "Open cases whose unmet clock falls due within the at-risk lead",
+                labels=["clock", "severity"])}
+        risk = kpis.sla_risk(self.repository.open_rows(), self.now(), self.at_risk_lead)
+        for (state, clock, severity), count in sorted(risk.items()):
+            gauges[state].add_metric([clock, severity], count)
+        yield from gauges.values()

@@ -1,10 +1,13 @@
 """Reporting entrypoints: every case event into the read model; summaries over HTTP."""
+from datetime import timedelta
+
 from prometheus_client import REGISTRY
 from werkzeug.wrappers import Response
 
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler
 from closeloop_shared.clock import utcnow
+from closeloop_shared.config import REPORTING_AT_RISK_LEAD_SECONDS, setting
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
@@ -28,7 +31,8 @@ class OpenCasesGauge(Repository):
         super().__init__(FactsRepository)
 
     def start(self):
-        self.collector = OpenCasesCollector(FactsRepository(self.database))
+        lead = timedelta(seconds=setting(self.container.config, REPORTING_AT_RISK_LEAD_SECONDS))
+        self.collector = OpenCasesCollector(FactsRepository(self.database), lead)
         self._release(OpenCasesGauge._registered)
         REGISTRY.register(self.collector)
         OpenCasesGauge._registered = self.collector

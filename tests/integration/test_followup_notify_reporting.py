@@ -183,7 +183,7 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
         body = web_session.get("/v1/reports/summary", params={"store": "SH-XH-001"}).json()
         # events reach reporting on separate queues: wait until all have arrived
         return body if body["satisfaction"]["revisits"] == 1 and \
-            body["by_status"] == {"resolved": 1, "assigned": 1} else None
+            body["by_status"] == {"resolved": 1, "assigned": 1} and body["first_response"]["on_time"] == 1 else None
     body = wait_for(summary, what="summary")
     assert body["by_category"] == {"hygiene": 1, "price": 1}
     assert body["first_response"] == {"counted": 2, "on_time": 1, "late_or_overdue": 1, "rate": 0.5}
@@ -192,6 +192,18 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     assert 'closeloop_open_cases{severity="low"} 1.0' in metrics
     bad = web_session.get("/v1/reports/summary", params={"from": "yesterday"})
     assert bad.status_code == 422 and bad.json()["error"]["fields"] == {"from": ["Not a valid date or datetime."]}
+
+    # the pre-aggregated KPIs: b is unanswered but not yet breached, so its clock does not count yet
+    kpis = web_session.get("/v1/reports/kpis", params={"store": "SH-XH-001", "by": "category"}).json()
+    assert set(kpis["groups"]) == {"hygiene", "price"}
+    assert kpis["groups"]["hygiene"]["on_time"]["first_response"]["on_time"] == 1
+    assert kpis["groups"]["price"]["on_time"]["first_response"]["counted"] == 0
+    assert kpis["groups"]["hygiene"]["satisfaction"]["satisfied"] == 1
+    csv_lines = web_session.get("/v1/reports/kpis", params={"store": "SH-XH-001", "format": "csv"}).text.splitlines()
+    assert csv_lines[0].startswith("group,cases,resolved,") and csv_lines[1].startswith("all,2,1,")
+    bad_group = web_session.get("/v1/reports/kpis", params={"by": "customer"})
+    assert bad_group.status_code == 422 and "by" in bad_group.json()["error"]["fields"]
+    assert 'closeloop_cases_at_risk{clock="resolution",severity="low"} 0.0' in metrics
 
 
 def test_a_flood_of_submissions_naming_one_address_is_capped(notify, smtp_sink, mongo_client):

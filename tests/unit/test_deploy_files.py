@@ -55,6 +55,8 @@ COUNTERS_AND_GAUGES = {
     "closeloop_sla_breaches_total",
     "closeloop_escalations_total",
     "closeloop_open_cases",
+    "closeloop_cases_breached_open",
+    "closeloop_cases_at_risk",
     "closeloop_feedback_received_total",
     "closeloop_notifications_total",
     "closeloop_dead_letters_total",

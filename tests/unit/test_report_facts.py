@@ -248,3 +248,48 @@ def test_summed_contributions_agree_with_the_cases(cases):
     expected_counted = sum(1 for c in cases if c["first_responded_at"] or c["breached"])
     assert result["on_time"]["first_response"]["counted"] == expected_counted
     assert result["satisfaction"]["revisits"] == sum(len(c["satisfied"]) for c in cases)
+
+
+# -- the live risk gauges ------------------------------------------------------------------
+
+LEAD = timedelta(hours=4)
+
+
+def test_every_risk_series_exists_even_with_no_open_case():
+    risk = kpis.sla_risk([], T, LEAD)
+    assert len(risk) == 2 * 2 * len(ev.SEVERITIES) and not any(risk.values())
+
+
+def test_breached_and_open_versus_at_risk():
+    rows = [
+        # unanswered, breached: breached_open; its resolution is due in 3 h: at risk
+        {"severity": "high", "status": "assigned", "breaches": [{"clock": "first_response", "rung": 1, "due_at": at(-1)}],
+         "first_response_due": at(-1), "resolution_due": at(3)},
+        # answered after the breach: no longer breached-and-open; resolution in 10 h: not at risk yet
+        {"severity": "low", "status": "investigating", "first_responded_at": at(-0.5),
+         "breaches": [{"clock": "first_response", "rung": 1, "due_at": at(-1)}],
+         "first_response_due": at(-1), "resolution_due": at(10)},
+        # reopened: the resolution clock runs again and breached
+        {"severity": "low", "status": "reopened", "first_responded_at": at(-50), "resolved_at": at(-40),
+         "breaches": [{"clock": "resolution", "rung": 2, "due_at": at(-2)}], "resolution_due": at(-2)},
+    ]
+    risk = kpis.sla_risk(rows, T, LEAD)
+    assert {key: n for key, n in risk.items() if n} == {
+        ("breached_open", "first_response", "high"): 1, ("at_risk", "resolution", "high"): 1,
+        ("breached_open", "resolution", "low"): 1}
+
+
+def test_the_collector_exports_every_series():
+    from services.reporting.repository import OpenCasesCollector
+
+    class Facts:
+        def open_by_severity(self):
+            return {severity: 0 for severity in ev.SEVERITIES}
+
+        def open_rows(self):
+            return [{"severity": "medium", "status": "assigned", "first_response_due": at(1)}]
+
+    families = {family.name: family for family in OpenCasesCollector(Facts(), LEAD, now=lambda: T).collect()}
+    assert set(families) == {"closeloop_open_cases", "closeloop_cases_breached_open", "closeloop_cases_at_risk"}
+    at_risk = {tuple(sample.labels.values()): sample.value for sample in families["closeloop_cases_at_risk"].samples}
+    assert len(at_risk) == 2 * len(ev.SEVERITIES) and at_risk[("first_response", "medium")] == 1
