@@ -141,11 +141,12 @@ def override_tier(customers, member_id, tier, reason, actor, settings, now):
     return dict(updated, tier=override.tier.value)
 
 
-def withdraw_consent(customers, tasks, member_id, now):
-    """Consent withdrawn: every open revisit of the customer stops at once."""
+def withdraw_consent(customers, tasks, revisits, member_id, now):
+    """Consent withdrawn: every open revisit of the customer stops at once, the tiered
+    programme's and the satisfaction revisits of their cases alike."""
     if customers.set_consent(member_id, False, now) is None:
         raise Refused(404, "customer_not_found", f"no customer {member_id}")
-    return tasks.cancel_all(member_id, "consent_withdrawn", now)
+    return tasks.cancel_all(member_id, "consent_withdrawn", now) + revisits.cancel_for_member(member_id, now)
 
 
 def make_due(customers, tasks, settings, task_id, now):

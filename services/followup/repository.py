@@ -21,6 +21,7 @@ class RevisitRepository:
         revisits = db["revisits"]
         revisits.create_index([("case_id", ASCENDING), ("round", ASCENDING)], unique=True)
         revisits.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
+        revisits.create_index([("customer.member_id", ASCENDING), ("status", ASCENDING)])
         Outbox.ensure_indexes(revisits)
 
     def insert(self, revisit):
@@ -58,6 +59,14 @@ class RevisitRepository:
         return self.revisits.update_many(
             {"case_id": case_id, "status": {"$in": [RevisitStatus.SCHEDULED.value, RevisitStatus.DUE.value]}},
             {"$set": {"status": RevisitStatus.CANCELLED.value, "updated_at": now}}).modified_count
+
+    def cancel_for_member(self, member_id, now):
+        """The customer withdrew consent: their revisits not yet answered are not asked."""
+        return self.revisits.update_many(
+            {"customer.member_id": member_id,
+             "status": {"$in": [RevisitStatus.SCHEDULED.value, RevisitStatus.DUE.value]}},
+            {"$set": {"status": RevisitStatus.CANCELLED.value, "cancel_reason": "consent_withdrawn",
+                      "updated_at": now}}).modified_count
 
     def complete(self, revisit_id, changes, event, now):
         """None if the revisit was already answered or cancelled."""

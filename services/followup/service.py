@@ -55,6 +55,10 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         resolved = ev.load(ev.CASE_RESOLVED, payload)
         owner = revisits.surveyor(resolved, flows.survey_candidates(self.org, resolved["store_id"]))
         revisit = revisits.schedule(resolved, owner, setting(self.config, keys.REVISIT_DELAY_SECONDS), utcnow())
+        member_id = resolved["customer"].get("member_id")
+        profile = self.customers.get(member_id) if member_id else None
+        if profile is not None and not profile.get("consent"):  # kept, visibly not asked
+            revisit.update(status=revisits.RevisitStatus.CANCELLED.value, cancel_reason="consent_withdrawn")
         if self.revisits.insert(revisit):
             # it is the customer's survey of the window: a programme's survey waits its turn
             if resolved["customer"].get("member_id"):
@@ -203,7 +207,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     @http("POST", "/v1/customers/<string:member_id>/withdraw-consent", access=requires(P.CUSTOMER_MANAGE))
     def withdraw_consent(self, request, member_id):
         self._customer_in_scope(request, member_id)
-        cancelled = self._refusals(flows.withdraw_consent, self.customers, self.tasks, member_id, utcnow())
+        cancelled = self._refusals(flows.withdraw_consent, self.customers, self.tasks, self.revisits, member_id,
+                                   utcnow())
         log.info("consent withdrawn", extra={"cancelled_revisits": cancelled})
         return json_response(200, {"member_id": member_id, "consent": False, "cancelled_revisits": cancelled})
 

@@ -6,6 +6,7 @@ closeloop.inbound (bad ones dead-lettered), and two replicas taking due work."""
 from datetime import timedelta
 
 import pytest
+from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import bus
 from closeloop_shared import events as ev
@@ -139,14 +140,30 @@ def test_a_complaint_during_a_revisit_becomes_a_case_linked_to_the_revisit(
     assert wait_for(lambda: heard.of_type(ev.REVISIT_TASK_COMPLETED))[0]["complaint"] is True
 
 
+def case_resolved(config, case_id):
+    """routing's case_resolved for a case of M-100 (resolved by the store manager)."""
+    event_dispatcher(config)(ev.ROUTING, ev.CASE_RESOLVED, ev.dump(ev.CASE_RESOLVED, {
+        "case_id": case_id, "case_number": "CL-20270310-000001", "store_id": "SH-XH-001", "category": "hygiene",
+        "remedy": {"type": "apology"}, "resolved_at": utcnow(), "on_time": True, "resolution_round": 1,
+        "customer": {"name": "刘女士", "phone": "+8613812345678", "member_id": "M-100"},
+        "revisit_owner": {"staff_id": OWNER, "name": "赵敏", "role": "store_staff"}, "resolved_by": "sh-xh-mg"}))
+
+
 def test_consent_withdrawn_stops_every_revisit_at_once(followup, web_session, owner):
     imported(web_session)
     task_id = open_task(followup, "M-100")["_id"]
+    case_resolved(followup, "case-1")  # its satisfaction revisit waits three days
+    revisit = lambda case_id: wait_for(lambda: web_session.get(  # noqa: E731
+        f"/v1/revisits?case_id={case_id}").json()["revisits"], what="a revisit")[0]
+    assert revisit("case-1")["status"] == "scheduled"
     answer = web_session.post("/v1/customers/M-100/withdraw-consent")
-    assert answer.status_code == 200 and answer.json()["cancelled_revisits"] == 1
+    assert answer.status_code == 200 and answer.json()["cancelled_revisits"] == 2
     assert tasks_collection(followup).find_one({"_id": task_id})["status"] == "cancelled"
+    assert revisit("case-1")["status"] == "cancelled"
     assert web_session.post(f"/v1/revisit-tasks/{task_id}/reschedule",
                             json={"due_at": (utcnow() + timedelta(days=1)).isoformat()}).status_code == 409
+    case_resolved(followup, "case-2")  # a later case: kept, visibly not asked
+    assert revisit("case-2")["status"] == "cancelled" and revisit("case-2")["cancel_reason"] == "consent_withdrawn"
 
 
 def test_visits_on_the_inbound_exchange_raise_the_tier_and_bad_ones_are_dead_lettered(
