@@ -18,7 +18,7 @@ from closeloop_shared.bus import FEEDBACK_SUBMITTED_KEY, INBOUND_EXCHANGE
 from deploy.local import DEMO_PASSWORD
 
 AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
-URLS = {"intake": "http://127.0.0.1:8001", "routing": "http://127.0.0.1:8002",
+URLS = {"intake": "http://127.0.0.1:8001", "routing": "http://127.0.0.1:8010",
         "followup": "http://127.0.0.1:8003", "reporting": "http://127.0.0.1:8005"}
 CHINA = timezone(timedelta(hours=8))
 

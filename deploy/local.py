@@ -41,7 +41,7 @@ def compose_services(path=ROOT / "docker-compose.yml"):
     found = {}
     for name in SERVICES:
         spec = services[name]
-        host_port = int(spec["ports"][0].split(":")[0])
+        host_port = int(spec["ports"][0].split(":")[0].split("-")[0])  # a range's first port
         found[name] = (list(spec["command"]), host_port)
     return found
 

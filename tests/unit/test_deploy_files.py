@@ -36,6 +36,7 @@ DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DATASOURCE = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDER = DEPLOY / "grafana" / "provisioning" / "dashboards" / "closeloop.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "closeloop-sla.json"
@@ -178,24 +179,64 @@ def test_the_image_has_the_ops_commands_the_readme_names():
 
 # --- Prometheus ---------------------------------------------------------------------------
 
-def test_prometheus_scrapes_every_service():
+def test_prometheus_discovers_every_replica_of_every_service():
     config = load_yaml(PROMETHEUS)
     jobs = config["scrape_configs"]
     names = [job["job_name"] for job in jobs]
     assert len(names) == len(set(names)), f"duplicate job names: {names}"
-    targets = {}
+    discovered = {}
     for job in jobs:
         assert job.get("metrics_path", "/metrics") == "/metrics"
+        assert "service" not in str(job.get("relabel_configs", "")), job["job_name"]
         for static in job.get("static_configs", []):
             # A "service" target label would clash with closeloop_dead_letters_total{service}.
             assert "service" not in static.get("labels", {}), job["job_name"]
-            for target in static["targets"]:
-                targets[target] = job["job_name"]
-    for name in SERVICES:
-        assert f"{name}:8000" in targets, f"prometheus does not scrape {name}:8000"
+        for dns in job.get("dns_sd_configs", []):
+            # Docker's DNS answers a service name with every replica (--scale routing=3)
+            assert dns["type"] == "A" and dns["port"] == 8000, job["job_name"]
+            discovered.update({name: job["job_name"] for name in dns["names"]})
+    assert discovered == {name: name for name in SERVICES}
     assert "prometheus" in names
-    # Only prometheus.yml is mounted into the container, so no rule files can be found.
-    assert not config.get("rule_files"), "rule_files needs another compose mount"
+
+
+def test_prometheus_loads_the_alert_rules_compose_mounts(compose):
+    config = load_yaml(PROMETHEUS)
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in compose["services"]["prometheus"]["volumes"]
+
+
+def alert_rules():
+    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+
+
+def test_alert_rules_are_well_formed_and_cover_what_operations_watch():
+    groups = load_yaml(ALERTS)["groups"]
+    assert len({group["name"] for group in groups}) == len(groups)
+    for rule in alert_rules():
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert rule["alert"] and rule["expr"].strip() and rule["annotations"]["summary"]
+        assert rule["labels"]["severity"] in {"page", "ticket"}
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+        if "for" in rule:
+            assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["for"]
+    assert {rule["alert"] for rule in alert_rules()} >= {
+        "BreachSpike", "CasesAtRiskGrowing", "ServiceDown", "ServiceAbsent", "DeadLetters", "NotificationsAbandoned"}
+
+
+def test_alert_rules_only_name_exported_metrics():
+    for rule in alert_rules():
+        referenced = set(METRIC_NAME.findall(rule["expr"]))
+        assert referenced <= EXPORTED_SERIES, f"{rule['alert']}: unknown metrics {referenced - EXPORTED_SERIES}"
+        labels = set(re.findall(r"\b(\w+)=~?\"", rule["expr"]))
+        assert labels <= {"job", "outcome", "clock", "severity", "le"}, rule["alert"]
+
+
+def test_routing_scales_without_a_host_port_clash(compose):
+    published = {name: set(published_ports(spec)) for name, spec in compose["services"].items()}
+    assert len(published["routing"]) >= 3, "routing=3 needs three host ports"
+    for name, ports in published.items():
+        for other, taken in published.items():
+            assert name == other or not ports & taken, f"{name} and {other} share a host port"
 
 
 # --- Grafana ------------------------------------------------------------------------------
@@ -314,21 +355,25 @@ def default_profile(compose):
 
 
 def published_ports(spec):
-    """Host ports a service publishes: "8001:8000", "127.0.0.1:8025:8025", long syntax."""
+    """Host ports a service publishes: "8001:8000", "127.0.0.1:8025:8025", a range
+    "8010-8019:8000" (one per replica), long syntax."""
     ports = []
     for port in spec.get("ports", []):
         if isinstance(port, dict):
             ports.append(int(port["published"]))
         else:
             parts = str(port).split(":")
-            ports.append(int(parts[-2]) if len(parts) > 1 else int(parts[0]))
+            first, _, last = (parts[-2] if len(parts) > 1 else parts[0]).partition("-")
+            ports.extend(range(int(first), int(last or first) + 1))
     return ports
 
 
 def test_default_profile_publishes_only_the_services_and_grafana(compose):
     published = {port: name for name, spec in default_profile(compose).items()
                  for port in published_ports(spec)}
-    assert published == {**{8001 + i: name for i, name in enumerate(SERVICES)}, 3000: "grafana"}
+    routing_replicas = {port: "routing" for port in range(8010, 8020)}
+    singles = {8001 + i: name for i, name in enumerate(SERVICES) if name != "routing"}
+    assert published == {**singles, **routing_replicas, 3000: "grafana"}
     for name in ("mongo", "rabbitmq", "prometheus"):
         assert not compose["services"][name].get("ports"), f"{name} publishes a port"
     for name, spec in compose["services"].items():
