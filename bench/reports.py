@@ -11,8 +11,9 @@ What it does, on an in-process MongoDB stand-in (SecantusDB) unless MONGO_URI is
    hours, so the bucket documents are made by the read model's own code instead: each
    synthetic case row (category, handler, clocks met/late/breached, remedy, root cause,
    revisits, repeat gap) goes through services/reporting/facts.contribution, the
-   per-case increments are summed in memory exactly as the $inc updates would sum them,
-   and the documents are written with insert_many;
+   per-case increments are summed in memory exactly as the $inc updates would sum them
+   (store days case by case, the coarser buckets rolled up from them), and the documents
+   are written with insert_many, the indexes built after;
 2. times the reports the HTTP endpoint builds (services/reporting/reports.report): the
    chain's year in total and by region, a region's year by store, a store's year by
    category and by staff, a general manager's last quarter by category; each --repeats
@@ -97,12 +98,27 @@ def nested(paths):
 
 
 def seed(db, size, org, rng):
-    """The buckets of `size` cases, by the read model's own contribution code."""
-    buckets = {}
+    """The buckets of `size` cases, by the read model's own contribution code: each
+    case's store-day increments as facts.contribution gives them, summed; every other
+    bucket of a case (its store's month, its region's and brand's day and month) gets the
+    same increments but staff (facts.contribution's rule), so those are rolled up from
+    the store days instead of summed case by case."""
+    store_days = {}
     stores = sorted(org.stores)
     for _ in range(size):
-        for bucket, paths in facts.contribution(synthetic_row(rng, org, stores)).items():
-            buckets.setdefault(bucket, Counter()).update(paths)
+        row = synthetic_row(rng, org, stores)
+        day_bucket = facts.bucket_id("store", row["store_id"], facts.DAY, facts.china_day(row["submitted_at"]))
+        store_days.setdefault(day_bucket, Counter()).update(facts.contribution(row)[day_bucket])
+    buckets = dict(store_days)
+    for bucket, paths in store_days.items():
+        _, store, _, period = bucket.split(":")
+        day = date.fromisoformat(period)
+        unstaffed = {path: n for path, n in paths.items() if not path.startswith("s.")}
+        rollups = [(facts.bucket_id("store", store, facts.MONTH, day), paths)]
+        for level, unit in (("region", org.stores[store].region_id), ("brand", org.brand_of_store(store))):
+            rollups += [(facts.bucket_id(level, unit, grain, day), unstaffed) for grain in (facts.DAY, facts.MONTH)]
+        for rolled, increments in rollups:
+            buckets.setdefault(rolled, Counter()).update(increments)
     documents = [{"_id": bucket, **facts.bucket_fields(bucket), **nested(paths)} for bucket, paths in buckets.items()]
     for start in range(0, len(documents), 5000):
         db["report_buckets"].insert_many(documents[start:start + 5000], ordered=False)

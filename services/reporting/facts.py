@@ -70,10 +70,16 @@ def bucket_id(level, unit, grain, day):
     return f"{level}:{unit}:{grain}:{period_key(grain, day)}"
 
 
+def shard(scope, grain, period):
+    """Which documents one range query scans: a unit's month buckets, or its day buckets
+    of one month (so a query touches at most a month of days, however old the data)."""
+    return f"{scope}:{grain}" + (f":{period[:7]}" if grain == DAY else "")
+
+
 def bucket_fields(bucket):
-    """What a bucket document is found by: its unit (`level:unit`), grain and period."""
+    """What a bucket document is found by: its shard and period."""
     level, unit, grain, period = bucket.split(":")
-    return {"scope": f"{level}:{unit}", "grain": grain, "period": period}
+    return {"shard": shard(f"{level}:{unit}", grain, period), "period": period}
 
 
 def safe_key(name):
@@ -190,12 +196,12 @@ class Span:
         return [bucket_id(level, safe_key(unit), grain, day) for grain, day in self.periods()]
 
     def segments(self):
-        """The periods as runs of one grain: [(grain, first period, last period)], at
-        most three (leading days, whole months, trailing days): one range query each."""
+        """The periods as runs of one grain (days: within one month): [(grain, first
+        period, last period)], at most four: one range query each."""
         runs = []
         for grain, day in self.periods():
             key = period_key(grain, day)
-            if runs and runs[-1][0] == grain:
+            if runs and runs[-1][0] == grain and (grain == MONTH or runs[-1][2][:7] == key[:7]):
                 runs[-1][2] = key
             else:
                 runs.append([grain, key, key])

@@ -32,8 +32,7 @@ class FactsRepository:
         facts.create_index([("status", ASCENDING), ("severity", ASCENDING)])
         facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
         db["reporting_events"].create_index([("received_at", ASCENDING)])
-        db[f"{prefix}report_buckets"].create_index(
-            [("scope", ASCENDING), ("grain", ASCENDING), ("period", ASCENDING)])
+        db[f"{prefix}report_buckets"].create_index([("shard", ASCENDING), ("period", ASCENDING)])
 
     def atomically(self, work):
         """Run work(session) in one transaction (retried on write conflicts)."""
@@ -100,7 +99,7 @@ class FactsRepository:
         stand-in scans on $in)."""
         for scope in sorted(scopes):
             for grain, first, last in segments:
-                yield from self.buckets.find({"scope": scope, "grain": grain,
+                yield from self.buckets.find({"shard": pre.shard(scope, grain, first),
                                               "period": {"$gte": first, "$lte": last}})
 
     def recorded_events(self):

@@ -139,6 +139,18 @@ def test_a_year_is_twelve_documents_per_unit():
     assert len(Span(date(2026, 1, 1), date(2026, 12, 31)).bucket_ids("store", "S")) == 12
 
 
+def test_segments_are_runs_of_one_grain_with_days_within_one_month():
+    assert Span(date(2026, 1, 30), date(2026, 4, 2)).segments() == [
+        ("day", "2026-01-30", "2026-01-31"), ("month", "2026-02", "2026-03"), ("day", "2026-04-01", "2026-04-02")]
+    assert Span(date(2026, 1, 20), date(2026, 2, 10)).segments() == [
+        ("day", "2026-01-20", "2026-01-31"), ("day", "2026-02-01", "2026-02-10")]
+
+
+def test_a_bucket_is_found_by_its_shard_and_period():
+    assert facts.bucket_fields("store:S:day:2026-03-05") == {"shard": "store:S:day:2026-03", "period": "2026-03-05"}
+    assert facts.bucket_fields("region:east:month:2026-03") == {"shard": "region:east:month", "period": "2026-03"}
+
+
 @given(st.dates(date(2020, 1, 1), date(2030, 1, 1)), st.integers(0, 400))
 def test_a_span_covers_each_day_exactly_once(first, length):
     last = first + timedelta(days=length)
@@ -293,3 +305,31 @@ def test_the_collector_exports_every_series():
     assert set(families) == {"closeloop_open_cases", "closeloop_cases_breached_open", "closeloop_cases_at_risk"}
     at_risk = {tuple(sample.labels.values()): sample.value for sample in families["closeloop_cases_at_risk"].samples}
     assert len(at_risk) == 2 * len(ev.SEVERITIES) and at_risk[("first_response", "medium")] == 1
+
+
+def test_the_bench_seeds_the_same_buckets_as_case_by_case_contributions():
+    """bench/reports.py rolls the coarser buckets up from store days: the same sums."""
+    import random
+
+    from bench import reports as bench
+
+    class Db(dict):
+        def __missing__(self, name):
+            self[name] = Collection()
+            return self[name]
+
+    class Collection(list):
+        def insert_many(self, documents, ordered):
+            self.extend(documents)
+
+    org, db = bench.organisation(), Db()
+    bench.seed(db, 300, org, random.Random(5))
+    expected = {}
+    rng, stores = random.Random(5), sorted(org.stores)
+    for _ in range(300):
+        for bucket, paths in contribution(bench.synthetic_row(rng, org, stores)).items():
+            expected.setdefault(bucket, Counter()).update(paths)
+    seeded = {document["_id"]: document for document in db["report_buckets"]}
+    assert set(seeded) == set(expected)
+    for bucket, paths in expected.items():
+        assert bench.nested(paths) == {k: v for k, v in seeded[bucket].items() if k not in ("_id", "shard", "period")}
