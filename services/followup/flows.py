@@ -252,7 +252,7 @@ def completed_event(task, status, outcome, now):
 def completion_rates(tasks, scope):
     return [dict(store_id=c.store_id, owner_id=c.owner_id, due=c.due, completed=c.completed,
                  unreachable=c.unreachable, rate=c.rate)
-            for c in programme.completion(tasks.of_stores(scope.stores))]
+            for c in programme.completion(tasks.status_counts(scope.stores, programme.COUNTED))]
 
 
 # -- appointments (services/followup/appointments.py) ---------------------------------------

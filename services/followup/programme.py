@@ -135,18 +135,18 @@ class Completion:
         return round(self.completed / self.due, 4) if self.due else None
 
 
-def completion(tasks):
-    """回访完成率 per (store, owner): completed over everything that fell due (completed,
-    unreachable, or still owed), so an unreachable customer lowers the rate."""
-    counts = {}
-    for task in tasks:
-        if task["status"] not in COUNTED:
+def completion(counts):
+    """回访完成率 per (store, owner) from task counts [(store_id, owner_id, status, n)]:
+    completed over everything that fell due (completed, unreachable, or still owed), so an
+    unreachable customer lowers the rate."""
+    totals = {}
+    for store_id, owner_id, status, n in counts:
+        if status not in COUNTED:
             continue
-        key = (task["store_id"], task["owner_id"])
-        due, done, unreached = counts.get(key, (0, 0, 0))
-        counts[key] = (due + 1, done + (task["status"] == RevisitTaskStatus.COMPLETED.value),
-                       unreached + (task["status"] == RevisitTaskStatus.UNREACHABLE.value))
-    return [Completion(store, owner, *figures) for (store, owner), figures in sorted(counts.items())]
+        due, done, unreached = totals.get((store_id, owner_id), (0, 0, 0))
+        totals[(store_id, owner_id)] = (due + n, done + n * (status == RevisitTaskStatus.COMPLETED.value),
+                                        unreached + n * (status == RevisitTaskStatus.UNREACHABLE.value))
+    return [Completion(store, owner, *figures) for (store, owner), figures in sorted(totals.items())]
 
 
 def local_day_bounds(day, tz):

@@ -183,9 +183,16 @@ class TaskRepository:
             {"$set": {"status": RevisitTaskStatus.CANCELLED.value, "due_at": None,
                       "cancel_reason": reason, "updated_at": now}}).modified_count
 
-    def of_stores(self, store_ids):
-        query = {} if store_ids is None else {"store_id": {"$in": sorted(store_ids)}}
-        return list(self.tasks.find(query, {"store_id": 1, "owner_id": 1, "status": 1}))
+    def status_counts(self, store_ids, statuses):
+        """[(store_id, owner_id, status, n)] of the stores (None: all), counted by the server."""
+        match = {"status": {"$in": list(statuses)}}
+        if store_ids is not None:
+            match["store_id"] = {"$in": sorted(store_ids)}
+        grouped = self.tasks.aggregate([
+            {"$match": match},
+            {"$group": {"_id": {"store_id": "$store_id", "owner_id": "$owner_id", "status": "$status"},
+                        "n": {"$sum": 1}}}])
+        return [(g["_id"]["store_id"], g["_id"]["owner_id"], g["_id"]["status"], g["n"]) for g in grouped]
 
 
 class AppointmentRepository:

@@ -135,11 +135,10 @@ def test_one_survey_per_customer_within_the_window(gap):
 
 
 def test_completion_counts_unreachable_customers_as_not_completed():
-    def task(owner, status):
-        return {"store_id": "SH-XH-001", "owner_id": owner, "status": status}
-    tasks = [task("a", "completed"), task("a", "completed"), task("a", "unreachable"), task("a", "due"),
-             task("a", "scheduled"), task("a", "cancelled"), task("b", "unreachable")]
-    rates = {c.owner_id: c for c in programme.completion(tasks)}
+    counts = [("SH-XH-001", "a", "completed", 2), ("SH-XH-001", "a", "unreachable", 1), ("SH-XH-001", "a", "due", 1),
+              ("SH-XH-001", "a", "scheduled", 5), ("SH-XH-001", "a", "cancelled", 3),
+              ("SH-XH-001", "b", "unreachable", 1)]
+    rates = {c.owner_id: c for c in programme.completion(counts)}
     assert (rates["a"].due, rates["a"].completed, rates["a"].unreachable, rates["a"].rate) == (4, 2, 1, 0.5)
     assert rates["b"].rate == 0.0
 
