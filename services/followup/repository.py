@@ -144,7 +144,7 @@ class TaskRepository:
     def ensure_indexes(db):
         tasks = db["revisit_tasks"]
         tasks.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
-        tasks.create_index([("owner_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)])
+        tasks.create_index([("owner_id", ASCENDING), ("status", ASCENDING), ("planned_at", ASCENDING)])
         tasks.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
         tasks.create_index([("store_id", ASCENDING), ("status", ASCENDING)])
         Outbox.ensure_indexes(tasks)
