@@ -125,11 +125,28 @@ def record_visit(customers, tasks, org, settings, visit, now):
                                     "store_id": visit["store_id"]}, now)
     if document is None:
         return False
-    customers.set_tier(document["_id"], tier_of(document, settings, now).value, now)
+    retier(customers, tasks, org, settings, document, tier_of(document, settings, now), now)
     return True
 
 
-def override_tier(customers, member_id, tier, reason, actor, settings, now):
+def retier(customers, tasks, org, settings, document, tier, now):
+    """Store a customer's tier; when it changed, their waiting cadence revisit (not yet
+    attempted) moves to the new tier's cadence, counted from when it was planned."""
+    customers.set_tier(document["_id"], tier.value, now)
+    if document.get("tier") == tier.value:
+        return
+    tz = _timezone(org, document["home_store_id"])
+    hours = Profile.from_document(document).contact_hours
+    for task in tasks.open_for(document["_id"]):
+        if task["status"] != RevisitTaskStatus.SCHEDULED.value or task["attempts"] or task.get("appointment_id"):
+            continue
+        day = settings.cadence.next_after(task["created_at"].astimezone(ZoneInfo(tz)).date(), tier)
+        due_at = programme.slot(day, hours, 0, tz)
+        tasks.transition(task["_id"], (RevisitTaskStatus.SCHEDULED.value,),
+                         {"tier": tier.value, "due_at": due_at, "planned_at": due_at}, now)
+
+
+def override_tier(customers, tasks, org, member_id, tier, reason, actor, settings, now):
     document = customers.get(member_id)
     if document is None:
         raise Refused(404, "customer_not_found", f"no customer {member_id}")
@@ -137,7 +154,7 @@ def override_tier(customers, member_id, tier, reason, actor, settings, now):
     override = tiers.Override(CustomerTier(tier), actor, reason, now)
     stored = {"tier": override.tier.value, "by": actor, "reason": reason, "at": now}
     updated = customers.set_override(member_id, stored, tiers.audit_entry(previous, override), now)
-    customers.set_tier(member_id, override.tier.value, now)
+    retier(customers, tasks, org, settings, document, override.tier, now)
     return dict(updated, tier=override.tier.value)
 
 

@@ -199,7 +199,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def override_tier(self, request, member_id):
         body = load_or_422(TIER_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
         self._customer_in_scope(request, member_id)
-        updated = self._refusals(flows.override_tier, self.customers, member_id, body["tier"], body["reason"],
+        updated = self._refusals(flows.override_tier, self.customers, self.tasks, self.org, member_id,
+                                 body["tier"], body["reason"],
                                  request.principal.actor, self._settings(), utcnow())
         return json_response(200, {"member_id": member_id, "tier": updated["tier"],
                                    "tier_audit": updated["tier_audit"]})

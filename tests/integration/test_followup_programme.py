@@ -95,6 +95,12 @@ def test_health_data_hidden_from_the_regional_manager_and_a_tier_override_audite
     answer = web_session.post("/v1/customers/M-100/tier", json={"tier": "key", "reason": "转介绍多位顾客"})
     assert answer.status_code == 200 and answer.json()["tier"] == "key"
     assert answer.json()["tier_audit"][0]["from"] == "special" and answer.json()["tier_audit"][0]["by"] == "sh-xh-mg"
+    csv_body = "member_id,name,phone,home_store_id,consent\nM-103,赵女士,13700002222,SH-XH-001,yes\n"
+    web_session.post("/v1/customers/import", data=csv_body.encode(), headers={"Content-Type": "text/csv"})
+    half_year = open_task(followup, "M-103")  # potential: in six months
+    assert web_session.post("/v1/customers/M-103/tier", json={"tier": "key", "reason": "新办年卡"}).status_code == 200
+    monthly = tasks_collection(followup).find_one({"_id": half_year["_id"]})
+    assert half_year["due_at"] - monthly["due_at"] > timedelta(days=120) and monthly["tier"] == "key"
 
 
 def test_an_unreachable_customer_is_retried_then_marked_and_the_next_revisit_planned(
