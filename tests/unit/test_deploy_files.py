@@ -159,7 +159,7 @@ def test_the_image_has_every_module_compose_runs(compose):
     copied = {source for line in DOCKERFILE.read_text(encoding="utf-8").splitlines()
               if line.startswith("COPY ") and "--from" not in line for source in line.split()[1:-1]}
     for name, spec in compose["services"].items():
-        if spec.get("image") != "closeloop:latest":
+        if not str(spec.get("image", "")).startswith("closeloop:"):
             continue
         argv = [*(spec.get("entrypoint") or []), *(spec.get("command") or [])]
         if argv[:2] == ["python", "-m"]:
@@ -306,6 +306,7 @@ def test_dashboard_metric_names_are_still_exported_by_the_code():
 # ${NAME}, ${NAME:?message}, ${NAME:-default}, ${NAME-default}, ...
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 OPTIONAL = {"SMTP_USER", "SMTP_PASSWORD"}  # a relay may need no authentication
+OPTIONAL |= {"BACKUP_INTERVAL_SECONDS", "BACKUP_RETENTION_DAYS"}  # the backup loop has defaults
 # notify's other channels and policy: empty leaves a channel off or the default in force
 OPTIONAL |= {"NOTIFY_SMS_ENDPOINT", "NOTIFY_SMS_ACCESS_KEY_ID", "NOTIFY_SMS_ACCESS_KEY_SECRET",
              "NOTIFY_SMS_SIGN_NAME", "NOTIFY_SMS_TEMPLATES", "NOTIFY_WECHAT_APP_ID", "NOTIFY_WECHAT_APP_SECRET",
@@ -477,7 +478,7 @@ def test_secret_files_are_mounted_read_only_where_needed(compose):
                 users.setdefault(Path(source).name, set()).add(name)
     assert users[deploy_secrets.SIGNING_KEY] == {"routing"}
     assert users[deploy_secrets.MONGO_KEYFILE] == {"mongo"}
-    assert users[deploy_secrets.DEFINITIONS] == {"rabbitmq"}
+    assert users[deploy_secrets.DEFINITIONS] == {"rabbitmq", "backup"}  # backed up with the dumps
     assert users[deploy_secrets.PUBLIC_KEYS] == set(SERVICES)
 
 
@@ -691,3 +692,41 @@ def test_docker_compose_refuses_to_run_without_a_secret(tmp_path):
                                 if k != "RABBITMQ_ROUTING_PASSWORD"))
     result = docker_compose_config(env_file)
     assert result.returncode != 0 and "RABBITMQ_ROUTING_PASSWORD" in result.stderr
+
+
+def test_every_container_rotates_its_logs_and_has_a_resource_limit(compose):
+    for name, spec in compose["services"].items():
+        if spec.get("profiles"):
+            continue
+        assert spec["logging"]["driver"] == "json-file" and spec["logging"]["options"]["max-file"], name
+        limits = spec["deploy"]["resources"]["limits"]
+        assert limits["cpus"] and limits["memory"], name
+
+
+def test_images_are_pinned_and_the_application_image_versioned(compose):
+    for name, spec in compose["services"].items():
+        image = spec.get("image", "")
+        assert image and not image.endswith(":latest"), name
+        if image.startswith("closeloop:"):
+            assert "${CLOSELOOP_VERSION:?" in image, name
+        else:  # a patch release (x.y.z), not a moving minor tag
+            assert re.search(r":v?\d+\.\d+\.\d+", image), f"{name}: {image} is not pinned to a patch release"
+
+
+def test_stateful_services_keep_their_data_in_volumes(compose):
+    mounts = {name: {str(v).split(":")[1] for v in spec.get("volumes", []) if not str(v).startswith("./")}
+              for name, spec in compose["services"].items()}
+    assert "/var/lib/rabbitmq" in mounts["rabbitmq"] and "/data/db" in mounts["mongo"]
+    assert "/prometheus" in mounts["prometheus"] and "/var/lib/grafana" in mounts["grafana"]
+    assert "/backups" in mounts["backup"]
+    assert {"rabbitmq-data", "mongo-data", "prometheus-data", "grafana-data", "backups"} <= set(compose["volumes"])
+
+
+def test_the_backup_dumps_mongo_and_rabbitmq_definitions_with_retention(compose):
+    backup = compose["services"]["backup"]
+    script = backup["command"][0]
+    assert "mongodump" in script and "--gzip --archive=/backups/" in script
+    assert "rabbitmq-definitions" in script and "find /backups -type f -mtime" in script and "-delete" in script
+    assert backup["depends_on"]["mongo"]["condition"] == "service_healthy"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "mongorestore" in readme and "--gzip --archive=" in readme, "the README documents the restore"
