@@ -154,10 +154,12 @@ class DueTimers:
     def __init__(self, items, fire, horizon, clock=utcnow, limit=READ_LIMIT):
         self.items, self.fire, self.clock, self.limit = items, fire, clock, limit
         self.schedule = DueSchedule(horizon)
+        self.read_at = None  # the last successful read of the index (readiness: /health/ready)
 
     def refresh(self):
         read_at = self.clock()
         self.schedule.load(self.items.upcoming(read_at + self.schedule.horizon, self.limit), read_at)
+        self.read_at = read_at
 
     def note(self, key, due_at):
         """A deadline this replica wrote for `key` (None: it has none any more)."""
@@ -231,6 +233,14 @@ class DueTimer(Entrypoint):
 
     def wake(self):
         self.wakeups.put(None)
+
+    def read_age(self):
+        """Seconds since the index was last read (None: not yet): a stalled deadline scan."""
+        read_at = self.timers.read_at
+        return None if read_at is None else (utcnow() - read_at).total_seconds()
+
+    def stale_after(self):
+        return max(3 * self.refresh_every, 30.0)
 
     def note(self, key, due_at):
         if self.timers.note(key, due_at):

@@ -1,16 +1,55 @@
 """What every service has besides its own work: /metrics (Prometheus), /health,
 /openapi.json, the bus's queues declared at start; and the mixins for following the
 organisation and auditing personal-data reads."""
+from kombu import Connection
 from nameko.extensions import DependencyProvider
 
 from closeloop_shared import events as ev
 from closeloop_shared.audit import PersonalDataReads
 from closeloop_shared.auth import Identity
 from closeloop_shared.bus import DeclareQueues, event_handler
+from closeloop_shared.config import AMQP_URI, MONGO_URI, setting
 from closeloop_shared.contract import Permission
+from closeloop_shared.due import DueTimer
 from closeloop_shared.http import PUBLIC, http, int_arg, json_response, requires
 from closeloop_shared.metrics import metrics_response
-from closeloop_shared.mongo import MongoHealth, Repository
+from closeloop_shared.mongo import MongoHealth, Repository, connect
+
+
+class Readiness(DependencyProvider):
+    """A callable returning {check: why it failed} (empty: ready) for /health/ready."""
+
+    def setup(self):
+        self.client = connect(setting(self.container.config, MONGO_URI))
+        self.amqp_uri = setting(self.container.config, AMQP_URI)
+
+    def stop(self):
+        self.client.close()
+
+    def kill(self):
+        self.client.close()
+
+    def get_dependency(self, worker_ctx):
+        return self.problems
+
+    def problems(self):
+        found = {}
+        try:
+            self.client.admin.command("ping")
+        except Exception as exc:  # any failure means "not ready", and says why
+            found["mongo"] = str(exc)[:200]
+        try:
+            with Connection(self.amqp_uri, connect_timeout=3) as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+        except Exception as exc:
+            found["rabbitmq"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        for timer in self.container.entrypoints:
+            if isinstance(timer, DueTimer):
+                age = timer.read_age()
+                if age is None or age > timer.stale_after():
+                    found[f"due_timer:{timer.collection}"] = (
+                        "never read its index" if age is None else f"index last read {age:.0f} s ago")
+        return found
 
 
 class OpsEndpoints:
@@ -30,6 +69,8 @@ class OpsEndpoints:
     def metrics(self, request):
         return metrics_response(request)
 
+    readiness = Readiness()
+
     @http("GET", "/health", access=PUBLIC)
     def health(self, request):
         try:
@@ -37,6 +78,19 @@ class OpsEndpoints:
         except Exception as exc:  # any failure means "not ready", and says why
             return json_response(503, {"status": "unavailable", "mongo": str(exc)[:200]})
         return json_response(200, {"status": "ok", "service": self.name})
+
+    @http("GET", "/health/live", access=PUBLIC)
+    def liveness(self, request):
+        """The process answers: restart it only if this fails."""
+        return json_response(200, {"status": "ok", "service": self.name})
+
+    @http("GET", "/health/ready", access=PUBLIC)
+    def ready(self, request):
+        """Ready to take work: MongoDB answers, RabbitMQ accepts a connection, and every
+        due-work timer (routing's deadlines) read its index recently."""
+        problems = self.readiness()
+        body = {"status": "unavailable" if problems else "ok", "service": self.name, "checks": problems or {}}
+        return json_response(503 if problems else 200, body)
 
 
 class IdentityStores(DependencyProvider):

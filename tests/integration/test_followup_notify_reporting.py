@@ -206,6 +206,12 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     assert 'closeloop_cases_at_risk{clock="resolution",severity="low"} 0.0' in metrics
 
 
+def test_liveness_and_readiness(reporting, web_session):
+    assert web_session.get("/health/live").json()["status"] == "ok"
+    ready = web_session.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["checks"] == {}
+
+
 def test_a_flood_of_submissions_naming_one_address_is_capped(notify, smtp_sink, mongo_client):
     """The 11th acknowledgement of a day to one address is logged as suppressed, not sent."""
     from closeloop_shared.mongo import database_name
