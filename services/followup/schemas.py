@@ -127,7 +127,8 @@ OPENAPI = openapi.build("Closeloop followup", {
         "requestBody": openapi.json_body(ImportBody),
         "responses": openapi.responses({200: "import report"}, 400, 413, 415, 422, 503)}},
     "/v1/customers/{member_id}": {"get": {
-        "summary": "A customer's profile and tier (special needs only for the store's own roles)",
+        "summary": "A customer's profile, tier (with its override's audit) and open revisits "
+                   "(special needs only for the store's own roles)",
         "parameters": [MEMBER], "responses": openapi.responses({200: "profile"}, 404, 503)}},
     "/v1/customers/{member_id}/tier": {"post": {
         "summary": "Override the computed tier (audited)", "parameters": [MEMBER],

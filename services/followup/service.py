@@ -191,7 +191,10 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         document = self._customer_in_scope(request, member_id)
         shown = profiles.view(profiles.Profile.from_document(document), request.principal)
         shown.update(tier=document.get("tier"), override=document.get("override"),
-                     tier_audit=document.get("tier_audit", []))
+                     tier_audit=document.get("tier_audit", []),
+                     open_revisits=[{"task_id": t["_id"], "status": t["status"], "purpose": t["purpose"],
+                                     "owner_id": t["owner_id"], "planned_at": t["planned_at"]}
+                                    for t in self.tasks.open_for(member_id)])
         self.personal_data_reads.record(request.principal, "customer", [member_id])
         return json_response(200, shown)
 
