@@ -33,7 +33,6 @@ from bench.throughput import (  # noqa: I001  (monkey-patches eventlet first)
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
@@ -54,13 +53,13 @@ from bson.codec_options import CodecOptions  # noqa: E402
 from kombu import Connection, Queue  # noqa: E402
 from nameko.standalone.events import event_dispatcher, get_event_exchange  # noqa: E402
 
+from bench import figures as figures_file  # noqa: E402
 from closeloop_shared import events as ev  # noqa: E402
 from closeloop_shared.mongo import connect  # noqa: E402
 from closeloop_shared.standins import free_port, standin_mongo_uri, start_mongo_standin  # noqa: E402
 from deploy import local  # noqa: E402
 from services.routing.repository import CaseRepository  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 REPLICAS = 3
 COMPLAINTS = ALL_COMPLAINTS[:4]  # no 消协 threat: none is critical (critical ones escalate at routing)
 BATCH = 2000
@@ -304,7 +303,7 @@ def run(args, work):
             "load_avg_at_start": args.load_avg, "mongo": "MONGO_URI" if os.environ.get("MONGO_URI") else "stand-in",
         })
         print_figures(figures)
-        save(figures)
+        figures_file.save(figures, "deadlines")
         lag = figures["lag_s"]
         ok = lag and lag["p99"] <= 1.0 and figures["duplicates"] == 0 and figures["missing"] == 0
         return 0 if ok else 1
@@ -352,14 +351,6 @@ def print_figures(f):
     print(f"detected by          {detected}")
     cpu = "  ".join(f"#{n} {pct:.1f}%" for n, pct in enumerate(f["idle_cpu_percent"]) if pct is not None)
     print(f"idle CPU             {cpu}  (of one core, over {f['idle_seconds']:.0f} s, nothing due)")
-
-
-def save(figures):
-    with contextlib.suppress(OSError):
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"deadlines-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"figures written to {path}")
 
 
 def main(argv=None):

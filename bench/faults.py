@@ -39,7 +39,6 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import email.parser  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -53,13 +52,13 @@ from pathlib import Path  # noqa: E402
 
 from kombu import Connection  # noqa: E402
 
+from bench import figures as figures_file  # noqa: E402
 from closeloop_shared import bus  # noqa: E402
 from closeloop_shared.events import EMITTERS, SUBSCRIPTIONS  # noqa: E402
 from closeloop_shared.mongo import connect  # noqa: E402
 from closeloop_shared.standins import free_port  # noqa: E402
 from deploy import local  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # The bench's complaints that no severity rule makes critical (no 消协 threat): each case
 # then climbs the ladder only as its first-response clock runs out, once per rung.
 COMPLAINTS = ALL_COMPLAINTS[:4]
@@ -460,11 +459,7 @@ def main(argv=None):
         print("interrupted; cleaned up")
         return 130
     print_figures(figures)
-    with contextlib.suppress(OSError):
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"faults-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-        path.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
-        print(f"figures written to {path}")
+    figures_file.save(figures, "faults")
     reasons = failed(figures)
     print("RESULT: " + ("all targets met" if not reasons else "; ".join(reasons)))
     return 1 if reasons else 0

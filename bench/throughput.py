@@ -15,7 +15,7 @@ What it does, all isolated from anything else running on the machine:
    A case is done when routing has routed it (routing `cases`.routed_at) and notify has
    sent its acknowledgement (notify `deliveries`, kind acknowledgement, status sent);
 4. prints cases/s end to end, latency percentiles (publish -> max(routed_at, sent_at)),
-   the reference rate and the ratio; writes them to bench/results/<timestamp>.json.
+   the reference rate and the ratio; writes them to bench/results/throughput-<time>.json.
 
 --concurrency is nameko's max_workers (MAX_WORKERS) for every service and for the
 reference service. Everything is torn down at the end, also on failure or Ctrl-C.
@@ -45,6 +45,7 @@ from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.events import event_handler  # noqa: E402
 from nameko.standalone.events import event_dispatcher  # noqa: E402
 
+from bench import figures as figures_file  # noqa: E402
 from closeloop_shared import bus  # noqa: E402
 from closeloop_shared.mongo import connect  # noqa: E402
 from closeloop_shared.standins import (  # noqa: E402
@@ -54,7 +55,6 @@ from deploy import local  # noqa: E402
 RABBIT_API = os.environ.get("BENCH_RABBIT_API", "http://127.0.0.1:15672/api")
 RABBIT_AUTH = ("guest", "guest")
 AMQP_BASE = os.environ.get("BENCH_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
-RESULTS = Path(__file__).resolve().parent / "results"
 CHINA = timezone(timedelta(hours=8))
 
 # The queues that must have consumers before the first message is published: a message
@@ -364,7 +364,7 @@ def run(args, work):
             "load_avg_at_start": args.load_avg, "mongo": "MONGO_URI" if os.environ.get("MONGO_URI") else "stand-in",
         }
         print_figures(figures)
-        save(figures)
+        figures_file.save(figures, "throughput")
         return 0
 
 
@@ -385,14 +385,6 @@ def print_figures(f):
     print(f"peak RSS (MB)        {rss}  (total {total:.0f})")
     cpu = "  ".join(f"{name} {s:.1f}" for name, s in f["cpu_s_during_run"].items())
     print(f"CPU s, publish->done {cpu}  (of {f['elapsed_s'] * f['nproc']:.0f} available)")
-
-
-def save(figures):
-    with contextlib.suppress(OSError):
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-        print(f"figures written to {path}")
 
 
 def main(argv=None):

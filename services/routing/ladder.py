@@ -52,6 +52,15 @@ def timeouts(seconds_of=lambda key: keys.DEFAULTS[key]):
 DEFAULT_TIMEOUTS = timeouts()
 
 
+# The newest notes a case's ladder keeps (every one is in the case's timeline too): a
+# case reopened hundreds of times must not grow its document without end.
+NOTES_KEPT = 20
+
+
+def _kept(notes):
+    return notes[-NOTES_KEPT:]
+
+
 class NoteKind(str, Enum):
     NOTIFIED = "notified"          # the case reached this rung; its people were told
     SKIPPED = "skipped"            # nobody holds this rung: passed over
@@ -200,7 +209,7 @@ def climb(state, rungs, now, timeouts=DEFAULT_TIMEOUTS):
     notes = []
     rung, due = _place(rungs, state.level + 1, now, timeouts, notes)
     return replace(state, level=rung.level, people=rung.people, notified_at=now, ack_due_at=due,
-                   notes=state.notes + tuple(notes)), notes
+                   notes=_kept(state.notes + tuple(notes))), notes
 
 
 def may_acknowledge(state, person):
@@ -219,7 +228,7 @@ def acknowledge(state, person, now):
     if state.acknowledged:
         return state
     note = Note(now, NoteKind.ACKNOWLEDGED, state.level, state.role, (person.staff_id,))
-    return replace(state, acknowledged_at=now, acknowledged_by=person.staff_id, notes=state.notes + (note,))
+    return replace(state, acknowledged_at=now, acknowledged_by=person.staff_id, notes=_kept(state.notes + (note,)))
 
 
 def next_at(state):
@@ -233,7 +242,7 @@ def renotified(state, rungs, now, timeouts=DEFAULT_TIMEOUTS):
     its rung now are told afresh and must acknowledge within the rung's timeout; the
     notes so far are kept."""
     fresh = start_on(rungs, state.level, now, timeouts)
-    return replace(fresh, notes=state.notes + fresh.notes)
+    return replace(fresh, notes=_kept(state.notes + fresh.notes))
 
 
 def rearmed(state):
@@ -246,4 +255,4 @@ def settled(state, now):
     """The state with its acknowledgement timer stopped because no rung above is held
     any more (the organisation changed while the case waited): noted, never retried."""
     note = Note(now, NoteKind.TOP_REACHED, state.level, state.role)
-    return replace(state, ack_due_at=None, notes=state.notes + (note,))
+    return replace(state, ack_due_at=None, notes=_kept(state.notes + (note,)))

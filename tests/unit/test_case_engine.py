@@ -36,6 +36,13 @@ def payloads(events, kind):
     return [ev.load(kind, e["payload"]) for e in events if e["type"] == kind]
 
 
+def wall_policy(policy_id, version, conditions, first_response, resolution):
+    """A stored policy of two wall-time clocks, chosen by `conditions`."""
+    return policy.validate(policy.SlaPolicy(policy_id, version, policy_id, conditions, (
+        policy.ClockSpec(ClockName.FIRST_RESPONSE, first_response, policy.ClockBasis.WALL, None),
+        policy.ClockSpec(ClockName.RESOLUTION, resolution, policy.ClockBasis.WALL, None))))
+
+
 def route(cases, event=None, case_rules=None):
     return flows.route(cases, CHART, case_rules or rules(), event or submitted(), T0)
 
@@ -123,12 +130,10 @@ def test_a_referral_goes_to_the_store_manager_and_customer_service_with_a_report
 
 def test_a_stored_policy_that_fits_better_is_chosen_and_kept_by_the_case():
     cases = FakeCases()
-    fast = policy.validate(policy.SlaPolicy(
-        "booking-fast", 3, "Bookings", policy.Conditions(categories=frozenset({policy.Category.BOOKING})),
-        (policy.ClockSpec(ClockName.FIRST_RESPONSE, timedelta(hours=2), policy.ClockBasis.WALL, None),
-         policy.ClockSpec(ClockName.RESOLUTION, timedelta(hours=12), policy.ClockBasis.WALL, None))))
+    fast = wall_policy("booking-fast", 3, policy.Conditions(categories=frozenset({policy.Category.BOOKING})),
+                       timedelta(hours=2), timedelta(hours=12))
     case, _ = route(cases, submitted(category="booking"), rules((fast,)))
-    assert case["policy"] == {"policy_id": "booking-fast", "version": 3, "name": "Bookings"}
+    assert case["policy"] == {"policy_id": "booking-fast", "version": 3, "name": "booking-fast"}
     assert case["clocks"]["first_response"]["policy_version"] == 3
     assert case["clocks"]["first_response"]["due_at"] == T0 + timedelta(hours=2)
     other, _ = route(cases, submitted(category="hygiene"), rules((fast,)))
@@ -172,10 +177,8 @@ def test_a_notification_nobody_could_receive_becomes_one_task_on_the_case():
 
 def test_a_customer_tier_given_at_intake_chooses_a_policy_for_that_tier():
     cases = FakeCases()
-    vip = policy.validate(policy.SlaPolicy(
-        "key-customers", 1, "Key customers", policy.Conditions(tiers=frozenset({policy.CustomerTier.KEY})),
-        (policy.ClockSpec(ClockName.FIRST_RESPONSE, timedelta(hours=4), policy.ClockBasis.WALL, None),
-         policy.ClockSpec(ClockName.RESOLUTION, timedelta(hours=24), policy.ClockBasis.WALL, None))))
+    vip = wall_policy("key-customers", 1, policy.Conditions(tiers=frozenset({policy.CustomerTier.KEY})),
+                      timedelta(hours=4), timedelta(hours=24))
     key = submitted()
     key["customer"]["tier"] = "key"
     case, _ = route(cases, key, rules((vip,)))
