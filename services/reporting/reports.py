@@ -121,3 +121,60 @@ def csv_text(body):
             sum(remedy["fen"] for remedy in group["remedies"].values()),
             group["root_causes"][0]["root_cause"] if group["root_causes"] else ""])
     return out.getvalue()
+
+
+TREND_FIELDS = ("cases", "first_response_rate", "resolution_rate", "satisfaction_rate", "repeat_30_rate")
+
+
+def headline(indicators):
+    """The figures a trend compares."""
+    return {"cases": indicators["cases"],
+            "first_response_rate": indicators["on_time"]["first_response"]["rate"],
+            "resolution_rate": indicators["on_time"]["resolution"]["rate"],
+            "satisfaction_rate": indicators["satisfaction"]["rate"],
+            "repeat_30_rate": indicators["repeat"]["30"]["rate"]}
+
+
+def change(now, before):
+    """Per figure: now, before and the difference (None where either is unknown)."""
+    return {name: {"now": now[name], "before": before[name],
+                   "change": None if now[name] is None or before[name] is None else round(now[name] - before[name], 4)}
+            for name in TREND_FIELDS}
+
+
+def week_of(day):
+    monday = day - timedelta(days=day.weekday())
+    return Span(monday, monday + timedelta(days=6))
+
+
+def month_of(day):
+    first = day.replace(day=1)
+    return Span(first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1))
+
+
+def weekly(repository, the_plan, organisation, day):
+    """Seed 000's weekly summary of the week holding `day`: KPIs by category, a Pareto of
+    root causes per store and per region, week-over-week and month-over-month trends."""
+    week, month = week_of(day), month_of(day)
+    last_week = week_of(week.first - timedelta(days=7))
+    last_month = month_of(month.first - timedelta(days=1))
+    by_category = report(repository, GroupBy.CATEGORY, the_plan, week)
+    stores = sorted({store for unit in the_plan.groups["all"]
+                     for store in ({unit} if the_plan.level == "store" else _stores_of(organisation, the_plan.level, unit))})
+    per_store = report(repository, GroupBy.STORE, Plan("store", {s: [s] for s in stores}), week)
+    regions = sorted({organisation.stores[s].region_id for s in stores if s in organisation.stores})
+    covered = {r for r in regions if organisation.stores_of_region(r) <= set(stores)}
+    per_region = report(repository, GroupBy.REGION, Plan("region", {r: [r] for r in sorted(covered)}), week)
+
+    def total(span):
+        return headline(report(repository, GroupBy.NONE, the_plan, span)["groups"]["all"])
+    return {"week": {"from": week.first.isoformat(), "to": week.last.isoformat()},
+            "categories": by_category["groups"],
+            "pareto_by_store": {s: g["root_causes"] for s, g in per_store["groups"].items() if g["cases"]},
+            "pareto_by_region": {r: g["root_causes"] for r, g in per_region["groups"].items() if g["cases"]},
+            "week_over_week": change(total(week), total(last_week)),
+            "month_over_month": {"month": f"{month.first:%Y-%m}", **change(total(month), total(last_month))}}
+
+
+def _stores_of(organisation, level, unit):
+    return organisation.stores_of_region(unit) if level == "region" else organisation.stores_of_brand(unit)

@@ -26,4 +26,12 @@ OPENAPI = openapi.build("Closeloop reporting", {
                                              "option A-D in fen; a Pareto of root causes. by=staff: each handler's "
                                              "assigned, resolved, on-time rate and satisfaction"},
                                        404, 422, 503)}},
+    "/v1/reports/weekly": {"get": {
+        "summary": "The weekly category summary (seed 000) of the week holding `week`, within the caller's stores",
+        "parameters": [openapi.query_param("week", "any China date of the week; default: a week ago"),
+                       openapi.query_param("store", "one store of the caller's scope")],
+        "responses": openapi.responses({200: "KPIs by category; a Pareto of root causes per store and per region; "
+                                             "week-over-week and month-over-month changes of cases, on-time first "
+                                             "response and resolution, satisfaction and 30-day repeat rates"},
+                                       404, 422, 503)}},
 })

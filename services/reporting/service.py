@@ -1,12 +1,12 @@
 """Reporting entrypoints: every case event into the read model; summaries over HTTP."""
-from datetime import timedelta
+from datetime import date, timedelta
 
 from prometheus_client import REGISTRY
 from werkzeug.wrappers import Response
 
 from closeloop_shared import events as ev
 from closeloop_shared.bus import event_handler
-from closeloop_shared.clock import utcnow
+from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.config import REPORTING_AT_RISK_LEAD_SECONDS, setting
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
@@ -112,6 +112,18 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
         if request.args.get("format") == "csv":
             return Response(reports.csv_text(body), status=200, headers={"Content-Type": "text/csv; charset=utf-8"})
         return json_response(200, body)
+
+    @http("GET", "/v1/reports/weekly", access=requires(P.REPORT_READ))
+    def weekly_report(self, request):
+        """Seed 000's weekly category summary: the week holding `week` (default: last week)."""
+        today = utcnow().astimezone(CHINA).date()
+        try:
+            day = date.fromisoformat(request.args["week"]) if request.args.get("week") else today - timedelta(days=7)
+        except ValueError:
+            raise HttpError(422, "validation_failed", "week: Not a valid date.", {"week": ["Not a valid date."]})
+        store, scope = self._store_in_scope(request)
+        the_plan = reports.plan(reports.GroupBy.NONE, self.org, scope.stores, store)
+        return json_response(200, reports.weekly(self.facts, the_plan, self.org, day))
 
     def _store_in_scope(self, request):
         store = request.args.get("store")

@@ -102,6 +102,7 @@ EXPECTED = {
     ("followup", "post", "/v1/revisit-tasks/{task_id}/attempts"): row(H, H, H, F, F, H, F, F, F),
     ("followup", "post", "/v1/revisit-tasks/{task_id}/reschedule"): row(H, H, H, F, F, H, F, F, F),
     ("followup", "get", "/v1/revisit-tasks/completion"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
+    ("followup", "post", "/v1/appointments/{appointment_id}/change-requests"): row(H, H, H, F, F, H, F, F, F),
     ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
     ("notify", "get", "/v1/deliveries/by-customer"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
@@ -111,6 +112,7 @@ EXPECTED = {
     ("notify", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("reporting", "get", "/v1/reports/summary"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("reporting", "get", "/v1/reports/kpis"): row(F, F, OK, OK, H, OK, OK, F, F),  # takes no body
+    ("reporting", "get", "/v1/reports/weekly"): row(F, F, OK, OK, H, OK, OK, F, F),  # takes no body
     ("routing", "get", "/v1/calendars/stores/{store_id}"): row(OK, H, OK, OK, H, OK, OK, F, F),
     ("routing", "put", "/v1/calendars/stores/{store_id}"): row(F, F, OK, OK, H, F, OK, F, F),
     ("routing", "post", "/v1/calendars/stores/{store_id}/closures"): row(F, F, OK, OK, H, F, OK, F, F),
@@ -163,6 +165,8 @@ BODIES = {
     "/v1/customers/{member_id}/tier": {"tier": "key", "reason": "转介绍多位顾客"},
     "/v1/revisit-tasks/{task_id}/attempts": {"reached": False, "note": "无人接听"},
     "/v1/revisit-tasks/{task_id}/reschedule": {"due_at": "2030-01-02T10:00:00+08:00"},
+    "/v1/appointments/{appointment_id}/change-requests": {"phone": "13812345678",
+                                                          "starts_at": "2030-01-02T10:00:00+08:00"},
     "/v1/stores/{store_id}/roster": {"shifts": [{"shift_id": "day", "start": "09:00", "end": "18:00",
                                                  "staff_ids": ["sh-xh-s1"], "weekdays": [0, 1, 2, 3, 4]}]},
     "/v1/cases/{case_id}/reassign": {"staff_id": "sh-xh-sv", "reason": "交给主管跟进"},
@@ -260,6 +264,7 @@ def case_a(stack, callers):
     return {"case_id": case_id, "revisit_id": revisit["revisit_id"], "store_id": "SH-XH-001",
             "staff_id": "nobody-such", "client_id": "pos-yueyan", "key_id": "nokey",
             "brand_id": "yueyan", "year": 2027, "member_id": "nobody-such", "task_id": "nobody-such",
+            "appointment_id": "nobody-such",
             "policy_id": "default"}  # built in: its reads answer 200, its changes 409
 
 
@@ -283,7 +288,7 @@ def test_every_operation_answers_every_caller_as_the_access_table_says(stack, ca
     wrong = []
     for service, method, path in operations:
         params = {QUERIES[path]: case_a["case_id"]} if path in QUERIES else None
-        if path in ("/v1/reports/summary", "/v1/reports/kpis"):
+        if path in ("/v1/reports/summary", "/v1/reports/kpis", "/v1/reports/weekly"):
             params = {"store": "SH-XH-001"}
         for caller, headers in callers.items():
             response = stack.call(service, method.upper(), concrete(path, case_a), headers,

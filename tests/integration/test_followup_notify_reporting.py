@@ -9,7 +9,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
-from closeloop_shared.clock import utcnow
+from closeloop_shared.clock import CHINA, utcnow
 from tests.fixtures import wait_for
 from services.followup.service import FollowupService
 from services.notify.service import NotifyService
@@ -204,6 +204,9 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     bad_group = web_session.get("/v1/reports/kpis", params={"by": "customer"})
     assert bad_group.status_code == 422 and "by" in bad_group.json()["error"]["fields"]
     assert 'closeloop_cases_at_risk{clock="resolution",severity="low"} 0.0' in metrics
+    submitted_day = (now - timedelta(hours=30)).astimezone(CHINA).date().isoformat()
+    weekly = web_session.get("/v1/reports/weekly", params={"store": "SH-XH-001", "week": submitted_day}).json()
+    assert set(weekly["categories"]) == {"hygiene", "price"} and weekly["week_over_week"]["cases"]["now"] == 2
 
 
 def test_liveness_and_readiness(reporting, web_session):

@@ -2,7 +2,7 @@
 however often delivered, in any order; a replay of the recorded events rebuilds buckets
 equal to the live ones; a report reads them by scope."""
 import uuid
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 
@@ -128,3 +128,28 @@ def test_the_replay_command_rebuilds_and_proves_equality(db, mongo_uri, mongo_pr
                                     {"$inc": {"c.hygiene.cases": 1}})
     assert replay.main([]) == 1
     assert f"differs: store:SH-1:month:{t0.astimezone(CHINA):%Y-%m}" in capsys.readouterr().out
+
+
+def test_the_weekly_summary_has_categories_paretos_and_trends(db):
+    live = FactsRepository(db)
+    now = utcnow().replace(microsecond=0)
+    monday = now.astimezone(CHINA).date() - timedelta(days=now.astimezone(CHINA).weekday() + 7)
+    at_noon = lambda day: datetime.combine(day, time(12), tzinfo=CHINA)  # noqa: E731
+    take_all(live, history(uuid.uuid4().hex, "SH-1", at_noon(monday + timedelta(days=1)), "+8613800000005"))
+    take_all(live, history(uuid.uuid4().hex, "GZ-1", at_noon(monday + timedelta(days=2)), "+8613800000006",
+                           category="price", root_cause="expectation_gap", on_time=False))
+    take_all(live, history(uuid.uuid4().hex, "SH-2", at_noon(monday - timedelta(days=3)), "+8613800000007"))
+
+    body = reports.weekly(live, reports.plan(reports.GroupBy.NONE, ORG, None), ORG, monday + timedelta(days=4))
+    assert body["week"] == {"from": monday.isoformat(), "to": (monday + timedelta(days=6)).isoformat()}
+    assert {name: group["cases"] for name, group in body["categories"].items()} == {"hygiene": 1, "price": 1}
+    assert body["pareto_by_store"] == {
+        "SH-1": [{"root_cause": "poor_communication", "cases": 1, "share": 1.0, "cumulative": 1.0}],
+        "GZ-1": [{"root_cause": "expectation_gap", "cases": 1, "share": 1.0, "cumulative": 1.0}]}
+    assert set(body["pareto_by_region"]) == {"east", "south"}
+    assert body["week_over_week"]["cases"] == {"now": 2, "before": 1, "change": 1}
+    assert body["week_over_week"]["first_response_rate"] == {"now": 0.5, "before": 1.0, "change": -0.5}
+
+    # a store manager's summary covers their store only
+    mine = reports.weekly(live, reports.plan(reports.GroupBy.NONE, ORG, frozenset({"SH-1"})), ORG, monday)
+    assert set(mine["pareto_by_store"]) == {"SH-1"} and mine["pareto_by_region"] == {}
