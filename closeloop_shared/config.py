@@ -130,6 +130,10 @@ FOLLOWUP_SURVEY_WINDOW_SECONDS = "FOLLOWUP_SURVEY_WINDOW_SECONDS"
 FOLLOWUP_REMINDER_HOUR = "FOLLOWUP_REMINDER_HOUR"
 # reporting's closeloop_cases_at_risk gauge: an open case's unmet clock due within this lead.
 REPORTING_AT_RISK_LEAD_SECONDS = "REPORTING_AT_RISK_LEAD_SECONDS"
+# reporting's weekly digest: from this China hour on Mondays, last week's digest per region and
+# brand is emitted (weekly_digest_ready), checked every interval.
+REPORTING_DIGEST_HOUR = "REPORTING_DIGEST_HOUR"
+REPORTING_DIGEST_INTERVAL_SECONDS = "REPORTING_DIGEST_INTERVAL_SECONDS"
 
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
@@ -207,6 +211,8 @@ DEFAULTS = {
     FOLLOWUP_SURVEY_WINDOW_SECONDS: 30 * 24 * 3600,
     FOLLOWUP_REMINDER_HOUR: 10,
     REPORTING_AT_RISK_LEAD_SECONDS: 4 * 3600,
+    REPORTING_DIGEST_HOUR: 9,
+    REPORTING_DIGEST_INTERVAL_SECONDS: 300,
 }
 
 

@@ -52,6 +52,10 @@ REVISIT_TASK_COMPLETED = "revisit_task_completed"
 # appointments from booking systems (services/followup/appointments.py): the customer is
 # told of a booking or its new time, and reminded the day before (notify sends both)
 APPOINTMENT_CONFIRMED = "appointment_confirmed"
+# a customer asked us (not the booking system) for another time: the store and the
+# booking system (a webhook of this kind) are told; the booking system's
+# appointment.changed closes the loop
+APPOINTMENT_CHANGE_REQUESTED = "appointment_change_requested"
 # a complaint the customer voiced during a revisit: intake makes it a case
 REVISIT_COMPLAINT_VOICED = "revisit_complaint_voiced"
 APPOINTMENT_REMINDER_DUE = "appointment_reminder_due"
@@ -59,6 +63,7 @@ APPOINTMENT_REMINDER_DUE = "appointment_reminder_due"
 NOTIFY = "notify"
 NOTIFICATION_FAILED = "notification_failed"
 REPORTING = "reporting"
+WEEKLY_DIGEST_READY = "weekly_digest_ready"
 # Every service but routing keeps its own copy of the organisation and the integrations.
 IDENTITY_FOLLOWERS = (INTAKE, FOLLOWUP, NOTIFY, REPORTING)
 
@@ -75,7 +80,9 @@ EMITTERS = {
     REPORT_SIGNED_OFF: ROUTING, CASE_LINKED: ROUTING, CASE_MERGED: ROUTING, CASE_ARCHIVED: ROUTING,
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP, REVISIT_TASK_COMPLETED: FOLLOWUP,
     APPOINTMENT_CONFIRMED: FOLLOWUP, APPOINTMENT_REMINDER_DUE: FOLLOWUP, REVISIT_COMPLAINT_VOICED: FOLLOWUP,
+    APPOINTMENT_CHANGE_REQUESTED: FOLLOWUP,
     NOTIFICATION_FAILED: NOTIFY,
+    WEEKLY_DIGEST_READY: REPORTING,
 }
 
 # Who listens to what: (consumer service, handler method) for each event. Every service
@@ -95,6 +102,7 @@ SUBSCRIPTIONS = {
     APPOINTMENT_CONFIRMED: (("notify", "on_appointment_confirmed"),),
     APPOINTMENT_REMINDER_DUE: (("notify", "on_appointment_reminder_due"),),
     REVISIT_COMPLAINT_VOICED: (("intake", "on_revisit_complaint_voiced"),),
+    APPOINTMENT_CHANGE_REQUESTED: (("notify", "on_appointment_change_requested"),),
     REVISIT_RECORDED: (("routing", "on_revisit_recorded"), ("reporting", "on_revisit_recorded")),
     CASE_REASSIGNED: (("notify", "on_case_reassigned"),),
     # a notification nobody could be reached by becomes a task on the case
@@ -483,6 +491,15 @@ class AppointmentConfirmed(AppointmentMessage):
     change = fields.Boolean(load_default=False)  # the appointment moved: its new time
 
 
+class AppointmentChangeRequested(AppointmentMessage):
+    """The customer's identity was checked (the phone of the booking) by `requested_by`."""
+    store_staff = fields.Nested(StaffMember, required=True)  # who at the store is told
+    requested_starts_at = fields.AwareDateTime(required=True)
+    note = fields.String(load_default="")
+    requested_by = fields.String(required=True)
+    requested_at = fields.AwareDateTime(required=True)
+
+
 class AppointmentReminderDue(AppointmentMessage):
     reminded_at = fields.AwareDateTime(required=True)
 
@@ -583,6 +600,31 @@ class IntegrationChanged(EventSchema):
 
 
 
+class RootCauseShare(EventSchema):
+    root_cause = fields.String(required=True, validate=validate.OneOf(ROOT_CAUSES))
+    cases = fields.Integer(required=True)
+    share = fields.Float(required=True)
+    cumulative = fields.Float(required=True)
+
+
+class WeeklyDigestReady(EventSchema):
+    """reporting's weekly summary of a region or brand (seed 000), once per unit and week,
+    for its managers: figures only, no personal data. Nobody subscribes yet (notify may)."""
+    event_id = fields.String(required=True)
+    digest_id = fields.String(required=True)  # "<week's Monday>:<level>:<unit>": consumers dedupe on it
+    level = fields.String(required=True, validate=validate.OneOf(("region", "brand")))
+    unit_id = fields.String(required=True)
+    week_from = fields.Date(required=True)
+    week_to = fields.Date(required=True)
+    cases = fields.Integer(required=True)
+    first_response_rate = fields.Float(allow_none=True, load_default=None)
+    resolution_rate = fields.Float(allow_none=True, load_default=None)
+    satisfaction_rate = fields.Float(allow_none=True, load_default=None)
+    repeat_30_rate = fields.Float(allow_none=True, load_default=None)
+    cases_change = fields.Integer(allow_none=True, load_default=None)  # against the week before
+    root_causes = fields.List(fields.Nested(RootCauseShare), load_default=list)  # the Pareto, largest first
+
+
 class NotificationFailed(EventSchema):
     """notify gave a notification up: no channel reached the person (none known, every
     one refused or failing). For a customer the store should phone them instead
@@ -613,10 +655,12 @@ SCHEMAS = {
     CASE_CLOSED: CaseClosed(),
     FOLLOWUP_DUE: FollowupDue(),
     NOTIFICATION_FAILED: NotificationFailed(),
+    WEEKLY_DIGEST_READY: WeeklyDigestReady(),
     REVISIT_RECORDED: RevisitRecorded(),
     REVISIT_TASK_COMPLETED: RevisitTaskCompleted(),
     APPOINTMENT_CONFIRMED: AppointmentConfirmed(),
     REVISIT_COMPLAINT_VOICED: RevisitComplaintVoiced(),
+    APPOINTMENT_CHANGE_REQUESTED: AppointmentChangeRequested(),
     APPOINTMENT_REMINDER_DUE: AppointmentReminderDue(),
     CASE_REASSIGNED: CaseReassigned(),
     CASE_RECLASSIFIED: CaseReclassified(),

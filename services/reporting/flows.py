@@ -1,8 +1,11 @@
 """reporting's use cases: take in an event (keep it, project it onto its case's row,
 bring the pre-aggregated buckets in step) and rebuild the read model by replay."""
+from datetime import datetime, time, timedelta
+
 from closeloop_shared import events as ev
+from closeloop_shared.clock import CHINA
 from services.reporting import facts as pre
-from services.reporting import read_model
+from services.reporting import read_model, reports
 
 
 def enrichment(event_type, data, organisation):
@@ -92,3 +95,33 @@ def _normalised(documents):
         return value
     pruned = {document["_id"]: prune(document) for document in documents}
     return {bucket: value for bucket, value in pruned.items() if value}
+
+
+def weekly_digests(repository, organisation, now, hour):
+    """From `hour` (China) on Monday: last week's digest of every region and brand not yet
+    started, as [(digest id, event)] to publish (each started once, by one replica)."""
+    today = now.astimezone(CHINA)
+    monday = today.date() - timedelta(days=today.weekday())
+    if today < datetime.combine(monday, time(hour), tzinfo=CHINA):
+        return []
+    week = reports.week_of(monday - timedelta(days=7))
+    units = [("region", r) for r in sorted(organisation.regions)] + [("brand", b) for b in sorted(organisation.brands)]
+    started = []
+    for level, unit in units:
+        digest_id = f"{week.first.isoformat()}:{level}:{unit}"
+        if repository.digest_started(digest_id):
+            continue
+        event = ev.new_event(ev.WEEKLY_DIGEST_READY, digest(repository, level, unit, week, digest_id))
+        if repository.start_digest(digest_id, event, now):
+            started.append((digest_id, event))
+    return started
+
+
+def digest(repository, level, unit, week, digest_id):
+    the_plan = reports.Plan(level, {"all": [unit]})
+    now = reports.report(repository, reports.GroupBy.NONE, the_plan, week)
+    totals, previous = now["groups"]["all"], reports.report(
+        repository, reports.GroupBy.NONE, the_plan, reports.week_of(week.first - timedelta(days=7)))["groups"]["all"]
+    figures = reports.headline(totals)
+    return {"digest_id": digest_id, "level": level, "unit_id": unit, "week_from": week.first, "week_to": week.last,
+            **figures, "cases_change": figures["cases"] - previous["cases"], "root_causes": totals["root_causes"]}

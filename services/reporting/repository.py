@@ -6,6 +6,8 @@ from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.clock import utcnow
 from closeloop_shared.events import SEVERITIES
+from closeloop_shared.mongo import insert_new
+from closeloop_shared.outbox import Outbox
 from services.reporting import facts as pre
 from services.reporting import kpis
 from services.reporting.kpis import OPEN_STATUSES
@@ -24,6 +26,8 @@ class FactsRepository:
         self.facts = db[f"{prefix}case_facts"]
         self.buckets = db[f"{prefix}report_buckets"]
         self.events = db["reporting_events"]
+        self.digests = db["weekly_digests"]
+        self.digest_outbox = Outbox(self.digests)
 
     @staticmethod
     def ensure_indexes(db, prefix=LIVE):
@@ -33,6 +37,7 @@ class FactsRepository:
         facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
         db["reporting_events"].create_index([("received_at", ASCENDING)])
         db[f"{prefix}report_buckets"].create_index([("shard", ASCENDING), ("period", ASCENDING)])
+        Outbox.ensure_indexes(db["weekly_digests"])
 
     def atomically(self, work):
         """Run work(session) in one transaction (retried on write conflicts)."""
@@ -92,6 +97,14 @@ class FactsRepository:
         for bucket, paths in delta.items():
             self.buckets.update_one({"_id": bucket}, {"$inc": paths, "$setOnInsert": pre.bucket_fields(bucket)},
                                     upsert=True, session=session)
+
+    def digest_started(self, digest_id):
+        return self.digests.find_one({"_id": digest_id}, {"_id": 1}) is not None
+
+    def start_digest(self, digest_id, event, now):
+        """Keep the digest's event in its outbox; False if another replica started it."""
+        return insert_new(self.digests, {"_id": digest_id, "outbox": [event], "outbox_pending": True,
+                                         "updated_at": now})
 
     def bucket_documents(self, scopes, segments):
         """The buckets of these units (`level:unit`) over the segments (grain, first, last

@@ -1,13 +1,17 @@
 """Reporting entrypoints: every case event into the read model; summaries over HTTP."""
 from datetime import date, timedelta
 
+from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher
 from prometheus_client import REGISTRY
 from werkzeug.wrappers import Response
 
 from closeloop_shared import events as ev
-from closeloop_shared.bus import event_handler
+from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import CHINA, utcnow
-from closeloop_shared.config import REPORTING_AT_RISK_LEAD_SECONDS, setting
+from closeloop_shared.config import (
+    OUTBOX_RELAY_INTERVAL_SECONDS, REPORTING_AT_RISK_LEAD_SECONDS, REPORTING_DIGEST_HOUR,
+    REPORTING_DIGEST_INTERVAL_SECONDS, setting)
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
@@ -73,6 +77,8 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     openapi_spec = OPENAPI
 
     facts = Repository(FactsRepository)
+    dispatch = EventDispatcher()
+    config = Config()
     org = CurrentOrganisation()
     open_cases_gauge = OpenCasesGauge()
 
@@ -87,6 +93,16 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     on_case_reclassified = _handler(ev.CASE_RECLASSIFIED)
     on_case_deadline_breached = _handler(ev.CASE_DEADLINE_BREACHED)
     on_report_signed_off = _handler(ev.REPORT_SIGNED_OFF)
+
+    @timer(REPORTING_DIGEST_INTERVAL_SECONDS)
+    def send_weekly_digests(self):
+        hour = setting(self.config, REPORTING_DIGEST_HOUR)
+        for digest_id, event in flows.weekly_digests(self.facts, self.org, utcnow(), hour):
+            self.facts.digest_outbox.flush(digest_id, [event], self.dispatch)
+
+    @timer(OUTBOX_RELAY_INTERVAL_SECONDS)
+    def relay_digests(self):
+        self.facts.digest_outbox.relay(self.dispatch, utcnow())
 
     @http("GET", "/v1/reports/summary", access=requires(P.REPORT_READ))
     def summary(self, request):

@@ -2,7 +2,7 @@
 however often delivered, in any order; a replay of the recorded events rebuilds buckets
 equal to the live ones; a report reads them by scope."""
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -153,3 +153,27 @@ def test_the_weekly_summary_has_categories_paretos_and_trends(db):
     # a store manager's summary covers their store only
     mine = reports.weekly(live, reports.plan(reports.GroupBy.NONE, ORG, frozenset({"SH-1"})), ORG, monday)
     assert set(mine["pareto_by_store"]) == {"SH-1"} and mine["pareto_by_region"] == {}
+
+
+def test_last_weeks_digest_is_started_once_per_region_and_brand_from_monday_morning(db):
+    live = FactsRepository(db)
+    FactsRepository.ensure_indexes(db)
+    this_monday = date(2026, 11, 23)
+    take_all(live, history(uuid.uuid4().hex, "SH-1", datetime.combine(
+        this_monday - timedelta(days=5), time(12), tzinfo=CHINA), "+8613800000008"))
+    sunday_night = datetime.combine(this_monday, time(8, 59), tzinfo=CHINA)
+    assert flows.weekly_digests(live, ORG, sunday_night, hour=9) == []
+
+    monday_morning = datetime.combine(this_monday, time(9, 5), tzinfo=CHINA)
+    started = dict(flows.weekly_digests(live, ORG, monday_morning, hour=9))
+    assert set(started) == {"2026-11-16:region:east", "2026-11-16:region:south", "2026-11-16:brand:meili"}
+    east = ev.load(ev.WEEKLY_DIGEST_READY, started["2026-11-16:region:east"]["payload"])
+    assert (east["cases"], east["cases_change"], east["first_response_rate"]) == (1, 1, 1.0)
+    assert east["week_from"] == date(2026, 11, 16) and east["root_causes"][0]["root_cause"] == "poor_communication"
+    assert flows.weekly_digests(live, ORG, monday_morning + timedelta(hours=1), hour=9) == []  # once
+
+    published = []
+    for digest_id, event in started.items():
+        live.digest_outbox.flush(digest_id, [event], lambda kind, payload: published.append(kind))
+    assert published == [ev.WEEKLY_DIGEST_READY] * 3
+    assert live.digest_outbox.relay(lambda kind, payload: published.append(kind), monday_morning) == 0

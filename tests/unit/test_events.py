@@ -1,6 +1,6 @@
 """closeloop_shared/events.py: the bus contract."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from pathlib import Path
 
@@ -109,6 +109,10 @@ SAMPLES = {
     ev.APPOINTMENT_REMINDER_DUE: {
         "event_id": "e3", "case_id": "A-1", "appointment_id": "A-1", "store_id": "SH-XH-001",
         "customer": CUSTOMER, "service_item": "补水护理", "starts_at": T, "locale": "zh-CN", "reminded_at": T},
+    ev.APPOINTMENT_CHANGE_REQUESTED: {
+        "event_id": "e5", "case_id": "A-1", "appointment_id": "A-1", "store_id": "SH-XH-001",
+        "customer": CUSTOMER, "service_item": "补水护理", "starts_at": T, "locale": "zh-CN", "store_staff": STAFF,
+        "requested_starts_at": T, "note": "出差", "requested_by": "cs-001", "requested_at": T},
     ev.REVISIT_COMPLAINT_VOICED: {
         "event_id": "e4", "task_id": "t1", "store_id": "SH-XH-001", "customer": CUSTOMER,
         "content": "上次做完脸过敏", "voiced_at": T, "voiced_by": "sh-xh-rv"},
@@ -116,6 +120,11 @@ SAMPLES = {
         "event_id": "e1", "task_id": "t1", "store_id": "SH-XH-001", "owner_id": "sh-xh-rv", "tier": "key",
         "purpose": "care", "status": "unreachable", "attempts": 3, "score": None, "complaint": False,
         "planned_at": T, "completed_at": T},
+    ev.WEEKLY_DIGEST_READY: {
+        "event_id": "e7", "digest_id": "2026-11-16:region:sh", "level": "region", "unit_id": "sh",
+        "week_from": date(2026, 11, 16), "week_to": date(2026, 11, 22), "cases": 12, "first_response_rate": 0.9167,
+        "resolution_rate": 1.0, "satisfaction_rate": None, "repeat_30_rate": 0.0833, "cases_change": -3,
+        "root_causes": [{"root_cause": "poor_communication", "cases": 5, "share": 0.625, "cumulative": 0.625}]},
     ev.CASE_REASSIGNED: {
         "case_id": "c1", "case_number": "CL-20261124-000001", "store_id": "SH-XH-001",
         "severity": "high", "reason": "staff_deactivated", "previous_assignee": STAFF,
