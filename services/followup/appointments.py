@@ -75,6 +75,17 @@ def confirmation(document, now, change):
     return new_event(ev.APPOINTMENT_CONFIRMED, dict(_common(document), confirmed_at=now, change=change))
 
 
+def same_person(document, phone):
+    """The caller proves to be the booking's customer by its phone (both E.164)."""
+    return bool(phone) and document["customer"].get("phone") == phone
+
+
+def change_request(document, store_staff, requested_starts_at, note, actor, now):
+    return new_event(ev.APPOINTMENT_CHANGE_REQUESTED, dict(
+        _common(document), store_staff=store_staff, requested_starts_at=requested_starts_at, note=note,
+        requested_by=actor, requested_at=now))
+
+
 def reminder(document, now):
     return new_event(ev.APPOINTMENT_REMINDER_DUE, dict(_common(document), reminded_at=now))
 

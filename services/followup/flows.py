@@ -341,6 +341,30 @@ def appointment_reminder(appointments, appointment_id, now):
     return event if appointments.take_reminder(document, event, now) else None
 
 
+def request_change(appointments, org, appointment_id, request, principal, scope, now):
+    """A change the customer asks us for: only for the booking's own customer (its phone),
+    only of a booked appointment; recorded, and the store and the booking system told."""
+    document = appointments.get(appointment_id)
+    if document is None or document.get("store_id") is None or not scope.allows(document["store_id"]):
+        raise Refused(404, "appointment_not_found", f"no appointment {appointment_id}")
+    if document["status"] != AppointmentStatus.BOOKED.value:
+        raise Refused(409, "appointment_not_booked", f"this appointment is {document['status']}")
+    if not appointments_domain.same_person(document, request["phone"]):
+        raise Refused(422, "identity_mismatch", "the phone is not the booking's",
+                      {"phone": ["not the phone of this booking"]})
+    if request["starts_at"] <= now:
+        raise Refused(422, "validation_failed", "the new time must be in the future",
+                      {"starts_at": ["must be in the future"]})
+    store_id = document["store_id"]
+    told = org.first_active(Role.STORE_MANAGER, store_id=store_id) or org.revisit_owner(store_id)
+    event = appointments_domain.change_request(document, told.as_dict(), request["starts_at"], request["note"],
+                                               principal.actor, now)
+    if not appointments.add_change_request(document, {"starts_at": request["starts_at"], "by": principal.actor,
+                                                      "at": now}, event, now):
+        raise Refused(409, "concurrent_update", "the appointment changed meanwhile; try again")
+    return event
+
+
 def no_show_revisit(customers, tasks, org, appointment, now):
     """A care revisit the day after a missed appointment (once per appointment), by the
     store's revisit owner; not when the customer withdrew consent."""

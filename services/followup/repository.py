@@ -226,6 +226,13 @@ class AppointmentRepository:
         return self.appointments.find_one_and_update(
             {"_id": appointment_id, "version": {"$lt": version}}, update, return_document=ReturnDocument.AFTER)
 
+    def add_change_request(self, appointment, request, event, now):
+        """Recorded at the version it was checked against (a newer one wins: False)."""
+        return self.appointments.update_one(
+            {"_id": appointment["_id"], "version": appointment["version"]},
+            {"$set": {"updated_at": now, "outbox_pending": True},
+             "$push": {"change_requests": request, "outbox": event}}).modified_count == 1
+
     def take_reminder(self, appointment, event, now):
         """The reminder is sent once: only while still owed at the version it was built from."""
         return self.appointments.update_one(

@@ -109,6 +109,13 @@ class AppointmentCancelledIn(Schema):
     reason = fields.String(load_default="", validate=validate.Length(max=500))
 
 
+class ChangeRequestIn(StrictSchema):
+    """A customer asks for another time: their phone proves they are the booking's customer."""
+    phone = E164Phone(required=True)
+    starts_at = fields.AwareDateTime(required=True)
+    note = fields.String(load_default="", validate=validate.Length(max=500))
+
+
 TASK = openapi.path_param("task_id")
 MEMBER = openapi.path_param("member_id")
 OPENAPI = openapi.build("Closeloop followup", {
@@ -149,6 +156,11 @@ OPENAPI = openapi.build("Closeloop followup", {
         "summary": "Move a revisit to another time", "parameters": [TASK],
         "requestBody": openapi.json_body(RescheduleIn),
         "responses": openapi.responses({200: "the task"}, 400, 404, 409, 413, 415, 422, 503)}},
+    "/v1/appointments/{appointment_id}/change-requests": {"post": {
+        "summary": "The customer asks for another time (checked: the booking's phone); the store and the "
+                   "booking system are told",
+        "parameters": [openapi.path_param("appointment_id")], "requestBody": openapi.json_body(ChangeRequestIn),
+        "responses": openapi.responses({202: "requested"}, 400, 404, 409, 413, 415, 422, 503)}},
     "/v1/revisit-tasks/completion": {"get": {
         "summary": "Revisit completion rate per store and owner (unreachable customers count as not completed)",
         "responses": openapi.responses({200: "completion"}, 503)}},

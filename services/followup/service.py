@@ -26,14 +26,14 @@ from services.followup import flows, profiles, revisits, scripts
 from services.followup.repository import (
     AppointmentRepository, CustomerRepository, RevisitRepository, TaskRepository)
 from services.followup.schemas import (
-    OPENAPI, AppointmentCancelledIn, AppointmentIn, AttemptIn, OutcomeIn, RescheduleIn, TierOverrideIn,
+    OPENAPI, AppointmentCancelledIn, AppointmentIn, AttemptIn, ChangeRequestIn, OutcomeIn, RescheduleIn, TierOverrideIn,
     VisitCompletedIn)
 
 log = logging.getLogger(__name__)
 MAX_CLAIMS_PER_TICK = 200
 OUTCOME_IN = OutcomeIn()
 ATTEMPT_IN, RESCHEDULE_IN, TIER_IN, VISIT_IN = AttemptIn(), RescheduleIn(), TierOverrideIn(), VisitCompletedIn()
-APPOINTMENT_IN, CANCELLED_IN = AppointmentIn(), AppointmentCancelledIn()
+APPOINTMENT_IN, CANCELLED_IN, CHANGE_IN = AppointmentIn(), AppointmentCancelledIn(), ChangeRequestIn()
 TASKS, APPOINTMENTS = "revisit_tasks", "appointments"
 IMPORT_BODY_FACTOR = 32  # an import may be larger than other bodies (2 MB by default)
 
@@ -242,6 +242,15 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         if updated is None:
             raise HttpError(409, "revisit_task_closed", "this revisit was recorded meanwhile")
         return json_response(200, scripts.task_view(updated, request.principal, self._store_name(updated)))
+
+    @http("POST", "/v1/appointments/<string:appointment_id>/change-requests", access=requires(P.REVISIT_RECORD))
+    def request_appointment_change(self, request, appointment_id):
+        body = load_or_422(CHANGE_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
+        event = self._refusals(flows.request_change, self.appointments, self.org, appointment_id, body,
+                               request.principal, scope_of(request.principal, self.org), utcnow())
+        self.appointments.outbox.flush(appointment_id, [event], self.dispatch)
+        return json_response(202, {"appointment_id": appointment_id, "status": "requested",
+                                   "requested_starts_at": body["starts_at"]})
 
     @http("GET", "/v1/revisit-tasks/completion", access=requires(P.REPORT_READ))
     def completion(self, request):

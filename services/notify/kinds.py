@@ -76,6 +76,9 @@ RULES = {rule.event: rule for rule in (
          occurrence=lambda e: e["starts_at"].isoformat()),
     Rule(ev.APPOINTMENT_REMINDER_DUE, "appointment_reminder", Audience.CUSTOMER, "customer",
          occurrence=lambda e: e["starts_at"].isoformat()),
+    # the store (and the booking system, by a webhook of this kind) hears of each request
+    Rule(ev.APPOINTMENT_CHANGE_REQUESTED, "appointment_change_requested", Audience.STAFF, "store_staff",
+         occurrence=lambda e: e["requested_at"].isoformat()),
 )}
 TEMPLATES = tuple(sorted({rule.template for rule in RULES.values()}))
 # What a later event adds to the variables of a notification still waiting for it.

@@ -84,6 +84,10 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def on_appointment_confirmed(self, payload):
         self._deliver(ev.APPOINTMENT_CONFIRMED, payload)
 
+    @event_handler(ev.FOLLOWUP, ev.APPOINTMENT_CHANGE_REQUESTED)
+    def on_appointment_change_requested(self, payload):
+        self._deliver(ev.APPOINTMENT_CHANGE_REQUESTED, payload)
+
     @event_handler(ev.FOLLOWUP, ev.APPOINTMENT_REMINDER_DUE)
     def on_appointment_reminder_due(self, payload):
         self._deliver(ev.APPOINTMENT_REMINDER_DUE, payload)

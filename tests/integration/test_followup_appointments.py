@@ -37,11 +37,11 @@ def heard(record_events):
 
 
 @pytest.fixture
-def stack(container_factory, service_config, heard):
+def stack(container_factory, service_config, web_config, heard):
     config = dict(service_config, NOTIFY_QUIET_HOURS="off", NOTIFY_CUSTOMER_CHANNELS="email",
-                  OUTBOX_RELAY_INTERVAL_SECONDS=1)
-    container_factory(FollowupService, config).start()
-    container_factory(NotifyService, config).start()
+                  NOTIFY_STAFF_CHANNELS="email", OUTBOX_RELAY_INTERVAL_SECONDS=1)
+    container_factory(FollowupService, dict(config, **web_config)).start()
+    container_factory(NotifyService, dict(config, WEB_SERVER_ADDRESS="127.0.0.1:0")).start()
     return config
 
 
@@ -110,7 +110,26 @@ def test_a_no_show_becomes_a_care_revisit_and_bad_messages_are_dead_lettered(sta
     publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-5", in_days(2), customer={"name": "x", "phone": "123"}))
     publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-6", in_days(2), store_id="NOWHERE"))
     publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-7", in_days(-1)))
-    dead = wait_for(lambda: (lambda d: d if len(d) >= 3 else None)(amqp_bus.dead_letters()), what="3 dead letters")
+    dead = []  # dead_letters() takes them off the queue: gather until all three are in
+    wait_for(lambda: dead.extend(amqp_bus.dead_letters()) or len(dead) >= 3, what="3 dead letters")
     reasons = sorted(d["headers"][bus.REASON_HEADER] for d in dead)
     assert any("phone" in r for r in reasons) and any("unknown store NOWHERE" in r for r in reasons)
     assert any("starts_at has passed" in r for r in reasons)
+
+
+def test_a_change_asked_of_us_checks_the_customers_phone_and_tells_the_store(
+        stack, amqp_bus, smtp_sink, web_session):
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-8", in_days(3)))
+    wait_for(lambda: appointments(stack).find_one({"_id": "A-8"}), what="booked")
+    path, wanted = "/v1/appointments/A-8/change-requests", in_days(5).isoformat()
+    wrong = web_session.post(path, json={"phone": "13900001111", "starts_at": wanted})
+    assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "identity_mismatch"
+    assert "phone" in wrong.json()["error"]["fields"]
+    asked = web_session.post(path, json={"phone": "138 1234 5678", "starts_at": wanted, "note": "出差"})
+    assert asked.status_code == 202, asked.text
+    assert appointments(stack).find_one({"_id": "A-8"})["change_requests"][0]["by"] == "sh-xh-mg"
+    wait_for(lambda: [m for m in smtp_sink.to("zhang.li@yueyan.example") if "改约申请" in m["Subject"]],
+             what="the store manager told")
+    elsewhere = web_session.post("/v1/appointments/nobody/change-requests",
+                                              json={"phone": "13812345678", "starts_at": wanted})
+    assert elsewhere.status_code == 404

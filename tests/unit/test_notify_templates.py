@@ -66,7 +66,8 @@ def approached(**overrides):
 
 
 def appointment(event_type, **overrides):
-    moment = {ev.APPOINTMENT_CONFIRMED: "confirmed_at", ev.APPOINTMENT_REMINDER_DUE: "reminded_at"}[event_type]
+    moment = {ev.APPOINTMENT_CONFIRMED: "confirmed_at", ev.APPOINTMENT_REMINDER_DUE: "reminded_at",
+              ev.APPOINTMENT_CHANGE_REQUESTED: "requested_at"}[event_type]
     return loaded(event_type, {
         "event_id": "e1", "case_id": "A-9", "appointment_id": "A-9", "store_id": "SH-XH-001",
         "customer": dict(CUSTOMER), "service_item": "补水面部护理", "starts_at": T + timedelta(days=1),
@@ -76,7 +77,10 @@ def appointment(event_type, **overrides):
 EVENTS = {ev.CASE_SUBMITTED: submitted, ev.CASE_ROUTED: routed, ev.CASE_ESCALATED: escalated,
           ev.CASE_REASSIGNED: reassigned, ev.FOLLOWUP_DUE: due, ev.CASE_DEADLINE_APPROACHED: approached,
           ev.APPOINTMENT_CONFIRMED: lambda **o: appointment(ev.APPOINTMENT_CONFIRMED, **o),
-          ev.APPOINTMENT_REMINDER_DUE: lambda **o: appointment(ev.APPOINTMENT_REMINDER_DUE, **o)}
+          ev.APPOINTMENT_REMINDER_DUE: lambda **o: appointment(ev.APPOINTMENT_REMINDER_DUE, **o),
+          ev.APPOINTMENT_CHANGE_REQUESTED: lambda **o: appointment(
+              ev.APPOINTMENT_CHANGE_REQUESTED, store_staff=dict(MANAGER), requested_starts_at=T + timedelta(days=2),
+              note="出差", requested_by="cs-001", **o)}
 
 
 def render(event_type, event, channel, locale=None, timezone_name="Asia/Shanghai", **context):
