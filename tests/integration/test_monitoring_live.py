@@ -1,0 +1,56 @@
+"""Every Grafana query and every alert expression names a metric the five running
+services really export: read from their live /metrics, not from a list in the tests."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.integration.test_access import SERVICES, Stack
+
+pytestmark = pytest.mark.integration
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+METRIC_NAME = re.compile(r"\bcloseloop_[A-Za-z0-9_]+")
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
+            "summary": ("_sum", "_count", "")}
+
+
+def exported(text):
+    names = set()
+    for family, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE):
+        base = family[:-len("_total")] if family.endswith("_total") else family
+        names |= {base + suffix for suffix in SUFFIXES.get(kind, ("",))}
+    return names
+
+
+def dashboard_expressions():
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        def panels(items):
+            for panel in items:
+                yield panel
+                yield from panels(panel.get("panels", []))
+        for panel in panels(json.loads(path.read_text(encoding="utf-8"))["panels"]):
+            yield from (target["expr"] for target in panel.get("targets", []) if target.get("expr"))
+
+
+def alert_expressions():
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def test_dashboards_and_alerts_name_only_metrics_the_services_export(container_factory, service_config):
+    stack = Stack(container_factory, service_config)
+    live = set()
+    for name in SERVICES:
+        response = requests.get(stack.urls[name] + "/metrics", timeout=10)
+        assert response.status_code == 200, name
+        live |= exported(response.text)
+    # the risk gauges exist (at zero) before any case: every series is created at start
+    assert {"closeloop_cases_at_risk", "closeloop_cases_breached_open", "closeloop_open_cases"} <= live
+    dashboards, alerts = list(dashboard_expressions()), alert_expressions()
+    assert len(dashboards) >= 18 and len(alerts) >= 6
+    for expression in [*dashboards, *alerts]:
+        unknown = set(METRIC_NAME.findall(expression)) - live
+        assert not unknown, f"{expression} names metrics no service exports: {unknown}"
