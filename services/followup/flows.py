@@ -132,8 +132,8 @@ def record_visit(customers, tasks, org, settings, visit, now):
 def retier(customers, tasks, org, settings, document, tier, now):
     """Store a customer's tier; when it changed, their waiting cadence revisit (not yet
     attempted) moves to the new tier's cadence, counted from when it was planned."""
-    customers.set_tier(document["_id"], tier.value, now)
-    if document.get("tier") == tier.value:
+    written = customers.set_tier(document["_id"], tier.value, now, document.get("history_version"))
+    if not written or document.get("tier") == tier.value:
         return
     tz = _timezone(org, document["home_store_id"])
     hours = Profile.from_document(document).contact_hours
@@ -185,7 +185,7 @@ def make_due(customers, tasks, settings, task_id, now):
     return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.DUE.value, "due_at": None}, now)
 
 
-def _owned(task, principal, scope):
+def _owned(task, scope):
     if task is None or not scope.allows(task["store_id"]):
         raise Refused(404, "revisit_task_not_found", "no such revisit task")
     return task
@@ -196,7 +196,7 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
     or recorded unreachable once the attempts are spent (an outcome for the completion
     rate). Reached: the outcome is recorded, a complaint voiced opens a case through
     intake, and the next cadence revisit is planned."""
-    task = _owned(tasks.get(task_id), principal, scope)
+    task = _owned(tasks.get(task_id), scope)
     if task["status"] != RevisitTaskStatus.DUE.value:
         raise Refused(409, "revisit_task_not_due", f"this revisit is {task['status']}")
     entry = {"at": now, "by": principal.actor, "reached": attempt["reached"], "note": attempt["note"]}
@@ -240,7 +240,7 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
 
 
 def reschedule(tasks, org, task_id, to, principal, scope, now):
-    task = _owned(tasks.get(task_id), principal, scope)
+    task = _owned(tasks.get(task_id), scope)
     if task["status"] not in programme.OPEN:
         raise Refused(409, "revisit_task_closed", f"this revisit is {task['status']}")
     if to <= now:

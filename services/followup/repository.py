@@ -103,11 +103,17 @@ class CustomerRepository:
         """None when this visit was already counted (a redelivery) or the customer is unknown."""
         return self.customers.find_one_and_update(
             {"_id": member_id, "visit_ids": {"$ne": visit_id}},
-            {"$push": {"visits": visit, "visit_ids": visit_id}, "$set": {"updated_at": now}},
+            {"$push": {"visits": visit, "visit_ids": visit_id}, "$set": {"updated_at": now},
+             "$inc": {"history_version": 1}},
             return_document=ReturnDocument.AFTER)
 
-    def set_tier(self, member_id, tier, now):
-        self.customers.update_one({"_id": member_id}, {"$set": {"tier": tier, "updated_at": now}})
+    def set_tier(self, member_id, tier, now, history_version=None):
+        """With `history_version`: only if no visit arrived since the tier was computed
+        (concurrent visits: the one that saw the whole history writes last). False if not."""
+        where = {"_id": member_id}
+        if history_version is not None:
+            where["history_version"] = history_version
+        return self.customers.update_one(where, {"$set": {"tier": tier, "updated_at": now}}).modified_count == 1
 
     def set_override(self, member_id, override, audit, now):
         return self.customers.find_one_and_update(
