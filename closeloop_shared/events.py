@@ -112,6 +112,8 @@ SUBSCRIPTIONS = {
     # the pre-aggregated facts: an unmet clock counts late once it breached; a referral's report on time
     CASE_DEADLINE_BREACHED: (("reporting", "on_case_deadline_breached"),),
     REPORT_SIGNED_OFF: (("reporting", "on_report_signed_off"),),
+    # the revisit programme's completion and satisfaction (unreachable customers apart)
+    REVISIT_TASK_COMPLETED: (("reporting", "on_revisit_task_completed"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
 }

@@ -23,6 +23,7 @@ UNCLASSIFIED = "unclassified"
 LEVELS = ("store", "region", "brand")
 DAY, MONTH = "day", "month"
 REPEAT_WINDOWS = (30, 90)  # days: the same customer and category again (seed 001's repeat problems)
+SATISFIED_SCORE = 4  # a revisit scored 4 or 5 is satisfied (as followup judges a case's revisit)
 TIMED_CLOCKS = (ClockName.FIRST_RESPONSE.value, ClockName.RESOLUTION.value, ClockName.REPORT.value)
 
 
@@ -158,6 +159,19 @@ def contribution(row):
              for metric, n in staff_metrics(row).items() if n} if row.get("handler_id") else {}
     units = {"store": row["store_id"], "region": row.get("region_id"), "brand": row.get("brand_id")}
     return {bucket_id(level, safe_key(unit), grain, day): {**paths, **(staff if level == "store" else {})}
+            for level, unit in units.items() if unit for grain in (DAY, MONTH)}
+
+
+def programme_contribution(data, region_id, brand_id):
+    """What one ended revisit of the programme (seed 002) adds: completed or unreachable
+    (never dropped), and of the completed with a score, satisfied (4-5) or not; counted on
+    the China day it ended, in its store's, region's and brand's buckets."""
+    metrics = Counter({f"p.{data['status']}": 1})
+    if data["status"] == "completed" and data.get("score") is not None:
+        metrics["p.satisfied" if data["score"] >= SATISFIED_SCORE else "p.unsatisfied"] += 1
+    day = china_day(data["completed_at"])
+    units = {"store": data["store_id"], "region": region_id, "brand": brand_id}
+    return {bucket_id(level, safe_key(unit), grain, day): dict(metrics)
             for level, unit in units.items() if unit for grain in (DAY, MONTH)}
 
 

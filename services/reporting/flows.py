@@ -11,7 +11,7 @@ from services.reporting import read_model, reports
 def enrichment(event_type, data, organisation):
     """What the event does not carry but the buckets need, as known when it arrived:
     the store's region and brand (a store moved later keeps its past in the old region)."""
-    if event_type != ev.CASE_SUBMITTED:
+    if event_type not in (ev.CASE_SUBMITTED, ev.REVISIT_TASK_COMPLETED):
         return {}
     store = organisation.store(data["store_id"])
     if store is None:
@@ -34,6 +34,10 @@ def take_in(repository, event_type, payload, received_at, organisation):
 
 
 def project(repository, event_type, data, extra, session=None):
+    if event_type == ev.REVISIT_TASK_COMPLETED:  # no case: straight into the buckets
+        contribution = pre.programme_contribution(data, extra.get("region_id"), extra.get("brand_id"))
+        repository.increment(contribution, session=session)
+        return
     change = read_model.project(event_type, data)
     if extra:
         change = read_model.Change(fields={**change.fields, **extra}, maxima=change.maxima,

@@ -99,11 +99,13 @@ class Totals:
     """Summed bucket counters: per category, and per handling staff member."""
     categories: dict = field(default_factory=dict)  # category -> Counter{metric: n}
     staff: dict = field(default_factory=dict)       # staff id -> Counter{metric: n}
+    programme: Counter = field(default_factory=Counter)  # the revisit programme's outcomes
 
     def add(self, document):
         for name, into in (("c", self.categories), ("s", self.staff)):
             for key, counters in document.get(name, {}).items():
                 into.setdefault(key, Counter()).update(counters)
+        self.programme.update(document.get("p", {}))
         return self
 
     def overall(self):
@@ -193,6 +195,17 @@ def indicators(counters, previous=None):
         "remedies": remedies(counters),
         "root_causes": pareto(counters),
     }
+
+
+def programme(counters):
+    """The revisit programme (seed 002): completion over every ended revisit, unreachable
+    customers counted apart (never dropped), satisfaction over the scored ones."""
+    completed, unreachable = counters["completed"], counters["unreachable"]
+    satisfied, unsatisfied = counters["satisfied"], counters["unsatisfied"]
+    return {"ended": completed + unreachable, "completed": completed, "unreachable": unreachable,
+            "completion_rate": _rate(completed, completed + unreachable),
+            "scored": satisfied + unsatisfied, "satisfied": satisfied,
+            "satisfaction_rate": _rate(satisfied, satisfied + unsatisfied), "target": REVISIT_SATISFACTION_TARGET}
 
 
 def staff_indicators(counters):

@@ -89,7 +89,8 @@ def report(repository, group_by, the_plan, span):
             groups.update({staff: kpis.staff_indicators(counters)
                            for staff, counters in sorted(now.staff.items()) if +counters})
         else:
-            groups[name] = kpis.indicators(now.overall(), before.overall())
+            groups[name] = {**kpis.indicators(now.overall(), before.overall()),
+                            "revisit_programme": kpis.programme(now.programme)}
     return {"from": span.first.isoformat(), "to": span.last.isoformat(), "by": group_by.value,
             "previous": {"from": previous.first.isoformat(), "to": previous.last.isoformat()},
             "groups": groups}

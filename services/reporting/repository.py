@@ -94,6 +94,9 @@ class FactsRepository:
     def count(self, case_id, fields, delta, counted, session=None):
         """Set the row's derived fields and what it has added to the buckets; add `delta`."""
         self.facts.update_one({"_id": case_id}, {"$set": {**fields, "counted": counted}}, session=session)
+        self.increment(delta, session=session)
+
+    def increment(self, delta, session=None):
         for bucket, paths in delta.items():
             self.buckets.update_one({"_id": bucket}, {"$inc": paths, "$setOnInsert": pre.bucket_fields(bucket)},
                                     upsert=True, session=session)

@@ -23,7 +23,8 @@ OPENAPI = openapi.build("Closeloop reporting", {
                                              "report (met or breached unmet; overdue counts late); breaches by "
                                              "clock and rung; revisit satisfaction; repeat problems within 30/90 "
                                              "days with the change against the previous period; remedies by "
-                                             "option A-D in fen; a Pareto of root causes. by=staff: each handler's "
+                                             "option A-D in fen; a Pareto of root causes; the revisit programme's "
+                                             "completion (unreachable apart) and satisfaction. by=staff: each handler's "
                                              "assigned, resolved, on-time rate and satisfaction"},
                                        404, 422, 503)}},
     "/v1/reports/weekly": {"get": {

@@ -93,6 +93,7 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     on_case_reclassified = _handler(ev.CASE_RECLASSIFIED)
     on_case_deadline_breached = _handler(ev.CASE_DEADLINE_BREACHED)
     on_report_signed_off = _handler(ev.REPORT_SIGNED_OFF)
+    on_revisit_task_completed = _handler(ev.REVISIT_TASK_COMPLETED)
 
     @timer(REPORTING_DIGEST_INTERVAL_SECONDS)
     def send_weekly_digests(self):

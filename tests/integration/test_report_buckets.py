@@ -177,3 +177,22 @@ def test_last_weeks_digest_is_started_once_per_region_and_brand_from_monday_morn
         live.digest_outbox.flush(digest_id, [event], lambda kind, payload: published.append(kind))
     assert published == [ev.WEEKLY_DIGEST_READY] * 3
     assert live.digest_outbox.relay(lambda kind, payload: published.append(kind), monday_morning) == 0
+
+
+def test_programme_revisits_count_once_with_unreachable_customers_apart(db):
+    live = FactsRepository(db)
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=1)
+    ended = [ev.dump(ev.REVISIT_TASK_COMPLETED, {
+        "event_id": uuid.uuid4().hex, "task_id": f"t{i}", "store_id": "SH-1", "owner_id": "sh-rv", "tier": "key",
+        "purpose": "care", "status": status, "attempts": 3, "score": score, "planned_at": t0, "completed_at": t0})
+        for i, (status, score) in enumerate([("completed", 5), ("completed", 2), ("unreachable", None)])]
+    for payload in ended + ended[:1]:  # one redelivered
+        flows.take_in(live, ev.REVISIT_TASK_COMPLETED, payload, utcnow(), ORG)
+    span = reports.span_of(t0 - timedelta(days=1), t0 + timedelta(days=1))
+    body = reports.report(live, reports.GroupBy.REGION, reports.plan(reports.GroupBy.REGION, ORG, None), span)
+    assert body["groups"]["east"]["revisit_programme"] == {
+        "ended": 3, "completed": 2, "unreachable": 1, "completion_rate": 0.6667, "scored": 2, "satisfied": 1,
+        "satisfaction_rate": 0.5, "target": 0.9}
+    rebuilt = FactsRepository(db, REBUILD)
+    flows.rebuild(live, rebuilt)
+    assert flows.differences(live, rebuilt) == {}

@@ -333,3 +333,28 @@ def test_the_bench_seeds_the_same_buckets_as_case_by_case_contributions():
     assert set(seeded) == set(expected)
     for bucket, paths in expected.items():
         assert bench.nested(paths) == {k: v for k, v in seeded[bucket].items() if k not in ("_id", "shard", "period")}
+
+
+# -- the revisit programme -------------------------------------------------------------------
+
+def programme_event(status, score=None):
+    return {"event_id": "e1", "task_id": "t1", "store_id": "SH-XH-001", "status": status, "score": score,
+            "completed_at": T}
+
+
+def test_a_programme_revisit_counts_completed_or_unreachable_and_satisfaction_when_scored():
+    buckets = facts.programme_contribution(programme_event("completed", 5), "east", "meili")
+    assert buckets["region:east:month:2026-11"] == {"p.completed": 1, "p.satisfied": 1}
+    assert set(buckets) == set(contribution(case()))  # the same buckets a case of that day uses
+    unreachable = facts.programme_contribution(programme_event("unreachable"), None, None)
+    assert unreachable == {"store:SH-XH-001:day:2026-11-24": {"p.unreachable": 1},
+                           "store:SH-XH-001:month:2026-11": {"p.unreachable": 1}}
+    assert facts.programme_contribution(programme_event("completed", 3), None, None)[
+        "store:SH-XH-001:day:2026-11-24"] == {"p.completed": 1, "p.unsatisfied": 1}
+
+
+def test_programme_completion_keeps_unreachable_customers_in_the_denominator():
+    result = kpis.programme(Counter({"completed": 8, "unreachable": 2, "satisfied": 6, "unsatisfied": 1}))
+    assert result == {"ended": 10, "completed": 8, "unreachable": 2, "completion_rate": 0.8, "scored": 7,
+                      "satisfied": 6, "satisfaction_rate": 0.8571, "target": 0.9}
+    assert kpis.programme(Counter())["completion_rate"] is None
