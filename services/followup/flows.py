@@ -67,7 +67,7 @@ def _timezone(org, store_id):
     return org.stores[store_id].timezone
 
 
-def plan_next(customers, tasks, org, settings, document, now, after=None):
+def plan_next(customers, tasks, org, settings, document, now, previous=None):
     """Schedule the customer's next cadence revisit (one open cadence revisit at a time),
     unless consent is missing or one is already open. The task, or None."""
     if not document.get("consent"):
@@ -77,12 +77,13 @@ def plan_next(customers, tasks, org, settings, document, now, after=None):
     profile = Profile.from_document(document)
     tier = tier_of(document, settings, now)
     tz = _timezone(org, profile.home_store_id)
-    day = settings.cadence.next_after((after or now).astimezone(ZoneInfo(tz)).date(), tier)
+    day = settings.cadence.next_after(now.astimezone(ZoneInfo(tz)).date(), tier)
     owner = org.revisit_owner(profile.home_store_id).as_dict()
     purpose = programme.purpose_for(customers.count_planned(profile.member_id), tier)
     task = programme.new_task(profile, tier, owner, purpose, programme.slot(day, profile.contact_hours, 0, tz), now)
-    tasks.insert(task)
-    return task
+    if previous is not None:  # one successor per revisit, however often its ending is handled
+        task["_id"] = f"after:{previous['_id']}"
+    return task if tasks.insert(task) else None
 
 
 def import_customers(customers, tasks, org, settings, rows, stores, now):
@@ -210,7 +211,7 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
             updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), {
                 "status": result.status.value, "completed_at": now}, now, push={"attempts": entry}, event=event)
             if updated and document:
-                plan_next(customers, tasks, org, settings, document, now)
+                plan_next(customers, tasks, org, settings, document, now, previous=task)
             return updated, [event] if updated else []
         updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), {
             "status": RevisitTaskStatus.SCHEDULED.value, "due_at": result.due_at, "planned_at": result.due_at},
@@ -235,7 +236,7 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
         customers.record_survey(task["member_id"], now)
     document = customers.get(task["member_id"])
     if document:
-        plan_next(customers, tasks, org, settings, document, now)
+        plan_next(customers, tasks, org, settings, document, now, previous=task)
     return updated, pending
 
 
