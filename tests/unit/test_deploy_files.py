@@ -64,7 +64,8 @@ COUNTERS_AND_GAUGES = {
     "closeloop_notify_provider_requests_total",
     "closeloop_notify_webhooks_disabled_total",
 }
-HISTOGRAMS = {"closeloop_time_to_first_response_seconds", "closeloop_notification_latency_seconds"}
+HISTOGRAMS = {"closeloop_time_to_first_response_seconds", "closeloop_notification_latency_seconds",
+              "closeloop_breach_detection_lag_seconds"}
 EXPORTED_SERIES = COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 METRIC_NAME = re.compile(r"\bcloseloop_[A-Za-z0-9_]+")
@@ -186,7 +187,8 @@ def test_prometheus_discovers_every_replica_of_every_service():
     assert len(names) == len(set(names)), f"duplicate job names: {names}"
     discovered = {}
     for job in jobs:
-        assert job.get("metrics_path", "/metrics") == "/metrics"
+        if job["job_name"] != "rabbitmq":  # RabbitMQ's own endpoint: its queue family
+            assert job.get("metrics_path", "/metrics") == "/metrics"
         assert "service" not in str(job.get("relabel_configs", "")), job["job_name"]
         for static in job.get("static_configs", []):
             # A "service" target label would clash with closeloop_dead_letters_total{service}.
@@ -220,15 +222,38 @@ def test_alert_rules_are_well_formed_and_cover_what_operations_watch():
         if "for" in rule:
             assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["for"]
     assert {rule["alert"] for rule in alert_rules()} >= {
-        "BreachSpike", "CasesAtRiskGrowing", "ServiceDown", "ServiceAbsent", "DeadLetters", "NotificationsAbandoned"}
+        "BreachSpike", "CasesAtRiskGrowing", "ServiceDown", "ServiceAbsent", "DeadLetters", "DeadLettersWaiting",
+        "NotificationsAbandoned"}
+
+
+RABBITMQ_SERIES = {"rabbitmq_detailed_queue_messages_ready"}  # the queue_coarse_metrics family prometheus.yml asks for
 
 
 def test_alert_rules_only_name_exported_metrics():
     for rule in alert_rules():
         referenced = set(METRIC_NAME.findall(rule["expr"]))
         assert referenced <= EXPORTED_SERIES, f"{rule['alert']}: unknown metrics {referenced - EXPORTED_SERIES}"
+        assert set(re.findall(r"\brabbitmq_\w+", rule["expr"])) <= RABBITMQ_SERIES, rule["alert"]
         labels = set(re.findall(r"\b(\w+)=~?\"", rule["expr"]))
-        assert labels <= {"job", "outcome", "clock", "severity", "le"}, rule["alert"]
+        assert labels <= {"job", "outcome", "clock", "severity", "le", "queue"}, rule["alert"]
+
+
+def test_prometheus_scrapes_rabbitmqs_queue_metrics():
+    job = {job["job_name"]: job for job in load_yaml(PROMETHEUS)["scrape_configs"]}["rabbitmq"]
+    assert job["metrics_path"] == "/metrics/detailed" and job["params"]["family"] == ["queue_coarse_metrics"]
+    assert job["static_configs"][0]["targets"] == ["rabbitmq:15692"]
+
+
+def test_the_platform_dashboard_queries_exported_and_rabbitmq_metrics():
+    with (DEPLOY / "grafana" / "dashboards" / "closeloop-platform.json").open(encoding="utf-8") as f:
+        platform = json.load(f)
+    exprs = dashboard_exprs(platform)
+    assert len(exprs) >= 6 and platform["uid"] != "closeloop-sla"
+    for expr in exprs:
+        assert set(METRIC_NAME.findall(expr)) <= EXPORTED_SERIES, expr
+        assert set(re.findall(r"\brabbitmq_\w+", expr)) <= RABBITMQ_SERIES, expr
+    ids = [panel["id"] for panel in all_panels(platform["panels"])]
+    assert len(ids) == len(set(ids))
 
 
 def test_routing_scales_without_a_host_port_clash(compose):
@@ -275,13 +300,14 @@ def test_dashboard_is_valid_and_uses_the_prometheus_datasource(dashboard):
 
 
 def test_dashboard_only_queries_exported_metrics(dashboard):
-    exprs = dashboard_exprs(dashboard)
+    with (DEPLOY / "grafana" / "dashboards" / "closeloop-platform.json").open(encoding="utf-8") as f:
+        exprs = dashboard_exprs(dashboard) + dashboard_exprs(json.load(f))  # the two dashboards
     assert exprs
     referenced = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
     assert referenced <= EXPORTED_SERIES, f"unknown metrics: {referenced - EXPORTED_SERIES}"
     families = {re.sub(r"_(bucket|sum|count)$", "", name) if name not in COUNTERS_AND_GAUGES
                 else name for name in referenced}
-    assert families == COUNTERS_AND_GAUGES | HISTOGRAMS, "every metric gets a panel"
+    assert families == COUNTERS_AND_GAUGES | HISTOGRAMS, "every metric gets a panel on one of the dashboards"
 
 
 def test_dashboard_bucket_bounds_match_prometheus_client(dashboard):
