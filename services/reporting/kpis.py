@@ -119,10 +119,13 @@ def totals(documents):
     return summed
 
 
+CLOCK_OUTCOMES = ("on_time", "late", "overdue")
+
+
 def clock_kpi(counters, clock):
     """A clock counts once it has ended: met on time, met late, or breached unmet
     (overdue: an unanswered breached case counts late, never drops out)."""
-    on_time, late, overdue = (counters[f"{clock}:{o}"] for o in ("on_time", "late", "overdue"))
+    on_time, late, overdue = (counters[f"{clock}:{o}"] for o in CLOCK_OUTCOMES)
     counted = on_time + late + overdue
     return {"counted": counted, "on_time": on_time, "late": late, "overdue": overdue,
             "rate": _rate(on_time, counted), "target": ON_TIME_TARGET}

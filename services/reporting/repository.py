@@ -4,7 +4,7 @@ from prometheus_client.core import GaugeMetricFamily
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from closeloop_shared.clock import utcnow
+from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.events import SEVERITIES
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
@@ -150,8 +150,8 @@ class OpenCasesCollector:
     closeloop_cases_at_risk{clock,severity}, read from the read model at scrape time so
     every replica reports the same truth; every series is there (zero) from the start."""
 
-    def __init__(self, repository, at_risk_lead, now=utcnow):
-        self.repository, self.at_risk_lead, self.now = repository, at_risk_lead, now
+    def __init__(self, repository, at_risk_lead, brands=list, now=utcnow):
+        self.repository, self.at_risk_lead, self.brands, self.now = repository, at_risk_lead, brands, now
 
     def collect(self):
         gauge = GaugeMetricFamily("closeloop_open_cases", "Cases not yet resolved, by severity",
@@ -170,3 +170,20 @@ class OpenCasesCollector:
         for (state, clock, severity), count in sorted(risk.items()):
             gauges[state].add_metric([clock, severity], count)
         yield from gauges.values()
+        yield self._clock_outcomes()
+
+    def _clock_outcomes(self):
+        """closeloop_clock_outcomes_7d{clock, outcome}: the last 7 China days' cases by how
+        each clock ended (on_time, late, overdue = breached unanswered): an on-time rate
+        from these counts unanswered cases honestly, and has a value at night too."""
+        gauge = GaugeMetricFamily("closeloop_clock_outcomes_7d",
+                                  "Cases of the last 7 days by clock and how it ended (overdue: breached, unmet)",
+                                  labels=["clock", "outcome"])
+        today = self.now().astimezone(CHINA).date()
+        span = pre.Span(today - timedelta(days=6), today)
+        counters = kpis.totals(self.repository.bucket_documents(
+            {f"brand:{pre.safe_key(brand)}" for brand in self.brands()}, span.segments())).overall()
+        for clock in pre.TIMED_CLOCKS:
+            for outcome in kpis.CLOCK_OUTCOMES:
+                gauge.add_metric([clock, outcome], counters[f"{clock}:{outcome}"])
+        return gauge

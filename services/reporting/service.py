@@ -13,7 +13,7 @@ from closeloop_shared.config import (
     OUTBOX_RELAY_INTERVAL_SECONDS, REPORTING_AT_RISK_LEAD_SECONDS, REPORTING_DIGEST_HOUR,
     REPORTING_DIGEST_INTERVAL_SECONDS, setting)
 from closeloop_shared.access import scope_of
-from closeloop_shared.auth import CurrentOrganisation
+from closeloop_shared.auth import CurrentOrganisation, Identity
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import HttpError, http, json_response, requires
 from closeloop_shared.mongo import Repository
@@ -31,12 +31,15 @@ class OpenCasesGauge(Repository):
 
     _registered = None  # the collector in the process-wide registry
 
+    identity = Identity()  # the brands whose on-time outcomes are exported
+
     def __init__(self):
         super().__init__(FactsRepository)
 
     def start(self):
         lead = timedelta(seconds=setting(self.container.config, REPORTING_AT_RISK_LEAD_SECONDS))
-        self.collector = OpenCasesCollector(FactsRepository(self.database), lead)
+        self.collector = OpenCasesCollector(FactsRepository(self.database), lead,
+                                            brands=lambda: sorted(self.identity.organisation().brands))
         self._release(OpenCasesGauge._registered)
         REGISTRY.register(self.collector)
         OpenCasesGauge._registered = self.collector

@@ -204,6 +204,8 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     bad_group = web_session.get("/v1/reports/kpis", params={"by": "customer"})
     assert bad_group.status_code == 422 and "by" in bad_group.json()["error"]["fields"]
     assert 'closeloop_cases_at_risk{clock="resolution",severity="low"} 0.0' in metrics
+    assert 'closeloop_clock_outcomes_7d{clock="report",outcome="overdue"} 0.0' in metrics
+    assert 'closeloop_clock_outcomes_7d{clock="first_response",outcome="on_time"} 1.0' in metrics
     submitted_day = (now - timedelta(hours=30)).astimezone(CHINA).date().isoformat()
     weekly = web_session.get("/v1/reports/weekly", params={"store": "SH-XH-001", "week": submitted_day}).json()
     assert set(weekly["categories"]) == {"hygiene", "price"} and weekly["week_over_week"]["cases"]["now"] == 2

@@ -58,6 +58,7 @@ COUNTERS_AND_GAUGES = {
     "closeloop_open_cases",
     "closeloop_cases_breached_open",
     "closeloop_cases_at_risk",
+    "closeloop_clock_outcomes_7d",
     "closeloop_feedback_received_total",
     "closeloop_notifications_total",
     "closeloop_dead_letters_total",

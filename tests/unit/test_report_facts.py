@@ -301,8 +301,20 @@ def test_the_collector_exports_every_series():
         def open_rows(self):
             return [{"severity": "medium", "status": "assigned", "first_response_due": at(1)}]
 
-    families = {family.name: family for family in OpenCasesCollector(Facts(), LEAD, now=lambda: T).collect()}
-    assert set(families) == {"closeloop_open_cases", "closeloop_cases_breached_open", "closeloop_cases_at_risk"}
+        def bucket_documents(self, scopes, segments):
+            self.read = (scopes, segments)
+            return [{"c": {"hygiene": {"first_response:on_time": 3, "first_response:overdue": 1}}}]
+
+    facts_read = Facts()
+    collector = OpenCasesCollector(facts_read, LEAD, brands=lambda: ["meili"], now=lambda: T)
+    families = {family.name: family for family in collector.collect()}
+    assert set(families) == {"closeloop_open_cases", "closeloop_cases_breached_open", "closeloop_cases_at_risk",
+                             "closeloop_clock_outcomes_7d"}
+    outcomes = {tuple(s.labels.values()): s.value for s in families["closeloop_clock_outcomes_7d"].samples}
+    assert len(outcomes) == 9 and outcomes[("first_response", "on_time")] == 3
+    assert outcomes[("first_response", "overdue")] == 1 and outcomes[("resolution", "late")] == 0
+    # the brand's day buckets of the 7 China days up to the 24th (T is 01:00 on the 24th there)
+    assert facts_read.read == ({"brand:meili"}, [("day", "2026-11-18", "2026-11-24")])
     at_risk = {tuple(sample.labels.values()): sample.value for sample in families["closeloop_cases_at_risk"].samples}
     assert len(at_risk) == 2 * len(ev.SEVERITIES) and at_risk[("first_response", "medium")] == 1
 
