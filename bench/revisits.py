@@ -26,13 +26,14 @@ import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench import figures
 from closeloop_shared.clock import utcnow
 from closeloop_shared.contract import CustomerTier, RevisitPurpose, RevisitTaskStatus
 from closeloop_shared.due import DueItems
 from closeloop_shared.mongo import connect
 from closeloop_shared.standins import free_port, standin_mongo_uri, start_mongo_standin
 from services.followup import programme
-from services.followup.customers import ContactHours
+from services.followup.profiles import ContactHours
 from services.followup.repository import TaskRepository
 
 TIERS = [CustomerTier.KEY] * 1 + [CustomerTier.REGULAR] * 5 + [CustomerTier.POTENTIAL] * 3 + [CustomerTier.SPECIAL]
@@ -72,7 +73,7 @@ def bench_scan(db, sizes):
         doc["due_at"] = doc["planned_at"] = now - timedelta(minutes=rng.randint(1, 600))
     tasks.insert_many(overdue)
     items = DueItems(tasks, "due_at", where={"status": RevisitTaskStatus.SCHEDULED.value})
-    figures, held = [], OVERDUE
+    rows, held = [], OVERDUE
     for size in sizes:
         load_began = time.perf_counter()
         while held < size:
@@ -86,11 +87,11 @@ def bench_scan(db, sizes):
             found = items.upcoming(utcnow() + timedelta(seconds=20))
             timings.append(time.perf_counter() - began)
         assert len(found) == OVERDUE, f"the scan found {len(found)} due items, not {OVERDUE}"
-        figures.append({"scheduled": size, "scan_median_ms": round(statistics.median(timings) * 1000, 2),
+        rows.append({"scheduled": size, "scan_median_ms": round(statistics.median(timings) * 1000, 2),
                         "scan_p90_ms": round(sorted(timings)[int(REPEATS * 0.9)] * 1000, 2),
                         "load_seconds": round(loaded, 1)})
-        print(json.dumps(figures[-1]), flush=True)
-    return figures
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def main():
@@ -122,9 +123,7 @@ def main():
     result = {"planning": planning, "scan": scan,
               "ratio": {"largest_over_smallest": ratio, "sizes": [sizes[-1], sizes[0]], "goal": 2}}
     print(json.dumps(result["ratio"]))
-    out = Path(__file__).parent / "results" / f"revisits-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2))
-    print(f"written to {out}")
+    figures.save(result, "revisits")
 
 
 if __name__ == "__main__":

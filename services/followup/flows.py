@@ -13,7 +13,7 @@ from closeloop_shared import config as keys
 from closeloop_shared import events as ev
 from closeloop_shared.config import setting
 from closeloop_shared.contract import (
-    AppointmentStatus, Channel, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
+    AppointmentStatus, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
 from closeloop_shared.events import new_event
 from services.followup import appointments as appointments_domain
 from services.followup import programme, tiers
