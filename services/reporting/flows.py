@@ -21,30 +21,34 @@ def enrichment(event_type, data, organisation):
 
 def take_in(repository, event_type, payload, received_at, organisation):
     """Record and count one event once, however often it is delivered: the event, the
-    row's change and the buckets' increments commit together or not at all."""
+    row's change and the buckets' increments commit together or not at all. Returns the
+    case's row when this delivery counted it (None: a redelivery, or no case's event)."""
     data = ev.load(event_type, payload)
     key = pre.event_key(event_type, data)
     extra = enrichment(event_type, data, organisation)
+    counted = {}
 
-    def transaction(session):
+    def transaction(session):  # retried on a write conflict: only the committed try counts
+        counted.clear()
         if repository.record(key, event_type, payload, received_at, extra, session=session):
-            project(repository, event_type, data, extra, session)
+            counted["row"] = project(repository, event_type, data, extra, session)
 
     repository.atomically(transaction)
+    return counted.get("row")
 
 
 def project(repository, event_type, data, extra, session=None):
     if event_type == ev.REVISIT_TASK_COMPLETED:  # no case: straight into the buckets
         contribution = pre.programme_contribution(data, extra.get("region_id"), extra.get("brand_id"))
         repository.increment(contribution, session=session)
-        return
+        return None
     change = read_model.project(event_type, data)
     if extra:
         change = read_model.Change(fields={**change.fields, **extra}, maxima=change.maxima,
                                    guarded=change.guarded, revisit=change.revisit,
                                    correction=change.correction, breach=change.breach)
     repository.apply(data["case_id"], change, session=session)
-    settle(repository, data["case_id"], session)
+    return settle(repository, data["case_id"], session)
 
 
 def settle(repository, case_id, session=None):
@@ -58,6 +62,7 @@ def settle(repository, case_id, session=None):
         old.setdefault(bucket, {})[path] = n
     counted = [[bucket, path, n] for bucket, paths in sorted(new.items()) for path, n in sorted(paths.items())]
     repository.count(case_id, derived, pre.difference(new, old), counted, session=session)
+    return row
 
 
 def repeat_gap_days(repository, row, session=None):

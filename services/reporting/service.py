@@ -19,7 +19,7 @@ from closeloop_shared.http import HttpError, http, json_response, requires
 from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import FollowsOrganisation, OpsEndpoints
 
-from services.reporting import flows, kpis, periods, reports
+from services.reporting import flows, kpis, metrics, periods, reports
 from services.reporting.repository import FactsRepository, OpenCasesCollector
 from services.reporting.schemas import OPENAPI
 
@@ -62,7 +62,9 @@ class OpenCasesGauge(Repository):
 def _handler(event_type):
     @event_handler(ev.EMITTERS[event_type], event_type)
     def handle(self, payload):
-        flows.take_in(self.facts, event_type, payload, utcnow(), self.org)
+        row = flows.take_in(self.facts, event_type, payload, utcnow(), self.org)
+        if row is not None and event_type == ev.CASE_RESOLVED:
+            metrics.observe_resolution(row)
     handle.__name__ = f"on_{event_type}"
     return handle
 

@@ -66,7 +66,7 @@ COUNTERS_AND_GAUGES = {
     "closeloop_notify_webhooks_disabled_total",
 }
 HISTOGRAMS = {"closeloop_time_to_first_response_seconds", "closeloop_notification_latency_seconds",
-              "closeloop_breach_detection_lag_seconds"}
+              "closeloop_breach_detection_lag_seconds", "closeloop_time_to_resolution_seconds"}
 EXPORTED_SERIES = COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 METRIC_NAME = re.compile(r"\bcloseloop_[A-Za-z0-9_]+")

@@ -370,3 +370,13 @@ def test_programme_completion_keeps_unreachable_customers_in_the_denominator():
     assert result == {"ended": 10, "completed": 8, "unreachable": 2, "completion_rate": 0.8, "scored": 7,
                       "satisfied": 6, "satisfaction_rate": 0.8571, "target": 0.9}
     assert kpis.programme(Counter())["completion_rate"] is None
+
+
+def test_resolution_time_is_observed_by_severity_with_buckets_at_the_sla_bounds():
+    from services.reporting import metrics
+    assert {24 * 3600, 48 * 3600} <= set(metrics.RESOLUTION_SECONDS._upper_bounds)
+    before = metrics.RESOLUTION_SECONDS.labels("high")._sum.get()
+    metrics.observe_resolution(case(severity="high", resolved_at=at(30)))
+    metrics.observe_resolution(case(severity="high"))  # not resolved: nothing
+    metrics.observe_resolution({"severity": "high", "resolved_at": at(30)})  # submission not known yet: nothing
+    assert metrics.RESOLUTION_SECONDS.labels("high")._sum.get() - before == 30 * 3600
