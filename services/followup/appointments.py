@@ -14,13 +14,13 @@ from closeloop_shared import events as ev
 from closeloop_shared.contract import AppointmentStatus
 from closeloop_shared.events import new_event
 # the one parser of NOTIFY_QUIET_HOURS (notify holds customer messages inside them)
-from services.notify.policy import QuietHours
+from closeloop_shared.quiet_hours import QuietHours
 
 
 @dataclass(frozen=True)
 class ReminderPolicy:
     hour: int                       # store-local hour of the day-before reminder
-    quiet_hours: QuietHours | None  # notify's; the reminder is planned outside them
+    quiet_hours: QuietHours | None  # the reminder is planned outside them
 
 
 def reminder_at(starts_at, tz, policy, now):

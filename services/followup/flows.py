@@ -18,7 +18,7 @@ from closeloop_shared.events import new_event
 from services.followup import appointments as appointments_domain
 from services.followup import programme, tiers
 from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
-from services.notify.policy import QuietHours  # the one parser of NOTIFY_QUIET_HOURS
+from closeloop_shared.quiet_hours import QuietHours
 
 @dataclass(frozen=True)
 class Settings:

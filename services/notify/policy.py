@@ -12,9 +12,10 @@ Pure: no nameko, no pymongo.
   for the next hour), per provider a minute (WeCom: per robot, its published 20)."""
 import json
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timezone
 
 from closeloop_shared.contract import NotifyChannel
+from closeloop_shared.quiet_hours import QuietHours
 from services.notify.kinds import Audience
 
 
@@ -26,36 +27,6 @@ def _channels(value):
 def json_setting(value):
     """A JSON-valued setting, given as JSON text (environment) or already parsed (YAML)."""
     return json.loads(value) if isinstance(value, str) else value
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    start: time
-    end: time
-
-    @classmethod
-    def parse(cls, text):
-        """"21:00-09:00"; "" or "off": none."""
-        if not text or text.strip().lower() == "off":
-            return None
-        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
-        return cls(start, end)
-
-    def contains(self, moment):
-        now = moment.timetz().replace(tzinfo=None)
-        if self.start <= self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end  # across midnight
-
-    def opens_at(self, now, zone):
-        """None if `now` is outside the quiet hours in `zone`, else when they end (UTC)."""
-        local = now.astimezone(zone)
-        if not self.contains(local):
-            return None
-        opening = datetime.combine(local.date(), self.end, tzinfo=zone)
-        if opening <= local:
-            opening += timedelta(days=1)
-        return opening.astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)

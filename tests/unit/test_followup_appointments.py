@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from closeloop_shared import events as ev
 from services.followup import appointments
-from services.notify.policy import QuietHours
+from closeloop_shared.quiet_hours import QuietHours
 
 NOW = datetime(2027, 3, 10, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai
 POLICY = appointments.ReminderPolicy(10, QuietHours.parse("21:00-09:00"))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from services.notify import policy
 from services.notify.kinds import Audience, Notification
-from services.notify.policy import QuietHours
+from closeloop_shared.quiet_hours import QuietHours
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NIGHT = QuietHours(time(21), time(9))
