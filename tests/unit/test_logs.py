@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from nameko.cli.main import setup_yaml_parser
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -289,10 +288,17 @@ def _build(spec):
     return getattr(importlib.import_module(module), name)(**spec)
 
 
+class _NamekoYaml(yaml.SafeLoader):
+    """Reads nameko.yml's !env_var / !raw_env_var values as their text (the LOGGING
+    section has none), without touching yaml.SafeLoader as nameko's own parser does."""
+
+
+_NamekoYaml.add_multi_constructor("!", lambda loader, tag, node: loader.construct_scalar(node))
+
+
 @functools.cache
 def _logging_config():
-    setup_yaml_parser()  # nameko's !env_var / !raw_env_var tags, as `nameko run` reads the file
-    return yaml.safe_load(NAMEKO_YML.read_text(encoding="utf-8"))["LOGGING"]
+    return yaml.load(NAMEKO_YML.read_text(encoding="utf-8"), Loader=_NamekoYaml)["LOGGING"]
 
 
 def _deployed_handler(stream):
