@@ -90,6 +90,7 @@ class Serve:
     def run(self):
         self.runner.start()
         self.started.send(True)
+        sys.stderr.write("serve: started\n")  # from here on a stop signal stops gracefully
         waiter = eventlet.spawn(self.runner.wait)
         while True:
             try:

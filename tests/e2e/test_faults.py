@@ -52,7 +52,8 @@ def test_repeated_signals_to_the_process_and_its_group_stop_a_service_within_the
         process = subprocess.Popen(local.local_argv(command), cwd=local.ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)  # its own group
     try:
-        wait_for(lambda: local.healthy(port), timeout=60, what="notify up")
+        # started: its HTTP port may answer before every entrypoint has started
+        wait_for(lambda: b"serve: started" in (tmp_path / "notify.log").read_bytes(), timeout=60, what="notify up")
         started = time.monotonic()
         os.killpg(process.pid, signal.SIGTERM)  # a supervisor signalling the group ...
         process.send_signal(signal.SIGTERM)     # ... and the process
