@@ -41,7 +41,10 @@ from closeloop_shared.mongo import connect_service_db
 
 log = logging.getLogger(__name__)
 READ_LIMIT = 2000  # items per refresh: more than that within the horizon fire in due order
-CLAIMERS = 10  # claims in flight per timer (each then waits for a worker of the container)
+# Due work runs in at most this share of the container's workers (max_workers), so that a
+# burst of it (everything that fell due while all replicas were down, say) never leaves
+# the HTTP API, /health and the event handlers waiting for a worker.
+WORKER_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -206,7 +209,7 @@ class DueTimer(Entrypoint):
         self.client, database = connect_service_db(config, self.container.service_name)
         items = DueItems(database[self.collection], self.field, self.where, self.lease)
         self.timers = DueTimers(items, self._spawn_worker, horizon)
-        self.claimers = eventlet.GreenPool(CLAIMERS)
+        self.claimers = eventlet.GreenPool(max(1, int(self.container.max_workers * WORKER_SHARE)))
         self.wakeups, self.stopping, self.threads = LightQueue(), Event(), []
         self.working = set()  # an Event per handler running, sent when its claim is released
 
@@ -282,6 +285,7 @@ class DueTimer(Entrypoint):
                                         handle_result=partial(self._handled, done, finished))
         except ContainerBeingKilled:
             self._handled(done, finished, None, None, None)  # nothing ran: give the item back
+        finished.wait()  # the claimer stays busy while its worker runs: claimers bound the workers
 
     def _handled(self, done, finished, worker_ctx, result, exc_info):
         # runs in the worker's greenthread: nothing may escape from here

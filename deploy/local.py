@@ -8,7 +8,6 @@ process exits on its own, it says which and why, then stops the rest. Services a
 told to stop if this process dies (Linux parent-death signal), so none is left behind.
 The end-to-end tests start services through the same functions."""
 import argparse
-import ctypes
 import os
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from closeloop_shared.clock import utcnow
 from closeloop_shared.config import DEFAULTS, MONGO_DB_PREFIX, ORG_SEED_PATH
 from closeloop_shared.mongo import connect
 from closeloop_shared.standins import (
-    port_open, standin_mongo_uri, start_mongo_standin, start_smtp_sink, wait_until)
+    die_with_parent, port_open, standin_mongo_uri, start_mongo_standin, start_smtp_sink, wait_until)
 from closeloop_shared.tokens import write_key_pair
 from services.routing.accounts import hash_password
 from services.routing.repository import AccountRepository
@@ -66,22 +65,11 @@ def wait_healthy(name, process, port, timeout=90):
         raise RuntimeError(f"{name} exited with {process.returncode} before it was healthy")
 
 
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent():
-    """In the child, before exec: SIGTERM it when the process that started it dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: best effort
-        pass
-
-
 def start_service(name, command, port, env, log):
     service_env = dict(os.environ, **env, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}",
                        EVENTLET_TESTS="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen(local_argv(command), cwd=ROOT, env=service_env,
-                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
 
 
 def exit_reason(returncode):

@@ -201,3 +201,12 @@ def test_a_reopened_case_needs_its_rung_to_acknowledge_again():
     [(climbed, events)] = check(cases, reopened, T0 + 3 * DAY + timedelta(minutes=30))
     [escalated] = payloads(events, ev.CASE_ESCALATED)
     assert escalated["reason"] == "unacknowledged" and escalated["due_at"] == reopened["ladder"]["ack_due_at"]
+
+
+def test_the_safety_net_scan_leaves_a_fresh_deadline_to_the_precise_timers():
+    cases = FakeCases()
+    case, _ = route(cases)
+    due = case["next_check_at"]
+    assert deadline_flows.check_due(cases, CHART, rules(), due + timedelta(seconds=5)) == []
+    [(scanned, _)] = deadline_flows.check_due(cases, CHART, rules(), due + deadline_flows.SAFETY_NET_GRACE)
+    assert scanned["rung"] == 1

@@ -185,7 +185,7 @@ class Consumers(RuleBasedStateMachine):
         """The SLA timer; with `race`, a second replica read the same due cases first and
         writes after this one (its writes must lose)."""
         stale = self.cases.due(self.now, 200) if race else []
-        for case, events in deadline_flows.check_due(self.cases, CHART, RULES, self.now):
+        for case, events in deadline_flows.check_due(self.cases, CHART, RULES, self.now, grace=timedelta(0)):
             self.cases_outbox().flush(case["_id"], events, self.publish)
         for case in stale:
             for updated, events in deadline_flows._check(self.cases, CHART, RULES, case, self.now):

@@ -84,12 +84,12 @@ def test_the_deadline_scan_escalates_once_per_rung_left_unacknowledged():
     cases = FakeCases()
     flows.route(cases, CHART, RULES, submitted(), T0)
     unacknowledged = T0 + ACK[ladder.STORE_STAFF]
-    assert deadline_flows.check_due(cases, CHART, RULES, unacknowledged - timedelta(seconds=1)) == []
-    [(updated, events)] = deadline_flows.check_due(cases, CHART, RULES, unacknowledged)
+    assert deadline_flows.check_due(cases, CHART, RULES, unacknowledged - timedelta(seconds=1), grace=timedelta(0)) == []
+    [(updated, events)] = deadline_flows.check_due(cases, CHART, RULES, unacknowledged, grace=timedelta(0))
     assert kinds(events) == [ev.CASE_ESCALATED] and events[0]["payload"]["reason"] == "unacknowledged"
     assert updated["assignee"]["role"] == "supervisor"
-    assert deadline_flows.check_due(cases, CHART, RULES, unacknowledged) == []  # nothing new at the same moment
-    [(updated, _)] = deadline_flows.check_due(cases, CHART, RULES, unacknowledged + ACK[ladder.SUPERVISOR])
+    assert deadline_flows.check_due(cases, CHART, RULES, unacknowledged, grace=timedelta(0)) == []  # nothing new at the same moment
+    [(updated, _)] = deadline_flows.check_due(cases, CHART, RULES, unacknowledged + ACK[ladder.SUPERVISOR], grace=timedelta(0))
     assert updated["rung"] == 2 and updated["assignee"]["role"] == "store_manager"
 
 
@@ -99,7 +99,7 @@ def test_a_broken_case_does_not_stall_the_others():
     cases.docs[broken["_id"]]["store_id"] = "CLOSED-STORE"  # its store left the org chart
     healthy, _ = flows.route(cases, CHART, RULES, submitted(), T0 + timedelta(minutes=1))
     now = T0 + timedelta(hours=30)
-    won = deadline_flows.check_due(cases, CHART, RULES, now)
+    won = deadline_flows.check_due(cases, CHART, RULES, now, grace=timedelta(0))
     assert [case["_id"] for case, _ in won] == [healthy["_id"]]
     assert cases.get(broken["_id"])["next_check_at"] == now + deadline_flows.RETRY_BROKEN_AFTER  # looked at again
 
