@@ -118,41 +118,50 @@ def _check(repository, org, rules, case, now):
             "due_at": clock.due_at, "breached_at": now, "rung": state.level, "assignee": case["assignee"],
             "locale": case["locale"]}))
     changes = {"clocks": clocks.to_doc(fired.clocks)}
-    climbed, reason, due_at = _climb(org, rules, case, state, fired, now)
-    if climbed is not None and climbed.level != state.level:
-        assignee = org.staff[climbed.people[0]].as_dict()
-        changes.update(rung=climbed.level, assignee=assignee)
-        entries.extend(ladder_entries(climbed.notes[len(state.notes):], now))
-        entries.append(lifecycle.entry(now, "escalated", "system", reason=reason, rung=climbed.level,
-                                       assignee=assignee["staff_id"], ack_due_at=climbed.ack_due_at))
-        outbox.append(escalated_event(case, org, climbed, case["assignee"], assignee, reason, due_at, now))
-        state = climbed
-    elif climbed is not None:  # nowhere to climb: keep the notes, stop the ack timer
-        state = climbed
+    climb = _climb(rules, case, state, fired, now)
+    if climb is not None:
+        entries.extend(ladder_entries(climb.notes, now))
+        if climb.reason is not None:
+            assignee = org.staff[climb.state.people[0]].as_dict()
+            changes.update(rung=climb.state.level, assignee=assignee)
+            entries.append(lifecycle.entry(now, "escalated", "system", reason=climb.reason, rung=climb.state.level,
+                                           assignee=assignee["staff_id"], ack_due_at=climb.state.ack_due_at))
+            outbox.append(escalated_event(case, org, climb.state, case["assignee"], assignee, climb.reason,
+                                          climb.due_at, now))
+        state = climb.state
     changes["ladder"] = state.to_doc()
     changes["next_check_at"] = schedule(fired.clocks, state) if case["status"] in ACTIVE_CASE_STATUSES else None
     updated = repository.update(case, changes, entries, outbox, now)
     return [(updated, outbox)] if updated else []
 
 
-def _climb(org, rules, case, state, fired, now):
-    """(new ladder state or None, reason, the deadline that caused it). A clock that
-    ran out moves the case up a rung even if its current rung acknowledged (a new
-    alarm needs a new acknowledgement); an unacknowledged rung past its timeout too."""
+@dataclass(frozen=True)
+class Climb:
+    state: object          # the ladder.LadderState after it
+    notes: tuple           # what the ladder noted (notified, skipped, top reached), for the timeline
+    reason: str | None     # the clock that ran out or "unacknowledged"; None: it stays on its rung
+    due_at: object         # the deadline that caused it
+
+
+def _climb(rules, case, state, fired, now):
+    """The ladder's move at this check, or None. A clock that ran out moves the case up
+    a rung even if its current rung acknowledged (a new alarm needs a new
+    acknowledgement); an unacknowledged rung past its timeout too."""
     rungs = rules.rungs_of(case["store_id"])
     if fired.breaches:
         name = fired.breaches[0]
-        climbed, _ = ladder.climb(ladder.rearmed(state), rungs, now, rules.ack_timeouts)
+        climbed, notes = ladder.climb(ladder.rearmed(state), rungs, now, rules.ack_timeouts)
         if climbed.level == state.level:  # already on the top rung held
-            return None, None, None
-        return climbed, name, fired.clocks[name].due_at
+            return None
+        return Climb(climbed, tuple(notes), name, fired.clocks[name].due_at)
     due = ladder.next_at(state)
-    if due is not None and due <= now:
-        climbed, _ = ladder.climb(state, rungs, now, rules.ack_timeouts)
-        if climbed is state:  # the rungs above emptied since: nothing left to wait for
-            climbed = ladder.settled(state, now)
-        return climbed, "unacknowledged", due
-    return None, None, None
+    if due is None or due > now:
+        return None
+    climbed, notes = ladder.climb(state, rungs, now, rules.ack_timeouts)
+    if climbed is state:  # the rungs above emptied since: nothing left to wait for
+        settled = ladder.settled(state, now)
+        return Climb(settled, settled.notes[-1:], None, due)
+    return Climb(climbed, tuple(notes), "unacknowledged", due)
 
 
 def clock_deadlines(clock_set):

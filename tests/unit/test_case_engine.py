@@ -210,3 +210,13 @@ def test_the_safety_net_scan_leaves_a_fresh_deadline_to_the_precise_timers():
     assert deadline_flows.check_due(cases, CHART, rules(), due + timedelta(seconds=5)) == []
     [(scanned, _)] = deadline_flows.check_due(cases, CHART, rules(), due + deadline_flows.SAFETY_NET_GRACE)
     assert scanned["rung"] == 1
+
+
+def test_a_climb_is_in_the_timeline_even_when_the_ladder_keeps_no_more_notes():
+    cases = FakeCases()
+    case, _ = route(cases)
+    full = dict(case["ladder"], notes=(case["ladder"]["notes"] * ladder.NOTES_KEPT)[-ladder.NOTES_KEPT:])
+    case = cases.update(case, {"ladder": full}, [], [], T0)
+    [(climbed, _)] = check(cases, case, T0 + timedelta(minutes=30))
+    assert len(climbed["ladder"]["notes"]) == ladder.NOTES_KEPT
+    assert any(e["action"] == "ladder_notified" and e["role"] == "supervisor" for e in climbed["timeline"])
