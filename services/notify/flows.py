@@ -193,18 +193,18 @@ def _defer(repository, delivery, now, until, reason, attempt_result=None):
 def send_due(repository, channels, settings, clock, publish, limit):
     """The send timer: deliveries whose time has come (quiet hours over, a retry due),
     in order. How many were attempted."""
-    for done in range(limit):
-        delivery = repository.claim_due(clock())
-        if delivery is None:
-            return done
-        attempt(repository, channels, settings, delivery, clock, publish)
-    return limit
+    return _attempt_claimed(repository.claim_due, repository, channels, settings, clock, publish, limit)
 
 
 def take_over_stalled(repository, channels, settings, clock, publish, limit):
     """Deliveries whose sender died mid-send: sent again with the same identity."""
+    return _attempt_claimed(repository.claim_stalled, repository, channels, settings, clock, publish, limit)
+
+
+def _attempt_claimed(claim, repository, channels, settings, clock, publish, limit):
+    """Up to `limit` deliveries, each claimed (under a lease) then attempted; how many were."""
     for done in range(limit):
-        delivery = repository.claim_stalled(clock())
+        delivery = claim(clock())
         if delivery is None:
             return done
         attempt(repository, channels, settings, delivery, clock, publish)
