@@ -1,4 +1,5 @@
-"""What every service has besides its own work: /metrics (Prometheus), /health,
+"""What every service has besides its own work: /metrics (Prometheus) with RED metrics
+per entrypoint (closeloop_shared.red), /health,
 /openapi.json, the bus's queues declared at start; and the mixins for following the
 organisation and auditing personal-data reads."""
 from kombu import Connection
@@ -14,6 +15,7 @@ from closeloop_shared.due import DueTimer
 from closeloop_shared.http import PUBLIC, http, int_arg, json_response, requires
 from closeloop_shared.metrics import metrics_response
 from closeloop_shared.mongo import MongoHealth, Repository, connect
+from closeloop_shared.red import EntrypointMetrics
 
 
 class Readiness(DependencyProvider):
@@ -57,6 +59,7 @@ class OpsEndpoints:
 
     mongo_ping = MongoHealth()
     bus_queues = DeclareQueues()
+    entrypoint_metrics = EntrypointMetrics()  # RED per entrypoint, timers' heartbeats
     openapi_spec = None  # a service with an HTTP API sets its OpenAPI document here
 
     @http("GET", "/openapi.json", access=PUBLIC)
