@@ -210,8 +210,15 @@ def hand_over_cases_of(repository, chart, staff_id, now):
 def reassignment(case, successor, reason, now):
     """The change and the case_reassigned event of handing `case` to `successor` (as
     Staff.as_dict()), for every kind of handover (a person deactivated, a shift ended, a
-    manager's decision); the caller adds its own timeline entry."""
-    return {"assignee": successor}, [outgoing(ev.CASE_REASSIGNED, {
+    manager's decision); the caller adds its own timeline entry. On the escalation ladder
+    the successor takes the previous owner's place (ladder.handed_over)."""
+    changes = {"assignee": successor}
+    if case.get("ladder"):
+        state = ladder.LadderState.from_doc(case["ladder"])
+        moved = ladder.handed_over(state, case["assignee"]["staff_id"], successor["staff_id"], now)
+        if moved != state:
+            changes["ladder"] = moved.to_doc()
+    return changes, [outgoing(ev.CASE_REASSIGNED, {
         "case_id": case["_id"], "case_number": case["case_number"],
         "store_id": case["store_id"], "severity": case["severity"],
         "reason": reason, "previous_assignee": case["assignee"],

@@ -66,6 +66,7 @@ class NoteKind(str, Enum):
     SKIPPED = "skipped"            # nobody holds this rung: passed over
     ACKNOWLEDGED = "acknowledged"  # someone acknowledged: the climb stops
     TOP_REACHED = "top_reached"    # no rung above is held: the case stays here
+    HANDED_OVER = "handed_over"    # the case's owner on this rung changed (reassigned, shift end)
 
 
 class AcknowledgeRefused(Exception):
@@ -229,6 +230,20 @@ def acknowledge(state, person, now):
         return state
     note = Note(now, NoteKind.ACKNOWLEDGED, state.level, state.role, (person.staff_id,))
     return replace(state, acknowledged_at=now, acknowledged_by=person.staff_id, notes=_kept(state.notes + (note,)))
+
+
+def handed_over(state, previous_id, successor_id, now):
+    """The state once the case passed from `previous_id` to `successor_id` (a manager's
+    reassignment, a shift's end, a person deactivated): where the previous owner stood on
+    the case's rung, the successor stands now and is the one the rung's escalations name.
+    The rung's acknowledgement deadline and any acknowledgement stand: they belong to the
+    case, and a handover must not buy it more time. Unchanged when the previous owner
+    was not on the rung (the case has climbed above them)."""
+    if previous_id not in state.people or previous_id == successor_id:
+        return state
+    people = tuple(dict.fromkeys(successor_id if p == previous_id else p for p in state.people))
+    note = Note(now, NoteKind.HANDED_OVER, state.level, state.role, (successor_id,), detail=f"from {previous_id}")
+    return replace(state, people=people, notes=_kept(state.notes + (note,)))
 
 
 def next_at(state):

@@ -8,7 +8,7 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from closeloop_shared.access import Principal, scope_of
 from closeloop_shared.contract import CaseStatus
-from services.routing import duty_flows, lifecycle
+from services.routing import duty_flows, ladder, lifecycle
 from tests.fixtures import ROOT
 from tests.unit.fakes import FakeCases
 
@@ -111,3 +111,12 @@ def test_a_manager_reassigns_within_the_stores_chain():
     cases.insert(case("c2", "sh-xh-s1", CaseStatus.CLOSED))
     with pytest.raises(lifecycle.ActionRefused):
         duty_flows.reassign(cases, CHART, "c2", "sh-xh-sv", "x", MANAGER, scope, T0)
+
+
+def test_a_reassigned_case_on_the_bottom_rung_names_its_new_owner_there():
+    cases = DutyCases()
+    rungs = ladder.resolve_rungs(CHART, STORE, assignee_id="sh-xh-s1")
+    cases.insert(dict(case("c1", "sh-xh-s1"), ladder=ladder.start(rungs, "low", T0).to_doc()))
+    moved, _ = duty_flows.reassign(cases, CHART, "c1", "sh-xh-rv", "换人跟进", MANAGER, scope_of(MANAGER, CHART), T0)
+    assert moved["ladder"]["people"] == ["sh-xh-rv"]
+    assert moved["ladder"]["notes"][-1]["kind"] == "handed_over"

@@ -151,3 +151,21 @@ def test_the_bottom_rung_is_the_case_owner_and_timeouts_come_from_the_configurat
     assert ladder.start(rungs, "medium", T0, configured).ack_due_at == T0 + timedelta(minutes=10)
     owned = ladder.start_on(rungs, ladder.LEVEL_OF_ROLE[Role.SUPERVISOR], T0)  # a supervisor took it
     assert owned.level == SUPERVISOR and owned.people == ("sh-xh-sv",)
+
+
+def test_a_handover_puts_the_successor_in_the_previous_owners_place_and_keeps_the_deadline():
+    rungs = ladder.resolve_rungs(SEED, "SH-XH-001", assignee_id="sh-xh-s1")
+    state = ladder.start(rungs, Severity.LOW.value, T0)
+    assert state.people == ("sh-xh-s1",)
+    later = T0 + timedelta(minutes=5)
+    moved = ladder.handed_over(state, "sh-xh-s1", "sh-xh-rv", later)
+    assert moved.people == ("sh-xh-rv",) and moved.level == state.level
+    assert (moved.ack_due_at, moved.notified_at) == (state.ack_due_at, state.notified_at)
+    note = moved.notes[-1]
+    assert (note.kind, note.people, note.detail) == (ladder.NoteKind.HANDED_OVER, ("sh-xh-rv",), "from sh-xh-s1")
+    acknowledged = ladder.acknowledge(state, SEED.staff["sh-xh-s1"], later)
+    assert ladder.handed_over(acknowledged, "sh-xh-s1", "sh-xh-rv", later).acknowledged  # taken on stays taken on
+    # a case that climbed past its owner: the rung's people are not the owner's to pass on
+    climbed, _ = ladder.climb(state, rungs, state.ack_due_at)
+    assert ladder.handed_over(climbed, "sh-xh-s1", "sh-xh-rv", later) == climbed
+    assert ladder.handed_over(state, "sh-xh-s1", "sh-xh-s1", later) == state
