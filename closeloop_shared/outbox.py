@@ -1,14 +1,33 @@
 """Transactional outbox inside the document: a write that causes events stores them in
 the same document (`outbox`, with `outbox_pending` and `updated_at`) by the same atomic
 update; the service then publishes and pulls them. If it crashes in between, the relay
-timer publishes what is left. Delivery is at-least-once, so consumers are idempotent."""
-import logging
-from datetime import timedelta
+timer publishes what is left. Delivery is at-least-once, so consumers are idempotent.
 
+Each relay run also measures what is still waiting, for Prometheus (every series exists
+from the start, when the service ensures the outbox's index):
+closeloop_outbox_backlog_messages{service, collection} (events written, not yet published)
+and closeloop_outbox_oldest_age_seconds{service, collection} (since the last write of the
+oldest document flagged pending; 0 when none). Every replica measures the same
+collection: aggregate with max, never sum."""
+import logging
+from datetime import timedelta, timezone
+
+from prometheus_client import Gauge
 from pymongo import ASCENDING
 
 RELAY_GRACE = timedelta(seconds=5)
 log = logging.getLogger(__name__)
+
+BACKLOG_MESSAGES = Gauge("closeloop_outbox_backlog_messages",
+                         "Events written to an outbox and not yet published", ["service", "collection"])
+OLDEST_AGE = Gauge("closeloop_outbox_oldest_age_seconds",
+                   "Age of the oldest outbox document still holding unpublished events (0: none)",
+                   ["service", "collection"])
+
+
+def labels_of(collection):
+    """(service, collection): a service's database is named <prefix>_<service>."""
+    return collection.database.name.rsplit("_", 1)[-1], collection.name
 
 
 class Outbox:
@@ -18,6 +37,8 @@ class Outbox:
     @staticmethod
     def ensure_indexes(collection):
         collection.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
+        BACKLOG_MESSAGES.labels(*labels_of(collection))  # the series exist before the first relay
+        OLDEST_AGE.labels(*labels_of(collection))
 
     def flush(self, document_id, pending, publish):
         """Publish the events one write added (in order), then drop them from the
@@ -55,4 +76,28 @@ class Outbox:
             {"outbox_pending": True, "updated_at": {"$lt": now - RELAY_GRACE}}).limit(limit))
         for document in stale:
             self.flush(document["_id"], document["outbox"], publish)
+        try:
+            self.measure(now)
+        except Exception as exc:  # the gauges keep their last value; relaying matters more
+            log.warning("outbox backlog not measured", extra={"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
         return len(stale)
+
+    def backlog(self, now):
+        """(events waiting, seconds since the oldest waiting document was written): one
+        aggregation over the (outbox_pending, updated_at) index."""
+        found = list(self.collection.aggregate([
+            {"$match": {"outbox_pending": True}},
+            {"$group": {"_id": None, "messages": {"$sum": {"$size": {"$ifNull": ["$outbox", []]}}},
+                        "oldest": {"$min": "$updated_at"}}}]))
+        if not found or found[0]["oldest"] is None:
+            return 0, 0.0
+        oldest = found[0]["oldest"]
+        if oldest.tzinfo is None:  # the driver hands back naive UTC unless told otherwise
+            oldest = oldest.replace(tzinfo=timezone.utc)
+        return found[0]["messages"], max(0.0, (now - oldest).total_seconds())
+
+    def measure(self, now):
+        messages, age = self.backlog(now)
+        labels = labels_of(self.collection)
+        BACKLOG_MESSAGES.labels(*labels).set(messages)
+        OLDEST_AGE.labels(*labels).set(age)

@@ -54,3 +54,38 @@ def test_dashboards_and_alerts_name_only_metrics_the_services_export(container_f
     for expression in [*dashboards, *alerts]:
         unknown = set(METRIC_NAME.findall(expression)) - live
         assert not unknown, f"{expression} names metrics no service exports: {unknown}"
+
+
+def test_the_outbox_backlog_gauges_count_what_the_relay_left_and_its_age(mongo_client, mongo_prefix):
+    from datetime import timedelta
+
+    from prometheus_client import REGISTRY
+
+    from closeloop_shared.clock import utcnow
+    from closeloop_shared.events import new_event
+    from closeloop_shared.outbox import Outbox
+
+    collection = mongo_client[f"{mongo_prefix}_monitoring"]["docs"]
+    Outbox.ensure_indexes(collection)
+    labels = {"service": "monitoring", "collection": "docs"}
+    assert REGISTRY.get_sample_value("closeloop_outbox_backlog_messages", labels) == 0  # there from the start
+    now = utcnow()
+
+    def event(case_id):
+        return new_event("case_closed", {"case_id": case_id, "store_id": "S", "closed_at": now})
+
+    collection.insert_many([
+        {"_id": "old", "outbox": [event("old"), event("old")], "outbox_pending": True,
+         "updated_at": now - timedelta(minutes=10)},
+        {"_id": "new", "outbox": [event("new")], "outbox_pending": True, "updated_at": now},
+        {"_id": "done", "outbox": [], "outbox_pending": False, "updated_at": now - timedelta(hours=1)}])
+
+    def broker_down(kind, payload):
+        raise ConnectionError("broker down")
+
+    Outbox(collection).relay(broker_down, now)  # nothing could be published: all three wait
+    assert REGISTRY.get_sample_value("closeloop_outbox_backlog_messages", labels) == 3
+    assert 599 <= REGISTRY.get_sample_value("closeloop_outbox_oldest_age_seconds", labels) <= 601
+    Outbox(collection).relay(lambda kind, payload: None, now + timedelta(seconds=10))  # broker back
+    assert REGISTRY.get_sample_value("closeloop_outbox_backlog_messages", labels) == 0
+    assert REGISTRY.get_sample_value("closeloop_outbox_oldest_age_seconds", labels) == 0
