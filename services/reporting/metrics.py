@@ -1,7 +1,17 @@
-"""reporting's Prometheus metrics beside the read-model gauges (repository.OpenCasesCollector)."""
-from prometheus_client import Histogram
+"""reporting's Prometheus metrics beside the read-model gauges (repository.OpenCasesCollector):
+resolution times, and the revisit outcomes of the follow-up dashboard."""
+from datetime import timedelta
 
+from prometheus_client import REGISTRY, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from closeloop_shared.auth import Identity
+from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.events import SEVERITIES
+from closeloop_shared.mongo import Repository
+from services.reporting import facts as pre
+from services.reporting import kpis
+from services.reporting.repository import FactsRepository
 
 HOUR = 3600
 # buckets at the SLA bounds (the 24 h promise, 48 h resolution) and around them
@@ -16,3 +26,68 @@ def observe_resolution(row):
     """A case's resolution, once (the delivery that counted it): its time since submission."""
     if row.get("resolved_at") and row.get("submitted_at") and row.get("severity") in SEVERITIES:
         RESOLUTION_SECONDS.labels(row["severity"]).observe((row["resolved_at"] - row["submitted_at"]).total_seconds())
+
+
+# -- the follow-up dashboard: revisit outcomes, read from the read model at scrape time -----
+
+CASE_REVISIT_OUTCOMES = ("satisfied", "unsatisfied")  # the revisit after a case (revisit_recorded)
+# the tiered programme's revisits (revisit_task_completed): ended completed or unreachable
+# (never dropped from completion), and of the completed with a score, satisfied or not
+PROGRAMME_OUTCOMES = ("completed", "unreachable", "satisfied", "unsatisfied")
+
+
+class RevisitOutcomesCollector:
+    """closeloop_revisit_outcomes_7d{source, outcome}: the last 7 China days' revisits by
+    outcome, summed over every brand's buckets: source "case" (a case's satisfaction
+    revisit) or "programme" (seed 002's relationship revisits). Completion and
+    satisfaction rates divide these; every series is there (zero) from the start."""
+
+    def __init__(self, repository, brands, now=utcnow):
+        self.repository, self.brands, self.now = repository, brands, now
+
+    def collect(self):
+        gauge = GaugeMetricFamily("closeloop_revisit_outcomes_7d",
+                                  "Revisits of the last 7 days by source (case, programme) and outcome",
+                                  labels=["source", "outcome"])
+        today = self.now().astimezone(CHINA).date()
+        span = pre.Span(today - timedelta(days=6), today)
+        summed = kpis.totals(self.repository.bucket_documents(
+            {f"brand:{pre.safe_key(brand)}" for brand in self.brands()}, span.segments()))
+        cases = summed.overall()
+        for outcome in CASE_REVISIT_OUTCOMES:
+            gauge.add_metric(["case", outcome], cases[f"revisit:{outcome}"])
+        for outcome in PROGRAMME_OUTCOMES:
+            gauge.add_metric(["programme", outcome], summed.programme[outcome])
+        yield gauge
+
+
+class RevisitOutcomesGauge(Repository):
+    """Registers the revisit-outcomes collector for this container's lifetime (one per
+    process: a container started while another still holds it takes it over)."""
+
+    _registered = None
+    identity = Identity()  # the brands whose buckets are summed
+
+    def __init__(self):
+        super().__init__(FactsRepository)
+
+    def start(self):
+        self.collector = RevisitOutcomesCollector(FactsRepository(self.database),
+                                                  brands=lambda: sorted(self.identity.organisation().brands))
+        self._release(RevisitOutcomesGauge._registered)
+        REGISTRY.register(self.collector)
+        RevisitOutcomesGauge._registered = self.collector
+
+    def stop(self):
+        self._release(self.collector)
+        super().stop()
+
+    def kill(self):
+        self._release(getattr(self, "collector", None))
+        super().kill()
+
+    @staticmethod
+    def _release(collector):
+        if collector is not None and collector is RevisitOutcomesGauge._registered:
+            REGISTRY.unregister(collector)
+            RevisitOutcomesGauge._registered = None

@@ -86,6 +86,7 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     config = Config()
     org = CurrentOrganisation()
     open_cases_gauge = OpenCasesGauge()
+    revisit_outcomes_gauge = metrics.RevisitOutcomesGauge()
 
     on_case_submitted = _handler(ev.CASE_SUBMITTED)
     on_case_routed = _handler(ev.CASE_ROUTED)

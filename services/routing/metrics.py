@@ -1,10 +1,19 @@
 """routing's Prometheus metrics: the SLA dashboard's main series."""
 from prometheus_client import Counter, Gauge, Histogram
 
+from closeloop_shared.contract import ClockName
+
 SLA_BREACHES = Counter(
     "closeloop_sla_breaches_total", "SLA clocks that ran out before being met", ["clock"])
 ESCALATIONS = Counter(
     "closeloop_escalations_total", "Cases moved one rung up the escalation ladder", ["reason"])
+# case_escalated's reasons: the clock that ran out, an unacknowledged rung, or a
+# consumer-association / media referral escalated at once (services/routing/deadline_flows.py)
+ESCALATION_REASONS = tuple(c.value for c in ClockName) + ("unacknowledged", "critical_referral")
+for _clock in ClockName:  # every series exists (at zero) before the first breach after a restart
+    SLA_BREACHES.labels(_clock.value)
+for _reason in ESCALATION_REASONS:
+    ESCALATIONS.labels(_reason)
 FIRST_RESPONSE_SECONDS = Histogram(
     "closeloop_time_to_first_response_seconds", "From submission to first response",
     buckets=(600, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600,
