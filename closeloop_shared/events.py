@@ -114,6 +114,8 @@ SUBSCRIPTIONS = {
     REPORT_SIGNED_OFF: (("reporting", "on_report_signed_off"),),
     # the revisit programme's completion and satisfaction (unreachable customers apart)
     REVISIT_TASK_COMPLETED: (("reporting", "on_revisit_task_completed"),),
+    # the weekly digest (seed 000) to each manager of the region or brand
+    WEEKLY_DIGEST_READY: (("notify", "on_weekly_digest_ready"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
 }
@@ -611,11 +613,17 @@ class RootCauseShare(EventSchema):
 
 class WeeklyDigestReady(EventSchema):
     """reporting's weekly summary of a region or brand (seed 000), once per unit and week,
-    for its managers: figures only, no personal data. Nobody subscribes yet (notify may)."""
+    for its managers (notify sends it to each, kind weekly_digest): figures, and whom to tell."""
     event_id = fields.String(required=True)
     digest_id = fields.String(required=True)  # "<week's Monday>:<level>:<unit>": consumers dedupe on it
     level = fields.String(required=True, validate=validate.OneOf(("region", "brand")))
     unit_id = fields.String(required=True)
+    unit_name = fields.String(allow_none=True, load_default=None)
+    # a region's digest: one of its stores (notify finds the region's WeCom group by it); a brand's: none (e-mail)
+    store_id = fields.String(allow_none=True, load_default=None)
+    # the unit's managers as the organisation had them: a region's regional managers; a
+    # brand's general managers and customer-service department
+    managers = fields.List(fields.Nested(StaffMember), load_default=list)
     week_from = fields.Date(required=True)
     week_to = fields.Date(required=True)
     cases = fields.Integer(required=True)

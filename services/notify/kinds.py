@@ -47,11 +47,12 @@ class Rule:
     event: str
     template: str
     audience: Audience
-    person: str                                   # the event field holding whom to tell
+    person: str | None                            # the event field holding whom to tell (None: only `others`)
     others: str | None = None                     # an event field listing more people told the same
     occurrence: Callable[[dict], str | None] = _none
     urgent: Callable[[dict], bool] = _never
     waits_for: str | None = None                  # a later event whose facts it should say (COMPLETIONS)
+    subject: str = "case_id"                      # the event field naming what it is about (its case)
 
 
 RULES = {rule.event: rule for rule in (
@@ -79,6 +80,9 @@ RULES = {rule.event: rule for rule in (
     # the store (and the booking system, by a webhook of this kind) hears of each request
     Rule(ev.APPOINTMENT_CHANGE_REQUESTED, "appointment_change_requested", Audience.STAFF, "store_staff",
          occurrence=lambda e: e["requested_at"].isoformat()),
+    # reporting's weekly summary of a region or brand (seed 000), to each of its managers;
+    # about no case: the digest is its subject (one notification per digest and manager)
+    Rule(ev.WEEKLY_DIGEST_READY, "weekly_digest", Audience.STAFF, None, others="managers", subject="digest_id"),
 )}
 TEMPLATES = tuple(sorted({rule.template for rule in RULES.values()}))
 # What a later event adds to the variables of a notification still waiting for it.
@@ -141,7 +145,8 @@ def notifications(event_type, event):
     """Every notification an event (as loaded through its schema) causes: to its person,
     and to each of the others it names (once each)."""
     rule = RULES[event_type]
-    people = [event[rule.person], *(event.get(rule.others) or [] if rule.others else [])]
+    people = [*([event[rule.person]] if rule.person else []),
+              *(event.get(rule.others) or [] if rule.others else [])]
     seen, unique = set(), []
     for person in people:
         key = person.get("staff_id") if rule.audience is Audience.STAFF else id(person)
@@ -154,7 +159,8 @@ def notifications(event_type, event):
 def notification(event_type, event, person=None):
     """The notification an event causes to `person` (the rule's person by default)."""
     rule = RULES[event_type]
-    person = person if person is not None else event[rule.person]
+    if person is None:  # the rule's person, else the first of the others it names
+        person = event[rule.person] if rule.person else event[rule.others][0]
     occurrence = rule.occurrence(event)
     kind = f"{rule.template}:{occurrence}" if occurrence is not None else rule.template
     if rule.audience is Audience.CUSTOMER:
@@ -168,7 +174,7 @@ def notification(event_type, event, person=None):
         recipient = f"staff:{person['staff_id']}"
         addresses, preferred, keys = {NotifyChannel.EMAIL.value: person.get("email")}, None, ()
     return Notification(
-        case_id=event["case_id"], case_number=event.get("case_number"), store_id=event["store_id"],
+        case_id=event[rule.subject], case_number=event.get("case_number"), store_id=event["store_id"],
         kind=kind, template=rule.template, audience=rule.audience, recipient=recipient,
         locale=event.get("locale") or "zh-CN", urgent=bool(rule.urgent(event)),
         addresses={c: a for c, a in addresses.items() if a}, preferred=preferred,

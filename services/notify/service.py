@@ -92,6 +92,10 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def on_appointment_reminder_due(self, payload):
         self._deliver(ev.APPOINTMENT_REMINDER_DUE, payload)
 
+    @event_handler(ev.REPORTING, ev.WEEKLY_DIGEST_READY)
+    def on_weekly_digest_ready(self, payload):
+        self._deliver(ev.WEEKLY_DIGEST_READY, payload)
+
     @timer(keys.NOTIFY_RETRY_INTERVAL_SECONDS)
     def send_due(self):
         """Deliveries whose time has come (quiet hours over, retries due), in order; and

@@ -4,6 +4,7 @@ from datetime import datetime, time, timedelta
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import CHINA
+from closeloop_shared.contract import Role
 from services.reporting import facts as pre
 from services.reporting import read_model, reports
 
@@ -120,10 +121,31 @@ def weekly_digests(repository, organisation, now, hour):
         digest_id = f"{week.first.isoformat()}:{level}:{unit}"
         if repository.digest_started(digest_id):
             continue
-        event = ev.new_event(ev.WEEKLY_DIGEST_READY, digest(repository, level, unit, week, digest_id))
+        event = ev.new_event(ev.WEEKLY_DIGEST_READY, {
+            **digest(repository, level, unit, week, digest_id), **recipients(organisation, level, unit)})
         if repository.start_digest(digest_id, event, now):
             started.append((digest_id, event))
     return started
+
+
+MANAGER_ROLES = {"region": (Role.REGIONAL_MANAGER,), "brand": (Role.GENERAL_MANAGER, Role.CUSTOMER_SERVICE)}
+
+
+def recipients(organisation, level, unit):
+    """Whom a unit's digest is for (its managers as the organisation has them now), its
+    name, and for a region one of its stores (where notify finds the region's WeCom group
+    and the brand's policy). A brand's digest names no store: notify's robot lookup would
+    fall back from the brand's group to that store's region or store group, showing the
+    brand's figures there; it goes by e-mail."""
+    stores = organisation.stores_of_region(unit) if level == "region" else organisation.stores_of_brand(unit)
+    named = organisation.regions.get(unit) if level == "region" else organisation.brands.get(unit)
+    managers = [person.as_dict() for role in MANAGER_ROLES[level]
+                for person in organisation.all_active(role, **{f"{level}_id": unit})]
+    if not managers and named is not None and level == "region":  # as the ladder: the brand's service department
+        managers = [person.as_dict() for person in organisation.all_active(
+            Role.CUSTOMER_SERVICE, brand_id=named.brand_id)]
+    return {"unit_name": named.name if named else unit, "store_id": min(stores, default=None) if level == "region" else None,
+            "managers": managers}
 
 
 def digest(repository, level, unit, week, digest_id):

@@ -231,3 +231,39 @@ def test_the_acknowledgement_waits_for_routings_deadline_and_promises_it(contain
     (sms,) = wait_for(lambda: providers["sms"].sent, what="the acknowledgement")
     promised = due.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%m-%d %H:%M")
     assert json.loads(sms["TemplateParam"])["promise"] == f"我们将于{promised}前联系您"
+
+
+def weekly_digest(level, unit, managers, store_id=None):
+    return {"digest_id": f"2026-11-16:{level}:{unit}:{uuid.uuid4().hex[:6]}", "level": level, "unit_id": unit,
+            "unit_name": {"east": "华东", "yueyan": "悦颜"}[unit], "store_id": store_id, "managers": managers,
+            "week_from": datetime(2026, 11, 16).date(), "week_to": datetime(2026, 11, 22).date(),
+            "cases": 12, "first_response_rate": 0.9167, "resolution_rate": 0.75, "satisfaction_rate": 1.0,
+            "repeat_30_rate": 0.0833, "cases_change": -3,
+            "root_causes": [{"root_cause": "poor_communication", "cases": 3, "share": 0.75, "cumulative": 0.75},
+                            {"root_cause": "expectation_gap", "cases": 1, "share": 0.25, "cumulative": 1.0}]}
+
+
+def test_the_weekly_digest_reaches_each_manager_once_by_their_groups_robot_or_by_mail(notify, providers,
+                                                                                    smtp_sink, web_session):
+    gm = {"staff_id": "gm-001", "name": "周慧敏", "role": "general_manager", "email": "gm@yueyan.example"}
+    service = {"staff_id": "cs-001", "name": "客服部 林静", "role": "customer_service",
+               "email": "service@yueyan.example"}
+    region = weekly_digest("region", "east", [REGIONAL], store_id="SH-XH-001")
+    brand = weekly_digest("brand", "yueyan", [gm, service])
+    for data in (region, brand, region):  # the region's digest redelivered
+        emit(notify, ev.WEEKLY_DIGEST_READY, dict(data, event_id=uuid.uuid4().hex))
+    # the regional manager's group has a robot (region:east); a brand's digest names no store: e-mail
+    wait_for(lambda: providers["wecom"].sent, what="the region's digest in its WeCom group")
+    wait_for(lambda: smtp_sink.to(gm["email"]) and smtp_sink.to(service["email"]), what="the brand's digest by mail")
+    eventlet.sleep(1)
+    (robot,) = providers["wecom"].sent
+    assert robot["key"] == "robot-east"
+    assert "**【周报】华东 2026-11-16 至 2026-11-22**" in robot["markdown"]["content"]
+    assert "沟通不良 3 件(75.0%)" in robot["markdown"]["content"]
+    (mail,) = smtp_sink.to(gm["email"])
+    assert mail["Subject"] == "【周报】悦颜 2026-11-16 至 2026-11-22 顾客反馈汇总"
+    assert "首次回应及时率:91.7%" in mail.get_body(("plain",)).get_content()
+    logged = deliveries(web_session, region["digest_id"])
+    assert [(d["kind"], d["audience"], d["channel"], d["status"]) for d in logged] == [
+        ("weekly_digest", "staff", "wecom", "sent")]
+    assert len(smtp_sink.to(gm["email"])) == len(smtp_sink.to(service["email"])) == 1

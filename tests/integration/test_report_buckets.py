@@ -170,6 +170,8 @@ def test_last_weeks_digest_is_started_once_per_region_and_brand_from_monday_morn
     east = ev.load(ev.WEEKLY_DIGEST_READY, started["2026-11-16:region:east"]["payload"])
     assert (east["cases"], east["cases_change"], east["first_response_rate"]) == (1, 1, 1.0)
     assert east["week_from"] == date(2026, 11, 16) and east["root_causes"][0]["root_cause"] == "poor_communication"
+    # whom notify tells: the organisation here has no staff, so nobody; its first store for the group robot
+    assert (east["unit_name"], east["store_id"], east["managers"]) == ("华东", "SH-1", [])
     assert flows.weekly_digests(live, ORG, monday_morning + timedelta(hours=1), hour=9) == []  # once
 
     published = []

@@ -122,6 +122,7 @@ SAMPLES = {
         "planned_at": T, "completed_at": T},
     ev.WEEKLY_DIGEST_READY: {
         "event_id": "e7", "digest_id": "2026-11-16:region:sh", "level": "region", "unit_id": "sh",
+        "unit_name": "上海", "store_id": "SH-XH-001", "managers": [REGIONAL],
         "week_from": date(2026, 11, 16), "week_to": date(2026, 11, 22), "cases": 12, "first_response_rate": 0.9167,
         "resolution_rate": 1.0, "satisfaction_rate": None, "repeat_30_rate": 0.0833, "cases_change": -3,
         "root_causes": [{"root_cause": "poor_communication", "cases": 5, "share": 0.625, "cumulative": 0.625}]},

@@ -74,7 +74,22 @@ def appointment(event_type, **overrides):
         moment: T, **overrides})
 
 
-EVENTS = {ev.CASE_SUBMITTED: submitted, ev.CASE_ROUTED: routed, ev.CASE_ESCALATED: escalated,
+GENERAL = {"staff_id": "gm-001", "name": "周慧敏", "role": "general_manager", "email": "gm@yueyan.example"}
+
+
+def digest(**overrides):
+    return loaded(ev.WEEKLY_DIGEST_READY, {
+        "event_id": "e9", "digest_id": "2026-11-16:region:east", "level": "region", "unit_id": "east",
+        "unit_name": "华东", "store_id": "SH-XH-001", "managers": [dict(REGIONAL), dict(GENERAL)],
+        "week_from": T.date() - timedelta(days=7), "week_to": T.date() - timedelta(days=1), "cases": 9,
+        "first_response_rate": 0.8889, "resolution_rate": None, "satisfaction_rate": 1.0, "repeat_30_rate": 0.0,
+        "cases_change": 2, "root_causes": [
+            {"root_cause": "service_not_in_place", "cases": 2, "share": 0.6667, "cumulative": 0.6667},
+            {"root_cause": "unkept_promise", "cases": 1, "share": 0.3333,
+             "cumulative": 1.0}], **overrides})
+
+
+EVENTS = {ev.WEEKLY_DIGEST_READY: digest, ev.CASE_SUBMITTED: submitted, ev.CASE_ROUTED: routed, ev.CASE_ESCALATED: escalated,
           ev.CASE_REASSIGNED: reassigned, ev.FOLLOWUP_DUE: due, ev.CASE_DEADLINE_APPROACHED: approached,
           ev.APPOINTMENT_CONFIRMED: lambda **o: appointment(ev.APPOINTMENT_CONFIRMED, **o),
           ev.APPOINTMENT_REMINDER_DUE: lambda **o: appointment(ev.APPOINTMENT_REMINDER_DUE, **o),
@@ -311,3 +326,26 @@ def test_a_referrals_customer_service_is_told_whose_case_it_is():
     text = templates.render("assigned", "email", "zh-CN", {**service.context, **PLACE}).text
     assert f"已分配给 {event['assignee']['name']}" in text and "客服部同步跟进" in text
     assert "已分配给您" in templates.render("assigned", "email", "zh-CN", {**owner.context, **PLACE}).text
+
+
+def test_the_weekly_digest_goes_to_each_manager_once_about_the_digest_not_a_case():
+    sent = kinds.notifications(ev.WEEKLY_DIGEST_READY, digest(managers=[dict(REGIONAL), dict(GENERAL), dict(REGIONAL)]))
+    assert [(n.case_id, n.kind, n.recipient, n.audience, n.urgent) for n in sent] == [
+        ("2026-11-16:region:east", "weekly_digest", "staff:rm-east", Audience.STAFF, False),
+        ("2026-11-16:region:east", "weekly_digest", "staff:gm-001", Audience.STAFF, False)]
+    assert sent[0].addresses == {"email": "rm.east@yueyan.example"} and sent[0].store_id == "SH-XH-001"
+    assert kinds.notifications(ev.WEEKLY_DIGEST_READY, digest(managers=[])) == []
+
+
+def test_the_weekly_digest_says_the_weeks_figures_and_the_pareto_in_both_locales():
+    event = digest()
+    mail = render(ev.WEEKLY_DIGEST_READY, event, "email")
+    assert mail.subject == "【周报】华东 2026-11-16 至 2026-11-22 顾客反馈汇总"
+    assert "反馈数:9(较前一周 +2)" in mail.text and "首次回应及时率:88.9%" in mail.text
+    assert "解决及时率:-" in mail.text  # no resolution clock ended: no rate, not 0%
+    assert "1. 服务不到位:2 件,占 66.7%,累计 66.7%" in mail.text
+    group = render(ev.WEEKLY_DIGEST_READY, event, "wecom", locale="en")
+    assert group.text.startswith("**[Weekly digest] 华东, 2026-11-16 to 2026-11-22**")
+    assert "> Cause 1: service not in place, 2 cases (66.7%)" in group.text
+    quiet = render(ev.WEEKLY_DIGEST_READY, digest(root_causes=[], cases_change=None), "email", locale="en")
+    assert "Cases: 9\n" in quiet.text and "No closed case with a recorded root cause" in quiet.text
