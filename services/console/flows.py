@@ -1,0 +1,201 @@
+"""The console's use cases: each gathers what one page shows from the services (as the
+logged-in person) and the domain, or turns one form into one API call. No nameko here:
+the entrypoints (service.py) hand in the person's ServicesApi and the form."""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
+from closeloop_shared.contract import (
+    ACTIVE_CASE_STATUSES, CaseAction, Category, Permission, RefundOption, RemedyType, Role)
+from services.console import domain
+from services.console.api import ApiError
+
+CHINA = ZoneInfo("Asia/Shanghai")
+TIMELINE_SHOWN = 30
+
+
+class FormRefused(Exception):
+    """A form the console itself refuses before calling anyone (in words: i18n key)."""
+
+    def __init__(self, text_key, field=None):
+        super().__init__(text_key)
+        self.text_key, self.field = text_key, field
+
+
+def local(value):
+    """A service timestamp as China time, for people."""
+    if not value:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.astimezone(CHINA)
+
+
+def approval_limits(configured):
+    return configured if configured is not None else DEFAULTS[REMEDY_APPROVAL_LIMITS_FEN]
+
+
+# -- the queue -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QueueRow:
+    case: dict
+    customer: dict
+    clocks: list
+    first: domain.Countdown | None
+    mine: bool
+
+
+def queue(api, person, now, mine_only=False):
+    """The person's active cases, the clock that breaks first first; customers masked."""
+    active = [c for c in api.cases(limit=200) if c["status"] in {s.value for s in ACTIVE_CASE_STATUSES}]
+    rows = []
+    for case in domain.queue_order(active, now):
+        mine = (case.get("assignee") or {}).get("staff_id") == person.staff_id or \
+            person.staff_id in ((case.get("ladder") or {}).get("people") or ())
+        if mine_only and not mine:
+            continue
+        clocks = domain.countdowns(case, now)
+        rows.append(QueueRow(case, domain.masked_customer(case.get("customer")), clocks,
+                             domain.first_to_break(case, now), mine))
+    return rows
+
+
+# -- one case --------------------------------------------------------------------------
+
+def case_page(api, person, case_id, now, limits):
+    case = api.case(case_id)
+    revisits = api.revisits(case_id) if person.can(Permission.REVISIT_READ) else []
+    timeline = sorted(case.get("timeline") or (), key=lambda e: e.get("seq") or 0, reverse=True)
+    return {
+        "case": case, "clocks": domain.countdowns(case, now),
+        "actions": domain.actions_for(case, person),
+        "awaiting": domain.awaiting(case, person),
+        "timeline": timeline[:TIMELINE_SHOWN], "timeline_total": case.get("timeline_count") or len(timeline),
+        "revisits": revisits,         "can_record_revisit": person.can(Permission.REVISIT_RECORD),
+        "remedy_types": list(RemedyType), "refund_options": list(RefundOption),
+        "limits": approval_limits(limits), "own_limit": approval_limits(limits).get(person.role.value, 0),
+        "approved_remedies": [r for r in case.get("remedies") or () if r["status"] == "approved"
+                              and r.get("round") == (case.get("resolution_round") or 0) + 1],
+        "categories": list(Category),
+    }
+
+
+def _text(form, name, required=True):
+    value = (form.get(name) or "").strip()
+    if required and not value:
+        raise ApiError(422, "validation_failed", f"{name} is required", {name: ["Missing data for required field."]})
+    return value
+
+
+def action_body(action, form, person, limits):
+    """The JSON body of a lifecycle action from its form (the acting person is never in
+    it: the services take them from the token)."""
+    if action in (CaseAction.ACKNOWLEDGE, CaseAction.SIGN_OFF_REPORT, CaseAction.CLOSE, CaseAction.ARCHIVE):
+        return {}
+    if action in (CaseAction.RESPOND, CaseAction.NOTE):
+        return {"note": _text(form, "note")}
+    if action is CaseAction.REQUEST_INFO:
+        return {"question": _text(form, "question")}
+    if action is CaseAction.RESUME:
+        return {"answer": _text(form, "answer")}
+    if action is CaseAction.REPORT_TO_SUPERIOR:
+        return {"message": _text(form, "message")}
+    if action is CaseAction.FILE_REPORT:
+        return {"summary": _text(form, "summary")}
+    if action is CaseAction.REOPEN:
+        return {"reason": _text(form, "reason")}
+    if action in (CaseAction.APPROVE_REMEDY, CaseAction.REJECT_REMEDY):
+        return {"remedy_id": _text(form, "remedy_id"), "reason": _text(form, "reason", required=False)}
+    if action is CaseAction.RESOLVE:
+        body = {"note": _text(form, "note")}
+        if form.get("remedy_id"):
+            body["remedy_id"] = form["remedy_id"]
+        return body
+    if action is CaseAction.PROPOSE_REMEDY:
+        return remedy_body(form)
+    raise ValueError(f"the console offers no form for {action.value}")
+
+
+def remedy_body(form):
+    remedy_type = RemedyType(form.get("type") or RemedyType.APOLOGY.value)
+    try:
+        amount_fen = domain.yuan_to_fen(form.get("amount") or "0")
+    except ValueError:
+        raise FormRefused("amount_invalid", "amount")
+    body = {"type": remedy_type.value, "amount_fen": 0 if remedy_type is RemedyType.APOLOGY else amount_fen,
+            "note": _text(form, "note", required=False)}
+    if remedy_type is RemedyType.REFUND:
+        option = form.get("refund_option")
+        if option not in {o.value for o in RefundOption}:
+            raise FormRefused("refund_needs_option", "refund_option")
+        body["refund_option"] = option
+    return body
+
+
+def act(api, person, case_id, action, form, limits):
+    """Take one lifecycle action; the case as it is afterwards."""
+    return api.act(case_id, action.value, action_body(action, form, person, limits))
+
+
+def record_revisit(api, revisit_id, form):
+    try:
+        score = int(form.get("score") or "")
+    except ValueError:
+        raise ApiError(422, "validation_failed", "score", {"score": ["Missing data for required field."]})
+    return api.record_revisit(revisit_id, score, _text(form, "comment", required=False))
+
+
+# -- triage, revisits, escalations, dashboard, digest ---------------------------------
+
+def triage(api):
+    return api.cases(triage="pending", limit=200)
+
+
+def reclassify(api, case_id, form):
+    category = form.get("category")
+    if category not in {c.value for c in Category}:
+        raise ApiError(422, "validation_failed", "category", {"category": ["Not a valid choice."]})
+    return api.reclassify(case_id, category, _text(form, "reason", required=False) or "前台确认类别")
+
+
+def revisits_today(api):
+    return sorted(api.revisit_tasks_due_today(), key=lambda t: t.get("due_at") or "")
+
+
+def record_attempt(api, task_id, form):
+    reached = form.get("reached") == "yes"
+    body = {"reached": reached, "note": _text(form, "note", required=False)}
+    if reached:
+        if form.get("score"):
+            try:
+                body["score"] = int(form["score"])
+            except ValueError:
+                raise ApiError(422, "validation_failed", "score", {"score": ["Not a valid integer."]})
+        for name in ("next_step", "complaint"):
+            if (form.get(name) or "").strip():
+                body[name] = form[name].strip()
+    return api.record_attempt(task_id, body)
+
+
+def escalations(api, person, now):
+    """Cases that climbed the ladder to this person and wait for them, and remedies
+    waiting for their approval."""
+    cases = [c for c in api.cases(limit=200) if c["status"] in {s.value for s in ACTIVE_CASE_STATUSES}]
+    escalated = [c for c in domain.queue_order(cases, now) if domain.escalated_to(c, person)
+                 and not (c.get("ladder") or {}).get("acknowledged_at")]
+    approvals = [(c, r) for c in cases for r in domain.awaiting(c, person)]
+    return {"escalated": [(c, domain.countdowns(c, now)) for c in escalated], "approvals": approvals}
+
+
+def dashboard(api, person, now, store=None):
+    store = store or person.store_id
+    summary = api.summary(store=store)
+    kpis = api.kpis(store=store)
+    cases = api.cases(store=store, limit=200)
+    figures = domain.open_case_figures(cases, now)
+    return {"summary": summary, "kpis": kpis, "figures": figures, "store": store}
+
+
+def digest(api, person, week=None):
+    return api.weekly(store=person.store_id, week=week)
