@@ -10,7 +10,8 @@
   manager, every store for an admin; an integration its brand's (or the stores it was
   limited to), and of cases only those it submitted itself.
 - Personal data: phones are masked and e-mails hidden unless the role needs them
-  (Permission.PERSONAL_DATA).
+  (Permission.PERSONAL_DATA); health data (allergies, pregnancy, postpartum status)
+  only for the store's own roles (Permission.HEALTH_DATA).
 
 Pure: no nameko, no pymongo.
 """
@@ -21,7 +22,10 @@ from closeloop_shared.contract import PrincipalKind, Role
 
 _STORE_STAFF = frozenset({
     P.FEEDBACK_SUBMIT, P.FEEDBACK_READ, P.CASE_READ, P.CASE_RESPOND, P.CASE_RESOLVE,
-    P.CASE_ACKNOWLEDGE, P.REVISIT_READ, P.REVISIT_RECORD, P.PERSONAL_DATA, P.ORG_READ})
+    P.CASE_ACKNOWLEDGE, P.REVISIT_READ, P.REVISIT_RECORD, P.PERSONAL_DATA, P.ORG_READ,
+    # health data: the store's own people treat and call the customer; managers above
+    # the store, customer service and operations never need a customer's pregnancy or allergies
+    P.HEALTH_DATA})
 _SUPERVISOR = _STORE_STAFF | {P.CASE_REOPEN, P.CASE_RECLASSIFY, P.CASE_ROOT_CAUSE, P.CASE_CLOSE,
                               P.CASE_MERGE, P.DELIVERY_READ, P.REPORT_READ, P.CASE_REASSIGN,
                               P.ROSTER_MANAGE}

@@ -127,6 +127,7 @@ class Permission(str, Enum):
     SLA_MANAGE = "sla:manage"              # create, change and deactivate SLA policies
     CALENDAR_MANAGE = "calendar:manage"    # a store's business hours and closures
     CALENDAR_ADMIN = "calendar:admin"      # brand date overrides, official holiday lists
+    HEALTH_DATA = "health_data:read"       # a customer's allergies, pregnancy, postpartum status (PIPL)
 
 
 class NotifyChannel(str, Enum):

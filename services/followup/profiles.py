@@ -2,8 +2,9 @@
 import (CSV or JSON rows) or from other systems' events. Pure: no nameko, no pymongo.
 
 Phones are normalised to E.164 (mainland China by default). Special needs (allergies,
-pregnancy, postpartum status) are health data under PIPL: only the roles that treat or
-call the customer see them (HEALTH_DATA_ROLES); everyone else sees that there are some.
+pregnancy, postpartum status) are health data under PIPL: only callers holding
+Permission.HEALTH_DATA (the store's own roles, closeloop_shared.access) see them;
+everyone else sees that there are some.
 Consent to be contacted is required for any programme; its withdrawal stops them all."""
 import csv
 import io
@@ -14,12 +15,9 @@ from enum import Enum
 import phonenumbers
 
 from closeloop_shared.access import contact_view
-from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, Role
+from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, Permission
 
 DEFAULT_REGION = "CN"
-# The store's own people treat and call the customer; managers above the store steer
-# and never need to know a customer's pregnancy or allergies.
-HEALTH_DATA_ROLES = frozenset({Role.STORE_STAFF, Role.SUPERVISOR, Role.STORE_MANAGER})
 MAX_IMPORT_ROWS = 5000
 
 
@@ -217,10 +215,10 @@ def withdraw_consent(profile, now):
 
 def view(profile, principal):
     """A profile as `principal` may see it: contact masked for roles that do not call
-    customers, special needs only for the roles that need them (else just whether any)."""
+    customers, special needs only with Permission.HEALTH_DATA (else just whether any)."""
     shown = profile.to_document()
     shown.update(contact_view({"phone": profile.phone, "email": profile.email}, principal))
-    if principal.role not in HEALTH_DATA_ROLES:
+    if not principal.can(Permission.HEALTH_DATA):
         shown["has_special_needs"] = bool(profile.special_needs)
         shown.pop("special_needs")
         shown.pop("special_needs_note")

@@ -104,6 +104,15 @@ def test_who_sees_personal_data():
         Role.STORE_STAFF, Role.SUPERVISOR, Role.STORE_MANAGER, Role.CUSTOMER_SERVICE}
 
 
+def test_who_sees_health_data():
+    """Allergies, pregnancy and postpartum status (PIPL sensitive data): only the store's
+    own people, who treat and call the customer; not the managers above the store, not
+    customer service, not operations, never an integration."""
+    assert {role for role in Role if P.HEALTH_DATA in of_role(role)} == {
+        Role.STORE_STAFF, Role.SUPERVISOR, Role.STORE_MANAGER}
+    assert P.HEALTH_DATA not in INTEGRATION_PERMISSIONS
+
+
 def test_integrations_may_be_issued_only_harmless_permissions():
     assert INTEGRATION_PERMISSIONS == {P.FEEDBACK_SUBMIT, P.FEEDBACK_READ, P.CASE_READ, P.BOOKING_PUBLISH}
     assert not INTEGRATION_PERMISSIONS & (COMPLAINT_ACTIONS - {P.FEEDBACK_SUBMIT})

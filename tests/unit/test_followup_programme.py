@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closeloop_shared.access import Principal
+from closeloop_shared.access import ROLE_PERMISSIONS, Principal
 from closeloop_shared.contract import CustomerTier, PrincipalKind, Role, RevisitTaskStatus
 from services.followup import profiles, programme, revisits, tiers
 
@@ -19,7 +19,7 @@ ROW = {"member_id": "M-1", "name": "刘女士", "phone": "138 1234 5678", "home_
 
 
 def staff(role, store_id="SH-XH-001"):
-    return Principal(subject="p", kind=PrincipalKind.STAFF, name="p", permissions=frozenset(),
+    return Principal(subject="p", kind=PrincipalKind.STAFF, name="p", permissions=ROLE_PERMISSIONS[role],
                      role=role, store_id=store_id)
 
 
@@ -54,7 +54,8 @@ def test_a_csv_import_reads_its_header():
 
 def test_health_data_is_shown_only_to_the_stores_own_roles():
     profile = profiles.profile_from_row(ROW, STORES, NOW)
-    assert profiles.view(profile, staff(Role.STORE_STAFF))["special_needs"] == ["allergy", "postpartum"]
+    for role in (Role.STORE_STAFF, Role.SUPERVISOR, Role.STORE_MANAGER):
+        assert profiles.view(profile, staff(role))["special_needs"] == ["allergy", "postpartum"]
     for role in (Role.REGIONAL_MANAGER, Role.GENERAL_MANAGER, Role.CUSTOMER_SERVICE, Role.ADMIN):
         shown = profiles.view(profile, staff(role, None))
         assert "special_needs" not in shown and "special_needs_note" not in shown
