@@ -45,6 +45,20 @@ def compose_services(path=ROOT / "docker-compose.yml"):
     return found
 
 
+CONSOLE = "console"
+
+
+def console_service(path=ROOT / "docker-compose.yml"):
+    """(command, host_port) of the staff console, read from docker-compose.yml."""
+    spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["services"][CONSOLE]
+    return list(spec["command"]), int(spec["ports"][0].split(":")[0])
+
+
+def console_env(urls):
+    """The console calls the services where this run put them: {name: base URL}."""
+    return {f"CONSOLE_{name.upper()}_URL": url for name, url in urls.items()}
+
+
 def local_argv(command):
     """The compose command, with its programs taken from this virtualenv."""
     program = BIN / command[0]
@@ -195,6 +209,16 @@ def main():
             wait_healthy(name, process, port)
             print(f"  {name} is up")
         set_demo_passwords(env.get("MONGO_URI") or os.environ["MONGO_URI"])
+        command, console_port = console_service()
+        urls = {name: f"http://127.0.0.1:{port}" for name, (_, port) in services.items()}
+        started[CONSOLE] = (start_service(CONSOLE, command, console_port, {**env, **console_env(urls)},
+                                          log_file(CONSOLE)), console_port)
+        wait_healthy(CONSOLE, started[CONSOLE][0], console_port)
+        print(f"Staff console: http://127.0.0.1:{console_port}/  (log var/log/{CONSOLE}.log); demo logins, "
+              f"password {DEMO_PASSWORD!r}:\n"
+              f"  sh-xh-s1 (store staff, 上海徐汇店), sh-xh-sv (supervisor), sh-xh-mg (store manager),\n"
+              f"  hz-xh-s1 (store staff, 杭州西湖店), rm-east (regional manager), cs-001 (customer service), "
+              f"gm-001 (general manager)")
         print(f"Log in (local run only; every person of deploy/seeds/org.yaml has the password "
               f"{DEMO_PASSWORD!r}):\n"
               f"  curl -s -X POST http://127.0.0.1:{services['routing'][1]}/v1/auth/login "
