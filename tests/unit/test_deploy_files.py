@@ -40,6 +40,7 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DATASOURCE = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDER = DEPLOY / "grafana" / "provisioning" / "dashboards" / "closeloop.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "closeloop-sla.json"
+DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 ENV_EXAMPLE = ROOT / ".env.example"
 
 SERVICES = {
@@ -64,9 +65,18 @@ COUNTERS_AND_GAUGES = {
     "closeloop_dead_letters_total",
     "closeloop_notify_provider_requests_total",
     "closeloop_notify_webhooks_disabled_total",
+    "closeloop_revisit_outcomes_7d",
+    # every service: closeloop_shared.red (RED per entrypoint, timers' heartbeats) and outbox.py
+    "closeloop_entrypoint_calls_total",
+    "closeloop_entrypoint_errors_total",
+    "closeloop_timer_last_success_timestamp_seconds",
+    "closeloop_due_timer_last_read_timestamp_seconds",
+    "closeloop_outbox_backlog_messages",
+    "closeloop_outbox_oldest_age_seconds",
 }
 HISTOGRAMS = {"closeloop_time_to_first_response_seconds", "closeloop_notification_latency_seconds",
-              "closeloop_breach_detection_lag_seconds", "closeloop_time_to_resolution_seconds"}
+              "closeloop_breach_detection_lag_seconds", "closeloop_time_to_resolution_seconds",
+              "closeloop_entrypoint_duration_seconds"}
 EXPORTED_SERIES = COUNTERS_AND_GAUGES | {
     f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 METRIC_NAME = re.compile(r"\bcloseloop_[A-Za-z0-9_]+")
@@ -224,7 +234,7 @@ def test_alert_rules_are_well_formed_and_cover_what_operations_watch():
             assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["for"]
     assert {rule["alert"] for rule in alert_rules()} >= {
         "BreachSpike", "CasesAtRiskGrowing", "ServiceDown", "ServiceAbsent", "DeadLetters", "DeadLettersWaiting",
-        "NotificationsAbandoned"}
+        "NotificationsAbandoned", "DeadlineScanStalled", "OutboxBacklogStuck", "HandlerErrors"}
 
 
 RABBITMQ_SERIES = {"rabbitmq_detailed_queue_messages_ready"}  # the queue_coarse_metrics family prometheus.yml asks for
@@ -236,7 +246,8 @@ def test_alert_rules_only_name_exported_metrics():
         assert referenced <= EXPORTED_SERIES, f"{rule['alert']}: unknown metrics {referenced - EXPORTED_SERIES}"
         assert set(re.findall(r"\brabbitmq_\w+", rule["expr"])) <= RABBITMQ_SERIES, rule["alert"]
         labels = set(re.findall(r"\b(\w+)=~?\"", rule["expr"]))
-        assert labels <= {"job", "outcome", "clock", "severity", "le", "queue"}, rule["alert"]
+        assert labels <= {"job", "outcome", "clock", "severity", "le", "queue", "service", "entrypoint", "kind",
+                          "collection"}, rule["alert"]
 
 
 def test_prometheus_scrapes_rabbitmqs_queue_metrics():
@@ -300,9 +311,48 @@ def test_dashboard_is_valid_and_uses_the_prometheus_datasource(dashboard):
                 assert holder["datasource"]["uid"] == "prometheus", panel["title"]
 
 
+def all_dashboards():
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def test_every_dashboard_is_valid_and_uses_the_prometheus_datasource():
+    dashboards = all_dashboards()
+    assert set(dashboards) >= {"closeloop-sla.json", "closeloop-platform.json", "closeloop-followup.json"}
+    uids = [d["uid"] for d in dashboards.values()]
+    assert len(uids) == len(set(uids)), "dashboard uids must be unique"
+    for name, dashboard in dashboards.items():
+        assert dashboard["title"].startswith("Closeloop") and isinstance(dashboard["schemaVersion"], int), name
+        panels = list(all_panels(dashboard["panels"]))
+        ids = [p["id"] for p in panels]
+        assert panels and len(ids) == len(set(ids)), f"{name}: panel ids must be unique"
+        for panel in panels:
+            assert panel["type"] in {"timeseries", "stat", "row"}, panel["title"]
+            assert {"x", "y", "w", "h"} <= set(panel["gridPos"]) and panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+            assert panel["type"] == "row" or panel.get("targets"), f"{name}: {panel['title']} queries nothing"
+            for holder in [panel, *panel.get("targets", [])]:
+                if "datasource" in holder:
+                    assert holder["datasource"]["uid"] == "prometheus", panel["title"]
+
+
+def test_the_platform_dashboard_shows_red_queues_dead_letters_outbox_and_the_scan_heartbeat():
+    exprs = "\n".join(dashboard_exprs(all_dashboards()["closeloop-platform.json"]))
+    for needed in ('closeloop_entrypoint_calls_total{kind="event"}', "closeloop_entrypoint_duration_seconds_bucket",
+                   "closeloop_entrypoint_errors_total", "rabbitmq_detailed_queue_messages_ready",
+                   'queue="closeloop.dead_letter"', "closeloop_outbox_backlog_messages",
+                   'entrypoint="check_deadlines"', "closeloop_due_timer_last_read_timestamp_seconds"):
+        assert needed in exprs, needed
+
+
+def test_the_followup_dashboard_shows_revisit_completion_satisfaction_reminders_and_unreachable():
+    exprs = "\n".join(dashboard_exprs(all_dashboards()["closeloop-followup.json"]))
+    for needed in ('source="programme", outcome=~"completed|unreachable"', 'outcome=~"satisfied|unsatisfied"',
+                   'source="case"', 'kind=~"revisit_due|appointment_reminder", outcome="sent"',
+                   'outcome=~"failed|abandoned"'):
+        assert needed in exprs, needed
+
+
 def test_dashboard_only_queries_exported_metrics(dashboard):
-    with (DEPLOY / "grafana" / "dashboards" / "closeloop-platform.json").open(encoding="utf-8") as f:
-        exprs = dashboard_exprs(dashboard) + dashboard_exprs(json.load(f))  # the two dashboards
+    exprs = [expr for found in all_dashboards().values() for expr in dashboard_exprs(found)]  # every dashboard
     assert exprs
     referenced = {name for expr in exprs for name in METRIC_NAME.findall(expr)}
     assert referenced <= EXPORTED_SERIES, f"unknown metrics: {referenced - EXPORTED_SERIES}"
