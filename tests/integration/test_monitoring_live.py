@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_access import SERVICES, Stack
 
@@ -54,6 +55,56 @@ def test_dashboards_and_alerts_name_only_metrics_the_services_export(container_f
     for expression in [*dashboards, *alerts]:
         unknown = set(METRIC_NAME.findall(expression)) - live
         assert not unknown, f"{expression} names metrics no service exports: {unknown}"
+
+
+SELECTOR = re.compile(r"\b(closeloop_[A-Za-z0-9_]+)\{([^}]*)\}")
+MATCHER = re.compile(r'(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"')
+TARGET_LABELS = {"job", "instance"}  # Prometheus adds these when it scrapes
+
+
+def live_samples(text):
+    return [(sample.name, sample.labels) for family in text_string_to_metric_families(text)
+            for sample in family.samples]
+
+
+def selected(samples, name, matchers):
+    for sample_name, labels in samples:
+        if sample_name == name and all(
+                re.fullmatch(value, labels.get(label, "")) if op == "=~" else labels.get(label) == value
+                for label, op, value in matchers):
+            return True
+    return False
+
+
+def test_every_series_a_dashboard_or_alert_selects_exists_right_after_start(container_factory, service_config):
+    """Before any traffic: a selector such as {outcome="abandoned"} or
+    {service="routing", entrypoint="check_deadlines"} already matches a series, so the first
+    event after a restart counts in increase() and alerts, and no panel starts out empty."""
+    stack = Stack(container_factory, service_config)
+    samples = {name: live_samples(requests.get(stack.urls[name] + "/metrics", timeout=10).text) for name in SERVICES}
+    everything = [sample for found in samples.values() for sample in found]
+    checked = 0
+    for expression in [*dashboard_expressions(), *alert_expressions()]:
+        for name, body in SELECTOR.findall(expression):
+            matchers = [(label, op, value) for label, op, value in MATCHER.findall(body)
+                        if label not in TARGET_LABELS and op in ("=", "=~")]
+            assert selected(everything, name, matchers), f"no series {name}{{{body}}} at start ({expression})"
+            checked += 1
+    assert checked >= 25
+    for service, found in samples.items():
+        # RED per entrypoint: /health/ready at least, in this service's own name
+        assert selected(found, "closeloop_entrypoint_calls_total",
+                        [("service", "=", service), ("entrypoint", "=", "ready"), ("kind", "=", "http")]), service
+        assert selected(found, "closeloop_entrypoint_duration_seconds_count",
+                        [("service", "=", service), ("kind", "=~", "event|consumer")]), service
+        assert selected(found, "closeloop_outbox_backlog_messages", [("service", "=", service)]), service
+    routing = samples["routing"]
+    assert selected(routing, "closeloop_timer_last_success_timestamp_seconds",
+                    [("service", "=", "routing"), ("entrypoint", "=", "check_deadlines"), ("kind", "=", "timer")])
+    assert selected(routing, "closeloop_due_timer_last_read_timestamp_seconds",
+                    [("service", "=", "routing"), ("collection", "=", "cases")])
+    for clock in ("first_response", "resolution", "update", "report"):
+        assert selected(routing, "closeloop_sla_breaches_total", [("clock", "=", clock)]), clock
 
 
 def test_the_outbox_backlog_gauges_count_what_the_relay_left_and_its_age(mongo_client, mongo_prefix):
