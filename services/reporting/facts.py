@@ -3,8 +3,9 @@
 A case counts in the buckets of the day (China time) it was submitted, at every level of
 the organisation it belonged to then (its store, region and brand), per day and per month,
 under its category (a staff correction wins). A bucket document holds, per category, plain
-counters (`c.<category>.<metric>`), and per handling staff member `s.<staff id>.<metric>`;
-a report sums the few documents its period and scope cover, so it costs the same whatever
+counters (`c.<category>.<metric>`), per handling staff member `s.<staff id>.<metric>`, and
+per classification model version `m.<version>.<metric>` (what it classified, what staff
+corrected); a report sums the few documents its period and scope cover, so it costs the same whatever
 the number of cases.
 
 The buckets follow the case rows by difference: a case row remembers what it already
@@ -131,6 +132,40 @@ def case_metrics(row):
     for window in REPEAT_WINDOWS:
         if gap is not None and gap <= window:
             metrics[f"repeat:{window}"] += 1
+    # where the case stands now and where it came from (the summary's breakdowns): a
+    # status change moves the case from one counter to the other
+    metrics[f"status:{row.get('status') or CaseStatus.NEW.value}"] += 1
+    metrics[f"channel:{row.get('channel') or 'unknown'}"] += 1
+    return metrics
+
+
+NO_MODEL = "-"  # the model-version key of corrections to cases no model classified
+
+
+def version_key(version):
+    """A model version as a field name, reversibly (versions may hold dots)."""
+    if version is None:
+        return NO_MODEL
+    return str(version).replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def version_of(key):
+    if key == NO_MODEL:
+        return None
+    return key.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
+def model_metrics(row):
+    """What a case adds to the classification model's record, per model version: the
+    category the model gave it (`classified:<category>`), and each staff correction once
+    (by its id) as `corrected:<category it had>:<category it got>`."""
+    metrics = {}
+    if row.get("model_version"):
+        metrics.setdefault(version_key(row["model_version"]), Counter())[
+            f"classified:{row.get('model_category') or UNCLASSIFIED}"] += 1
+    for fix in {c["correction_id"]: c for c in row.get("corrections", [])}.values():
+        metrics.setdefault(version_key(fix.get("model_version")), Counter())[
+            f"corrected:{fix.get('previous_category') or UNCLASSIFIED}:{fix['category']}"] += 1
     return metrics
 
 
@@ -157,6 +192,8 @@ def contribution(row):
     # staff only in their store's buckets: a brand's would carry every handler of the brand
     staff = {f"s.{safe_key(row['handler_id'])}.{metric}": n
              for metric, n in staff_metrics(row).items() if n} if row.get("handler_id") else {}
+    paths.update({f"m.{version}.{metric}": n for version, counters in model_metrics(row).items()
+                  for metric, n in counters.items()})
     units = {"store": row["store_id"], "region": row.get("region_id"), "brand": row.get("brand_id")}
     return {bucket_id(level, safe_key(unit), grain, day): {**paths, **(staff if level == "store" else {})}
             for level, unit in units.items() if unit for grain in (DAY, MONTH)}

@@ -7,7 +7,8 @@ from datetime import date, datetime, time, timedelta
 from closeloop_shared.clock import CHINA
 
 DEFAULT_LENGTH = timedelta(days=7)
-# A report reads every case of its period: a bound keeps one request from scanning years.
+# A report reads a unit's buckets of its period (a year is a dozen month documents): the
+# bound keeps a request to that.
 MAX_LENGTH = timedelta(days=366)
 EARLIEST = datetime(2000, 1, 1, tzinfo=CHINA)
 LATEST = datetime(2100, 1, 1, tzinfo=CHINA)

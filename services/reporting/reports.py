@@ -96,6 +96,14 @@ def report(repository, group_by, the_plan, span):
             "groups": groups}
 
 
+def summary(repository, the_plan, span):
+    """GET /v1/reports/summary over the span: the plan's buckets summed (kpis.summary),
+    a few documents per unit whatever the number of cases."""
+    scopes = {f"{the_plan.level}:{safe_key(unit)}" for units in the_plan.groups.values() for unit in units}
+    return {"from": span.first.isoformat(), "to": span.last.isoformat(),
+            **kpis.summary(kpis.totals(repository.bucket_documents(scopes, span.segments())))}
+
+
 CSV_COLUMNS = ("group", "cases", "resolved", "first_response_on_time_rate", "resolution_on_time_rate",
                "report_on_time_rate", "overdue", "breaches", "satisfaction_rate", "revisits",
                "repeat_30_rate", "repeat_90_rate", "repeat_90_change", "remedies_fen", "top_root_cause")

@@ -121,13 +121,6 @@ class FactsRepository:
     def recorded_events(self):
         return self.events.find({}, sort=[("received_at", ASCENDING)])
 
-    def rows(self, start, end, stores=None):
-        """The rows of cases submitted in [start, end), of `stores` (None: all)."""
-        query = {"submitted_at": {"$gte": start, "$lt": end}}
-        if stores is not None:
-            query["store_id"] = {"$in": sorted(stores)}
-        return self.facts.find(query, {"_id": 0})
-
     def open_by_severity(self):
         counts = {s: 0 for s in SEVERITIES}
         for row in self.facts.aggregate([

@@ -3,13 +3,20 @@ from closeloop_shared import openapi
 
 OPENAPI = openapi.build("Closeloop reporting", {
     "/v1/reports/summary": {"get": {
-        "summary": "KPIs of the cases submitted in a period, within the caller's stores",
-        "parameters": [openapi.query_param("from", "China date or datetime; default 7 days before to"),
-                       openapi.query_param("to", "China date (inclusive) or datetime; default now"),
+        "summary": "KPIs of the cases submitted in a period (whole China days), within the caller's stores; "
+                   "read from the pre-aggregated facts, so it costs the same at any number of cases",
+        "parameters": [openapi.query_param("from", "China date or datetime (counts its whole day); "
+                                                   "default 7 days before to"),
+                       openapi.query_param("to", "China date (inclusive) or datetime (counts its whole day); "
+                                                 "default now"),
                        openapi.query_param("store", "one store of the caller's scope")],
-        "responses": openapi.responses({200: "counts, on-time rates, satisfaction, reopened rate; corrections: "
-                                             "per model version, the cases it classified by category, how "
-                                             "many staff corrected, the rate and to which category"},
+        "responses": openapi.responses({200: "from, to (the China days counted), store; cases; by_category, "
+                                             "by_status (now), by_channel, by_root_cause; remedies_fen; open; "
+                                             "escalated; first_response and resolution: counted (met, or breached "
+                                             "unmet), on_time, late_or_overdue, rate; satisfaction (revisits, "
+                                             "satisfied, rate, target); reopened (cases, rate over those ever "
+                                             "resolved); corrections: per model version, the cases it classified "
+                                             "by category, how many staff corrected, the rate and to which category"},
                                        404, 422, 503)}},
     "/v1/reports/kpis": {"get": {
         "summary": "KPIs of the cases submitted in a period (whole China days) by store, region, brand, "

@@ -169,7 +169,12 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
             "case_id": case_id, "case_number": "CL-1", "store_id": "SH-XH-001", "category": category,
             "severity": "low", "assignee": OWNER, "rung": 0, "routed_at": now - timedelta(hours=30),
             "deadlines": {"first_response_due": now - timedelta(hours=6), "resolution_due": now + timedelta(hours=18)}})
-    # a answered in time and resolved; b never answered (overdue); events arrive out of order
+    # a answered in time and resolved; b never answered: routing announced its breach (overdue);
+    # events arrive out of order
+    emit(reporting, ev.CASE_DEADLINE_BREACHED, {
+        "case_id": b, "case_number": "CL-1", "store_id": "SH-XH-001", "severity": "low", "category": "price",
+        "clock": "first_response", "basis": "wall", "policy_id": "p", "policy_version": 1,
+        "due_at": now - timedelta(hours=6), "breached_at": now - timedelta(hours=6), "rung": 1, "assignee": OWNER})
     emit(reporting, ev.CASE_RESOLVED, resolved(a, now - timedelta(hours=1)))
     emit(reporting, ev.CASE_FIRST_RESPONDED, {"case_id": a, "case_number": "CL-1", "store_id": "SH-XH-001",
                                               "responded_at": now - timedelta(hours=29), "on_time": True,
@@ -183,7 +188,8 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
         body = web_session.get("/v1/reports/summary", params={"store": "SH-XH-001"}).json()
         # events reach reporting on separate queues: wait until all have arrived
         return body if body["satisfaction"]["revisits"] == 1 and \
-            body["by_status"] == {"resolved": 1, "assigned": 1} and body["first_response"]["on_time"] == 1 else None
+            body["by_status"] == {"resolved": 1, "assigned": 1} and body["first_response"]["on_time"] == 1 and \
+            body["first_response"]["counted"] == 2 else None
     body = wait_for(summary, what="summary")
     assert body["by_category"] == {"hygiene": 1, "price": 1}
     assert body["first_response"] == {"counted": 2, "on_time": 1, "late_or_overdue": 1, "rate": 0.5}
@@ -193,11 +199,11 @@ def test_report_counts_categories_on_time_rates_and_satisfaction(reporting, web_
     bad = web_session.get("/v1/reports/summary", params={"from": "yesterday"})
     assert bad.status_code == 422 and bad.json()["error"]["fields"] == {"from": ["Not a valid date or datetime."]}
 
-    # the pre-aggregated KPIs: b is unanswered but not yet breached, so its clock does not count yet
+    # the KPIs by category, from the same buckets: b's breached unanswered clock counts overdue
     kpis = web_session.get("/v1/reports/kpis", params={"store": "SH-XH-001", "by": "category"}).json()
     assert set(kpis["groups"]) == {"hygiene", "price"}
     assert kpis["groups"]["hygiene"]["on_time"]["first_response"]["on_time"] == 1
-    assert kpis["groups"]["price"]["on_time"]["first_response"]["counted"] == 0
+    assert kpis["groups"]["price"]["on_time"]["first_response"]["overdue"] == 1
     assert kpis["groups"]["hygiene"]["satisfaction"]["satisfied"] == 1
     csv_lines = web_session.get("/v1/reports/kpis", params={"store": "SH-XH-001", "format": "csv"}).text.splitlines()
     assert csv_lines[0].startswith("group,cases,resolved,") and csv_lines[1].startswith("all,2,1,")

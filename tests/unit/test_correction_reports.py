@@ -5,7 +5,8 @@ import itertools
 from datetime import datetime, timedelta, timezone
 
 from closeloop_shared import events as ev
-from services.reporting import kpis, read_model
+from services.reporting import facts, read_model
+from tests.unit.report_buckets import summarize
 
 T = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 STAFF = {"staff_id": "sh-xh-sv", "name": "李娜", "role": "supervisor", "email": None}
@@ -72,7 +73,7 @@ def test_corrections_by_category_and_model_version_with_rates():
         [routed("d", "price")],
         [routed("e", "price", version=V2), reclassified("e", "price", "booking", version=V2)],
     )]
-    summary = kpis.summarize(rows, T + timedelta(days=1))
+    summary = summarize([dict(row, submitted_at=T) for row in rows])
     first, second = summary["corrections"]
     assert first == {
         "model_version": V1, "classified": 4, "corrected": 2, "rate": 0.5,
@@ -87,4 +88,15 @@ def test_corrections_by_category_and_model_version_with_rates():
 
 
 def test_no_cases_no_corrections():
-    assert kpis.summarize([], T)["corrections"] == []
+    assert summarize([])["corrections"] == []
+
+
+def test_a_version_with_dots_reads_back_as_it_was_and_a_correction_without_a_model_counts_apart():
+    rows = [dict(row_of([routed("a", "price", version="triage-1.2.0"),
+                         reclassified("a", "price", "booking", version="triage-1.2.0")]), submitted_at=T),
+            dict(row_of([routed("b", "price", classified_by="submitter"),
+                         reclassified("b", "price", "hygiene", version=None)]), submitted_at=T)]
+    assert facts.version_key("triage-1.2.0") == "triage-1%2E2%2E0"
+    without, dotted = summarize(rows)["corrections"]
+    assert (without["model_version"], without["classified"], without["corrected"]) == (None, 0, 1)
+    assert (dotted["model_version"], dotted["rate"]) == ("triage-1.2.0", 1.0)

@@ -34,7 +34,8 @@ def test_a_case_counts_on_its_china_day_at_store_region_and_brand_by_day_and_mon
         "store:SH-XH-001:day:2026-11-24", "store:SH-XH-001:month:2026-11",
         "region:east:day:2026-11-24", "region:east:month:2026-11",
         "brand:meili:day:2026-11-24", "brand:meili:month:2026-11"}
-    assert all(paths == {"c.hygiene.cases": 1} for paths in buckets.values())
+    assert all(paths == {"c.hygiene.cases": 1, "c.hygiene.status:assigned": 1, "c.hygiene.channel:unknown": 1}
+               for paths in buckets.values())
 
 
 def test_a_case_not_yet_submitted_counts_nowhere():
@@ -45,7 +46,24 @@ def test_a_corrected_category_wins_and_the_case_moves_between_categories():
     before = contribution(case())
     after = contribution(case(corrected_category="equipment"))
     delta = difference(after, before)["store:SH-XH-001:day:2026-11-24"]
-    assert delta == {"c.hygiene.cases": -1, "c.equipment.cases": 1}
+    assert delta == {"c.hygiene.cases": -1, "c.equipment.cases": 1,
+                     "c.hygiene.status:assigned": -1, "c.equipment.status:assigned": 1,
+                     "c.hygiene.channel:unknown": -1, "c.equipment.channel:unknown": 1}
+
+
+def test_a_status_change_moves_the_case_between_status_counters():
+    delta = difference(contribution(case(status="resolved")), contribution(case()))
+    assert delta["store:SH-XH-001:day:2026-11-24"] == {"c.hygiene.status:assigned": -1,
+                                                      "c.hygiene.status:resolved": 1}
+
+
+def test_the_model_that_classified_a_case_and_each_correction_count_per_version():
+    row = case(model_version="triage-1.2", model_category="equipment", corrected_category="booking",
+               corrections=[{"correction_id": "c1:3", "model_version": "triage-1.2",
+                             "previous_category": "equipment", "category": "booking"}] * 2)  # redelivered
+    paths = contribution(row)["brand:meili:month:2026-11"]
+    assert {p: n for p, n in paths.items() if p.startswith("m.")} == {
+        "m.triage-1%2E2.classified:equipment": 1, "m.triage-1%2E2.corrected:equipment:booking": 1}
 
 
 def test_an_unchanged_case_adds_nothing():
