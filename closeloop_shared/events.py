@@ -42,6 +42,9 @@ CASE_MERGED = "case_merged"
 CASE_ARCHIVED = "case_archived"
 ORG_CHANGED = "org_changed"
 INTEGRATION_CHANGED = "integration_changed"
+# a store's business calendar as routing now computes it (hours, closures, holidays,
+# brand overrides): followup keeps a copy to time revisit calls and reminders
+STORE_CALENDAR_CHANGED = "store_calendar_changed"
 
 FOLLOWUP = "followup"
 FOLLOWUP_DUE = "followup_due"
@@ -81,6 +84,7 @@ EMITTERS = {
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP, REVISIT_TASK_COMPLETED: FOLLOWUP,
     APPOINTMENT_CONFIRMED: FOLLOWUP, APPOINTMENT_REMINDER_DUE: FOLLOWUP, REVISIT_COMPLAINT_VOICED: FOLLOWUP,
     APPOINTMENT_CHANGE_REQUESTED: FOLLOWUP,
+    STORE_CALENDAR_CHANGED: ROUTING,
     NOTIFICATION_FAILED: NOTIFY,
     WEEKLY_DIGEST_READY: REPORTING,
 }
@@ -118,6 +122,8 @@ SUBSCRIPTIONS = {
     WEEKLY_DIGEST_READY: (("notify", "on_weekly_digest_ready"),),
     ORG_CHANGED: tuple((service, "on_org_changed") for service in IDENTITY_FOLLOWERS),
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
+    # revisit calls and appointment reminders inside the store's open hours
+    STORE_CALENDAR_CHANGED: (("followup", "on_store_calendar_changed"),),
 }
 
 CHANNELS = tuple(c.value for c in Channel)
@@ -603,6 +609,34 @@ class IntegrationChanged(EventSchema):
     version = fields.Integer(required=True)
 
 
+class OpenSlot(EventSchema):
+    """Open from `start` to `end`, minutes after the store-local midnight of the day it
+    starts on (end > 1440: past midnight)."""
+    start = fields.Integer(required=True, validate=validate.Range(0, 1439))
+    end = fields.Integer(required=True, validate=validate.Range(1, 2880))
+
+
+class OpenDay(EventSchema):
+    date = fields.Date(required=True)
+    slots = fields.List(fields.Nested(OpenSlot), required=True)  # empty: closed that day
+
+
+class StoreCalendarChanged(EventSchema):
+    """A store's business calendar as routing now computes it, compactly: its weekly
+    slots (Monday first) and every date from horizon_from to horizon_to whose slots
+    differ from its weekday's (closures, statutory holidays, make-up workdays, brand
+    overrides). Dates past the horizon count on the weekly slots. Sent when the
+    calendar changes and at routing's start and now and then (the horizon moves on):
+    a snapshot, consumers keep the newest by `as_of`, a repeat changes nothing."""
+    event_id = fields.String(required=True)
+    store_id = fields.String(required=True)
+    timezone = fields.String(required=True)
+    weekly = fields.List(fields.List(fields.Nested(OpenSlot)), required=True, validate=validate.Length(equal=7))
+    exceptions = fields.List(fields.Nested(OpenDay), load_default=list)
+    horizon_from = fields.Date(required=True)
+    horizon_to = fields.Date(required=True)
+    as_of = fields.AwareDateTime(required=True)
+
 
 class RootCauseShare(EventSchema):
     root_cause = fields.String(required=True, validate=validate.OneOf(ROOT_CAUSES))
@@ -687,6 +721,7 @@ SCHEMAS = {
     CASE_ARCHIVED: CaseArchived(),
     ORG_CHANGED: OrgChanged(),
     INTEGRATION_CHANGED: IntegrationChanged(),
+    STORE_CALENDAR_CHANGED: StoreCalendarChanged(),
 }
 
 

@@ -7,7 +7,7 @@ booked): the precise timers (closeloop_shared.due) read it from an index and one
 replica sends it. Messages can arrive out of order or twice: each carries the booking
 system's `version`, and an older or equal version changes nothing."""
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from closeloop_shared import events as ev
@@ -15,6 +15,7 @@ from closeloop_shared.contract import AppointmentStatus
 from closeloop_shared.events import new_event
 # the one parser of NOTIFY_QUIET_HOURS (notify holds customer messages inside them)
 from closeloop_shared.quiet_hours import QuietHours
+from services.followup.opening import OpeningHours, reminder_time
 
 
 @dataclass(frozen=True)
@@ -23,23 +24,17 @@ class ReminderPolicy:
     quiet_hours: QuietHours | None  # the reminder is planned outside them
 
 
-def reminder_at(starts_at, tz, policy, now):
+def reminder_at(starts_at, tz, policy, now, opening=None):
     """When the day-before reminder goes (UTC): the previous store-local day at the
-    policy's hour, moved out of quiet hours (to their end); None when that moment has
-    passed already (a booking made the evening before: its confirmation is the reminder)."""
-    zone = ZoneInfo(tz)
-    day_before = starts_at.astimezone(zone).date() - timedelta(days=1)
-    moment = datetime.combine(day_before, time(policy.hour), zone)
-    quiet = policy.quiet_hours
-    if quiet is not None and quiet.contains(moment):
-        moment = datetime.combine(day_before, quiet.end, zone)
-        if quiet.contains(moment):  # quiet all day: no good moment to remind
-            return None
-    moment = moment.astimezone(ZoneInfo("UTC"))
-    return moment if now < moment < starts_at else None
+    policy's hour, moved out of quiet hours and into the store's open hours (its
+    calendar as routing announced it: closures, holidays, opening hours); None when that
+    moment has passed already (a booking made the evening before: its confirmation is
+    the reminder). See opening.reminder_time."""
+    return reminder_time(starts_at, policy.hour, policy.quiet_hours,
+                         opening or OpeningHours.always_open(tz), now)
 
 
-def booked(appointment, tz, policy, now):
+def booked(appointment, tz, policy, now, opening=None):
     """The document of a new booking and the confirmation to send."""
     document = {
         "_id": appointment["appointment_id"], "store_id": appointment["store_id"],
@@ -47,21 +42,21 @@ def booked(appointment, tz, policy, now):
         "service_item": appointment["service_item"], "starts_at": appointment["starts_at"],
         "locale": appointment["locale"], "version": appointment["version"],
         "status": AppointmentStatus.BOOKED.value,
-        "reminder_at": reminder_at(appointment["starts_at"], tz, policy, now),
+        "reminder_at": reminder_at(appointment["starts_at"], tz, policy, now, opening),
         "created_at": now, "updated_at": now, "outbox_pending": True,
     }
     document["outbox"] = [confirmation(document, now, change=False)]
     return document
 
 
-def changed(current, appointment, tz, policy, now):
+def changed(current, appointment, tz, policy, now, opening=None):
     """($set changes, events) for a newer version of a known appointment."""
     status = AppointmentStatus(appointment["status"])
     changes = {"version": appointment["version"], "status": status.value, "customer": appointment["customer"],
                "service_item": appointment["service_item"], "starts_at": appointment["starts_at"]}
     if status is not AppointmentStatus.BOOKED:
         return dict(changes, reminder_at=None), []
-    changes["reminder_at"] = reminder_at(appointment["starts_at"], tz, policy, now)
+    changes["reminder_at"] = reminder_at(appointment["starts_at"], tz, policy, now, opening)
     if appointment["starts_at"] == current["starts_at"]:
         return changes, []  # same time (say, another service item): nothing to tell
     return changes, [confirmation(dict(current, **changes), now, change=True)]

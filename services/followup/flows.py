@@ -17,6 +17,8 @@ from closeloop_shared.contract import (
 from closeloop_shared.events import new_event
 from services.followup import appointments as appointments_domain
 from services.followup import programme, tiers
+from services.followup import opening as opening_domain
+from services.followup.opening import OpeningHours
 from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
 from closeloop_shared.quiet_hours import QuietHours
 
@@ -67,7 +69,16 @@ def _timezone(org, store_id):
     return org.stores[store_id].timezone
 
 
-def plan_next(customers, tasks, org, settings, document, now, previous=None):
+def opening_of(calendars, org, store_id):
+    """The store's open hours as routing last announced them (followup's own copy); a
+    store not announced yet counts as open all day in its time zone."""
+    document = calendars.get(store_id)
+    if document is None:
+        return OpeningHours.always_open(_timezone(org, store_id))
+    return OpeningHours.from_announcement(document)
+
+
+def plan_next(customers, tasks, org, calendars, settings, document, now, previous=None):
     """Schedule the customer's next cadence revisit (one open cadence revisit at a time),
     unless consent is missing or one is already open. The task, or None."""
     if not document.get("consent"):
@@ -80,13 +91,15 @@ def plan_next(customers, tasks, org, settings, document, now, previous=None):
     day = settings.cadence.next_after(now.astimezone(ZoneInfo(tz)).date(), tier)
     owner = org.revisit_owner(profile.home_store_id).as_dict()
     purpose = programme.purpose_for(customers.count_planned(profile.member_id), tier)
-    task = programme.new_task(profile, tier, owner, purpose, programme.slot(day, profile.contact_hours, 0, tz), now)
+    opening = opening_of(calendars, org, profile.home_store_id)
+    task = programme.new_task(profile, tier, owner, purpose,
+                              programme.slot(day, profile.contact_hours, 0, tz, opening), now)
     if previous is not None:  # one successor per revisit, however often its ending is handled
         task["_id"] = f"after:{previous['_id']}"
     return task if tasks.insert(task) else None
 
 
-def import_customers(customers, tasks, org, settings, rows, stores, now):
+def import_customers(customers, tasks, org, calendars, settings, rows, stores, now):
     """Profiles from import rows (home stores among `stores`, the caller's); the report of
     rejected rows; for each accepted customer with consent, the tier recomputed and the
     next revisit planned (without consent, every open revisit cancelled)."""
@@ -97,7 +110,7 @@ def import_customers(customers, tasks, org, settings, rows, stores, now):
         if not profile.consent:
             tasks.cancel_all(profile.member_id, "consent_withdrawn", now)
         else:
-            plan_next(customers, tasks, org, settings, document, now)
+            plan_next(customers, tasks, org, calendars, settings, document, now)
     return report
 
 
@@ -118,7 +131,7 @@ def import_rows_of(body, content_type, json_body):
     return rows
 
 
-def record_visit(customers, tasks, org, settings, visit, now):
+def record_visit(customers, tasks, org, calendars, settings, visit, now):
     """A visit another system reports (visit.completed): history, tier recomputed.
     False when the customer is unknown or the visit was already counted."""
     document = customers.add_visit(visit["member_id"], visit["visit_id"],
@@ -126,28 +139,29 @@ def record_visit(customers, tasks, org, settings, visit, now):
                                     "store_id": visit["store_id"]}, now)
     if document is None:
         return False
-    retier(customers, tasks, org, settings, document, tier_of(document, settings, now), now)
+    retier(customers, tasks, org, calendars, settings, document, tier_of(document, settings, now), now)
     return True
 
 
-def retier(customers, tasks, org, settings, document, tier, now):
+def retier(customers, tasks, org, calendars, settings, document, tier, now):
     """Store a customer's tier; when it changed, their waiting cadence revisit (not yet
     attempted) moves to the new tier's cadence, counted from when it was planned."""
     written = customers.set_tier(document["_id"], tier.value, now, document.get("history_version"))
     if not written or document.get("tier") == tier.value:
         return
     tz = _timezone(org, document["home_store_id"])
+    opening = opening_of(calendars, org, document["home_store_id"])
     hours = Profile.from_document(document).contact_hours
     for task in tasks.open_for(document["_id"]):
         if task["status"] != RevisitTaskStatus.SCHEDULED.value or task["attempts"] or task.get("appointment_id"):
             continue
         day = settings.cadence.next_after(task["created_at"].astimezone(ZoneInfo(tz)).date(), tier)
-        due_at = programme.slot(day, hours, 0, tz)
+        due_at = programme.slot(day, hours, 0, tz, opening)
         tasks.transition(task["_id"], (RevisitTaskStatus.SCHEDULED.value,),
                          {"tier": tier.value, "due_at": due_at, "planned_at": due_at}, now)
 
 
-def override_tier(customers, tasks, org, member_id, tier, reason, actor, settings, now):
+def override_tier(customers, tasks, org, calendars, member_id, tier, reason, actor, settings, now):
     document = customers.get(member_id)
     if document is None:
         raise Refused(404, "customer_not_found", f"no customer {member_id}")
@@ -155,16 +169,26 @@ def override_tier(customers, tasks, org, member_id, tier, reason, actor, setting
     override = tiers.Override(CustomerTier(tier), actor, reason, now)
     stored = {"tier": override.tier.value, "by": actor, "reason": reason, "at": now}
     updated = customers.set_override(member_id, stored, tiers.audit_entry(previous, override), now)
-    retier(customers, tasks, org, settings, document, override.tier, now)
+    retier(customers, tasks, org, calendars, settings, document, override.tier, now)
     return dict(updated, tier=override.tier.value)
 
 
-def withdraw_consent(customers, tasks, revisits, member_id, now):
-    """Consent withdrawn: every open revisit of the customer stops at once, the tiered
-    programme's and the satisfaction revisits of their cases alike."""
+def withdraw_consent(customers, tasks, revisits, appointments, member_id, now):
+    """Consent withdrawn: every programme stops at once: the tiered programme's revisits,
+    the satisfaction revisits of their cases, and the reminders of their appointments
+    (later bookings and changes are kept, neither confirmed nor reminded).
+    (revisits cancelled, reminders stopped)."""
     if customers.set_consent(member_id, False, now) is None:
         raise Refused(404, "customer_not_found", f"no customer {member_id}")
-    return tasks.cancel_all(member_id, "consent_withdrawn", now) + revisits.cancel_for_member(member_id, now)
+    cancelled = tasks.cancel_all(member_id, CONSENT_WITHDRAWN, now) + revisits.cancel_for_member(member_id, now)
+    return cancelled, appointments.stop_reminders(member_id, CONSENT_WITHDRAWN, now)
+
+
+def may_contact(customers, member_id):
+    """Whether a booking's customer may be told anything: yes unless they are a known
+    customer who withdrew consent (a booking of someone never imported is confirmed)."""
+    profile = customers.get(member_id) if member_id else None
+    return profile is None or bool(profile.get("consent"))
 
 
 def make_due(customers, tasks, settings, task_id, now):
@@ -192,7 +216,7 @@ def _owned(task, scope):
     return task
 
 
-def record_attempt(customers, tasks, org, settings, task_id, attempt, principal, scope, now):
+def record_attempt(customers, tasks, org, calendars, settings, task_id, attempt, principal, scope, now):
     """An attempt to reach the customer. Unreached: retried the next day at another hour,
     or recorded unreachable once the attempts are spent (an outcome for the completion
     rate). Reached: the outcome is recorded, a complaint voiced opens a case through
@@ -205,13 +229,14 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
         document = customers.get(task["member_id"]) or {}
         hours = Profile.from_document(document).contact_hours if document else ContactHours()
         result = programme.after_unreached(len(task["attempts"]) + 1, hours,
-                                           _timezone(org, task["store_id"]), now, settings.attempts)
+                                           _timezone(org, task["store_id"]), now, settings.attempts,
+                                           opening_of(calendars, org, task["store_id"]))
         if result.status is RevisitTaskStatus.UNREACHABLE:
             event = completed_event(task, RevisitTaskStatus.UNREACHABLE, None, now)
             updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), {
                 "status": result.status.value, "completed_at": now}, now, push={"attempts": entry}, event=event)
             if updated and document:
-                plan_next(customers, tasks, org, settings, document, now, previous=task)
+                plan_next(customers, tasks, org, calendars, settings, document, now, previous=task)
             return updated, [event] if updated else []
         updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), {
             "status": RevisitTaskStatus.SCHEDULED.value, "due_at": result.due_at, "planned_at": result.due_at},
@@ -236,7 +261,7 @@ def record_attempt(customers, tasks, org, settings, task_id, attempt, principal,
         customers.record_survey(task["member_id"], now)
     document = customers.get(task["member_id"])
     if document:
-        plan_next(customers, tasks, org, settings, document, now, previous=task)
+        plan_next(customers, tasks, org, calendars, settings, document, now, previous=task)
     return updated, pending
 
 
@@ -275,6 +300,9 @@ def completion_rates(tasks, scope):
 
 # -- appointments (services/followup/appointments.py) ---------------------------------------
 
+CONSENT_WITHDRAWN = "consent_withdrawn"
+
+
 class BadMessage(Exception):
     """A well-formed booking message that can never be processed (dead-lettered)."""
 
@@ -284,7 +312,7 @@ def reminder_policy(config):
                                               QuietHours.parse(setting(config, keys.NOTIFY_QUIET_HOURS)))
 
 
-def appointment_booked(appointments, customers, tasks, org, policy, appointment, now):
+def appointment_booked(appointments, customers, tasks, org, calendars, policy, appointment, now):
     """A new booking: stored with its reminder time, its confirmation in the outbox. The
     events to flush."""
     if appointment["store_id"] not in org.stores:
@@ -293,33 +321,38 @@ def appointment_booked(appointments, customers, tasks, org, policy, appointment,
     if existing is None:
         if appointment["starts_at"] <= now:
             raise BadMessage("starts_at has passed: nothing to confirm or remind")
-        document = appointments_domain.booked(appointment, _timezone(org, appointment["store_id"]), policy, now)
+        document = appointments_domain.booked(appointment, _timezone(org, appointment["store_id"]), policy, now,
+                                              opening_of(calendars, org, appointment["store_id"]))
+        if not may_contact(customers, document["member_id"]):  # kept, visibly not told
+            document.update(reminder_at=None, outbox=[], outbox_pending=False, contact_stopped=CONSENT_WITHDRAWN)
         if appointments.insert(document):
             return document["outbox"]
         existing = appointments.get(appointment["appointment_id"])  # another replica was first
-    return _newer(appointments, customers, tasks, org, policy, existing, appointment, now)
+    return _newer(appointments, customers, tasks, org, calendars, policy, existing, appointment, now)
 
 
-def appointment_changed(appointments, customers, tasks, org, policy, appointment, now):
+def appointment_changed(appointments, customers, tasks, org, calendars, policy, appointment, now):
     """A new time moves the reminder (and is confirmed); no_show makes a care revisit."""
     existing = appointments.get(appointment["appointment_id"])
     if existing is None:
         if appointment["status"] != AppointmentStatus.BOOKED.value:
             raise BadMessage("change of an unknown appointment")
-        return appointment_booked(appointments, customers, tasks, org, policy, appointment, now)
-    return _newer(appointments, customers, tasks, org, policy, existing, appointment, now)
+        return appointment_booked(appointments, customers, tasks, org, calendars, policy, appointment, now)
+    return _newer(appointments, customers, tasks, org, calendars, policy, existing, appointment, now)
 
 
-def _newer(appointments, customers, tasks, org, policy, existing, appointment, now):
+def _newer(appointments, customers, tasks, org, calendars, policy, existing, appointment, now):
     if appointment["version"] <= existing["version"]:
         return []  # a repeat, or older news
     changes, events = appointments_domain.changed(existing, appointment, _timezone(org, existing["store_id"]),
-                                                  policy, now)
+                                                  policy, now, opening_of(calendars, org, existing["store_id"]))
+    if not may_contact(customers, existing.get("member_id")):
+        changes, events = dict(changes, reminder_at=None, contact_stopped=CONSENT_WITHDRAWN), []
     updated = appointments.apply_newer(existing["_id"], appointment["version"], changes, events, now)
     if updated is None:
         return []
     if updated["status"] == AppointmentStatus.NO_SHOW.value:
-        no_show_revisit(customers, tasks, org, updated, now)
+        no_show_revisit(customers, tasks, org, calendars, updated, now)
     return events
 
 
@@ -333,10 +366,14 @@ def appointment_cancelled(appointments, cancellation, now):
                                     outbox=[], outbox_pending=False))
 
 
-def appointment_reminder(appointments, appointment_id, now):
-    """The reminder's time came (the due timer's claim): its event, once, or None."""
+def appointment_reminder(appointments, customers, appointment_id, now):
+    """The reminder's time came (the due timer's claim): its event, once, or None (also
+    when the customer withdrew consent meanwhile: the reminder is dropped)."""
     document = appointments.get(appointment_id)
     if document is None or document.get("reminder_at") is None:
+        return None
+    if not may_contact(customers, document.get("member_id")):
+        appointments.stop_reminders(document["member_id"], CONSENT_WITHDRAWN, now)
         return None
     event = appointments_domain.reminder(document, now)
     return event if appointments.take_reminder(document, event, now) else None
@@ -366,7 +403,7 @@ def request_change(appointments, org, appointment_id, request, principal, scope,
     return event
 
 
-def no_show_revisit(customers, tasks, org, appointment, now):
+def no_show_revisit(customers, tasks, org, calendars, appointment, now):
     """A care revisit the day after a missed appointment (once per appointment), by the
     store's revisit owner; not when the customer withdrew consent."""
     profile_document = customers.get(appointment["member_id"]) if appointment.get("member_id") else None
@@ -383,7 +420,43 @@ def no_show_revisit(customers, tasks, org, appointment, now):
     tier = CustomerTier(profile_document["tier"]) if profile_document and profile_document.get("tier") \
         else CustomerTier.POTENTIAL
     task = programme.new_task(profile, tier, owner, RevisitPurpose.CARE,
-                              programme.slot(day, profile.contact_hours, 0, tz), now)
+                              programme.slot(day, profile.contact_hours, 0, tz,
+                                             opening_of(calendars, org, appointment["store_id"])), now)
     task["_id"], task["appointment_id"] = f"no-show:{appointment['_id']}", appointment["_id"]
     tasks.insert(task)
     return task
+
+
+# -- store calendars (routing's, announced by store_calendar_changed) ---------------------
+
+def store_calendar_changed(calendars, customers, tasks, appointments, org, policy, announced, now):
+    """routing announced a store's calendar: followup's copy is replaced if this is newer,
+    and on the days whose open hours changed the store's waiting revisit calls and owed
+    reminders move to open time (a time a person chose by rescheduling stays). (calls
+    moved, reminders moved); (0, 0) for a repeat or older news."""
+    store_id = announced["store_id"]
+    stored = {"timezone": announced["timezone"], "weekly": announced["weekly"],
+              "horizon_from": announced["horizon_from"].isoformat(), "horizon_to": announced["horizon_to"].isoformat(),
+              "exceptions": [{"date": e["date"].isoformat(), "slots": e["slots"]} for e in announced["exceptions"]],
+              "event_id": announced["event_id"]}
+    applied, previous = calendars.replace(store_id, stored, announced["as_of"], now)
+    if not applied or store_id not in org.stores:
+        return 0, 0
+    new = OpeningHours.from_announcement(stored)
+    old = OpeningHours.from_announcement(previous) if previous and previous.get("weekly") else None
+    calls = reminders = 0
+    for first, last in opening_domain.changed_spans(old, new, now.astimezone(new.zone).date()):
+        start = new.instant(first, 0)
+        end = None if last is None else new.instant(last + timedelta(days=1), 0)
+        for task in tasks.scheduled_between(store_id, max(start, now), end):
+            if task.get("rescheduled_by"):
+                continue
+            profile = customers.get(task["member_id"])
+            hours = Profile.from_document(profile).contact_hours if profile else ContactHours()
+            due_at = programme.slot(task["due_at"].astimezone(new.zone).date(), hours, len(task["attempts"]),
+                                    new.timezone, new)
+            calls += due_at != task["due_at"] and tasks.move(task, due_at, now)
+        for appointment in appointments.reminders_between(store_id, max(start, now), end):
+            at = appointments_domain.reminder_at(appointment["starts_at"], new.timezone, policy, now, new)
+            reminders += at != appointment["reminder_at"] and appointments.move_reminder(appointment, at, now)
+    return calls, reminders

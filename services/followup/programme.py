@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from dateutil.relativedelta import relativedelta
 
 from closeloop_shared.contract import CustomerTier, RevisitPurpose, RevisitTaskStatus
+from services.followup.opening import OpeningHours, call_time
 
 DEFAULT_CADENCE_MONTHS = {CustomerTier.KEY: 1, CustomerTier.REGULAR: 3, CustomerTier.POTENTIAL: 6,
                           CustomerTier.SPECIAL: 1}
@@ -55,22 +56,22 @@ class AttemptPolicy:
     retry_gap_days: int = 1
 
 
-def slot(day, hours, attempt, tz):
-    """The moment (UTC) of attempt `attempt` (0-based) on store-local `day`, inside the
-    customer's contact hours: the first at their start, each retry at another hour
-    (spread over the window, so a customer who is busy mornings is tried later)."""
-    span = hours.end_hour - hours.start_hour
-    offsets = sorted({0, span // 2, max(span - 1, 0)})
-    hour = hours.start_hour + offsets[attempt % len(offsets)]
-    return datetime.combine(day, time(hour), ZoneInfo(tz)).astimezone(ZoneInfo("UTC"))
+def slot(day, hours, attempt, tz, opening=None):
+    """The moment (UTC) of attempt `attempt` (0-based) planned for store-local `day`,
+    inside the customer's contact hours and the store's open hours (`opening`, routing's
+    calendar as followup knows it; None: not announced, open all day): the first at the
+    start of that common time, each retry at another hour of it (so a customer who is
+    busy mornings is tried later); a day the store is closed to them (a closure, a
+    holiday) moves to its next open day (opening.call_time)."""
+    return call_time(day, hours, attempt, opening or OpeningHours.always_open(tz))
 
 
-def plan(member_id, tier, cadence, start, until, hours, tz):
-    """The store-local days of a customer's cadence revisits after `start` up to `until`
-    (both local dates), each due at the start of their contact hours."""
+def plan(member_id, tier, cadence, start, until, hours, tz, opening=None):
+    """The moments of a customer's cadence revisits after `start` up to `until` (both
+    store-local dates), each at the start of their contact hours the store is open in."""
     due, day = [], cadence.next_after(start, tier)
     while day <= until:
-        due.append(slot(day, hours, 0, tz))
+        due.append(slot(day, hours, 0, tz, opening))
         day = cadence.next_after(day, tier)
     return due
 
@@ -104,13 +105,14 @@ class AttemptResult:
     due_at: datetime | None  # the retry's moment, None when no retry follows
 
 
-def after_unreached(attempts_made, hours, tz, now, policy):
-    """After `attempts_made` failed attempts (this one included): a retry the next day at
-    another hour, or UNREACHABLE once the policy's attempts are spent."""
+def after_unreached(attempts_made, hours, tz, now, policy, opening=None):
+    """After `attempts_made` failed attempts (this one included): a retry the next day
+    (the next the store is open) at another hour, or UNREACHABLE once the policy's
+    attempts are spent."""
     if attempts_made >= policy.max_attempts:
         return AttemptResult(RevisitTaskStatus.UNREACHABLE, None)
     local_day = now.astimezone(ZoneInfo(tz)).date() + timedelta(days=policy.retry_gap_days)
-    return AttemptResult(RevisitTaskStatus.SCHEDULED, slot(local_day, hours, attempts_made, tz))
+    return AttemptResult(RevisitTaskStatus.SCHEDULED, slot(local_day, hours, attempts_made, tz, opening))
 
 
 def survey_allowed(last_survey_at, now, window):

@@ -1,4 +1,5 @@
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
@@ -153,6 +154,7 @@ class TaskRepository:
         tasks.create_index([("owner_id", ASCENDING), ("status", ASCENDING), ("planned_at", ASCENDING)])
         tasks.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
         tasks.create_index([("store_id", ASCENDING), ("status", ASCENDING)])
+        tasks.create_index([("store_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)])
         Outbox.ensure_indexes(tasks)
 
     def insert(self, task):
@@ -181,6 +183,18 @@ class TaskRepository:
         return self.tasks.find_one_and_update(
             {"_id": task_id, "status": {"$in": list(from_statuses)}}, update,
             return_document=ReturnDocument.AFTER)
+
+    def scheduled_between(self, store_id, start, end):
+        """The store's waiting revisits due from `start` to before `end` (None: ever after)."""
+        due = {"$gte": start} if end is None else {"$gte": start, "$lt": end}
+        return list(self.tasks.find({"store_id": store_id, "status": RevisitTaskStatus.SCHEDULED.value,
+                                     "due_at": due}, {"outbox": 0}))
+
+    def move(self, task, due_at, now):
+        """A waiting revisit to a new time, unless it changed meanwhile (False)."""
+        return self.tasks.update_one(
+            {"_id": task["_id"], "status": RevisitTaskStatus.SCHEDULED.value, "due_at": task["due_at"]},
+            {"$set": {"due_at": due_at, "planned_at": due_at, "updated_at": now}}).modified_count == 1
 
     def cancel_all(self, member_id, reason, now):
         """Every open task of a customer (consent withdrawn): one write."""
@@ -214,6 +228,8 @@ class AppointmentRepository:
     def ensure_indexes(db):
         appointments = db["appointments"]
         appointments.create_index([("status", ASCENDING), ("reminder_at", ASCENDING)])
+        appointments.create_index([("store_id", ASCENDING), ("status", ASCENDING), ("reminder_at", ASCENDING)])
+        appointments.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
         Outbox.ensure_indexes(appointments)
 
     def insert(self, document):
@@ -239,6 +255,25 @@ class AppointmentRepository:
             {"$set": {"updated_at": now, "outbox_pending": True},
              "$push": {"change_requests": request, "outbox": event}}).modified_count == 1
 
+    def reminders_between(self, store_id, start, end):
+        """The store's owed reminders planned from `start` to before `end` (None: ever after)."""
+        when = {"$gte": start} if end is None else {"$gte": start, "$lt": end}
+        return list(self.appointments.find({"store_id": store_id, "status": AppointmentStatus.BOOKED.value,
+                                            "reminder_at": when}, {"outbox": 0}))
+
+    def move_reminder(self, appointment, reminder_at, now):
+        """At the version and reminder time it was planned from (else False)."""
+        return self.appointments.update_one(
+            {"_id": appointment["_id"], "version": appointment["version"],
+             "status": AppointmentStatus.BOOKED.value, "reminder_at": appointment["reminder_at"]},
+            {"$set": {"reminder_at": reminder_at, "updated_at": now}}).modified_count == 1
+
+    def stop_reminders(self, member_id, reason, now):
+        """The customer withdrew consent: no reminder of any of their bookings goes."""
+        return self.appointments.update_many(
+            {"member_id": member_id, "status": AppointmentStatus.BOOKED.value, "reminder_at": {"$ne": None}},
+            {"$set": {"reminder_at": None, "contact_stopped": reason, "updated_at": now}}).modified_count
+
     def take_reminder(self, appointment, event, now):
         """The reminder is sent once: only while still owed at the version it was built from."""
         return self.appointments.update_one(
@@ -246,3 +281,30 @@ class AppointmentRepository:
              "status": AppointmentStatus.BOOKED.value, "reminder_at": {"$lte": now}},
             {"$set": {"reminder_at": None, "reminded_at": now, "updated_at": now, "outbox_pending": True},
              "$push": {"outbox": event}}).modified_count == 1
+
+
+class StoreCalendarRepository:
+    """followup's `store_calendars`: its copy of each store's business calendar as
+    routing last announced it (store_calendar_changed), one document per store; the
+    newest `as_of` wins, a repeat or older announcement changes nothing."""
+
+    def __init__(self, db):
+        self.calendars = db["store_calendars"]
+
+    @staticmethod
+    def ensure_indexes(db):
+        """Read by _id only."""
+
+    def get(self, store_id):
+        return self.calendars.find_one({"_id": store_id})
+
+    def replace(self, store_id, announced, as_of, now):
+        """(applied, the previous copy or None). Not applied when the copy is as new."""
+        try:
+            previous = self.calendars.find_one_and_update(
+                {"_id": store_id, "as_of": {"$lt": as_of}},
+                {"$set": dict(announced, as_of=as_of, updated_at=now)},
+                upsert=True, return_document=ReturnDocument.BEFORE)
+        except DuplicateKeyError:  # the copy is as new or newer: the upsert met it
+            return False, None
+        return True, previous

@@ -24,7 +24,7 @@ from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.followup import flows, profiles, revisits, scripts
 from services.followup.repository import (
-    AppointmentRepository, CustomerRepository, RevisitRepository, TaskRepository)
+    AppointmentRepository, CustomerRepository, RevisitRepository, StoreCalendarRepository, TaskRepository)
 from services.followup.schemas import (
     OPENAPI, AppointmentCancelledIn, AppointmentIn, AttemptIn, ChangeRequestIn, OutcomeIn, RescheduleIn, TierOverrideIn,
     VisitCompletedIn)
@@ -46,6 +46,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     customers = Repository(CustomerRepository)
     tasks = Repository(TaskRepository)
     appointments = Repository(AppointmentRepository)
+    calendars = Repository(StoreCalendarRepository)
     org = CurrentOrganisation()
     dispatch = EventDispatcher()
     config = Config()
@@ -116,6 +117,18 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         cancels or throttles it), also for what fell due while every replica was down."""
         flows.make_due(self.customers, self.tasks, self._settings(), task_id, utcnow())
 
+    @event_handler(ev.ROUTING, ev.STORE_CALENDAR_CHANGED)
+    def on_store_calendar_changed(self, payload):
+        """routing's calendar of a store (closures, holidays, opening hours): followup's
+        copy, and the store's waiting calls and reminders moved into open time."""
+        announced = ev.load(ev.STORE_CALENDAR_CHANGED, payload)
+        calls, reminders = flows.store_calendar_changed(
+            self.calendars, self.customers, self.tasks, self.appointments, self.org,
+            flows.reminder_policy(self.config), announced, utcnow())
+        if calls or reminders:
+            log.info("revisits and reminders moved to open hours", extra={
+                "store_id": announced["store_id"], "calls": calls, "reminders": reminders})
+
     @timer(keys.OUTBOX_RELAY_INTERVAL_SECONDS)
     def relay_task_outbox(self):
         self.tasks.outbox.relay(self.dispatch, utcnow())
@@ -140,14 +153,14 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     @due_timer(APPOINTMENTS, "reminder_at", where={"status": AppointmentStatus.BOOKED.value})
     def appointment_reminder_due(self, appointment_id):
         """The day before, at the store-local hour: exactly one replica sends the reminder."""
-        event = flows.appointment_reminder(self.appointments, appointment_id, utcnow())
+        event = flows.appointment_reminder(self.appointments, self.customers, appointment_id, utcnow())
         if event is not None:
             self.appointments.outbox.flush(appointment_id, [event], self.dispatch)
 
     def _booking(self, action, appointment):
         """Validated by the schema (ValidationError: dead-lettered with the reason)."""
         try:
-            events = action(self.appointments, self.customers, self.tasks, self.org,
+            events = action(self.appointments, self.customers, self.tasks, self.org, self.calendars,
                             flows.reminder_policy(self.config), appointment, utcnow())
         except flows.BadMessage as bad:
             raise Unprocessable(str(bad))
@@ -162,7 +175,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         visit = VISIT_IN.load(body)
         if visit["store_id"] not in self.org.stores:
             raise Unprocessable(f"unknown store {visit['store_id']}")
-        if not flows.record_visit(self.customers, self.tasks, self.org, self._settings(), visit, utcnow()) \
+        if not flows.record_visit(self.customers, self.tasks, self.org, self.calendars, self._settings(), visit,
+                                  utcnow()) \
                 and self.customers.get(visit["member_id"]) is None:
             raise Unprocessable("unknown member: import the customer first")
 
@@ -181,8 +195,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         except flows.Refused as refused:
             raise HttpError(refused.status, refused.code, refused.message, refused.fields)
         stores = frozenset(s for s in self.org.stores if scope.covers(s))  # others read as unknown
-        report = flows.import_customers(self.customers, self.tasks, self.org, self._settings(), rows, stores,
-                                        utcnow())
+        report = flows.import_customers(self.customers, self.tasks, self.org, self.calendars, self._settings(),
+                                        rows, stores, utcnow())
         log.info("customers imported", extra={"accepted": len(report.accepted), "rejected": len(report.rejected)})
         return json_response(200, report.summary())
 
@@ -202,7 +216,8 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def override_tier(self, request, member_id):
         body = load_or_422(TIER_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
         self._customer_in_scope(request, member_id)
-        updated = self._refusals(flows.override_tier, self.customers, self.tasks, self.org, member_id,
+        updated = self._refusals(flows.override_tier, self.customers, self.tasks, self.org, self.calendars,
+                                 member_id,
                                  body["tier"], body["reason"],
                                  request.principal.actor, self._settings(), utcnow())
         return json_response(200, {"member_id": member_id, "tier": updated["tier"],
@@ -211,10 +226,11 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     @http("POST", "/v1/customers/<string:member_id>/withdraw-consent", access=requires(P.CUSTOMER_MANAGE))
     def withdraw_consent(self, request, member_id):
         self._customer_in_scope(request, member_id)
-        cancelled = self._refusals(flows.withdraw_consent, self.customers, self.tasks, self.revisits, member_id,
-                                   utcnow())
-        log.info("consent withdrawn", extra={"cancelled_revisits": cancelled})
-        return json_response(200, {"member_id": member_id, "consent": False, "cancelled_revisits": cancelled})
+        cancelled, stopped = self._refusals(flows.withdraw_consent, self.customers, self.tasks, self.revisits,
+                                            self.appointments, member_id, utcnow())
+        log.info("consent withdrawn", extra={"cancelled_revisits": cancelled, "stopped_reminders": stopped})
+        return json_response(200, {"member_id": member_id, "consent": False, "cancelled_revisits": cancelled,
+                                   "stopped_reminders": stopped})
 
     @http("GET", "/v1/revisit-tasks/due-today", access=requires(P.REVISIT_READ))
     def due_today(self, request):
@@ -227,7 +243,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         body = load_or_422(ATTEMPT_IN, read_json(request, setting(self.config, keys.MAX_BODY_BYTES)))
         scope = scope_of(request.principal, self.org)
         updated, pending = self._refusals(flows.record_attempt, self.customers, self.tasks, self.org,
-                                          self._settings(), task_id, body, request.principal, scope, utcnow())
+                                          self.calendars, self._settings(), task_id, body, request.principal, scope, utcnow())
         if updated is None:
             raise HttpError(409, "revisit_task_not_due", "this revisit was recorded meanwhile")
         self.tasks.outbox.flush(task_id, pending, self.dispatch)

@@ -9,7 +9,7 @@ in `incomplete_years` (the service raises a metric and logs a warning)."""
 import functools
 import time as monotonic_clock
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import yaml
@@ -241,3 +241,48 @@ def save_year(repository, year, body, actor, now):
     _forget(repository)
     return year_view(repository, year)
 
+
+
+# -- announced to followup (store_calendar_changed) ----------------------------------------
+
+# The coming months followup plans in (a half-yearly revisit, its retries, a reminder):
+# dates past the horizon count on the weekly slots until the next announcement.
+ANNOUNCE_HORIZON_DAYS = 400
+
+
+def _minutes(slots):
+    return [{"start": slot.start, "end": slot.end} for slot in sorted(slots)]
+
+
+def announcement(calendar, store_id, timezone_name, today, as_of, horizon_days=ANNOUNCE_HORIZON_DAYS):
+    """The payload of store_calendar_changed for one store's StoreCalendar: the weekly
+    slots and, from yesterday to the horizon, each date whose slots differ from its
+    weekday's (a closure, a holiday, a make-up workday, a brand override)."""
+    first = today - timedelta(days=1)  # yesterday's slots may run into today
+    weekly = calendar.hours.weekly
+    exceptions = []
+    for day in (first + timedelta(days=n) for n in range(horizon_days + 1)):
+        slots = calendar.slots_on(day)
+        if sorted(slots) != sorted(weekly[day.weekday()]):
+            exceptions.append({"date": day, "slots": _minutes(slots)})
+    return {"event_id": uuid.uuid4().hex, "store_id": store_id, "timezone": timezone_name,
+            "weekly": [_minutes(slots) for slots in weekly], "exceptions": exceptions,
+            "horizon_from": first, "horizon_to": first + timedelta(days=horizon_days), "as_of": as_of}
+
+
+def announcements(repository, org, store_ids, now, default_hours=DEFAULTS[CALENDAR_DEFAULT_HOURS]):
+    """store_calendar_changed payloads for `store_ids` (None: every store), read afresh
+    from the collections (never from calendar_for's cache, so a later announcement never
+    carries older hours than an earlier one)."""
+    book, brands = holiday_book(repository), {}
+    for store_id in sorted(org.stores if store_ids is None else store_ids):
+        store = org.store(store_id)
+        if store is None:
+            continue
+        brand_id = org.brand_of_store(store_id)
+        if brand_id not in brands:
+            brands[brand_id] = brand_overrides(repository.brand(brand_id))
+        calendar = StoreCalendar(store.timezone, store_hours(repository.store(store_id), default_hours),
+                                 brands[brand_id], book)
+        today = now.astimezone(calendar.zone).date()
+        yield announcement(calendar, store_id, store.timezone, today, now)

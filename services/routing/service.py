@@ -139,6 +139,12 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         for the next change. Consumers keep the newest version: repeats are no-ops."""
         self.dispatch(ev.ORG_CHANGED, ev.dump(ev.ORG_CHANGED, self.org.to_snapshot()))
 
+    @timer(keys.ORG_ANNOUNCE_INTERVAL_SECONDS, eager=True)
+    def announce_calendars(self):
+        """Every store's calendar at start and now and then (followup's copy catches up,
+        and the announced horizon moves on with the days); repeats are no-ops."""
+        self._announce_calendars(None)
+
     # -- HTTP: cases ----------------------------------------------------------------
 
     @http("GET", "/v1/cases/<string:case_id>", access=requires(P.CASE_READ))
@@ -508,6 +514,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         body = load_or_422(STORE_CALENDAR_IN, self._body(request))
         self._calendar_call(calendar_flows.save_store_hours, self.calendars, self.org, self._scope(request),
                             store_id, body, request.principal.actor, utcnow())
+        self._announce_calendars([store_id])
         log.info("store hours set", extra={"store_id": store_id, "by": request.principal.subject})
         return json_response(200, self._store_calendar(request, store_id))
 
@@ -516,6 +523,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         body = load_or_422(CLOSURE_IN, self._body(request))
         closure = self._calendar_call(calendar_flows.add_closure, self.calendars, self.org, self._scope(request),
                                       store_id, body, request.principal.actor, utcnow())
+        self._announce_calendars([store_id])
         return json_response(201, {"closure": closure, "calendar": self._store_calendar(request, store_id)})
 
     @http("GET", "/v1/calendars/brands/<string:brand_id>/overrides", access=requires(P.ORG_READ))
@@ -528,6 +536,7 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         body = load_or_422(BRAND_OVERRIDES_IN, self._body(request))
         self._calendar_call(calendar_flows.save_brand_overrides, self.calendars, self.org, request.principal,
                             brand_id, body["overrides"], utcnow())
+        self._announce_calendars(self.org.stores_of_brand(brand_id))
         return json_response(200, calendar_flows.brand_view(self.calendars, self.org, request.principal, brand_id))
 
     @http("GET", "/v1/calendars/years", access=requires(P.ORG_READ))
@@ -543,11 +552,19 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         published = calendar_flows.save_year(self.calendars, year, lists, request.principal.actor, utcnow())
         log.info("official holiday list published", extra={"year": year, "by": request.principal.subject})
         self.check_calendar_years()
+        self._announce_calendars(None)
         return json_response(200, published)
 
     def _store_calendar(self, request, store_id):
         return self._calendar_call(calendar_flows.store_view, self.calendars, self.org, self._scope(request),
                                    store_id, utcnow().date(), setting(self.config, keys.CALENDAR_DEFAULT_HOURS))
+
+    def _announce_calendars(self, store_ids):
+        """store_calendar_changed for these stores (None: all); one lost to a broker
+        outage is made good by the next announce_calendars."""
+        for payload in calendar_flows.announcements(self.calendars, self.org, store_ids, utcnow(),
+                                                    setting(self.config, keys.CALENDAR_DEFAULT_HOURS)):
+            self.dispatch(ev.STORE_CALENDAR_CHANGED, ev.dump(ev.STORE_CALENDAR_CHANGED, payload))
 
     def _calendar_call(self, flow, *args):
         try:

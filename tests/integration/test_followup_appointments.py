@@ -133,3 +133,31 @@ def test_a_change_asked_of_us_checks_the_customers_phone_and_tells_the_store(
     elsewhere = web_session.post("/v1/appointments/nobody/change-requests",
                                               json={"phone": "13812345678", "starts_at": wanted})
     assert elsewhere.status_code == 404
+
+
+def test_consent_withdrawn_stops_reminders_and_confirmations_of_the_customers_bookings(
+        stack, amqp_bus, heard, web_session):
+    customer = {"member_id": "M-A-9", "name": "刘女士", "phone": "13812345678", "home_store_id": "SH-XH-001",
+                "consent": True}
+    assert web_session.post("/v1/customers/import", json={"customers": [customer]}).status_code == 200
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-9", in_days(3)))  # member M-A-9
+    wait_for(lambda: heard.of_type(ev.APPOINTMENT_CONFIRMED), what="confirmation")
+    assert appointments(stack).find_one({"_id": "A-9"})["reminder_at"] is not None
+
+    answer = web_session.post("/v1/customers/M-A-9/withdraw-consent")
+    assert answer.status_code == 200 and answer.json()["stopped_reminders"] == 1
+    stopped = appointments(stack).find_one({"_id": "A-9"})
+    assert stopped["reminder_at"] is None and stopped["contact_stopped"] == "consent_withdrawn"
+    # the booking system moves it, and books another: kept, neither confirmed nor reminded
+    publish(amqp_bus, bus.APPOINTMENT_CHANGED_KEY, booking("A-9", in_days(4), version=2))
+    publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-10", in_days(5), customer={
+        "name": "刘女士", "phone": "13812345678", "member_id": "M-A-9"}))
+    wait_for(lambda: appointments(stack).find_one({"_id": "A-10"}) and
+             appointments(stack).find_one({"_id": "A-9"})["version"] == 2, what="both recorded")
+    assert appointments(stack).find_one({"_id": "A-9"})["reminder_at"] is None
+    assert appointments(stack).find_one({"_id": "A-10"})["reminder_at"] is None
+    # a reminder already claimed when consent went: dropped at the last moment
+    appointments(stack).update_one({"_id": "A-9"}, {"$set": {"reminder_at": utcnow()}})
+    eventlet.sleep(2)
+    assert heard.of_type(ev.APPOINTMENT_REMINDER_DUE) == []
+    assert [c["appointment_id"] for c in heard.of_type(ev.APPOINTMENT_CONFIRMED)] == ["A-9"]

@@ -135,6 +135,12 @@ SAMPLES = {
         "previous_category": "equipment", "category": "booking", "model_category": "equipment",
         "model_version": "triage-8ab253c4d68d", "model_confidence": 0.38, "by_role": "supervisor",
         "reclassified_at": T},
+    ev.STORE_CALENDAR_CHANGED: {
+        "event_id": "e10", "store_id": "SH-XH-001", "timezone": "Asia/Shanghai",
+        "weekly": [[{"start": 600, "end": 1260}]] * 6 + [[]],
+        "exceptions": [{"date": date(2026, 12, 24), "slots": []}, {"date": date(2026, 12, 31),
+                                                                   "slots": [{"start": 1200, "end": 1560}]}],
+        "horizon_from": date(2026, 11, 23), "horizon_to": date(2027, 12, 28), "as_of": T},
     # the seed organisation, as routing announces it
     ev.ORG_CHANGED: org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
     .with_version(3).to_snapshot(),
