@@ -2,8 +2,10 @@
 customer's monthly revisit reaches its owner, is answered and the next one planned a
 month on; an unreachable customer is retried then marked; a resolved complaint gets
 exactly one satisfaction revisit by someone other than whoever resolved it; an
-appointment is booked, moved and reminded through notify; consent withdrawn stops
-everything."""
+appointment is booked and moved through notify, its reminder planned; consent withdrawn
+stops everything, reminders included; a store's new opening hours, set on routing, move
+a waiting revisit call into them (the day-before reminder at the right hour and a
+cancelled booking never reminded: tests/integration/test_followup_appointments.py)."""
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -25,7 +27,8 @@ def customer(member_id, email):
 
 
 def test_the_revisit_programme_end_to_end(stack, smtp_sink, amqp_bus, token_keys):
-    system = stack({"REVISIT_DELAY_SECONDS": 1, "FOLLOWUP_MAX_ATTEMPTS": 2, "OUTBOX_RELAY_INTERVAL_SECONDS": 1})
+    system = stack({"REVISIT_DELAY_SECONDS": 1, "REVISIT_SCAN_INTERVAL_SECONDS": 1, "FOLLOWUP_MAX_ATTEMPTS": 2,
+                    "OUTBOX_RELAY_INTERVAL_SECONDS": 1})
 
     def as_staff(staff_id, method, path, body=None):
         return requests.request(method, system.url("followup" if "revisit" in path or "customers" in path
@@ -76,15 +79,16 @@ def test_the_revisit_programme_end_to_end(stack, smtp_sink, amqp_bus, token_keys
     wait_for(lambda: system.get("routing", f"/v1/cases/{receipt['case_id']}").status_code == 200, timeout=30,
              what="routed")
     assert as_staff(OWNER, "POST", f"/v1/cases/{receipt['case_id']}/resolve", {"note": "致歉"}).status_code == 200
-    revisits = wait_for(lambda: [r for r in system.get("followup", "/v1/revisits", params={
+    wait_for(lambda: [r for r in system.get("followup", "/v1/revisits", params={
         "case_id": receipt["case_id"]}).json()["revisits"] if r["status"] == "due"], timeout=30, what="due revisit")
+    revisits = system.get("followup", "/v1/revisits", params={"case_id": receipt["case_id"]}).json()["revisits"]
     assert len(revisits) == 1 and revisits[0]["owner"]["staff_id"] not in (OWNER, None)
 
     # 4. an appointment booked, moved, reminded the day before through notify
     day_after = (utcnow().astimezone(SHANGHAI) + timedelta(days=3)).date()
     starts = datetime(day_after.year, day_after.month, day_after.day, 15, tzinfo=SHANGHAI)
     booking = {"appointment_id": "A-1", "store_id": "SH-XH-001", "service_item": "补水面部护理", "version": 1,
-               "customer": {"name": "刘女士", "phone": "13812345678", "email": "m1@example.com"},
+               "customer": {"name": "刘女士", "phone": "13812345678", "email": "m1@example.com", "member_id": "M-1"},
                "starts_at": starts.isoformat()}
     amqp_bus.publish_feedback(booking, routing_key=bus.APPOINTMENT_BOOKED_KEY)
     wait_for(lambda: [m for m in smtp_sink.to("m1@example.com") if "预约确认" in m["Subject"]], timeout=30,
@@ -94,7 +98,17 @@ def test_the_revisit_programme_end_to_end(stack, smtp_sink, amqp_bus, token_keys
     wait_for(lambda: [m for m in smtp_sink.to("m1@example.com") if "更改" in m["Subject"]], timeout=30,
              what="the new time confirmed")
 
-    # 5. consent withdrawn: every open revisit stops
+    # 5. consent withdrawn: every open revisit stops, and the appointment's reminder
     withdrawn = system.post("followup", "/v1/customers/M-1/withdraw-consent", {})
     assert withdrawn.status_code == 200 and withdrawn.json()["cancelled_revisits"] >= 1
+    assert withdrawn.json()["stopped_reminders"] == 1
     assert open_revisit("M-1") == []
+
+    # 6. the store opens at 14:00 from now on (routing owns calendars): M-2's waiting call moves there
+    afternoons = [{"start": "14:00", "end": "21:00"}]
+    hours = {"weekly": {day: afternoons for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+             "workday": afternoons, "observes_holidays": False}
+    assert as_staff("sh-xh-mg", "PUT", "/v1/calendars/stores/SH-XH-001", hours).status_code == 200
+    wait_for(lambda: [t for t in open_revisit("M-2")
+                      if datetime.fromisoformat(t["planned_at"]).astimezone(SHANGHAI).hour == 14],
+             timeout=30, what="the waiting call in the new opening hours")
