@@ -555,7 +555,7 @@ def test_secret_files_are_mounted_read_only_where_needed(compose):
                 users.setdefault(Path(source).name, set()).add(name)
     assert users[deploy_secrets.SIGNING_KEY] == {"routing"}
     assert users[deploy_secrets.MONGO_KEYFILE] == {"mongo"}
-    assert users[deploy_secrets.DEFINITIONS] == {"rabbitmq", "backup"}  # backed up with the dumps
+    assert users[deploy_secrets.DEFINITIONS] == {"rabbitmq"}  # the backup exports them from the broker
     assert users[deploy_secrets.PUBLIC_KEYS] == set(SERVICES)
 
 
@@ -800,10 +800,15 @@ def test_stateful_services_keep_their_data_in_volumes(compose):
 
 
 def test_the_backup_dumps_mongo_and_rabbitmq_definitions_with_retention(compose):
+    """compose runs deploy/backup.py, the command tests/integration/test_backup.py runs
+    natively (backup, then restore) against the stand-in and RabbitMQ."""
     backup = compose["services"]["backup"]
-    script = backup["command"][0]
-    assert "mongodump" in script and "--gzip --archive=/backups/" in script
-    assert "rabbitmq-definitions" in script and "find /backups -type f -mtime" in script and "-delete" in script
-    assert backup["depends_on"]["mongo"]["condition"] == "service_healthy"
+    assert backup["entrypoint"] == ["python", "-m", "deploy.backup"] and backup["command"] == ["run"]
+    environment = backup["environment"]
+    assert "authSource=admin" in environment["MONGO_URI"] and environment["BACKUP_DIR"] == "/backups"
+    assert environment["RABBITMQ_MANAGEMENT_USER"] == "ops" and "RABBITMQ_OPS_PASSWORD" in \
+        environment["RABBITMQ_MANAGEMENT_PASSWORD"]
+    assert {"BACKUP_INTERVAL_SECONDS", "BACKUP_RETENTION_DAYS"} <= set(environment)
+    assert {backup["depends_on"][s]["condition"] for s in ("mongo", "rabbitmq")} == {"service_healthy"}
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "mongorestore" in readme and "--gzip --archive=" in readme, "the README documents the restore"
+    assert "docker compose run --rm backup restore" in readme, "the README documents the restore"
