@@ -5,8 +5,10 @@
     make revisit-bench                   # REVISIT_ARGS="--sizes 10000,100000" for a quick run
 
 1. planning: programme.plan for every customer (tiers mixed 10% key, 50% regular,
-   30% potential, 10% special; each its own contact hours and store time zone), pure
-   CPU, no storage;
+   30% potential, 10% special; each its own contact hours and store time zone), each
+   revisit inside its store's open hours as followup knows them from routing's
+   announcement (10:00-21:00, closed on Mondays, 2027's statutory holidays and make-up
+   workdays), pure CPU, no storage;
 2. due-work scan: followup's `revisit_tasks` collection on the MongoDB stand-in (or
    MONGO_URI) with followup's own indexes, grown to each size by insert_many with due
    times spread over a year (200 of them overdue); at each size the exact query the
@@ -33,8 +35,11 @@ from closeloop_shared.due import DueItems
 from closeloop_shared.mongo import connect
 from closeloop_shared.standins import free_port, standin_mongo_uri, start_mongo_standin
 from services.followup import programme
+from services.followup.opening import OpeningHours
 from services.followup.profiles import ContactHours
 from services.followup.repository import TaskRepository
+from services.routing import calendar_flows
+from services.routing.calendar import Slot, StoreCalendar, StoreHours
 
 TIERS = [CustomerTier.KEY] * 1 + [CustomerTier.REGULAR] * 5 + [CustomerTier.POTENTIAL] * 3 + [CustomerTier.SPECIAL]
 ZONES = ("Asia/Shanghai", "Asia/Urumqi")
@@ -43,14 +48,23 @@ REPEATS = 30
 BATCH = 10_000
 
 
+def store_opening(tz, start):
+    """A store's calendar as followup's copy has it: routing's announcement of a store
+    open 10:00-21:00 but on Mondays, closed on statutory holidays."""
+    daily = (Slot.parse("10:00", "21:00"),)
+    calendar = StoreCalendar(tz, StoreHours(weekly=((),) + (daily,) * 6, workday=daily, observes_holidays=True))
+    return OpeningHours.from_announcement(calendar_flows.announcement(calendar, "bench", tz, start, utcnow()))
+
+
 def bench_planning(customers):
     cadence, rng = programme.Cadence.from_config(None), random.Random(7)
     start, until = date(2027, 1, 1), date(2027, 12, 31)
+    openings = [store_opening(tz, start) for tz in ZONES]
     began, planned = time.perf_counter(), 0
     for n in range(customers):
         hours = ContactHours(rng.choice((9, 10, 14)), rng.choice((18, 20, 21)))
         planned += len(programme.plan(f"M{n}", TIERS[n % len(TIERS)], cadence, start, until,
-                                      hours, ZONES[n % len(ZONES)]))
+                                      hours, ZONES[n % len(ZONES)], openings[n % len(ZONES)]))
     return {"customers": customers, "revisits_planned": planned, "seconds": round(time.perf_counter() - began, 2)}
 
 

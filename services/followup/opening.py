@@ -29,6 +29,9 @@ class OpeningHours:
     weekly: tuple = (ALL_DAY,) * 7         # Monday first: ((start, end) minutes, ...)
     exceptions: dict = field(default_factory=dict)  # date -> ((start, end), ...); () closed
     horizon_to: date | None = None         # dates after it count on the weekly slots
+    # answers already worked out (a pure function of the fields): planning a year for a
+    # million customers asks the same few days and hours again and again
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def always_open(cls, tz):
@@ -45,7 +48,10 @@ class OpeningHours:
 
     @property
     def zone(self):
-        return ZoneInfo(self.timezone)
+        zone = self._memo.get("zone")
+        if zone is None:
+            zone = self._memo["zone"] = ZoneInfo(self.timezone)
+        return zone
 
     def slots_on(self, day):
         """The slots starting on local `day` (an exception inside the horizon, else its weekday's)."""
@@ -56,6 +62,12 @@ class OpeningHours:
     def windows_on(self, day):
         """[(start, end)) minutes of local `day` the store is open, merged: the day's own
         slots up to midnight and the previous day's running past it."""
+        windows = self._memo.get(day)
+        if windows is None:
+            windows = self._memo[day] = self._windows_on(day)
+        return windows
+
+    def _windows_on(self, day):
         parts = [(start, min(end, MINUTES_PER_DAY)) for start, end in self.slots_on(day)]
         parts += [(0, end - MINUTES_PER_DAY) for _, end in self.slots_on(day - timedelta(days=1))
                   if end > MINUTES_PER_DAY]
@@ -103,6 +115,13 @@ def call_time(day, hours, attempt, opening):
     customer's contact hours; the first attempt at the start of that common time, each
     retry at another hour of it (a customer busy mornings is tried later). With no such
     day within SEARCH_DAYS, the customer's hours on `day` alone."""
+    key = ("call", day, hours.start_hour, hours.end_hour, attempt)
+    if key not in opening._memo:
+        opening._memo[key] = _call_time(day, hours, attempt, opening)
+    return opening._memo[key]
+
+
+def _call_time(day, hours, attempt, opening):
     for candidate in (day + timedelta(days=n) for n in range(SEARCH_DAYS)):
         marks = _marks(opening.contact_windows(candidate, hours))
         if marks:

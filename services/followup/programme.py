@@ -6,11 +6,10 @@ no pymongo; times are arguments, datetimes are aware.
 Cadence defaults (重点客户每月一次、普通客户每季度一次、潜在客户每半年一次; special customers,
 pregnant or postpartum, monthly) are configurable per chain (FOLLOWUP_CADENCE_MONTHS)."""
 import uuid
+from calendar import monthrange
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-from dateutil.relativedelta import relativedelta
 
 from closeloop_shared.contract import CustomerTier, RevisitPurpose, RevisitTaskStatus
 from services.followup.opening import OpeningHours, call_time
@@ -33,7 +32,16 @@ class Cadence:
         return cls({**DEFAULT_CADENCE_MONTHS, **configured})
 
     def next_after(self, last, tier):
-        return last + relativedelta(months=self.months[tier])
+        return add_months(last, self.months[tier])
+
+
+def add_months(day, months):
+    """The same day `months` later, the month's last day when it has no such day (31
+    January + 1 month: 28 or 29 February), as dateutil's relativedelta, ten times faster
+    (planning a year for a million customers adds months five million times)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, monthrange(year, month)[1]))
 
 
 # What successive cadence revisits are for (seed 002: 了解客户满意度、服务提醒、优惠信息、

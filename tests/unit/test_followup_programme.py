@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -102,6 +103,15 @@ def test_cadences_default_to_seed_002_and_are_configurable():
     assert year(CustomerTier.KEY)[0] == datetime(2027, 2, 1, 2, 0, tzinfo=timezone.utc)  # 10:00 Shanghai
     faster = programme.Cadence.from_config({"regular": 2})
     assert len(year(CustomerTier.REGULAR, faster)) == 5
+
+
+
+@given(day=st.dates(date(2020, 1, 1), date(2035, 12, 31)), months=st.integers(0, 30))
+def test_a_cadence_adds_calendar_months_keeping_the_day_or_the_months_last(day, months):
+    later = programme.add_months(day, months)
+    assert later == day + relativedelta(months=months)  # as dateutil counts months
+    assert (later.year - day.year) * 12 + later.month - day.month == months
+    assert later.day == day.day or later.day < day.day and (later + timedelta(days=1)).day == 1
 
 
 ZONES = st.sampled_from(["Asia/Shanghai", "Asia/Urumqi", "Asia/Hong_Kong", "Europe/London"])
