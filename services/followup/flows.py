@@ -88,7 +88,8 @@ def plan_next(customers, tasks, org, calendars, settings, document, now, previou
     profile = Profile.from_document(document)
     tier = tier_of(document, settings, now)
     tz = _timezone(org, profile.home_store_id)
-    day = settings.cadence.next_after(now.astimezone(ZoneInfo(tz)).date(), tier)
+    day = settings.cadence.next_after(now.astimezone(ZoneInfo(tz)).date(), tier,
+                                      org.brand_of_store(profile.home_store_id))
     owner = org.revisit_owner(profile.home_store_id).as_dict()
     purpose = programme.purpose_for(customers.count_planned(profile.member_id), tier)
     opening = opening_of(calendars, org, profile.home_store_id)
@@ -155,7 +156,8 @@ def retier(customers, tasks, org, calendars, settings, document, tier, now):
     for task in tasks.open_for(document["_id"]):
         if task["status"] != RevisitTaskStatus.SCHEDULED.value or task["attempts"] or task.get("appointment_id"):
             continue
-        day = settings.cadence.next_after(task["created_at"].astimezone(ZoneInfo(tz)).date(), tier)
+        day = settings.cadence.next_after(task["created_at"].astimezone(ZoneInfo(tz)).date(), tier,
+                                          org.brand_of_store(document["home_store_id"]))
         due_at = programme.slot(day, hours, 0, tz, opening)
         tasks.transition(task["_id"], (RevisitTaskStatus.SCHEDULED.value,),
                          {"tier": tier.value, "due_at": due_at, "planned_at": due_at}, now)

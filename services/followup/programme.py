@@ -7,7 +7,7 @@ Cadence defaults (重点客户每月一次、普通客户每季度一次、潜�
 pregnant or postpartum, monthly) are configurable per chain (FOLLOWUP_CADENCE_MONTHS)."""
 import uuid
 from calendar import monthrange
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,15 +24,29 @@ COUNTED = (RevisitTaskStatus.COMPLETED.value, RevisitTaskStatus.UNREACHABLE.valu
 
 @dataclass(frozen=True)
 class Cadence:
-    months: dict  # CustomerTier -> months between revisits
+    """Months between revisits per tier: the deployment's (seed 002's defaults, changed
+    by FOLLOWUP_CADENCE_MONTHS's tier keys) and a chain's own (a brand id's key there),
+    e.g. {"regular": 2, "yueyan": {"potential": 4}}."""
+    months: dict                                  # CustomerTier -> months
+    brands: dict = field(default_factory=dict)    # brand id -> {CustomerTier: months}
 
     @classmethod
     def from_config(cls, value):
-        configured = {CustomerTier(k): int(v) for k, v in (value or {}).items()}
-        return cls({**DEFAULT_CADENCE_MONTHS, **configured})
+        value, tiers = value or {}, {t.value for t in CustomerTier}
+        months = {**DEFAULT_CADENCE_MONTHS, **_months(v for v in value.items() if v[0] in tiers)}
+        return cls(months, {brand: {**months, **_months(own.items())}
+                            for brand, own in value.items() if brand not in tiers})
 
-    def next_after(self, last, tier):
-        return add_months(last, self.months[tier])
+    def next_after(self, last, tier, brand_id=None):
+        return add_months(last, self.brands.get(brand_id, self.months)[tier])
+
+
+def _months(items):
+    """{CustomerTier: months} of configured (tier, months) pairs (ValueError if not)."""
+    months = {CustomerTier(tier): int(n) for tier, n in items}
+    if any(n < 1 for n in months.values()):
+        raise ValueError("a cadence is at least one month")
+    return months
 
 
 def add_months(day, months):

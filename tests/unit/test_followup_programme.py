@@ -106,6 +106,19 @@ def test_cadences_default_to_seed_002_and_are_configurable():
 
 
 
+def test_a_chain_may_have_cadences_of_its_own():
+    cadence = programme.Cadence.from_config({"regular": 2, "yueyan": {"potential": 4, "key": 2}})
+    start = date(2027, 1, 31)
+    assert cadence.next_after(start, CustomerTier.REGULAR) == date(2027, 3, 31)
+    assert cadence.next_after(start, CustomerTier.POTENTIAL, "yueyan") == date(2027, 5, 31)
+    assert cadence.next_after(start, CustomerTier.KEY, "yueyan") == date(2027, 3, 31)
+    assert cadence.next_after(start, CustomerTier.REGULAR, "yueyan") == date(2027, 3, 31)  # the deployment's
+    assert cadence.next_after(start, CustomerTier.KEY, "other-chain") == date(2027, 2, 28)  # seed 002's
+    with pytest.raises(ValueError):
+        programme.Cadence.from_config({"yueyan": {"vip": 1}})
+
+
+
 @given(day=st.dates(date(2020, 1, 1), date(2035, 12, 31)), months=st.integers(0, 30))
 def test_a_cadence_adds_calendar_months_keeping_the_day_or_the_months_last(day, months):
     later = programme.add_months(day, months)
