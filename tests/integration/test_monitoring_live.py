@@ -1,5 +1,7 @@
 """Every Grafana query and every alert expression names a metric the five running
-services really export: read from their live /metrics, not from a list in the tests."""
+services really export, and every series it selects exists as soon as they start: read
+from their live /metrics, not from a list in the tests. Also: the outbox backlog gauges and
+the follow-up dashboard's revisit outcomes measure what they say."""
 import json
 import re
 from pathlib import Path
@@ -41,13 +43,15 @@ def alert_expressions():
     return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
 
 
-def test_dashboards_and_alerts_name_only_metrics_the_services_export(container_factory, service_config):
+def test_dashboards_and_alerts_select_only_series_the_services_export_from_the_start(container_factory,
+                                                                                     service_config):
     stack = Stack(container_factory, service_config)
-    live = set()
+    live, texts = set(), {}
     for name in SERVICES:
         response = requests.get(stack.urls[name] + "/metrics", timeout=10)
         assert response.status_code == 200, name
         live |= exported(response.text)
+        texts[name] = response.text
     # the risk gauges exist (at zero) before any case: every series is created at start
     assert {"closeloop_cases_at_risk", "closeloop_cases_breached_open", "closeloop_open_cases"} <= live
     dashboards, alerts = list(dashboard_expressions()), alert_expressions()
@@ -55,6 +59,7 @@ def test_dashboards_and_alerts_name_only_metrics_the_services_export(container_f
     for expression in [*dashboards, *alerts]:
         unknown = set(METRIC_NAME.findall(expression)) - live
         assert not unknown, f"{expression} names metrics no service exports: {unknown}"
+    every_selected_series_exists_at_start(texts)  # one stack for both: each start takes seconds
 
 
 SELECTOR = re.compile(r"\b(closeloop_[A-Za-z0-9_]+)\{([^}]*)\}")
@@ -63,26 +68,29 @@ TARGET_LABELS = {"job", "instance"}  # Prometheus adds these when it scrapes
 
 
 def live_samples(text):
-    return [(sample.name, sample.labels) for family in text_string_to_metric_families(text)
-            for sample in family.samples]
+    """{sample name: [its label sets]}"""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append(sample.labels)
+    return found
 
 
 def selected(samples, name, matchers):
-    for sample_name, labels in samples:
-        if sample_name == name and all(
-                re.fullmatch(value, labels.get(label, "")) if op == "=~" else labels.get(label) == value
-                for label, op, value in matchers):
-            return True
-    return False
+    return any(all(re.fullmatch(value, labels.get(label, "")) if op == "=~" else labels.get(label) == value
+                   for label, op, value in matchers)
+               for labels in samples.get(name, ()))
 
 
-def test_every_series_a_dashboard_or_alert_selects_exists_right_after_start(container_factory, service_config):
+def every_selected_series_exists_at_start(texts):
     """Before any traffic: a selector such as {outcome="abandoned"} or
     {service="routing", entrypoint="check_deadlines"} already matches a series, so the first
     event after a restart counts in increase() and alerts, and no panel starts out empty."""
-    stack = Stack(container_factory, service_config)
-    samples = {name: live_samples(requests.get(stack.urls[name] + "/metrics", timeout=10).text) for name in SERVICES}
-    everything = [sample for found in samples.values() for sample in found]
+    samples = {name: live_samples(text) for name, text in texts.items()}
+    everything = {}
+    for found in samples.values():
+        for name, label_sets in found.items():
+            everything.setdefault(name, []).extend(label_sets)
     checked = 0
     for expression in [*dashboard_expressions(), *alert_expressions()]:
         for name, body in SELECTOR.findall(expression):
@@ -140,3 +148,40 @@ def test_the_outbox_backlog_gauges_count_what_the_relay_left_and_its_age(mongo_c
     Outbox(collection).relay(lambda kind, payload: None, now + timedelta(seconds=10))  # broker back
     assert REGISTRY.get_sample_value("closeloop_outbox_backlog_messages", labels) == 0
     assert REGISTRY.get_sample_value("closeloop_outbox_oldest_age_seconds", labels) == 0
+
+
+def test_the_follow_up_dashboards_revisit_outcomes_follow_reportings_events(container_factory, service_config,
+                                                                             web_config, web_session):
+    import uuid
+
+    from nameko.standalone.events import event_dispatcher
+
+    from closeloop_shared import events as ev
+    from closeloop_shared.clock import utcnow
+    from services.reporting.service import ReportingService
+    from tests.fixtures import wait_for
+
+    config = dict(service_config, **web_config)
+    container_factory(ReportingService, config).start()
+
+    def outcomes():
+        found = {}
+        for family in text_string_to_metric_families(web_session.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == "closeloop_revisit_outcomes_7d":
+                    found[sample.labels["source"], sample.labels["outcome"]] = sample.value
+        return found
+
+    assert set(outcomes().values()) == {0}  # every series there before the first revisit
+    now = utcnow()
+    dispatch = event_dispatcher(config)
+    for i, (status, score) in enumerate([("completed", 5), ("completed", 2), ("unreachable", None)]):
+        dispatch(ev.EMITTERS[ev.REVISIT_TASK_COMPLETED], ev.REVISIT_TASK_COMPLETED, ev.dump(ev.REVISIT_TASK_COMPLETED, {
+            "event_id": uuid.uuid4().hex, "task_id": f"t{i}", "store_id": "SH-XH-001", "owner_id": "sh-xh-rv",
+            "tier": "key", "purpose": "care", "status": status, "attempts": 3, "score": score,
+            "planned_at": now, "completed_at": now}))
+    found = wait_for(lambda: (lambda o: o if o[("programme", "unreachable")] == 1 and
+                              o[("programme", "completed")] == 2 else None)(outcomes()), what="revisit outcomes")
+    assert found == {("programme", "completed"): 2, ("programme", "unreachable"): 1,
+                     ("programme", "satisfied"): 1, ("programme", "unsatisfied"): 1,
+                     ("case", "satisfied"): 0, ("case", "unsatisfied"): 0}
