@@ -7,7 +7,12 @@ Replays `reporting_events` (in the order received) into empty `rebuild_*` collec
 through the same code the service runs, with a progress bar on stderr, then compares
 every bucket with the live one. Exit status 0: equal; 1: the buckets that differ are
 listed. The live model is never touched; run it while the service runs (events arriving
-meanwhile are in the live model and not in the rebuild: run it again when quiet)."""
+meanwhile are in the live model and not in the rebuild: run it again when quiet).
+
+    python -m services.reporting.replay --promote
+
+makes the rebuild the live model (after an upgrade that changed what the buckets count):
+stop reporting first (events wait in its queues meanwhile), then start it again."""
 import argparse
 import os
 import sys
@@ -32,9 +37,18 @@ def progress_bar(total, width=40):
     return show
 
 
+def promote(db):
+    """The rebuilt rows and buckets become the live ones (with the indexes they were
+    built with)."""
+    for name in ("case_facts", "report_buckets"):
+        db[f"{REBUILD}{name}"].rename(name, dropTarget=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.parse_args(argv)
+    parser.add_argument("--promote", action="store_true",
+                        help="replace the live rows and buckets by the rebuild (reporting stopped)")
+    args = parser.parse_args(argv)
     config = {key: os.environ.get(key) for key in (MONGO_URI, MONGO_DB_PREFIX)}  # unset: the defaults
     client, db = connect_service_db(config, ev.REPORTING)
     try:
@@ -44,6 +58,10 @@ def main(argv=None):
         live, rebuilt = FactsRepository(db), FactsRepository(db, REBUILD)
         replayed = flows.rebuild(live, rebuilt, progress_bar(db["reporting_events"].count_documents({})))
         differing = flows.differences(live, rebuilt)
+        if args.promote:
+            promote(db)
+            print(f"{replayed} events replayed; the rebuild is now the live model ({len(differing)} buckets changed)")
+            return 0
         for bucket, (was, now) in sorted(differing.items()):
             print(f"differs: {bucket}\n  live:    {was}\n  rebuilt: {now}")
         print(f"{replayed} events replayed; {'the rebuild equals the live model' if not differing else f'{len(differing)} buckets differ'}")

@@ -129,6 +129,14 @@ def test_the_replay_command_rebuilds_and_proves_equality(db, mongo_uri, mongo_pr
     assert replay.main([]) == 1
     assert f"differs: store:SH-1:month:{t0.astimezone(CHINA):%Y-%m}" in capsys.readouterr().out
 
+    # promoted (as after an upgrade that changed what the buckets count): the rebuild is live
+    assert replay.main(["--promote"]) == 0
+    assert "the rebuild is now the live model (1 buckets changed)" in capsys.readouterr().out
+    assert db["report_buckets"].find_one({"_id": f"store:SH-1:month:{t0.astimezone(CHINA):%Y-%m}"})[
+        "c"]["hygiene"]["cases"] == 1
+    assert "rebuild_report_buckets" not in db.list_collection_names()
+    assert replay.main([]) == 0
+
 
 def test_the_weekly_summary_has_categories_paretos_and_trends(db):
     live = FactsRepository(db)
