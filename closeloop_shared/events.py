@@ -481,6 +481,9 @@ class RevisitComplaintVoiced(EventSchema):
     content = fields.String(required=True)
     voiced_at = fields.AwareDateTime(required=True)
     voiced_by = fields.String(required=True)  # staff id
+    # what the person who heard it says it is about (e.g. booking: a booking problem the
+    # customer reports); None: routing classifies it
+    category = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(CATEGORIES))
 
 
 class AppointmentMessage(EventSchema):

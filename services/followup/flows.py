@@ -251,7 +251,8 @@ def record_attempt(customers, tasks, org, calendars, settings, task_id, attempt,
     if attempt.get("complaint"):
         pending.append(new_event(ev.REVISIT_COMPLAINT_VOICED, {
             "task_id": task["_id"], "store_id": task["store_id"], "customer": task["customer"],
-            "content": attempt["complaint"], "voiced_at": now, "voiced_by": principal.subject}))
+            "content": attempt["complaint"], "voiced_at": now, "voiced_by": principal.subject,
+            "category": attempt.get("complaint_category")}))
     changes = {"status": RevisitTaskStatus.COMPLETED.value, "outcome": outcome, "completed_at": now}
     updated = tasks.transition(task_id, (RevisitTaskStatus.DUE.value,), changes, now,
                                push={"attempts": entry}, event=event)

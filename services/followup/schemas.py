@@ -1,10 +1,10 @@
 """What staff and other systems send to followup: the outcome of a satisfaction revisit,
 customer imports, tier overrides, attempts and outcomes of the tiered programme's
 revisits, and visits (visit.completed on closeloop.inbound)."""
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from closeloop_shared import openapi
-from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, AppointmentStatus, CustomerTier
+from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, AppointmentStatus, Category, CustomerTier
 from closeloop_shared.events import LOCALES
 from closeloop_shared.openapi import StrictSchema
 from services.followup.profiles import normalise_phone
@@ -24,6 +24,14 @@ class AttemptIn(StrictSchema):
     next_step = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     # a complaint the customer voiced: opens a case through intake, linked to the revisit
     complaint = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 5000))
+    # what the complaint is about, when the caller knows (a booking problem: booking)
+    complaint_category = fields.String(load_default=None, allow_none=True,
+                                       validate=validate.OneOf([c.value for c in Category]))
+
+    @validates_schema
+    def _category_of_a_complaint(self, data, **kwargs):
+        if data.get("complaint_category") and not data.get("complaint"):
+            raise ValidationError("only with a complaint", "complaint_category")
 
 
 class RescheduleIn(StrictSchema):

@@ -33,7 +33,7 @@ def in_days(days, hour=15):
 
 @pytest.fixture
 def heard(record_events):
-    return record_events(ev.APPOINTMENT_CONFIRMED, ev.APPOINTMENT_REMINDER_DUE)
+    return record_events(ev.APPOINTMENT_CONFIRMED, ev.APPOINTMENT_REMINDER_DUE, ev.REVISIT_COMPLAINT_VOICED)
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_a_cancelled_appointment_is_never_reminded_even_when_the_cancellation_co
     assert [c["appointment_id"] for c in heard.of_type(ev.APPOINTMENT_CONFIRMED)] == ["A-2"]
 
 
-def test_a_no_show_becomes_a_care_revisit_and_bad_messages_are_dead_lettered(stack, amqp_bus):
+def test_a_no_show_becomes_a_care_revisit_and_bad_messages_are_dead_lettered(stack, amqp_bus, web_session, heard):
     publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-4", in_days(1)))
     wait_for(lambda: appointments(stack).find_one({"_id": "A-4"}), what="booked")
     publish(amqp_bus, bus.APPOINTMENT_CHANGED_KEY, booking("A-4", in_days(1), version=2, status="no_show"))
@@ -106,6 +106,16 @@ def test_a_no_show_becomes_a_care_revisit_and_bad_messages_are_dead_lettered(sta
     task = wait_for(lambda: tasks.find_one({"_id": "no-show:A-4"}), what="a care revisit")
     assert task["purpose"] == "care" and task["owner_id"] == "sh-xh-rv" and task["status"] == "scheduled"
     assert task["due_at"].astimezone(SHANGHAI).date() == in_days(2).date()
+    # on the care call the customer reports a booking problem: a case of category booking
+    soon = (utcnow() + timedelta(seconds=1)).isoformat()
+    assert web_session.post("/v1/revisit-tasks/no-show:A-4/reschedule", json={"due_at": soon}).status_code == 200
+    wait_for(lambda: tasks.find_one({"_id": "no-show:A-4"})["status"] == "due", what="the care call due")
+    called = web_session.post("/v1/revisit-tasks/no-show:A-4/attempts", json={
+        "reached": True, "note": "顾客说按时到店", "complaint": "我按时到店了,前台说没有我的预约",
+        "complaint_category": "booking"})
+    assert called.status_code == 200, called.text
+    [voiced] = wait_for(lambda: heard.of_type(ev.REVISIT_COMPLAINT_VOICED), what="the booking problem voiced")
+    assert voiced["category"] == "booking" and voiced["task_id"] == "no-show:A-4"
 
     publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-5", in_days(2), customer={"name": "x", "phone": "123"}))
     publish(amqp_bus, bus.APPOINTMENT_BOOKED_KEY, booking("A-6", in_days(2), store_id="NOWHERE"))
