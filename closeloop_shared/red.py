@@ -13,7 +13,9 @@ OpsEndpoints, so every service has it) that nameko calls around each worker.
 - closeloop_due_timer_last_read_timestamp_seconds{service, collection}: when a due timer last
   read its index (0: not yet), read at scrape time: the precise deadline timers stalled
 
-`entrypoint` is the method's name and `kind` one of http, event, consumer, timer,
+A request refused before any worker runs (401, 403: closeloop_shared.http checks the
+credential first) is not a call here. `entrypoint` is the method's name and `kind` one of
+http, event, consumer, timer,
 due_timer, rpc: labels the code bounds, never a path argument, case or store. Every series
 is created when the container starts, so the first call after a restart counts in
 `increase()` and in alerts."""
