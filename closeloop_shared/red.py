@@ -15,10 +15,9 @@ OpsEndpoints, so every service has it) that nameko calls around each worker.
 
 A request refused before any worker runs (401, 403: closeloop_shared.http checks the
 credential first) is not a call here. `entrypoint` is the method's name and `kind` one of
-http, event, consumer, timer,
-due_timer, rpc: labels the code bounds, never a path argument, case or store. Every series
-is created when the container starts, so the first call after a restart counts in
-`increase()` and in alerts."""
+http, event, consumer, timer, due_timer, rpc: labels the code bounds, never a path
+argument, case or store. Every series is created when the container starts, so the first
+call after a restart counts in `increase()` and in alerts."""
 import time
 
 from nameko.events import EventHandler
