@@ -281,6 +281,9 @@ def format_remaining(seconds, lang):
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
+    if total < 60:
+        text = "<1 min" if lang == "en" else "不到1分"
+        return (f"overdue {text}" if lang == "en" else f"已超时{text}") if overdue else text
     if lang == "en":
         parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
                  f"{minutes} min" if not days else ""]

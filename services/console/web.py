@@ -188,7 +188,7 @@ class ConsolePage(HttpRequestHandler):
             request.token, request.api = token, self.client.api.as_person(token)
             if not request.person.can(self.access.permission):
                 return self._finish(request, page_response(render(
-                    "error.html", request.lang, request.person, title="403",
+                    "error.html", request.lang, request.person, title="403", csrf=request.csrf,
                     message=i18n.text("not_allowed_page", request.lang)), 403))
         return self._finish(request, self._run(request))
 
@@ -207,7 +207,7 @@ class ConsolePage(HttpRequestHandler):
             return self.error_page(request, error)
         except Exception as exc:
             log.error("console page failed", exc_info=exc)
-            return page_response(render("error.html", request.lang, request.person, title="500",
+            return page_response(render("error.html", request.lang, request.person, title="500", csrf=request.csrf,
                                         message=i18n.explain("internal_error", request.lang)), 500)
 
     def _csrf_ok(self, request):
@@ -226,7 +226,7 @@ class ConsolePage(HttpRequestHandler):
         if error.status == 401:
             return login_redirect(request, "expired")
         status = error.status if error.status in (403, 404, 409, 422, 429, 503) else 500
-        return page_response(render("error.html", lang, request.person, title=str(status),
+        return page_response(render("error.html", lang, request.person, title=str(status), csrf=request.csrf,
                                     message=i18n.explain(error.code, lang, error.fields, error.retry_after)),
                              status)
 

@@ -16,6 +16,10 @@
     var overdue = seconds < 0, total = Math.floor(Math.abs(seconds));
     var d = Math.floor(total / 86400), h = Math.floor(total % 86400 / 3600), m = Math.floor(total % 3600 / 60);
     var text;
+    if (total < 60) {
+      text = lang === "en" ? "<1 min" : "不到1分";
+      return overdue ? (lang === "en" ? "overdue " : "已超时") + text : text;
+    }
     if (lang === "en") {
       text = [d ? d + " d" : "", h ? h + " h" : "", d ? "" : m + " min"].filter(Boolean).join(" ") || "<1 min";
       return overdue ? "overdue " + text : text;

@@ -1,0 +1,292 @@
+"""The staff console's rules, words and edge, without any service running: countdowns
+and the queue order, who is offered which action, the remedy approval path, masking,
+the dashboard's open-case figures, the wording of every error, the access rule of every
+route, and the small pieces of the session and CSRF handling."""
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
+from closeloop_shared.contract import (
+    CaseAction, CaseStatus, Category, Channel, ClockName, Permission, RefundOption, RemedyStatus, RemedyType,
+    Role, RootCause, Severity)
+from services.console import domain, flows, i18n
+from services.console.api import ApiError, ServicesApi
+from services.console.domain import ClockState, Person
+from services.console.web import safe_next, token_claims
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+LIMITS = DEFAULTS[REMEDY_APPROVAL_LIMITS_FEN]
+
+
+def clock(due_in, warn_lead=timedelta(hours=2), **state):
+    due = NOW + due_in
+    return {"due_at": due.isoformat(), "warn_at": (due - warn_lead).isoformat(), "met_at": None,
+            "breached_at": None, "paused_at": None, "stopped_at": None, **state}
+
+
+def case(case_id="c1", status="assigned", severity="medium", submitted="2026-11-25T08:00:00+00:00", **clocks):
+    return {"case_id": case_id, "status": status, "severity": severity, "submitted_at": submitted,
+            "clocks": clocks, "allowed_actions": [], "remedies": [], "timeline": []}
+
+
+def person(role, staff_id="me", store="SH-XH-001"):
+    return Person(staff_id, "某人", Role(role), store_id=store)
+
+
+# -- countdowns and the queue ------------------------------------------------------------
+
+def test_a_clock_is_running_warning_breached_paused_or_met():
+    assert domain.countdown("resolution", clock(timedelta(hours=5)), NOW).state is ClockState.RUNNING
+    assert domain.countdown("resolution", clock(timedelta(hours=1)), NOW).state is ClockState.WARNING
+    late = domain.countdown("resolution", clock(-timedelta(minutes=35)), NOW)
+    assert late.state is ClockState.BREACHED and late.remaining_seconds == -35 * 60
+    flagged = clock(timedelta(hours=5), breached_at=NOW.isoformat())  # routing said so: believed
+    assert domain.countdown("first_response", flagged, NOW).state is ClockState.BREACHED
+    paused = domain.countdown("resolution", clock(timedelta(hours=5), paused_at=(NOW - timedelta(hours=1)).isoformat()), NOW)
+    assert paused.state is ClockState.PAUSED and paused.remaining_seconds == 6 * 3600  # frozen when paused
+    met = domain.countdown("first_response", clock(timedelta(hours=5), met_at=NOW.isoformat()), NOW)
+    assert met.state is ClockState.MET and not met.running
+
+
+def test_the_queue_puts_the_clock_that_breaks_first_on_top():
+    soon = case("soon", first_response=clock(timedelta(hours=1)), resolution=clock(timedelta(days=2)))
+    breached = case("breached", severity="low", resolution=clock(-timedelta(minutes=5)))
+    later = case("later", severity="critical", first_response=clock(timedelta(hours=3)))
+    paused = case("paused", status="pending_customer",
+                  resolution=clock(timedelta(minutes=1), paused_at=NOW.isoformat()))
+    resolved = case("done", status="resolved", resolution=clock(timedelta(hours=1), met_at=NOW.isoformat()))
+    ordered = [c["case_id"] for c in domain.queue_order([resolved, paused, later, soon, breached], NOW)]
+    assert ordered == ["breached", "soon", "later", "paused", "done"]
+
+
+def test_equal_clocks_are_ordered_by_severity_then_age():
+    same = clock(timedelta(hours=3))
+    a = case("medium-old", severity="medium", submitted="2026-11-25T07:00:00+00:00", resolution=same)
+    b = case("high", severity="high", resolution=same)
+    c = case("medium-new", severity="medium", submitted="2026-11-25T09:00:00+00:00", resolution=same)
+    assert [x["case_id"] for x in domain.queue_order([c, a, b], NOW)] == ["high", "medium-old", "medium-new"]
+
+
+def test_countdowns_read_the_way_people_say_them():
+    assert domain.format_remaining(2 * 3600 + 15 * 60, "zh-CN") == "2小时15分"
+    assert domain.format_remaining(-35 * 60, "zh-CN") == "已超时35分"
+    assert domain.format_remaining(26 * 3600, "en") == "1 d 2 h"
+    assert domain.format_remaining(30, "en") == "<1 min"
+
+
+# -- who is offered what ------------------------------------------------------------------
+
+ALL_WORKING = [a.value for a in CaseAction]
+
+
+def test_staff_are_offered_only_what_their_role_and_the_case_status_allow():
+    working = dict(case(status="investigating"), allowed_actions=ALL_WORKING)
+    staff = domain.actions_for(working, person("store_staff"))
+    assert CaseAction.ACKNOWLEDGE in staff and CaseAction.PROPOSE_REMEDY in staff and CaseAction.RESOLVE in staff
+    for refused in (CaseAction.CLOSE, CaseAction.REOPEN, CaseAction.ARCHIVE, CaseAction.APPROVE_REMEDY,
+                    CaseAction.SIGN_OFF_REPORT, CaseAction.FILE_REPORT):
+        assert refused not in staff
+    manager = domain.actions_for(working, person("store_manager"))
+    assert CaseAction.CLOSE in manager and CaseAction.ARCHIVE in manager
+    assert CaseAction.RESUME not in manager  # only a case waiting on the customer resumes
+    assert domain.actions_for(dict(working, allowed_actions=["note"]), person("store_manager")) == [CaseAction.NOTE]
+    assert domain.actions_for(working, person("admin")) == []  # operations read, never act
+
+
+def test_a_pending_remedy_is_offered_to_its_approver_alone_and_blocks_another_proposal():
+    pending = {"remedy_id": "r1", "status": RemedyStatus.PENDING_APPROVAL.value, "type": "compensation",
+               "amount_fen": 80_000, "approver": {"staff_id": "rm-east", "role": "regional_manager"}}
+    waiting = dict(case(status="investigating"), allowed_actions=ALL_WORKING, remedies=[pending])
+    regional = person("regional_manager", "rm-east", store=None)
+    assert CaseAction.APPROVE_REMEDY in domain.actions_for(waiting, regional)
+    assert domain.awaiting(waiting, regional) == [pending]
+    assert CaseAction.APPROVE_REMEDY not in domain.actions_for(waiting, person("store_manager", "sh-xh-mg"))
+    assert CaseAction.PROPOSE_REMEDY not in domain.actions_for(waiting, person("store_staff"))
+
+
+def test_referral_report_actions_appear_only_on_referrals():
+    referral = dict(case(status="investigating"), allowed_actions=ALL_WORKING, referral={"authority": "12315"})
+    assert CaseAction.FILE_REPORT in domain.actions_for(referral, person("store_manager"))
+    assert CaseAction.SIGN_OFF_REPORT in domain.actions_for(referral, person("general_manager", store=None))
+
+
+def test_every_offered_action_names_the_permission_routing_checks():
+    assert set(domain.OFFERED) <= set(domain.ACTION_PERMISSION)
+    assert domain.ACTION_PERMISSION[CaseAction.APPROVE_REMEDY] is Permission.CASE_REMEDY_APPROVE
+
+
+def test_the_remedy_form_says_who_approves_before_it_is_sent():
+    staff, manager = person("store_staff"), person("store_manager")
+    assert domain.approver_for(0, "apology", staff, LIMITS) is None
+    assert domain.approver_for(30_000, "voucher", staff, LIMITS) is Role.STORE_MANAGER
+    assert domain.approver_for(30_000, "voucher", manager, LIMITS) is None       # within ¥500
+    assert domain.approver_for(80_000, "compensation", staff, LIMITS) is Role.REGIONAL_MANAGER
+    assert domain.approver_for(80_000, "compensation", manager, LIMITS) is Role.REGIONAL_MANAGER
+    assert domain.approver_for(500_000, "refund", manager, LIMITS) is Role.GENERAL_MANAGER
+    assert domain.approver_for(10**8, "refund", person("general_manager", store=None), LIMITS) is None
+
+
+@pytest.mark.parametrize("text, fen", [("800", 80_000), ("1,200.5", 120_050), ("¥0.05", 5), ("", 0),
+                                       (" 300元 ", 30_000)])
+def test_amounts_in_yuan_become_integer_fen(text, fen):
+    assert domain.yuan_to_fen(text) == fen
+
+
+@pytest.mark.parametrize("text", ["abc", "1.234", "-5", "1e3", "12.3.4"])
+def test_anything_else_is_not_an_amount(text):
+    with pytest.raises(ValueError):
+        domain.yuan_to_fen(text)
+
+
+def test_remedy_forms_become_the_routing_body():
+    assert flows.remedy_body({"type": "compensation", "amount": "800", "note": "交通费"}) == {
+        "type": "compensation", "amount_fen": 80_000, "note": "交通费"}
+    assert flows.remedy_body({"type": "apology", "amount": "999"})["amount_fen"] == 0
+    with pytest.raises(flows.FormRefused) as refused:
+        flows.remedy_body({"type": "refund", "amount": "300"})
+    assert refused.value.text_key == "refund_needs_option"
+    assert flows.remedy_body({"type": "refund", "amount": "300", "refund_option": "partial_continue"})[
+        "refund_option"] == "partial_continue"
+    with pytest.raises(flows.FormRefused):
+        flows.remedy_body({"type": "voucher", "amount": "三百"})
+
+
+def test_no_form_carries_an_actor_and_empty_notes_are_refused_in_words():
+    body = flows.action_body(CaseAction.RESPOND, {"note": " 已致歉 ", "actor": "gm-001"}, person("store_staff"), None)
+    assert body == {"note": "已致歉"}
+    with pytest.raises(ApiError) as empty:
+        flows.action_body(CaseAction.RESPOND, {"note": "  "}, person("store_staff"), None)
+    assert "说明 必须填写" in i18n.explain(empty.value.code, "zh-CN", empty.value.fields)
+    assert flows.action_body(CaseAction.ACKNOWLEDGE, {"note": "x"}, person("store_staff"), None) == {}
+
+
+# -- masking and figures ------------------------------------------------------------------
+
+def test_the_queue_masks_every_customer_whoever_looks():
+    assert domain.masked_customer({"name": "刘女士", "phone": "+8613812345678"}) == {
+        "name": "刘**", "phone": "138****5678"}
+    assert domain.masked_customer({"name": "Alice Wong", "phone": None})["name"] == "A****"
+    assert domain.masked_customer(None) == {"name": "", "phone": ""}
+
+
+def test_open_breaches_and_cases_at_risk_are_counted_from_the_open_cases():
+    cases = [case("late", resolution=clock(-timedelta(hours=1))),
+             case("risk", first_response=clock(timedelta(hours=3))),
+             case("fine", first_response=clock(timedelta(hours=20))),
+             case("done", status="closed", resolution=clock(-timedelta(hours=1)))]
+    assert domain.open_case_figures(cases, NOW) == domain.OpenCaseFigures(open_cases=3, breached_open=1, at_risk=1)
+
+
+def test_the_escalation_inbox_holds_cases_that_climbed_to_the_person():
+    climbed = dict(case(), rung=2, ladder={"people": ["sh-xh-mg"]}, timeline=[{"action": "escalated"}])
+    assert domain.escalated_to(climbed, person("store_manager", "sh-xh-mg"))
+    assert not domain.escalated_to(climbed, person("supervisor", "sh-xh-sv"))
+    assert not domain.escalated_to(dict(climbed, timeline=[]), person("store_manager", "sh-xh-mg"))
+
+
+# -- words --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("vocabulary", [CaseStatus, Category, Severity, Channel, ClockName, Role, RemedyType,
+                                        RefundOption, RemedyStatus, CaseAction, RootCause])
+def test_every_value_of_the_contract_has_a_label_in_both_languages(vocabulary):
+    for member in vocabulary:
+        zh, en = i18n.label(member, "zh-CN"), i18n.label(member.value, "en")
+        assert zh and en and zh != member.value, member
+
+
+def test_every_error_code_the_services_answer_is_told_in_words():
+    codes = ["unauthenticated", "invalid_credentials", "account_locked", "forbidden", "case_not_found",
+             "invalid_transition", "concurrent_update", "above_approval_limit", "own_proposal", "below_rung",
+             "remedy_pending", "remedy_not_approved", "validation_failed", "already_recorded", "rate_limited",
+             "storage_unavailable", "internal_error", "service_unreachable", "report_required"]
+    for code in codes:
+        for lang in i18n.LANGUAGES:
+            words = i18n.explain(code, lang, {"amount_fen": ["Must be greater than or equal to 0."]}, "30")
+            assert code not in words and "{" not in words, (code, lang, words)
+    assert "30 秒" in i18n.explain("account_locked", "zh-CN", retry_after="30")
+    assert "金额" in i18n.explain("validation_failed", "zh-CN", {"amount_fen": ["Not a valid integer."]})
+    assert i18n.explain("something_new", "en") == "That did not work; please try again."
+
+
+def test_every_text_exists_in_both_languages():
+    for key, pair in i18n.TEXTS.items():
+        assert len(pair) == 2 and all(pair), key
+    assert i18n.language("fr") == "zh-CN" and i18n.language("en") == "en"
+
+
+# -- the edge -----------------------------------------------------------------------------
+
+def test_only_the_login_and_operational_routes_are_public_and_case_actions_need_routings_permission():
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+    from services.console.service import ConsoleService
+    routes = {}
+    for name in dir(ConsoleService):
+        for entrypoint in getattr(getattr(ConsoleService, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            routes[(entrypoint.method, entrypoint.url)] = entrypoint.access
+    public = {route for route, access in routes.items() if access.public}
+    assert public == {("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"),
+                      ("GET", "/static/<string:name>"), ("GET", "/login"), ("POST", "/login"),
+                      ("POST", "/logout"), ("GET", "/language"), ("GET", "/")}
+    for action in domain.OFFERED:
+        access = routes[("POST", f"/cases/<string:case_id>/{action.value}")]
+        assert access.permission is domain.ACTION_PERMISSION[action], action
+    assert routes[("GET", "/dashboard")].permission is Permission.REPORT_READ
+    assert routes[("POST", "/revisits/<string:revisit_id>/outcome")].permission is Permission.REVISIT_RECORD
+
+
+@pytest.mark.parametrize("target, expected", [("/cases/abc?x=1", "/cases/abc?x=1"), ("//evil.example", "/queue"),
+                                              ("https://evil.example", "/queue"), ("/\\evil", "/queue"),
+                                              (None, "/queue")])
+def test_after_logging_in_one_goes_back_only_within_the_console(target, expected):
+    assert safe_next(target) == expected
+
+
+def test_a_token_is_read_for_its_expiry_and_garbage_is_no_session():
+    payload = base64.urlsafe_b64encode(json.dumps({"sub": "sh-xh-s1", "exp": 123}).encode()).rstrip(b"=").decode()
+    assert token_claims(f"head.{payload}.signature") == {"sub": "sh-xh-s1", "exp": 123}
+    assert token_claims("not-a-token") is None and token_claims("a.!!!.c") is None
+
+
+class FakeSession:
+    def __init__(self, response=None, error=None):
+        self.response, self.error, self.calls = response, error, []
+
+    def request(self, method, url, **kwargs):
+        self.calls.append((method, url, kwargs))
+        if self.error:
+            raise self.error
+        return self.response
+
+
+def answer(status, body, headers=None):
+    response = requests.models.Response()
+    response.status_code, response._content = status, json.dumps(body).encode()
+    response.headers.update(headers or {})
+    return response
+
+
+def test_the_api_port_sends_the_persons_token_and_reads_the_services_errors():
+    session = FakeSession(answer(409, {"error": {"code": "invalid_transition", "message": "no",
+                                                 "allowed_actions": ["note"]}}))
+    api = ServicesApi(session, {"routing": "http://routing"}, 5).as_person("tok")
+    with pytest.raises(ApiError) as refused:
+        api.act("c1", "resolve", {"note": "x"})
+    assert refused.value.code == "invalid_transition" and refused.value.allowed_actions == ["note"]
+    method, url, kwargs = session.calls[0]
+    assert (method, url) == ("POST", "http://routing/v1/cases/c1/resolve")
+    assert kwargs["headers"]["Authorization"] == "Bearer tok"
+    with pytest.raises(ApiError) as walked:
+        api.case("../v1/org")
+    assert walked.value.status == 404 and len(session.calls) == 1  # never sent
+
+
+def test_a_service_that_does_not_answer_is_an_error_in_words_not_a_crash():
+    api = ServicesApi(FakeSession(error=requests.ConnectionError("refused")), {"routing": "http://routing"}, 5)
+    with pytest.raises(ApiError) as unreachable:
+        api.login("sh-xh-s1", "pw")
+    assert unreachable.value.code == "service_unreachable"
+    assert "没有保存" in i18n.explain(unreachable.value.code, "zh-CN")
