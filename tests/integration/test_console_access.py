@@ -1,0 +1,186 @@
+"""The console's authorisation matrix, against the five services and the console
+running (in-process containers): every page and form of the console x nine callers
+(session cookies), each answer checked against EXPECTED, written out by hand from the
+README's access table. A console route without a row fails the test, so no page is
+added without deciding who may open it. Besides: forms without the CSRF token are
+refused, and the console never shows a case across stores."""
+import re
+from datetime import timedelta
+
+import pytest
+import requests
+
+from closeloop_shared.clock import utcnow
+from closeloop_shared.standins import free_port
+from services.console.service import ConsoleService
+from tests.fixtures import feedback_body, wait_for
+from tests.integration.test_access import SERVICES
+
+pytestmark = pytest.mark.integration
+
+# Outcomes: OK (the page, or the form accepted or refused over the case's state),
+# L (back to the login page), F (403: the role may not), H (hidden: the case is not found).
+OK, L, F, H = "ok", "login", 403, "hidden"
+CALLERS = ("anonymous", "expired", "tampered", "staff_a", "staff_b", "manager_a", "rm_a", "rm_other", "admin")
+
+
+def row(staff_a, staff_b, manager_a, rm_a, rm_other, admin):
+    return dict(zip(CALLERS, (L, L, L, staff_a, staff_b, manager_a, rm_a, rm_other, admin)))
+
+
+EVERYONE = row(OK, OK, OK, OK, OK, OK)
+CASE_READ = row(OK, H, OK, OK, H, OK)
+CASE_WORK = row(OK, H, OK, OK, H, F)                  # the store's staff and the managers above it
+SUPERVISOR_UP = row(F, F, OK, OK, H, F)
+APPROVERS = row(F, F, OK, OK, H, F)
+REPORTS = row(F, F, OK, OK, OK, OK)
+EXPECTED = {
+    ("GET", "/queue"): EVERYONE,
+    ("GET", "/cases/{case_id}"): CASE_READ,
+    ("GET", "/triage"): row(F, F, OK, OK, OK, F),
+    ("GET", "/revisits"): EVERYONE,
+    ("GET", "/escalations"): row(F, F, OK, OK, OK, F),
+    ("GET", "/dashboard"): REPORTS,
+    ("GET", "/digest"): REPORTS,
+    ("POST", "/cases/{case_id}/acknowledge"): CASE_WORK,
+    ("POST", "/cases/{case_id}/respond"): CASE_WORK,
+    ("POST", "/cases/{case_id}/note"): CASE_WORK,
+    ("POST", "/cases/{case_id}/request-info"): CASE_WORK,
+    ("POST", "/cases/{case_id}/resume"): CASE_WORK,
+    ("POST", "/cases/{case_id}/report-to-superior"): CASE_WORK,
+    ("POST", "/cases/{case_id}/propose-remedy"): CASE_WORK,
+    ("POST", "/cases/{case_id}/approve-remedy"): APPROVERS,
+    ("POST", "/cases/{case_id}/reject-remedy"): APPROVERS,
+    ("POST", "/cases/{case_id}/resolve"): CASE_WORK,
+    ("POST", "/cases/{case_id}/file-report"): APPROVERS,
+    ("POST", "/cases/{case_id}/sign-off-report"): row(F, F, F, F, F, F),  # the general manager alone
+    ("POST", "/cases/{case_id}/close"): SUPERVISOR_UP,
+    ("POST", "/cases/{case_id}/reopen"): SUPERVISOR_UP,
+    ("POST", "/cases/{case_id}/archive"): SUPERVISOR_UP,
+    ("POST", "/cases/{case_id}/category"): SUPERVISOR_UP,
+    ("POST", "/revisits/{revisit_id}/outcome"): row(OK, H, OK, F, F, F),
+    ("POST", "/revisit-tasks/{task_id}/attempts"): row(H, H, H, F, F, F),  # no such task: 404 where allowed
+}
+PUBLIC = {("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/static/{name}"),
+          ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/language"), ("GET", "/")}
+FORMS = {"respond": {"note": "已致电致歉"}, "note": {"note": "调取监控"}, "request-info": {"question": "请提供收据"},
+         "resume": {"answer": "收据已发"}, "report-to-superior": {"message": "请支持"},
+         "propose-remedy": {"type": "voucher", "amount": "100"}, "approve-remedy": {"remedy_id": "no-such-remedy"},
+         "reject-remedy": {"remedy_id": "no-such-remedy"}, "resolve": {"note": "致歉"},
+         "file-report": {"summary": "书面报告"}, "reopen": {"reason": "仍不满意"},
+         "category": {"category": "booking", "reason": "改约问题"}, "outcome": {"score": "5"},
+         "attempts": {"reached": "no"}}
+CSRF = "matrix-csrf-token"
+
+
+def console_routes():
+    from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+    found = set()
+    for name in dir(ConsoleService):
+        for entrypoint in getattr(getattr(ConsoleService, name), ENTRYPOINT_EXTENSIONS_ATTR, ()):
+            found.add((entrypoint.method, re.sub(r"<string:(\w+)>", r"{\1}", entrypoint.url)))
+    return found
+
+
+@pytest.fixture
+def console(container_factory, service_config, monkeypatch):
+    urls = {}
+    for name, service in SERVICES.items():
+        address = f"127.0.0.1:{free_port()}"
+        container_factory(service, dict(service_config, WEB_SERVER_ADDRESS=address)).start()
+        urls[name] = f"http://{address}"
+        monkeypatch.setenv(f"CONSOLE_{name.upper()}_URL", urls[name])
+    address = f"127.0.0.1:{free_port()}"
+    container_factory(ConsoleService, dict(service_config, WEB_SERVER_ADDRESS=address)).start()
+    return {"url": f"http://{address}", "services": urls}
+
+
+@pytest.fixture
+def callers(token_keys):
+    def cookies(token):
+        return {"cl_session": token, "cl_csrf": CSRF}
+    valid = token_keys.token("sh-xh-s1")
+    head, _, signature = valid.split(".")
+    forged = token_keys.token("gm-001").split(".")[1]
+    people = {"staff_a": "sh-xh-s1", "staff_b": "hz-xh-s1", "manager_a": "sh-xh-mg", "rm_a": "rm-east",
+              "rm_other": "rm-south", "admin": "ops-admin"}
+    return {"anonymous": {"cl_csrf": CSRF},
+            "expired": cookies(token_keys.token("sh-xh-s1", ttl=timedelta(minutes=1),
+                                                now=utcnow() - timedelta(hours=1))),
+            "tampered": cookies(f"{head}.{forged}.{signature}"),
+            **{caller: cookies(token_keys.token(staff_id, ttl=timedelta(hours=1)))
+               for caller, staff_id in people.items()}}
+
+
+@pytest.fixture
+def case_a(console, token_keys):
+    """A case of store A (SH-XH-001), routed, resolved so it has a revisit."""
+    manager = token_keys.headers("sh-xh-mg")
+    services = console["services"]
+    case_id = requests.post(services["intake"] + "/v1/feedback", json=feedback_body(), headers=manager,
+                            timeout=10).json()["case_id"]
+    wait_for(lambda: requests.get(f"{services['routing']}/v1/cases/{case_id}", headers=manager,
+                                  timeout=10).status_code == 200, what="routed")
+    assert requests.post(f"{services['routing']}/v1/cases/{case_id}/resolve", json={"note": "致歉"},
+                         headers=manager, timeout=10).status_code == 200
+    revisit = wait_for(lambda: requests.get(services["followup"] + "/v1/revisits", params={"case_id": case_id},
+                                            headers=manager, timeout=10).json()["revisits"], what="revisit")[0]
+    return {"case_id": case_id, "revisit_id": revisit["revisit_id"], "task_id": "nobody-such"}
+
+
+def outcome(response):
+    if response.status_code in (301, 302, 303):
+        location = response.headers["Location"]
+        if location.startswith("/login"):
+            return L
+        flashed = re.search(r"flash=([\w-]+)&kind=(\w+)", location)
+        if flashed and flashed.group(2) == "error" and flashed.group(1) in (
+                "case_not_found", "revisit_not_found", "not_found", "revisit_task_not_found"):
+            return H
+        if flashed and flashed.group(2) == "error" and flashed.group(1) == "forbidden":
+            return F
+        assert not (flashed and flashed.group(1) in ("csrf", "internal_error", "service_unreachable")), location
+        return OK
+    if response.status_code == 404:
+        return H
+    if response.status_code == 403:
+        return F
+    assert response.status_code == 200, (response.status_code, response.text[:500])
+    return OK
+
+
+def test_every_console_route_answers_every_caller_as_the_access_table_says(console, callers, case_a):
+    routes = console_routes()
+    assert routes == set(EXPECTED) | PUBLIC, f"console routes without a row: {routes - set(EXPECTED) - PUBLIC}"
+    wrong = []
+    for (method, path), expected in EXPECTED.items():
+        url = console["url"] + path.format(**case_a)
+        form = dict(FORMS.get(path.rsplit("/", 1)[-1], {}), csrf=CSRF)
+        for caller, cookies in callers.items():
+            response = requests.request(method, url, cookies=cookies, data=form if method == "POST" else None,
+                                        allow_redirects=False, timeout=15)
+            if outcome(response) != expected[caller]:
+                wrong.append((method, path, caller, response.status_code, response.headers.get("Location"),
+                              expected[caller]))
+    assert not wrong, "\n".join(map(str, wrong))
+
+
+def test_a_form_without_the_csrf_token_changes_nothing(console, callers, case_a, token_keys):
+    url = f"{console['url']}/cases/{case_a['case_id']}/reopen"
+    for sent in ({"reason": "仍不满意"}, {"reason": "仍不满意", "csrf": "guessed"}):
+        refused = requests.post(url, cookies=callers["manager_a"], data=sent, allow_redirects=False, timeout=10)
+        assert refused.status_code == 303 and "flash=csrf" in refused.headers["Location"]
+    case = requests.get(f"{console['services']['routing']}/v1/cases/{case_a['case_id']}",
+                        headers=token_keys.headers("sh-xh-mg"), timeout=10).json()
+    assert case["status"] == "resolved"  # not reopened
+
+
+def test_cookies_are_httponly_and_samesite_and_a_wrong_password_is_told_in_words(console):
+    page = requests.get(console["url"] + "/login", timeout=10)
+    csrf = page.cookies["cl_csrf"]
+    wrong = requests.post(console["url"] + "/login", data={"staff_id": "sh-xh-s1", "password": "nope", "csrf": csrf},
+                          cookies={"cl_csrf": csrf}, allow_redirects=False, timeout=10)
+    assert wrong.status_code == 401 and "工号或密码不正确" in wrong.text and "Traceback" not in wrong.text
+    set_cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    assert page.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
