@@ -115,7 +115,7 @@ SAMPLES = {
         "requested_starts_at": T, "note": "出差", "requested_by": "cs-001", "requested_at": T},
     ev.REVISIT_COMPLAINT_VOICED: {
         "event_id": "e4", "task_id": "t1", "store_id": "SH-XH-001", "customer": CUSTOMER,
-        "content": "上次做完脸过敏", "voiced_at": T, "voiced_by": "sh-xh-rv"},
+        "content": "上次做完脸过敏", "voiced_at": T, "voiced_by": "sh-xh-rv", "category": "product_efficacy"},
     ev.REVISIT_TASK_COMPLETED: {
         "event_id": "e1", "task_id": "t1", "store_id": "SH-XH-001", "owner_id": "sh-xh-rv", "tier": "key",
         "purpose": "care", "status": "unreachable", "attempts": 3, "score": None, "complaint": False,
