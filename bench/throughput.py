@@ -40,6 +40,7 @@ from pathlib import Path  # noqa: E402
 from urllib.parse import quote  # noqa: E402
 
 import requests  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from kombu import Connection  # noqa: E402
 from nameko.containers import ServiceContainer  # noqa: E402
 from nameko.events import event_handler  # noqa: E402
@@ -47,6 +48,7 @@ from nameko.standalone.events import event_dispatcher  # noqa: E402
 
 from bench import figures as figures_file  # noqa: E402
 from closeloop_shared import bus  # noqa: E402
+from closeloop_shared import events as ev  # noqa: E402
 from closeloop_shared.mongo import connect  # noqa: E402
 from closeloop_shared.standins import (  # noqa: E402
     free_port, standin_mongo_uri, start_mongo_standin, start_smtp_sink)
@@ -185,7 +187,7 @@ def start_system(env, work, processes):
         started.append((name, process, port))
     for name, process, port in started:
         local.wait_healthy(name, process, port, timeout=90)
-    return {name: process for name, process, _ in started}
+    return {name: process for name, process, _ in started}, {name: port for name, _, port in started}
 
 
 def queue_state(amqp_uri, queue):
@@ -221,18 +223,22 @@ def feedback(i):
     }
 
 
-def publish_feedback(amqp_uri, n):
-    """Publishes n submissions (persistent, confirmed); returns {i: publish wall time}."""
+def publish_feedback(amqp_uri, n, first=0, rate=None):
+    """Publishes submissions first .. first+n-1 (persistent, confirmed), at `rate` a second
+    when given (else as fast as confirms allow); returns {i: publish wall time}."""
     published = {}
+    started = time.monotonic()
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as conn:
-        producer = conn.Producer()
-        for i in range(n):
+        producer = conn.Producer()  # attributed to its AMQP user, as intake requires
+        for i in range(first, first + n):
+            if rate:
+                time.sleep(max(0.0, started + (i - first) / rate - time.monotonic()))
             body = json.dumps(feedback(i), ensure_ascii=False).encode()
             published[i] = time.time()
             producer.publish(body, exchange=bus.INBOUND_EXCHANGE,
                              routing_key=bus.FEEDBACK_SUBMITTED_KEY, declare=[bus.INBOUND_EXCHANGE],
                              content_type="application/json", content_encoding="utf-8",
-                             delivery_mode=2)
+                             delivery_mode=2, user_id=conn.userid)
     return published
 
 
@@ -240,38 +246,51 @@ def progress(dbs):
     routed = dbs["routing"]["cases"].count_documents({"routed_at": {"$exists": True}})
     acked = dbs["notify"]["deliveries"].count_documents(
         {"kind": "acknowledgement", "status": "sent"})
-    return routed, acked
+    counted = dbs["reporting"]["reporting_events"].count_documents({"type": ev.CASE_ROUTED})
+    return routed, acked, counted
 
 
-def wait_until_done(dbs, n, first_publish, timeout):
-    """Polls once a second; True when n cases are routed and acknowledged."""
+def wait_until_done(dbs, amqp_uri, n, first_publish, timeout):
+    """Polls twice a second; True when n cases are routed, acknowledged and counted by
+    reporting (its read model has their case_routed); False after `timeout` or as soon as
+    anything was dead-lettered (it will never be done)."""
+    last_print = 0.0
     while True:
         polled = time.monotonic()
-        routed, acked = progress(dbs)
+        routed, acked, counted = progress(dbs)
         elapsed = time.time() - first_publish
-        print(f"published {n}, routed {routed}, acknowledged {acked}, {elapsed:.1f} s", flush=True)
-        if routed >= n and acked >= n:
+        done = min(routed, acked, counted) >= n
+        if done or polled - last_print >= 1:
+            print(f"published {n}, routed {routed}, acknowledged {acked}, counted by reporting {counted}, "
+                  f"{elapsed:.1f} s", flush=True)
+            last_print = polled
+        if done:
             return True
-        if elapsed > timeout:
+        if elapsed > timeout or queue_state(amqp_uri, bus.DEAD_LETTER_QUEUE.name)[0]:
             return False
-        time.sleep(max(0.0, 1 - (time.monotonic() - polled)))
+        time.sleep(max(0.0, 0.5 - (time.monotonic() - polled)))
 
 
 def completion_times(dbs):
-    """{external ref id: (case_id, routed_at, ack sent_at)} with None for what is missing."""
+    """{external ref id: (case_id, routed_at, ack sent_at, counted_at)} with None for what
+    is missing; counted_at is when reporting received the case's case_routed."""
     cases = {doc["external_ref"]["id"]: doc["_id"] for doc in dbs["intake"]["cases"].find(
         {"external_ref.source": "bench"}, {"external_ref": 1})}
     routed = {doc["_id"]: doc["routed_at"] for doc in dbs["routing"]["cases"].find(
         {"routed_at": {"$exists": True}}, {"routed_at": 1})}
     acked = {doc["case_id"]: doc["sent_at"] for doc in dbs["notify"]["deliveries"].find(
         {"kind": "acknowledgement", "status": "sent"}, {"case_id": 1, "sent_at": 1})}
-    return {ref: (case_id, routed.get(case_id), acked.get(case_id)) for ref, case_id in cases.items()}
+    counted = {doc["payload"]["case_id"]: doc["received_at"] for doc in dbs["reporting"]["reporting_events"].find(
+        {"type": ev.CASE_ROUTED}, {"payload.case_id": 1, "received_at": 1})}
+    return {ref: (case_id, routed.get(case_id), acked.get(case_id), counted.get(case_id))
+            for ref, case_id in cases.items()}
 
 
 def report_missing(amqp_uri, published, times):
-    missing = {"not accepted by intake": [], "not routed": [], "not acknowledged": []}
+    missing = {"not accepted by intake": [], "not routed": [], "not acknowledged": [],
+               "not counted by reporting": []}
     for i in published:
-        case_id, routed_at, sent_at = times.get(str(i), (None, None, None))
+        case_id, routed_at, sent_at, counted_at = times.get(str(i), (None, None, None, None))
         if case_id is None:
             missing["not accepted by intake"].append(i)
             continue
@@ -279,6 +298,8 @@ def report_missing(amqp_uri, published, times):
             missing["not routed"].append(i)
         if sent_at is None:
             missing["not acknowledged"].append(i)
+        if counted_at is None:
+            missing["not counted by reporting"].append(i)
     for what, refs in missing.items():
         if refs:
             print(f"  {what}: {len(refs)} (bench ids {refs[:10]}{' ...' if len(refs) > 10 else ''})")
@@ -308,6 +329,78 @@ def peak_rss_mb(pid):
     return None
 
 
+# --- where each case's cost goes ---------------------------------------------------------
+
+# Not a case's work: readiness probes and connection handshakes.
+NOT_CASE_WORK = {"ping", "hello", "isMaster", "ismaster", "endSessions", "saslStart", "saslContinue"}
+
+
+def mongo_commands(port):
+    """{command: count} of one service's MongoDB round trips so far (its /metrics:
+    closeloop_shared/mongo_metrics.py), the readiness pings left out."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    counts = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "closeloop_mongo_commands":
+            continue
+        for sample in family.samples:
+            command = sample.labels["command"]
+            if sample.name.endswith("_total") and command not in NOT_CASE_WORK:
+                counts[command] = counts.get(command, 0) + sample.value
+    return counts
+
+
+def published_by_exchange(amqp_uri):
+    """{exchange: messages published into it so far} in this run's vhost (RabbitMQ's
+    management statistics, which lag up to its 5 s collection interval)."""
+    vhost = quote(amqp_uri.rsplit("/", 1)[1], safe="")
+    exchanges = requests.get(f"{RABBIT_API}/exchanges/{vhost}", auth=RABBIT_AUTH, timeout=10).json()
+    return {x["name"] or "(default)": x.get("message_stats", {}).get("publish_in", 0) for x in exchanges
+            if x.get("message_stats", {}).get("publish_in")}
+
+
+class Costs:
+    """Round trips, CPU and messages of a phase: a reading before it, one after."""
+
+    def __init__(self, amqp_uri, ports, watched):
+        self.amqp_uri, self.ports, self.watched = amqp_uri, ports, watched
+        self.before = self._read()
+
+    def _read(self):
+        return {"commands": {name: mongo_commands(port) for name, port in self.ports.items()},
+                "cpu": {name: cpu_seconds(process.pid) for name, process in self.watched.items()},
+                "published": published_by_exchange(self.amqp_uri)}
+
+    def per_case(self, n, settle_s=6):
+        """The phase's costs divided by its n cases (after `settle_s` for the broker's statistics)."""
+        after_cpu = {name: cpu_seconds(process.pid) for name, process in self.watched.items()}
+        time.sleep(settle_s)
+        after = self._read()
+        round_trips = {}
+        for name, counts in after["commands"].items():
+            before = self.before["commands"][name]
+            by_command = {cmd: (count - before.get(cmd, 0)) / n for cmd, count in counts.items()}
+            round_trips[name] = {"total": sum(by_command.values()),
+                                 "by_command": {c: v for c, v in sorted(by_command.items()) if v}}
+        cpu = {name: (after_cpu[name] - self.before["cpu"][name]) / n for name in self.watched
+               if None not in (after_cpu[name], self.before["cpu"][name])}
+        published = {x: (count - self.before["published"].get(x, 0)) / n
+                     for x, count in after["published"].items() if count > self.before["published"].get(x, 0)}
+        return {"round_trips": round_trips, "cpu_ms": {k: v * 1000 for k, v in cpu.items()},
+                "messages": published}
+
+
+def latencies_of(times, published):
+    """Sorted seconds from publish until routed and acknowledged, per case."""
+    finished = {int(ref): max(routed_at, sent_at).timestamp()
+                for ref, (_, routed_at, sent_at, _) in times.items() if routed_at and sent_at}
+    return sorted(finished[i] - published[i] for i in published if i in finished)
+
+
+def spread(sorted_values):
+    return {f"p{p}": percentile(sorted_values, p) for p in (50, 90, 99)} | {"max": sorted_values[-1]}
+
+
 # --- the run -----------------------------------------------------------------------------
 
 def run(args, work):
@@ -330,37 +423,49 @@ def run(args, work):
         processes = []
         stack.callback(local.stop_all, processes)
         print("starting the five services ...", flush=True)
-        services = start_system(env, work, processes)
+        services, ports = start_system(env, work, processes)
         wait_for_consumers(amqp_uri, READY_QUEUES)
         watched = dict(services, **({"mongo": mongo_process} if mongo_process else {}))
-        cpu_before = {name: cpu_seconds(process.pid) for name, process in watched.items()}
 
+        # burst: n cases as fast as they can be published
+        costs = Costs(amqp_uri, ports, watched)
         published = publish_feedback(amqp_uri, args.n)
         first_publish = min(published.values())
         print(f"published {args.n} in {time.time() - first_publish:.1f} s", flush=True)
-        done = wait_until_done(dbs, args.n, first_publish, args.timeout)
-        rss = {name: peak_rss_mb(process.pid) for name, process in services.items()}
-        cpu_after = {name: cpu_seconds(process.pid) for name, process in watched.items()}
-        cpu = {name: cpu_after[name] - cpu_before[name] for name in watched
-               if None not in (cpu_before[name], cpu_after[name])}
+        done = wait_until_done(dbs, amqp_uri, args.n, first_publish, args.timeout)
         times = completion_times(dbs)
         if not done:
             print(f"TIMEOUT: not all {args.n} cases done after {args.timeout:.0f} s")
             report_missing(amqp_uri, published, times)
             return 1
+        last_done = max(max(r, a, c).timestamp() for _, r, a, c in times.values())
+        elapsed = last_done - first_publish
+        per_case = costs.per_case(args.n)
 
-        finished = {int(ref): max(routed_at, sent_at).timestamp()
-                    for ref, (_, routed_at, sent_at) in times.items()}
-        latencies = sorted(finished[i] - published[i] for i in published)
-        elapsed = max(finished.values()) - first_publish
+        # sustained: cases published at a steady rate, latency measured per case
+        sustained = None
+        if args.sustained_s:
+            count = int(args.sustained_rate * args.sustained_s)
+            print(f"sustained: {count} cases at {args.sustained_rate:g}/s ...", flush=True)
+            paced = publish_feedback(amqp_uri, count, first=args.n, rate=args.sustained_rate)
+            achieved = count / (max(paced.values()) - min(paced.values()) or 1)
+            if not wait_until_done(dbs, amqp_uri, args.n + count, min(paced.values()), args.timeout):
+                print(f"TIMEOUT: the sustained cases were not all done after {args.timeout:.0f} s")
+                report_missing(amqp_uri, paced, completion_times(dbs))
+                return 1
+            sustained = {"cases": count, "rate": args.sustained_rate, "achieved_rate": achieved,
+                         "latency_s": spread(latencies_of(completion_times(dbs), paced))}
+
+        rss = {name: peak_rss_mb(process.pid) for name, process in services.items()}
         figures = {
             "n": args.n, "concurrency": args.concurrency, "nproc": os.cpu_count(),
+            **per_case,
             "cases_per_s": args.n / elapsed, "elapsed_s": elapsed,
-            "latency_s": {f"p{p}": percentile(latencies, p) for p in (50, 90, 99)}
-            | {"max": latencies[-1]},
+            "latency_s": spread(latencies_of(times, published)),
+            "sustained": sustained,
             "reference_n": reference_n, "reference_events_per_s": reference_rate,
             "ratio": (args.n / elapsed) / reference_rate,
-            "peak_rss_mb": rss, "cpu_s_during_run": cpu,
+            "peak_rss_mb": rss,
             "load_avg_at_start": args.load_avg, "mongo": "MONGO_URI" if os.environ.get("MONGO_URI") else "stand-in",
         }
         print_figures(figures)
@@ -369,22 +474,33 @@ def run(args, work):
 
 
 def print_figures(f):
-    lat = f["latency_s"]
     print()
-    print(f"N                    {f['n']}  (nproc {f['nproc']}, max_workers {f['concurrency']}, "
+    print(f"per case, burst of {f['n']}  (nproc {f['nproc']}, max_workers {f['concurrency']}, "
           f"Mongo {f['mongo']}, load avg at start {f['load_avg_at_start']:.2f})")
+    total_rt = sum(r["total"] for r in f["round_trips"].values())
+    print(f"  MongoDB round trips {total_rt:.1f}: " + "  ".join(
+        f"{name} {r['total']:.1f}" for name, r in f["round_trips"].items()))
+    for name, r in f["round_trips"].items():
+        print(f"    {name:10s} " + "  ".join(f"{cmd} {v:.2f}" for cmd, v in r["by_command"].items()))
+    print(f"  CPU ms {sum(f['cpu_ms'].values()):.1f}: " + "  ".join(
+        f"{name} {ms:.1f}" for name, ms in f["cpu_ms"].items()))
+    print(f"  messages published {sum(f['messages'].values()):.1f}: " + "  ".join(
+        f"{x} {v:.2f}" for x, v in sorted(f["messages"].items())))
+    lat = f["latency_s"]
     print(f"end to end           {f['cases_per_s']:,.1f} cases/s  ({f['n']} cases in {f['elapsed_s']:.1f} s, "
-          "first publish -> last routed+acknowledged)")
-    print(f"latency              p50 {lat['p50']:.2f} s  p90 {lat['p90']:.2f} s  "
-          f"p99 {lat['p99']:.2f} s  max {lat['max']:.2f} s")
+          "first publish -> last routed, acknowledged and counted by reporting)")
+    print(f"latency (burst)      p50 {lat['p50']:.2f} s  p90 {lat['p90']:.2f} s  "
+          f"p99 {lat['p99']:.2f} s  max {lat['max']:.2f} s  (publish -> routed and acknowledged)")
+    if f["sustained"]:
+        s, lat = f["sustained"], f["sustained"]["latency_s"]
+        print(f"latency (sustained)  p50 {lat['p50']:.2f} s  p90 {lat['p90']:.2f} s  p99 {lat['p99']:.2f} s  "
+              f"max {lat['max']:.2f} s  ({s['cases']} cases at {s['achieved_rate']:.0f}/s)")
     print(f"reference (nameko)   {f['reference_events_per_s']:,.0f} events/s  "
           f"({f['reference_n']} events, dispatch -> handler, confirms on)")
     print(f"ratio                {f['ratio']:.3f}  (cases/s / reference events/s)")
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in f["peak_rss_mb"].items() if mb is not None)
     total = sum(mb for mb in f["peak_rss_mb"].values() if mb is not None)
     print(f"peak RSS (MB)        {rss}  (total {total:.0f})")
-    cpu = "  ".join(f"{name} {s:.1f}" for name, s in f["cpu_s_during_run"].items())
-    print(f"CPU s, publish->done {cpu}  (of {f['elapsed_s'] * f['nproc']:.0f} available)")
 
 
 def main(argv=None):
@@ -393,6 +509,10 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=10,
                         help="nameko max_workers per service and for the reference (default 10)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    parser.add_argument("--sustained-rate", type=float, default=100,
+                        help="cases/s of the sustained phase (default 100)")
+    parser.add_argument("--sustained-s", type=float, default=30,
+                        help="seconds of the sustained phase; 0 skips it (default 30)")
     parser.add_argument("--reference-n", type=int, default=None,
                         help="events for the nameko reference (default: --n)")
     args = parser.parse_args(argv)

@@ -32,6 +32,8 @@ from nameko.cli.main import setup_yaml_parser  # noqa: E402
 from nameko.cli.run import import_service  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
+from closeloop_shared import mongo_metrics  # noqa: E402
+
 log = logging.getLogger("closeloop.serve")
 real_threading = patcher.original("threading")
 real_time = patcher.original("time")
@@ -112,6 +114,7 @@ def main(argv=None):
     if "." not in sys.path:
         sys.path.insert(0, ".")
     config = load_config(args.config)
+    mongo_metrics.install()  # before any service makes its MongoClient
     if "LOGGING" in config:
         logging.config.dictConfig(config["LOGGING"])
     else:
