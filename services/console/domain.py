@@ -153,6 +153,9 @@ def actions_for(case, person):
             continue
         if action is CaseAction.RESUME and case["status"] != CaseStatus.PENDING_CUSTOMER.value:
             continue
+        if action is CaseAction.ACKNOWLEDGE and (case.get("ladder") or {}).get("acknowledged_at") \
+                and case["status"] not in (CaseStatus.ASSIGNED.value, CaseStatus.REOPENED.value):
+            continue  # the current rung took it on already; a climb to a new rung asks again
         if action in (CaseAction.FILE_REPORT, CaseAction.SIGN_OFF_REPORT) and not case.get("referral"):
             continue
         if action is CaseAction.PROPOSE_REMEDY and pending_remedies(case):

@@ -36,8 +36,15 @@ def _routed(system, case_id):
 def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa: F811
     system = stack({"REVISIT_DELAY_SECONDS": 1, "REVISIT_SCAN_INTERVAL_SECONDS": 1})
     console = console_for(system, STAFF)
+
+    # the store manager's queue picks up a new complaint by itself (short polling)
+    console.log_in("sh-xh-mg")
+    console.open("/queue")
+    console.wait_for("#queue")
     case = submit_booking_complaint(system)
     case_id = case["case_id"]
+    console.wait_for(f'li[data-case-id="{case_id}"]', timeout=15)
+
     clerk = case["assignee"]["staff_id"]
     assert case["assignee"]["role"] == "store_staff", case["assignee"]
 

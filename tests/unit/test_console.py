@@ -95,6 +95,8 @@ def test_staff_are_offered_only_what_their_role_and_the_case_status_allow():
     assert CaseAction.RESUME not in manager  # only a case waiting on the customer resumes
     assert domain.actions_for(dict(working, allowed_actions=["note"]), person("store_manager")) == [CaseAction.NOTE]
     assert domain.actions_for(working, person("admin")) == []  # operations read, never act
+    taken = dict(working, ladder={"acknowledged_at": "2026-11-25T09:00:00+00:00"})
+    assert CaseAction.ACKNOWLEDGE not in domain.actions_for(taken, person("store_staff"))
 
 
 def test_a_pending_remedy_is_offered_to_its_approver_alone_and_blocks_another_proposal():
