@@ -78,6 +78,8 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     assert "待审批" in remedies and "陈立华" in remedies and "800.00" in remedies
     assert not console.driver.find_elements("id", "do-approve"), "store staff were offered the approval"
     console.screenshot("case-phone", PHONE)
+    console.driver.execute_script("document.getElementById('remedies').scrollIntoView()")
+    console.screenshot("case-remedy-phone")
     console.driver.set_window_size(1280, 900)
     console.log_out()
 
