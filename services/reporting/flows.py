@@ -52,8 +52,11 @@ def project(repository, event_type, data, extra, session=None):
     return settle(repository, data["case_id"], session)
 
 
-def settle(repository, case_id, session=None):
-    """Add to the buckets what the case's row now contributes beyond what it had."""
+def settle(repository, case_id, session=None, follow=True):
+    """Add to the buckets what the case's row now contributes beyond what it had; then
+    settle the same customer's later cases (within the longest repeat window) again:
+    whether they repeat this one depends on what it now says (its category, its
+    customer), which may arrive after them (events come in on separate queues)."""
     row = repository.row(case_id, session=session)
     derived = {"repeat_gap_days": repeat_gap_days(repository, row, session)}
     row.update(derived)
@@ -63,6 +66,9 @@ def settle(repository, case_id, session=None):
         old.setdefault(bucket, {})[path] = n
     counted = [[bucket, path, n] for bucket, paths in sorted(new.items()) for path, n in sorted(paths.items())]
     repository.count(case_id, derived, pre.difference(new, old), counted, session=session)
+    if follow and row.get("customer_key") and row.get("submitted_at"):
+        for later in repository.later_cases(row, max(pre.REPEAT_WINDOWS), session):
+            settle(repository, later, session, follow=False)
     return row
 
 

@@ -91,6 +91,15 @@ class FactsRepository:
                  if (other.get("corrected_category") or other.get("category")) == category]
         return max(times, default=None)
 
+    def later_cases(self, row, window_days, session=None):
+        """The ids of the same customer's other cases submitted at or after this one,
+        within `window_days` (those whose repeat may be this case)."""
+        return [other["_id"] for other in self.facts.find(
+            {"customer_key": row["customer_key"], "_id": {"$ne": row["_id"]},
+             "submitted_at": {"$gte": row["submitted_at"],
+                              "$lte": row["submitted_at"] + timedelta(days=window_days)}},
+            {"_id": 1}, session=session)]
+
     def count(self, case_id, fields, delta, counted, session=None):
         """Set the row's derived fields and what it has added to the buckets; add `delta`."""
         self.facts.update_one({"_id": case_id}, {"$set": {**fields, "counted": counted}}, session=session)
