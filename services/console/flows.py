@@ -2,12 +2,12 @@
 logged-in person) and the domain, or turns one form into one API call. No nameko here:
 the entrypoints (service.py) hand in the person's ServicesApi and the form."""
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
 from closeloop_shared.contract import (
-    ACTIVE_CASE_STATUSES, CaseAction, Category, Permission, RefundOption, RemedyType, Role)
+    ACTIVE_CASE_STATUSES, CaseAction, Category, Permission, RefundOption, RemedyType)
 from services.console import domain
 from services.console.api import ApiError
 
@@ -75,9 +75,9 @@ def case_page(api, person, case_id, now, limits):
         "revisits": revisits,         "can_record_revisit": person.can(Permission.REVISIT_RECORD),
         "remedy_types": list(RemedyType), "refund_options": list(RefundOption),
         "limits": approval_limits(limits), "own_limit": approval_limits(limits).get(person.role.value, 0),
+        "categories": list(Category),
         "approved_remedies": [r for r in case.get("remedies") or () if r["status"] == "approved"
                               and r.get("round") == (case.get("resolution_round") or 0) + 1],
-        "categories": list(Category),
     }
 
 

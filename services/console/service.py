@@ -8,7 +8,7 @@ from pathlib import Path
 from werkzeug.wrappers import Response
 
 from closeloop_shared.clock import utcnow
-from closeloop_shared.contract import CaseAction
+from closeloop_shared.contract import CaseAction, Category
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import PUBLIC, requires
 from services.console import domain, flows, i18n
@@ -182,7 +182,7 @@ class ConsoleService:
 
     @page("GET", "/triage", access=requires(P.CASE_RECLASSIFY))
     def triage(self, request):
-        return self._page(request, "triage.html", cases=flows.triage(request.api))
+        return self._page(request, "triage.html", cases=flows.triage(request.api), categories=list(Category))
 
     @page("GET", "/revisits", access=requires(P.REVISIT_READ))
     def revisits(self, request):

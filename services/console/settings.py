@@ -3,6 +3,7 @@
 The console is a client of the five services: it needs their base URLs (compose: the
 service names on the compose network; `make run`: the local ports) and nothing of their
 storage. Cookies are marked Secure when CONSOLE_SECURE_COOKIES is true (behind HTTPS)."""
+import json
 import os
 from dataclasses import dataclass
 
@@ -38,7 +39,6 @@ def from_environment(environ=None):
 
     limits = get("REMEDY_APPROVAL_LIMITS_FEN")
     if limits:
-        import json
         limits = json.loads(limits)
     return Settings(
         urls={name: get(f"CONSOLE_{name.upper()}_URL").rstrip("/")

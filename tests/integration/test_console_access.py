@@ -84,6 +84,9 @@ def console_routes():
 
 @pytest.fixture
 def console(container_factory, service_config, monkeypatch):
+    # every case waits in the triage queue (the model is never sure enough), so the
+    # triage page has something to show
+    service_config = dict(service_config, TRIAGE_CONFIDENCE_THRESHOLD=0.999)
     urls = {}
     for name, service in SERVICES.items():
         address = f"127.0.0.1:{free_port()}"
@@ -184,3 +187,16 @@ def test_cookies_are_httponly_and_samesite_and_a_wrong_password_is_told_in_words
     set_cookie = page.headers["Set-Cookie"]
     assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
     assert page.headers["X-Frame-Options"] == "DENY" and "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_the_triage_queue_shows_the_suggestions_and_one_tap_sets_the_category(console, callers, case_a):
+    manager = callers["manager_a"]
+    page = requests.get(console["url"] + "/triage", cookies=manager, timeout=10)
+    assert page.status_code == 200 and case_a["case_id"] in page.text and "系统建议" in page.text
+    assert case_a["case_id"] not in requests.get(console["url"] + "/triage", cookies=callers["rm_other"],
+                                                 timeout=10).text
+    set_category = requests.post(f"{console['url']}/cases/{case_a['case_id']}/category", cookies=manager,
+                                 data={"csrf": CSRF, "category": "technician_skill", "back": "/triage"},
+                                 allow_redirects=False, timeout=10)
+    assert set_category.status_code == 303 and "flash=set_category&kind=ok" in set_category.headers["Location"]
+    assert case_a["case_id"] not in requests.get(console["url"] + "/triage", cookies=manager, timeout=10).text
