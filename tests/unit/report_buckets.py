@@ -11,7 +11,7 @@ def bucket_documents(rows):
             if not bucket.startswith("store:") or ":day:" not in bucket:
                 continue
             for path, n in paths.items():
-                node = documents.setdefault(bucket, {})
+                node = documents.setdefault(bucket, {"_id": bucket})
                 *parents, leaf = path.split(".")
                 for name in parents:
                     node = node.setdefault(name, {})
