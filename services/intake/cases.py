@@ -43,7 +43,9 @@ def revisit_feedback(voiced):
     contact = {k: v for k, v in voiced["customer"].items() if v is not None}
     return {"store_id": voiced["store_id"], "channel": Channel.SURVEY.value, "customer": contact,
             "content": voiced["content"], "occurred_at": voiced["voiced_at"],
-            "external_ref": {"source": "revisit", "id": voiced["task_id"]}}
+            "external_ref": {"source": "revisit", "id": voiced["task_id"]},
+            # the revisit may say what it is about (a booking problem: seed 003)
+            **({"category": voiced["category"]} if voiced.get("category") else {})}
 
 
 def dedupe_key(submission, submitted_by):

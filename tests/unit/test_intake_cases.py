@@ -294,3 +294,12 @@ def test_accept_loses_a_concurrent_race_to_the_same_reference():
     case, created, published = accept(repository, sub, BY_POS)
     assert (case["_id"], created, published) == (winner["_id"], False, [])
     assert len(repository.docs) == 1
+
+
+def test_a_complaint_voiced_on_a_revisit_keeps_the_category_the_caller_gave_it():
+    voiced = {"store_id": "SH-XH-001", "customer": {"name": "王女士", "phone": "+8613812345678", "email": None},
+              "content": "我按时到店了,前台说没有我的预约", "voiced_at": "2026-11-25T10:00:00+08:00",
+              "task_id": "no-show:A-4"}
+    assert "category" not in cases.revisit_feedback(voiced)
+    submission = FeedbackIn().load(cases.revisit_feedback(dict(voiced, category="booking")))
+    assert submission["category"] == "booking" and submission["external_ref"]["source"] == "revisit"
