@@ -215,7 +215,9 @@ class ConsoleService:
         html = render(template, request.lang, request.person, csrf=request.csrf, flash=flash_message(request),
                       fragment=request.args.get("fragment") == "1", path=request.path,
                       full_path=request.full_path.rstrip("?"), poll=request.settings.poll_seconds,
-                      domain=domain, flows=flows, i18n=i18n, server_time=time.time(), **values)
+                      domain=domain, flows=flows, i18n=i18n, server_time=time.time(),
+                      who=lambda staff_id: request.names.get(staff_id) or i18n.actor_label(staff_id, request.lang),
+                      **values)
         return page_response(html)
 
     def _act(self, request, case_id, action):

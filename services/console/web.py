@@ -80,20 +80,23 @@ class ConsoleClient(SharedExtension):
         self.session.close()
 
     def person(self, token):
-        """The staff member holding this token, as routing's organisation has them now;
-        ApiError(401) when the services no longer accept the token."""
+        """(the staff member holding this token, {staff id: name} of the people they may
+        see), as routing's organisation has them now; ApiError(401) when the services no
+        longer accept the token."""
         now = time.monotonic()
         cached = self._who.get(token)
-        if cached and cached[1] > now:
-            return cached[0]
+        if cached and cached[2] > now:
+            return cached[0], cached[1]
         claims = token_claims(token) or {}
-        person = Person.from_org(claims.get("sub"), self.api.as_person(token).organisation())
+        organisation = self.api.as_person(token).organisation()
+        person = Person.from_org(claims.get("sub"), organisation)
         if person is None:
             raise ApiError(401, "unauthenticated", "not in the organisation")
+        names = {s["staff_id"]: s["name"] for s in organisation.get("staff", [])}
         if len(self._who) > 1000:
             self._who.clear()
-        self._who[token] = (person, now + WHO_CACHE_SECONDS)
-        return person
+        self._who[token] = (person, names, now + WHO_CACHE_SECONDS)
+        return person, names
 
 
 class ConsoleApp(WsgiApp):
@@ -165,7 +168,7 @@ class ConsolePage(HttpRequestHandler):
         request.lang = i18n.language(request.cookies.get(LANGUAGE_COOKIE))
         request.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         request.settings = self.client.settings
-        request.person, request.api, request.token = None, self.client.api, None
+        request.person, request.api, request.token, request.names = None, self.client.api, None, {}
         referrer = request.headers.get("Referer") or ""
         host = request.host_url.rstrip("/")
         request.referrer_path = referrer[len(host):] if referrer.startswith(host) else None
@@ -180,7 +183,7 @@ class ConsolePage(HttpRequestHandler):
             if claims.get("exp", 0) <= time.time():
                 return self._finish(request, login_redirect(request, "expired"))
             try:
-                request.person = self.client.person(token)
+                request.person, request.names = self.client.person(token)
             except ApiError as error:
                 if error.status == 401:
                     return self._finish(request, login_redirect(request, "expired"))
