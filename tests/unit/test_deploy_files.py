@@ -451,7 +451,7 @@ def test_default_profile_publishes_only_the_services_and_grafana(compose):
                  for port in published_ports(spec)}
     routing_replicas = {port: "routing" for port in range(8010, 8020)}
     singles = {8001 + i: name for i, name in enumerate(SERVICES) if name != "routing"}
-    assert published == {**singles, **routing_replicas, 3000: "grafana"}
+    assert published == {**singles, **routing_replicas, 8006: "console", 3000: "grafana"}
     for name in ("mongo", "rabbitmq", "prometheus"):
         assert not compose["services"][name].get("ports"), f"{name} publishes a port"
     for name, spec in compose["services"].items():
