@@ -21,7 +21,7 @@ from closeloop_shared import org, tokens
 from closeloop_shared.access import Principal
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import AUTH_PUBLIC_KEYS_FILE, ORG_SEED_PATH, setting
-from closeloop_shared.mongo import connect_service_db
+from closeloop_shared.mongo import connect_service_db, migrate_indexes
 
 log = logging.getLogger(__name__)
 ORG_REFRESH_SECONDS = 1.0
@@ -105,7 +105,7 @@ class Identity(SharedExtension):
         self.client, self.db = connect_service_db(config, self.container.service_name)
         self.org_store = OrgStore(self.db)
         self.integrations = IntegrationStore(self.db)
-        IntegrationStore.ensure_indexes(self.db)
+        migrate_indexes(self.db, "IntegrationStore", IntegrationStore.ensure_indexes)
         self.org_store.seed(org.load(setting(config, ORG_SEED_PATH)))
         keys_file = setting(config, AUTH_PUBLIC_KEYS_FILE)
         self.key_ring = tokens.KeyRing.from_file(keys_file) if keys_file else None
