@@ -62,6 +62,9 @@ APPOINTMENT_CHANGE_REQUESTED = "appointment_change_requested"
 # a complaint the customer voiced during a revisit: intake makes it a case
 REVISIT_COMPLAINT_VOICED = "revisit_complaint_voiced"
 APPOINTMENT_REMINDER_DUE = "appointment_reminder_due"
+# a customer withdrew consent to be contacted: followup stopped its programmes, and
+# notify ends what it still holds for them (deferred, waiting for a retry)
+CUSTOMER_CONSENT_WITHDRAWN = "customer_consent_withdrawn"
 
 NOTIFY = "notify"
 NOTIFICATION_FAILED = "notification_failed"
@@ -84,6 +87,7 @@ EMITTERS = {
     FOLLOWUP_DUE: FOLLOWUP, REVISIT_RECORDED: FOLLOWUP, REVISIT_TASK_COMPLETED: FOLLOWUP,
     APPOINTMENT_CONFIRMED: FOLLOWUP, APPOINTMENT_REMINDER_DUE: FOLLOWUP, REVISIT_COMPLAINT_VOICED: FOLLOWUP,
     APPOINTMENT_CHANGE_REQUESTED: FOLLOWUP,
+    CUSTOMER_CONSENT_WITHDRAWN: FOLLOWUP,
     STORE_CALENDAR_CHANGED: ROUTING,
     NOTIFICATION_FAILED: NOTIFY,
     WEEKLY_DIGEST_READY: REPORTING,
@@ -124,6 +128,8 @@ SUBSCRIPTIONS = {
     INTEGRATION_CHANGED: tuple((service, "on_integration_changed") for service in IDENTITY_FOLLOWERS),
     # revisit calls and appointment reminders inside the store's open hours
     STORE_CALENDAR_CHANGED: (("followup", "on_store_calendar_changed"),),
+    # messages held back for a customer who withdrew consent are never sent
+    CUSTOMER_CONSENT_WITHDRAWN: (("notify", "on_customer_consent_withdrawn"),),
 }
 
 CHANNELS = tuple(c.value for c in Channel)
@@ -690,6 +696,17 @@ class NotificationFailed(EventSchema):
     failed_at = fields.AwareDateTime(required=True)
 
 
+class CustomerConsentWithdrawn(EventSchema):
+    """A customer withdrew consent to be contacted (followup's profile). No contact data
+    crosses: the member id, and the digests notify keys its delivery log by (one per
+    handle the profile holds: E.164 phone, lower-case e-mail, WeChat openid; see
+    services/notify/kinds.customer_keys). Consumers dedupe on member_id + withdrawn_at."""
+    event_id = fields.String(required=True)
+    member_id = fields.String(required=True)
+    customer_keys = fields.List(fields.String(), load_default=list)
+    withdrawn_at = fields.AwareDateTime(required=True)
+
+
 SCHEMAS = {
     CASE_SUBMITTED: CaseSubmitted(),
     CASE_ROUTED: CaseRouted(),
@@ -725,6 +742,7 @@ SCHEMAS = {
     ORG_CHANGED: OrgChanged(),
     INTEGRATION_CHANGED: IntegrationChanged(),
     STORE_CALENDAR_CHANGED: StoreCalendarChanged(),
+    CUSTOMER_CONSENT_WITHDRAWN: CustomerConsentWithdrawn(),
 }
 
 

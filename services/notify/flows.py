@@ -109,6 +109,9 @@ def accept(repository, channels, settings, organisation, notification: Notificat
         "store_id": notification.store_id, "kind": notification.kind, "template": notification.template,
         "audience": notification.audience.value, "recipient": notification.recipient,
         "customer_keys": list(notification.customer_keys),
+        # who the customer is to followup, so their withdrawal of consent finds it (None: staff)
+        "member_id": notification.context.get("person", {}).get("member_id")
+        if notification.audience is Audience.CUSTOMER else None,
         "locale": notification.locale, "urgent": notification.urgent, "route": route,
         "contents": contents, "unusable": unusable, "channel": route[0]["channel"] if route else None,
         # kept only while it may be rendered again (COMPLETIONS); never the complaint itself
@@ -217,6 +220,9 @@ def attempt(repository, channels, settings, delivery, clock, publish):
     if not delivery.get("route"):  # recorded by notify before routes: it cannot say where it went
         repository.finish(delivery, S.ABANDONED, clock(), reason="recorded before delivery routes; not resent")
         return
+    if delivery.get("consent_withdrawn_at"):  # marked while it waited for its sender
+        _suppress_withdrawn(repository, delivery, clock())
+        return
     while delivery is not None:
         step = delivery["route"][delivery["route_index"]]
         channel, address = step["channel"], step["address"]
@@ -231,6 +237,9 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         delivery = repository.start_attempt(delivery, channel, now)
         if delivery is None:
             return  # the lease was lost: whoever took the delivery over sends it
+        if delivery.get("consent_withdrawn_at"):  # marked while this sender held it: not handed over
+            _suppress_withdrawn(repository, delivery, now, {"outcome": S.SUPPRESSED.value})
+            return
         idempotency_key, message_id = identity(delivery["case_id"], delivery["kind"], delivery["recipient"])
         outgoing = Outgoing(address, Content(**delivery["contents"][channel]), idempotency_key, message_id,
                             key=f"{delivery['case_id']}:{delivery['kind']}")
@@ -334,3 +343,37 @@ def abandon(repository, settings, delivery, now, reason, publish, result=None):
                                            "reason": scrub(reason)[:200]})
     if released and events:
         repository.outbox.flush(delivery["_id"], events, publish)
+
+
+# -- consent withdrawn (followup's customer_consent_withdrawn) -------------------------------
+
+def consent_withdrawn(repository, event, now):
+    """A customer withdrew consent: every message to them notify still holds (deferred
+    by quiet hours, waiting for a retry or for facts, queued) is ended, suppressed with
+    the reason "consent withdrawn" in its log; sent ones are history, staff told about
+    their cases are not touched. One a sender holds at this moment is marked, and its
+    sender ends it instead of sending it (attempt), unless the provider has it already.
+    A repeated event finds nothing left to stop. How many were stopped or marked."""
+    withdrawal = policy.Withdrawal.of(event)
+    stopped = 0
+    for delivery in repository.held_for_customer(withdrawal.member_id, sorted(withdrawal.customer_keys),
+                                                 withdrawal.withdrawn_at):
+        if not withdrawal.stops(delivery):
+            continue
+        claimed = repository.claim_held(delivery, now)
+        if claimed is not None:
+            stopped += _suppress_withdrawn(repository, claimed, now)
+        elif not delivery.get("consent_withdrawn_at"):
+            stopped += repository.mark_withdrawn(delivery, withdrawal.withdrawn_at)
+    return stopped
+
+
+def _suppress_withdrawn(repository, delivery, now, attempt_result=None):
+    # suppressed, not abandoned: nobody should phone a customer who asked not to be contacted
+    released = repository.finish(delivery, S.SUPPRESSED, now, reason=policy.CONSENT_WITHDRAWN,
+                                 attempt=attempt_result, changes={"waiting_for": None, "context": None})
+    if released:
+        metrics.count(delivery.get("channel"), delivery["template"], "suppressed")
+        log.info("delivery stopped: consent withdrawn", extra={"case_id": delivery["case_id"],
+                                                              "kind": delivery["kind"]})
+    return released

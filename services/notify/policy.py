@@ -9,12 +9,15 @@ Pure: no nameko, no pymongo.
   the top rung) go out at once.
 - Limits: per customer a day (suppressed over it: a flood of submissions naming one
   person never turns into an SMS bill), per staff member an hour (non-urgent ones wait
-  for the next hour), per provider a minute (WeCom: per robot, its published 20)."""
+  for the next hour), per provider a minute (WeCom: per robot, its published 20).
+- Consent: once a customer withdraws consent to be contacted, nothing notify still holds
+  for them (waiting for quiet hours to end, for a retry, for the facts it should say) is
+  sent; what went out already stays in the log as it was (Withdrawal)."""
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from closeloop_shared.contract import NotifyChannel
+from closeloop_shared.contract import DeliveryStatus, NotifyChannel
 from closeloop_shared.quiet_hours import QuietHours
 from services.notify.kinds import Audience
 
@@ -99,3 +102,40 @@ def provider_counter(channel, address_key, now):
     limit is per robot (address_key), the others per account."""
     start, end = window(now, 60)
     return f"{channel}|{address_key}|{start}", end
+
+
+# Not sent yet: waiting (quiet hours, a quota, a retry, facts to come) or claimed by a
+# sender that has not handed it to a provider yet.
+NOT_SENT = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.FAILED,
+                      DeliveryStatus.SENDING})
+CONSENT_WITHDRAWN = "consent withdrawn"
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A customer's withdrawal of consent to be contacted (followup's
+    customer_consent_withdrawn), as notify keeps it: their member id, the digests of
+    their handles (services/notify/kinds.customer_keys), and when."""
+    member_id: str
+    customer_keys: frozenset
+    withdrawn_at: datetime
+
+    @classmethod
+    def of(cls, record):
+        """From the event or notify's stored record (the same fields)."""
+        return cls(record["member_id"], frozenset(record.get("customer_keys") or ()), record["withdrawn_at"])
+
+    def concerns(self, delivery):
+        """A message to this customer: by their member id, or by any handle's digest.
+        Staff told about their cases and webhook copies are not messages to them."""
+        if delivery.get("audience") != Audience.CUSTOMER.value:
+            return False
+        return (self.member_id is not None and delivery.get("member_id") == self.member_id) \
+            or not self.customer_keys.isdisjoint(delivery.get("customer_keys") or ())
+
+    def stops(self, delivery):
+        """Whether the withdrawal ends this delivery: a message to the customer, made
+        before they withdrew, not sent yet. Sent or delivered ones are history; one made
+        later is an answer to something they did since (a new complaint's acknowledgement)."""
+        return (self.concerns(delivery) and delivery["created_at"] <= self.withdrawn_at
+                and DeliveryStatus(delivery["status"]) in NOT_SENT)

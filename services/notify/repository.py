@@ -9,10 +9,13 @@ from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.leases import Leases, not_leased
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
+from services.notify.policy import NOT_SENT
 
 log = logging.getLogger(__name__)
 # What the send timer picks up once its time has come.
 DUE_STATUSES = [S.QUEUED.value, S.DEFERRED.value, S.FAILED.value]
+# What a customer's withdrawal of consent still stops (services/notify/policy.py).
+NOT_SENT_STATUSES = sorted(status.value for status in NOT_SENT)
 COMPLETION_KEPT = timedelta(days=1)
 
 
@@ -64,6 +67,8 @@ class DeliveryRepository:
         deliveries.create_index([("idempotency_key", ASCENDING)])
         deliveries.create_index([("provider_message_id", ASCENDING)])
         deliveries.create_index([("customer_keys", ASCENDING), ("created_at", ASCENDING)])
+        # a customer's deliveries when they withdraw consent (member_id: on deliveries made since this release)
+        deliveries.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
         Outbox.ensure_indexes(deliveries)
         db["notify_counters"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
         db["notify_completions"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
@@ -171,6 +176,35 @@ class DeliveryRepository:
             log.warning("delivery was taken over before its outcome was recorded", extra={
                 "case_id": delivery["case_id"], "kind": delivery["kind"], "outcome": status})
         return released
+
+    # -- consent withdrawn ---------------------------------------------------------------------
+
+    def held_for_customer(self, member_id, customer_keys, made_by):
+        """Deliveries to a customer, made by `made_by`, not sent yet (waiting, due, or
+        claimed by a sender), found by their member id or by any handle's digest; each once."""
+        waiting = {"status": {"$in": NOT_SENT_STATUSES}, "audience": "customer", "created_at": {"$lte": made_by}}
+        found = {}
+        if customer_keys:
+            for delivery in self.deliveries.find({"customer_keys": {"$in": list(customer_keys)}, **waiting}):
+                found[delivery["_id"]] = delivery
+        if member_id:
+            for delivery in self.deliveries.find({"member_id": member_id, **waiting}):
+                found[delivery["_id"]] = delivery
+        return sorted(found.values(), key=lambda d: d["created_at"])
+
+    def claim_held(self, delivery, now):
+        """Lease a delivery still waiting (nobody sending it, not sent): the delivery with
+        its lease, or None if a sender holds it or it went meanwhile."""
+        claimed = self.leases.claim_by_id(delivery["_id"], {"status": {"$in": DUE_STATUSES}}, now=now)
+        return dict(delivery, **claimed) if claimed else None
+
+    def mark_withdrawn(self, delivery, withdrawn_at):
+        """Tell the sender holding a delivery that its customer withdrew consent: it ends
+        the delivery instead of sending it (flows.attempt), unless it is sent already.
+        False if it was sent or ended meanwhile."""
+        return self.deliveries.update_one(
+            {"_id": delivery["_id"], "status": {"$in": NOT_SENT_STATUSES}},
+            {"$set": {"consent_withdrawn_at": withdrawn_at}}).modified_count == 1
 
     # -- provider receipts -------------------------------------------------------------------
 

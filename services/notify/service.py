@@ -96,6 +96,12 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def on_weekly_digest_ready(self, payload):
         self._deliver(ev.WEEKLY_DIGEST_READY, payload)
 
+    @event_handler(ev.FOLLOWUP, ev.CUSTOMER_CONSENT_WITHDRAWN)
+    def on_customer_consent_withdrawn(self, payload):
+        """What notify still holds for the customer is never sent (flows.consent_withdrawn)."""
+        stopped = flows.consent_withdrawn(self.deliveries, ev.load(ev.CUSTOMER_CONSENT_WITHDRAWN, payload), utcnow())
+        log.info("consent withdrawn", extra={"deliveries_stopped": stopped})
+
     @timer(keys.NOTIFY_RETRY_INTERVAL_SECONDS)
     def send_due(self):
         """Deliveries whose time has come (quiet hours over, retries due), in order; and

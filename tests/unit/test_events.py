@@ -141,6 +141,9 @@ SAMPLES = {
         "exceptions": [{"date": date(2026, 12, 24), "slots": []}, {"date": date(2026, 12, 31),
                                                                    "slots": [{"start": 1200, "end": 1560}]}],
         "horizon_from": date(2026, 11, 23), "horizon_to": date(2027, 12, 28), "as_of": T},
+    ev.CUSTOMER_CONSENT_WITHDRAWN: {
+        "event_id": "e11", "member_id": "M-0001", "customer_keys": ["3f1c0e5d9a7b2c4e6f8a0b1c"],
+        "withdrawn_at": T},
     # the seed organisation, as routing announces it
     ev.ORG_CHANGED: org.load(Path(__file__).resolve().parents[2] / "deploy" / "seeds" / "org.yaml")
     .with_version(3).to_snapshot(),
