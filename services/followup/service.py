@@ -226,8 +226,13 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     @http("POST", "/v1/customers/<string:member_id>/withdraw-consent", access=requires(P.CUSTOMER_MANAGE))
     def withdraw_consent(self, request, member_id):
         self._customer_in_scope(request, member_id)
-        cancelled, stopped = self._refusals(flows.withdraw_consent, self.customers, self.tasks, self.revisits,
-                                            self.appointments, member_id, utcnow())
+        cancelled, stopped, event = self._refusals(flows.withdraw_consent, self.customers, self.tasks,
+                                                   self.revisits, self.appointments, member_id, utcnow())
+        try:  # no outbox on the profile yet: a failed publish fails the request, and a retry repeats it all
+            self.dispatch(event["type"], event["payload"])
+        except Exception as exc:
+            log.warning("consent withdrawal not announced", extra={"error": str(exc)[:200]})
+            raise HttpError(503, "bus_unavailable", "consent withdrawn here, not yet announced: retry")
         log.info("consent withdrawn", extra={"cancelled_revisits": cancelled, "stopped_reminders": stopped})
         return json_response(200, {"member_id": member_id, "consent": False, "cancelled_revisits": cancelled,
                                    "stopped_reminders": stopped})
