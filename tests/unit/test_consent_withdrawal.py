@@ -1,0 +1,187 @@
+"""A customer's withdrawal of consent reaches what notify still holds for them
+(services/notify/policy.Withdrawal, flows.consent_withdrawn) over in-memory fakes:
+which deliveries it stops, what it leaves alone, and that a repeat changes nothing.
+followup's digests of a profile's handles are notify's own."""
+import copy
+from datetime import timedelta
+
+import pytest
+
+from closeloop_shared import events as ev
+from closeloop_shared.contract import DeliveryStatus as S
+from services.followup.flows import contact_keys
+from services.notify import flows, kinds
+from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
+from tests.unit.fakes import FakeDeliveries
+from services.notify.channels import ChannelError, Failure
+from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World
+from tests.unit.test_notify_templates import CUSTOMER, appointment, routed, submitted
+
+MEMBER = "M-0001"
+CONTACT = {**CUSTOMER, "member_id": MEMBER, "wechat_openid": "o-liu"}
+KEYS = kinds.customer_keys(CONTACT)
+
+
+class ConsentDeliveries(FakeDeliveries):
+    """FakeDeliveries with the repository's consent-withdrawal queries."""
+
+    def held_for_customer(self, member_id, customer_keys, made_by):
+        return [copy.deepcopy(d) for d in sorted(self.docs.values(), key=lambda d: d["created_at"])
+                if d["audience"] == "customer" and d["created_at"] <= made_by
+                and d["status"] in ("queued", "deferred", "failed", "sending")
+                and ((member_id and d.get("member_id") == member_id)
+                     or set(customer_keys) & set(d.get("customer_keys") or ()))]
+
+    def claim_held(self, delivery, now):
+        document = self.docs[delivery["_id"]]
+        if document["status"] not in self.DUE or not self._free(document, now):
+            return None
+        self._lease(document, now)
+        return copy.deepcopy(document)
+
+    def mark_withdrawn(self, delivery, withdrawn_at):
+        document = self.docs[delivery["_id"]]
+        if document["status"] not in ("queued", "deferred", "failed", "sending"):
+            return False
+        document["consent_withdrawn_at"] = withdrawn_at
+        return True
+
+
+class ConsentWorld(World):
+    def __init__(self, now=NIGHT, **config):
+        super().__init__(now, **config)
+        self.deliveries = ConsentDeliveries(lambda: self.now)
+
+    def withdraw(self, at=None, member_id=MEMBER, keys=KEYS):
+        event = ev.load(ev.CUSTOMER_CONSENT_WITHDRAWN, ev.new_event(ev.CUSTOMER_CONSENT_WITHDRAWN, {
+            "member_id": member_id, "customer_keys": keys, "withdrawn_at": at or self.now})["payload"])
+        return flows.consent_withdrawn(self.deliveries, event, self.now)
+
+    def of(self, kind_prefix, audience="customer"):
+        return [d for d in self.deliveries.docs.values()
+                if d["kind"].startswith(kind_prefix) and d["audience"] == audience]
+
+
+def delivery(**fields):
+    return {"audience": "customer", "member_id": MEMBER, "customer_keys": KEYS, "status": "deferred",
+            "created_at": DAYTIME, **fields}
+
+
+WITHDRAWAL = Withdrawal(MEMBER, frozenset(KEYS), DAYTIME + timedelta(hours=1))
+
+
+# -- the domain decision ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", ["queued", "deferred", "failed", "sending"])
+def test_a_message_to_the_customer_not_sent_yet_is_stopped(status):
+    assert WITHDRAWAL.stops(delivery(status=status))
+
+
+@pytest.mark.parametrize("status", ["sent", "delivered", "abandoned", "suppressed"])
+def test_what_went_or_ended_already_is_history(status):
+    assert not WITHDRAWAL.stops(delivery(status=status))
+
+
+def test_staff_told_about_the_customers_case_and_webhook_copies_are_not_touched():
+    assert not WITHDRAWAL.stops(delivery(audience="staff", member_id=None, customer_keys=[]))
+    assert not WITHDRAWAL.stops(delivery(audience="system", member_id=None, customer_keys=[]))
+
+
+def test_the_customer_is_found_by_member_id_or_by_any_handle():
+    assert WITHDRAWAL.stops(delivery(member_id=None))                           # before member ids were kept
+    assert WITHDRAWAL.stops(delivery(member_id=None, customer_keys=[KEYS[1]]))  # the e-mail alone
+    assert WITHDRAWAL.stops(delivery(customer_keys=[]))                         # a booking's other phone
+    assert not WITHDRAWAL.stops(delivery(member_id="M-0002", customer_keys=kinds.customer_keys(
+        {"phone": "+8613900000000"})))
+
+
+def test_a_message_made_after_the_withdrawal_is_an_answer_to_something_newer():
+    assert not WITHDRAWAL.stops(delivery(created_at=WITHDRAWAL.withdrawn_at + timedelta(seconds=1)))
+    assert WITHDRAWAL.stops(delivery(created_at=WITHDRAWAL.withdrawn_at))
+
+
+def test_followup_digests_a_profile_as_notify_digests_a_contact():
+    profile = {"phone": "+8613812345678", "email": "Liu@Example.com", "wechat_openid": "o-liu"}
+    assert contact_keys(profile) == kinds.customer_keys(profile)
+    assert contact_keys({"phone": "+8613812345678", "email": None}) == kinds.customer_keys(
+        {"phone": "+8613812345678"})
+    assert contact_keys({"phone": None}) == []  # no handle: matched by member id only
+    assert not any("+86" in key or "@" in key for key in contact_keys(profile))
+
+
+# -- notify's use case ------------------------------------------------------------------------
+
+def test_a_reminder_deferred_by_quiet_hours_is_never_sent_and_says_why():
+    world = ConsentWorld(now=NIGHT)
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT)))
+    (reminder,) = world.of("appointment_reminder")
+    assert reminder["status"] == "deferred" and reminder["member_id"] == MEMBER
+
+    assert world.withdraw() == 1
+    (reminder,) = world.of("appointment_reminder")
+    assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
+    assert [h["status"] for h in reminder["status_history"]] == ["queued", "deferred", "suppressed"]
+    world.now = NINE
+    world.tick()
+    assert not any(world.sent(c) for c in world.channels)
+    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)  # nobody phones them instead
+
+
+def test_sent_messages_and_staff_about_the_customers_case_stay_as_they_were():
+    world = ConsentWorld(now=DAYTIME)
+    world.event(ev.APPOINTMENT_CONFIRMED, appointment(ev.APPOINTMENT_CONFIRMED, customer=dict(CONTACT)))
+    world.now = NIGHT
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT)))     # acknowledgement: deferred
+    world.event(ev.CASE_ROUTED, routed(severity="critical"))            # staff, urgent: sent at night
+    (confirmation,) = world.of("appointment_confirmation")
+    (assigned,) = world.of("assigned", audience="staff")
+    before = copy.deepcopy((confirmation, assigned))
+
+    assert world.withdraw() == 1
+    (acknowledgement,) = world.of("acknowledgement")
+    assert acknowledgement["status"] == "suppressed"
+    assert (world.of("appointment_confirmation")[0], world.of("assigned", audience="staff")[0]) == before
+    assert confirmation["status"] == "sent" and assigned["status"] == "sent"
+
+
+def test_a_redelivered_withdrawal_changes_nothing():
+    world = ConsentWorld(now=NIGHT)
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT)))
+    assert world.withdraw() == 1
+    after = copy.deepcopy(world.deliveries.docs)
+    assert world.withdraw(at=world.now) == 0
+    assert world.deliveries.docs == after
+
+
+def test_a_message_a_sender_holds_is_ended_by_its_sender_not_sent():
+    world = ConsentWorld(now=DAYTIME)
+    notification = kinds.notification(ev.APPOINTMENT_REMINDER_DUE,
+                                      appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT)))
+    held = flows.accept(world.deliveries, world.channels, world.settings, CHART,
+                        notification, world.now, world.publish)
+    assert held is not None and held["lease_owner"]   # accepted, about to be sent by this sender
+
+    assert world.withdraw() == 1                        # marked: its sender holds it
+    flows.attempt(world.deliveries, world.channels, world.settings, held, world.clock, world.publish)
+    (reminder,) = world.of("appointment_reminder")
+    assert reminder["status"] == "suppressed" and reminder["reason"] == CONSENT_WITHDRAWN
+    assert reminder["attempt_log"][-1]["outcome"] == "suppressed"
+    assert not any(world.sent(c) for c in world.channels)
+
+
+def test_a_retry_waiting_is_stopped_and_a_message_after_the_withdrawal_goes():
+    world = ConsentWorld(now=DAYTIME)
+    for channel in world.channels.values():  # whichever carries it first is busy
+        channel.failures.append(ChannelError(Failure.TRANSIENT, "http_503"))
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT)))
+    (reminder,) = world.of("appointment_reminder")
+    assert reminder["status"] == "failed"
+    assert world.withdraw() == 1
+    assert world.of("appointment_reminder")[0]["status"] == "suppressed"
+
+    world.now = DAYTIME + timedelta(minutes=5)          # they complain afterwards: that is answered
+    for channel in world.channels.values():
+        channel.failures.clear()
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT)))
+    assert world.of("acknowledgement")[0]["status"] == "sent"
+
