@@ -83,10 +83,15 @@ def console_routes():
 
 
 @pytest.fixture
-def console(container_factory, service_config, monkeypatch):
+def console_config():
     # every case waits in the triage queue (the model is never sure enough), so the
     # triage page has something to show
-    service_config = dict(service_config, TRIAGE_CONFIDENCE_THRESHOLD=0.999)
+    return {"TRIAGE_CONFIDENCE_THRESHOLD": 0.999}
+
+
+@pytest.fixture
+def console(container_factory, service_config, console_config, monkeypatch):
+    service_config = dict(service_config, **console_config)
     urls = {}
     for name, service in SERVICES.items():
         address = f"127.0.0.1:{free_port()}"
@@ -200,3 +205,28 @@ def test_the_triage_queue_shows_the_suggestions_and_one_tap_sets_the_category(co
                                  allow_redirects=False, timeout=10)
     assert set_category.status_code == 303 and "flash=set_category&kind=ok" in set_category.headers["Location"]
     assert case_a["case_id"] not in requests.get(console["url"] + "/triage", cookies=manager, timeout=10).text
+
+
+class TestTheEscalationInbox:
+    @pytest.fixture
+    def console_config(self):
+        return {"LADDER_ACK_STORE_STAFF_SECONDS": 1, "SLA_SCAN_INTERVAL_SECONDS": 1}
+
+    def test_a_case_that_climbed_to_the_supervisor_waits_in_their_inbox_until_acknowledged(
+            self, console, token_keys):
+        services = console["services"]
+        case_id = requests.post(services["intake"] + "/v1/feedback", headers=token_keys.headers("sh-xh-mg"),
+                                json=feedback_body(content="预约好的时间到店后说没有记录,让我白跑一趟"),
+                                timeout=10).json()["case_id"]
+        supervisor = {"cl_session": token_keys.token("sh-xh-sv", ttl=timedelta(hours=1)), "cl_csrf": CSRF}
+
+        def inbox():
+            page = requests.get(console["url"] + "/escalations", cookies=supervisor, timeout=10)
+            return page.text if case_id in page.text else None
+        wait_for(inbox, timeout=30, what="the case in the supervisor's inbox")
+        staff = {"cl_session": token_keys.token("sh-xh-s1", ttl=timedelta(hours=1)), "cl_csrf": CSRF}
+        assert requests.get(console["url"] + "/escalations", cookies=staff, timeout=10).status_code == 403
+        taken = requests.post(f"{console['url']}/cases/{case_id}/acknowledge", cookies=supervisor,
+                              data={"csrf": CSRF}, allow_redirects=False, timeout=10)
+        assert taken.status_code == 303 and "flash=acknowledge&kind=ok" in taken.headers["Location"]
+        assert case_id not in requests.get(console["url"] + "/escalations", cookies=supervisor, timeout=10).text
