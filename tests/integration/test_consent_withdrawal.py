@@ -1,0 +1,102 @@
+"""Consent withdrawn reaches what notify holds back, against real RabbitMQ and the
+MongoDB-protocol server: a day-before reminder deferred by quiet hours, then the
+customer's consent withdrawn on followup's HTTP API, and the reminder is never sent
+(suppressed, "consent withdrawn", in notify's delivery log); a redelivered
+customer_consent_withdrawn changes nothing."""
+import copy
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import eventlet
+import pytest
+from nameko.standalone.events import event_dispatcher
+
+from closeloop_shared import bus
+from closeloop_shared import events as ev
+from closeloop_shared.clock import utcnow
+from closeloop_shared.mongo import connect, database_name
+from services.followup.service import FollowupService
+from services.notify.kinds import customer_keys
+from services.notify.service import NotifyService
+from tests.fixtures import wait_for
+
+pytestmark = pytest.mark.integration
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+EMAIL = "consent.cw1@example.com"
+STAFF_EMAIL = "zhang.li@yueyan.example"
+
+
+@pytest.fixture
+def heard(record_events):
+    return record_events(ev.APPOINTMENT_REMINDER_DUE, ev.CUSTOMER_CONSENT_WITHDRAWN)
+
+
+@pytest.fixture
+def stack(container_factory, service_config, web_config, heard):
+    now = datetime.now(SHANGHAI)  # quiet for the whole test, whatever the hour it runs at
+    quiet = f"{(now - timedelta(hours=1)):%H:%M:%S}-{(now + timedelta(hours=2)):%H:%M:%S}"
+    config = dict(service_config, NOTIFY_QUIET_HOURS=quiet, NOTIFY_CUSTOMER_CHANNELS="email",
+                  NOTIFY_STAFF_CHANNELS="email", NOTIFY_RETRY_INTERVAL_SECONDS=0.5, OUTBOX_RELAY_INTERVAL_SECONDS=1)
+    container_factory(FollowupService, dict(config, **web_config)).start()
+    container_factory(NotifyService, dict(config, WEB_SERVER_ADDRESS="127.0.0.1:0")).start()
+    return config
+
+
+def collection(config, service, name):
+    return connect(config["MONGO_URI"])[database_name(config, service)][name]
+
+
+def in_days(days, hour=15):
+    day = (utcnow().astimezone(SHANGHAI) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, tzinfo=SHANGHAI)
+
+
+def test_a_reminder_deferred_by_quiet_hours_is_never_sent_once_consent_is_withdrawn(
+        stack, amqp_bus, heard, web_session, smtp_sink):
+    customer = {"member_id": "M-CW-1", "name": "刘女士", "phone": "13812345678", "email": EMAIL,
+                "home_store_id": "SH-XH-001", "consent": True}
+    assert web_session.post("/v1/customers/import", json={"customers": [customer]}).status_code == 200
+    amqp_bus.publish_feedback({
+        "appointment_id": "A-CW-1", "store_id": "SH-XH-001", "service_item": "补水面部护理",
+        "customer": {"name": "刘女士", "phone": "13812345678", "email": EMAIL, "member_id": "M-CW-1"},
+        "starts_at": in_days(3).isoformat(), "version": 1, "source_system": "meiye-pos"},
+        routing_key=bus.APPOINTMENT_BOOKED_KEY)
+    appointments = collection(stack, "followup", "appointments")
+    wait_for(lambda: appointments.find_one({"_id": "A-CW-1"}), what="the booking")
+    appointments.update_one({"_id": "A-CW-1"}, {"$set": {"reminder_at": utcnow()}})  # the day before has come
+    wait_for(lambda: heard.of_type(ev.APPOINTMENT_REMINDER_DUE), what="the reminder")
+
+    deliveries = collection(stack, "notify", "deliveries")
+    held = wait_for(lambda: [d for d in deliveries.find({"case_id": "A-CW-1", "audience": "customer"})
+                             if d["status"] == "deferred"] if deliveries.count_documents(
+        {"case_id": "A-CW-1", "status": "deferred"}) == 2 else None, what="confirmation and reminder deferred")
+    assert {d["template"] for d in held} == {"appointment_confirmation", "appointment_reminder"}
+    assert {d["reason"] for d in held} == {"quiet hours"} and all(d["member_id"] == "M-CW-1" for d in held)
+
+    answer = web_session.post("/v1/customers/M-CW-1/withdraw-consent")
+    assert answer.status_code == 200
+    [withdrawn] = wait_for(lambda: heard.of_type(ev.CUSTOMER_CONSENT_WITHDRAWN), what="the withdrawal announced")
+    assert withdrawn["member_id"] == "M-CW-1"
+    assert withdrawn["customer_keys"] == customer_keys({"phone": "+8613812345678", "email": EMAIL})
+    assert "13812345678" not in str(withdrawn) and EMAIL not in str(withdrawn)  # no contact data on the bus
+
+    stopped = wait_for(lambda: [d for d in deliveries.find({"case_id": "A-CW-1"})
+                                if d["status"] == "suppressed"] if deliveries.count_documents(
+        {"case_id": "A-CW-1", "status": "suppressed"}) == 2 else None, what="both stopped")
+    assert {d["reason"] for d in stopped} == {"consent withdrawn"}
+    assert all([h["status"] for h in d["status_history"]] == ["queued", "deferred", "suppressed"] for d in stopped)
+
+    # the morning comes (their time is due): the send timer has nothing to send
+    deliveries.update_many({"case_id": "A-CW-1"}, {"$set": {"next_attempt_at": utcnow()}})
+    eventlet.sleep(2)
+    assert smtp_sink.to(EMAIL) == []
+    before = {d["_id"]: copy.deepcopy(d) for d in deliveries.find({"case_id": "A-CW-1"})}
+    assert {d["status"] for d in before.values()} == {"suppressed"}
+
+    # the withdrawal redelivered (an at-least-once bus): nothing changes
+    event_dispatcher(stack)(ev.FOLLOWUP, ev.CUSTOMER_CONSENT_WITHDRAWN,
+                            ev.dump(ev.CUSTOMER_CONSENT_WITHDRAWN, withdrawn))
+    wait_for(lambda: len(heard.of_type(ev.CUSTOMER_CONSENT_WITHDRAWN)) == 2, what="the repeat on the bus")
+    eventlet.sleep(1.5)
+    assert {d["_id"]: d for d in deliveries.find({"case_id": "A-CW-1"})} == before
+    assert smtp_sink.to(EMAIL) == []
