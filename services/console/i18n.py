@@ -3,8 +3,8 @@
 error code the services answer with is told in words a salon employee understands.
 Pure: no nameko, no HTTP."""
 from closeloop_shared.contract import (
-    CaseAction, CaseStatus, Category, Channel, ClockName, RefundOption, RemedyStatus, RemedyType, Role,
-    RootCause, Severity)
+    CaseAction, CaseStatus, Category, Channel, ClockName, CustomerTier, RefundOption, RemedyStatus, RemedyType,
+    RevisitPurpose, Role, RootCause, Severity)
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -61,6 +61,10 @@ LABELS = {
     RootCause.UNKEPT_PROMISE: ("无法实现承诺", "Unkept promise"),
     RootCause.WILLING_BUT_UNABLE: ("有心无力", "Willing but unable"),
     RootCause.SERVICE_NOT_IN_PLACE: ("服务不到位", "Service not in place"),
+    CustomerTier.KEY: ("重点客户", "Key customer"), CustomerTier.REGULAR: ("普通客户", "Regular customer"),
+    CustomerTier.POTENTIAL: ("潜在客户", "Potential customer"), CustomerTier.SPECIAL: ("特殊客户", "Special care"),
+    RevisitPurpose.SATISFACTION: ("满意度回访", "Satisfaction"), RevisitPurpose.CARE: ("客户关怀", "Care"),
+    RevisitPurpose.SERVICE_REMINDER: ("服务提醒", "Service reminder"), RevisitPurpose.OFFER: ("优惠信息", "Offer"),
 }
 
 

@@ -11,8 +11,8 @@ import requests
 
 from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
 from closeloop_shared.contract import (
-    CaseAction, CaseStatus, Category, Channel, ClockName, Permission, RefundOption, RemedyStatus, RemedyType,
-    Role, RootCause, Severity)
+    CaseAction, CaseStatus, Category, Channel, ClockName, CustomerTier, Permission, RefundOption, RemedyStatus,
+    RemedyType, RevisitPurpose, Role, RootCause, Severity)
 from services.console import domain, flows, i18n
 from services.console.api import ApiError, ServicesApi
 from services.console.domain import ClockState, Person
@@ -193,7 +193,8 @@ def test_the_escalation_inbox_holds_cases_that_climbed_to_the_person():
 # -- words --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("vocabulary", [CaseStatus, Category, Severity, Channel, ClockName, Role, RemedyType,
-                                        RefundOption, RemedyStatus, CaseAction, RootCause])
+                                        RefundOption, RemedyStatus, CaseAction, RootCause, CustomerTier,
+                                        RevisitPurpose])
 def test_every_value_of_the_contract_has_a_label_in_both_languages(vocabulary):
     for member in vocabulary:
         zh, en = i18n.label(member, "zh-CN"), i18n.label(member.value, "en")
@@ -292,3 +293,60 @@ def test_a_service_that_does_not_answer_is_an_error_in_words_not_a_crash():
         api.login("sh-xh-s1", "pw")
     assert unreachable.value.code == "service_unreachable"
     assert "没有保存" in i18n.explain(unreachable.value.code, "zh-CN")
+
+
+# -- the pages with data in them (the service tests see most of them empty) ------------------
+
+def render_page(template, who="store_manager", lang="zh-CN", **values):
+    from services.console.web import render
+    return render(template, lang, person(who, "sh-xh-mg"), csrf="c", flash=None, fragment=False, path="/x",
+                  full_path="/x", poll=15, domain=domain, flows=flows, i18n=i18n, server_time=0,
+                  who=lambda staff_id: {"sh-xh-s1": "王小雨"}.get(staff_id, staff_id), **values)
+
+
+def test_todays_revisits_show_the_script_and_the_outcome_form():
+    task = {"task_id": "t1", "customer": {"name": "刘女士", "phone": "+8613812345678"}, "purpose": "care",
+            "tier": "key", "due_at": "2026-11-25T02:00:00+00:00", "attempts": [{"reached": False}],
+            "script_text": "刘女士您好,我是上海徐汇店的赵敏……"}
+    html = render_page("revisits.html", tasks=[task], now=NOW)
+    assert "客户关怀" in html and "重点客户" in html and "我是上海徐汇店的赵敏" in html
+    assert 'action="/revisit-tasks/t1/attempts"' in html and "11-25 10:00" in html  # China time
+    assert "Care" in render_page("revisits.html", lang="en", tasks=[task], now=NOW)
+
+
+def test_the_dashboard_and_the_digest_show_their_figures():
+    summary = {"cases": 12, "by_category": {"booking": 7, "hygiene": 5},
+               "first_response": {"rate": 0.9166}, "resolution": {"rate": None},
+               "satisfaction": {"rate": 1.0, "target": 0.95}}
+    kpis = {"from": "2026-11-19", "to": "2026-11-26", "groups": {"all": {
+        "repeat": {"30": {"cases": 2, "rate": 0.1667}},
+        "root_causes": [{"root_cause": "poor_communication", "cases": 3, "share": 0.75, "cumulative": 0.75}]}}}
+    html = render_page("dashboard.html", summary=summary, kpis=kpis, store="SH-XH-001",
+                       figures=domain.OpenCaseFigures(5, 1, 2))
+    assert "91.7%" in html and "100%" in html and "—" in html and "沟通不良" in html and "预约" in html
+    assert 'id="kpi-breached">1<' in html and 'id="kpi-at-risk">2<' in html
+    digest = {"week": {"from": "2026-11-16", "to": "2026-11-22"},
+              "categories": {"booking": {"cases": 4, "on_time": {"resolution": {"rate": 0.5}}}},
+              "pareto_by_store": {"SH-XH-001": kpis["groups"]["all"]["root_causes"]},
+              "week_over_week": {k: {"now": 0.5, "before": 0.25, "change": 0.25} for k in
+                                 ("first_response_rate", "resolution_rate", "satisfaction_rate", "repeat_30_rate")}
+              | {"cases": {"now": 4, "before": 2, "change": 2}}}
+    html = render_page("digest.html", digest=digest)
+    assert "2026-11-16" in html and "50%" in html and "沟通不良" in html
+
+
+def test_a_case_waiting_for_approval_shows_the_approver_and_names_the_proposer():
+    pending = {"remedy_id": "r1", "status": "pending_approval", "type": "compensation", "refund_option": None,
+               "amount_fen": 80_000, "round": 1, "proposed_by": "sh-xh-s1", "flags": ["repeat_customer"],
+               "approver": {"staff_id": "sh-xh-mg", "name": "张丽", "role": "store_manager"}}
+    the_case = dict(case(status="investigating", resolution=clock(timedelta(hours=3))), case_number="CL-1",
+                    allowed_actions=ALL_WORKING, remedies=[pending], customer={"name": "刘女士", "phone": "+86138"},
+                    content="x", store_name="上海徐汇店", assignee=None, referral=None, updated_at="u",
+                    category="booking", channel="hotline",
+                    timeline=[{"seq": 1, "at": "2026-11-25T09:00:00+00:00", "action": "remedy_proposed",
+                               "actor": "sh-xh-s1"}])
+    view = flows.case_page(type("Api", (), {"case": lambda self, _: the_case, "revisits": lambda self, _: []})(),
+                           person("store_manager", "sh-xh-mg"), "c1", NOW, None)
+    html = render_page("case.html", now=NOW, **view)
+    assert "等待 张丽(店长)审批" in html and 'id="do-approve"' in html and "王小雨" in html
+    assert "多次获得赔偿" in html and 'id="do-propose"' not in html
