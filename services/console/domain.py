@@ -106,7 +106,8 @@ ACTION_PERMISSION = {
 # they stay with the API).
 OFFERED = (CaseAction.ACKNOWLEDGE, CaseAction.RESPOND, CaseAction.NOTE, CaseAction.REQUEST_INFO,
            CaseAction.RESUME, CaseAction.REPORT_TO_SUPERIOR, CaseAction.PROPOSE_REMEDY,
-           CaseAction.APPROVE_REMEDY, CaseAction.REJECT_REMEDY, CaseAction.RESOLVE, CaseAction.FILE_REPORT,
+           CaseAction.APPROVE_REMEDY, CaseAction.REJECT_REMEDY, CaseAction.RESOLVE, CaseAction.ROOT_CAUSE,
+           CaseAction.FILE_REPORT,
            CaseAction.SIGN_OFF_REPORT, CaseAction.CLOSE, CaseAction.REOPEN, CaseAction.ARCHIVE)
 
 

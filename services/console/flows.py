@@ -114,6 +114,8 @@ def action_body(action, form, person, limits):
         return body
     if action is CaseAction.PROPOSE_REMEDY:
         return remedy_body(form)
+    if action is CaseAction.ROOT_CAUSE:
+        return root_cause_body(form, person)
     raise ValueError(f"the console offers no form for {action.value}")
 
 
@@ -130,6 +132,17 @@ def remedy_body(form):
         if option not in {o.value for o in RefundOption}:
             raise FormRefused("refund_needs_option", "refund_option")
         body["refund_option"] = option
+    return body
+
+
+def root_cause_body(form, person):
+    """The cause, and the improvement the salon makes (routing requires one for a
+    salon-side cause): its owner (the person themself unless chosen) and due date."""
+    body = {"cause": _text(form, "cause"), "note": _text(form, "note", required=False), "actions": []}
+    if _text(form, "action_text", required=False):
+        body["actions"].append({"text": form["action_text"].strip(),
+                                "owner": form.get("action_owner") or person.staff_id,
+                                "due": _text(form, "action_due")})
     return body
 
 

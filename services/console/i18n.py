@@ -144,6 +144,9 @@ TEXTS = {
     "approve": ("批准", "Approve"), "reject": ("驳回", "Reject"),
     "resolve_with": ("用这个方案办结", "Resolve with this remedy"),
     "mine": ("我的", "Mine"),
+    "cause": ("形成投诉的原因", "Why the complaint arose"), "improvement": ("改进措施", "Improvement"),
+    "owner": ("负责人", "Owner"), "due_date": ("完成日期", "Due date"),
+    "improvement_hint": ("美容院方面的原因需要至少一项改进措施。", "A cause on the salon's side needs at least one improvement."),
     "flag_repeat_customer": ("该顾客近期已多次获得赔偿或退款", "This customer was compensated or refunded repeatedly"), "actor": ("操作人", "By"), "at": ("时间", "At"),
     "approver": ("审批人", "Approver"), "proposed_by": ("提出人", "Proposed by"),
     "referral": ("转办来源", "Referred by"), "store_day": ("今日", "Today"),
@@ -241,7 +244,8 @@ FIELDS = {
     "amount_fen": ("金额", "amount"), "type": ("方案类型", "remedy type"), "refund_option": ("退款选项", "refund option"),
     "remedy_id": ("方案", "remedy"), "score": ("满意度", "satisfaction"), "comment": ("顾客评价", "comment"),
     "category": ("类别", "category"), "staff_id": ("工号", "staff ID"), "password": ("密码", "password"),
-    "reached": ("是否联系上", "reached"), "complaint": ("新投诉", "complaint"), "next_step": ("下一步", "next step"),
+    "reached": ("是否联系上", "reached"), "cause": ("原因", "cause"), "actions": ("改进措施", "improvement"),
+    "action_due": ("完成日期", "due date"), "complaint": ("新投诉", "complaint"), "next_step": ("下一步", "next step"),
 }
 REASONS = {
     "Missing data for required field.": ("必须填写", "is required"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from werkzeug.wrappers import Response
 
 from closeloop_shared.clock import utcnow
-from closeloop_shared.contract import CaseAction, Category
+from closeloop_shared.contract import CaseAction, Category, RootCause
 from closeloop_shared.contract import Permission as P
 from closeloop_shared.http import PUBLIC, requires
 from services.console import domain, flows, i18n
@@ -105,7 +105,8 @@ class ConsoleService:
     def case(self, request, case_id):
         now = utcnow()
         view = flows.case_page(request.api, request.person, case_id, now, request.settings.approval_limits_fen)
-        return self._page(request, "case.html", now=now, **view)
+        return self._page(request, "case.html", now=now, root_causes=list(RootCause), people=request.names,
+                          today=flows.local(now).date().isoformat(), **view)
 
     @page("POST", "/cases/<string:case_id>/acknowledge", access=requires(P.CASE_ACKNOWLEDGE))
     def acknowledge(self, request, case_id):
@@ -146,6 +147,10 @@ class ConsoleService:
     @page("POST", "/cases/<string:case_id>/resolve", access=requires(P.CASE_RESOLVE))
     def resolve(self, request, case_id):
         return self._act(request, case_id, CaseAction.RESOLVE)
+
+    @page("POST", "/cases/<string:case_id>/root-cause", access=requires(P.CASE_ROOT_CAUSE))
+    def root_cause(self, request, case_id):
+        return self._act(request, case_id, CaseAction.ROOT_CAUSE)
 
     @page("POST", "/cases/<string:case_id>/file-report", access=requires(P.CASE_REPORT))
     def file_report(self, request, case_id):

@@ -52,6 +52,7 @@ EXPECTED = {
     ("POST", "/cases/{case_id}/approve-remedy"): APPROVERS,
     ("POST", "/cases/{case_id}/reject-remedy"): APPROVERS,
     ("POST", "/cases/{case_id}/resolve"): CASE_WORK,
+    ("POST", "/cases/{case_id}/root-cause"): SUPERVISOR_UP,
     ("POST", "/cases/{case_id}/file-report"): APPROVERS,
     ("POST", "/cases/{case_id}/sign-off-report"): row(F, F, F, F, F, F),  # the general manager alone
     ("POST", "/cases/{case_id}/close"): SUPERVISOR_UP,
@@ -67,7 +68,7 @@ FORMS = {"respond": {"note": "已致电致歉"}, "note": {"note": "调取监控"
          "resume": {"answer": "收据已发"}, "report-to-superior": {"message": "请支持"},
          "propose-remedy": {"type": "voucher", "amount": "100"}, "approve-remedy": {"remedy_id": "no-such-remedy"},
          "reject-remedy": {"remedy_id": "no-such-remedy"}, "resolve": {"note": "致歉"},
-         "file-report": {"summary": "书面报告"}, "reopen": {"reason": "仍不满意"},
+         "file-report": {"summary": "书面报告"}, "root-cause": {"cause": "misunderstanding"}, "reopen": {"reason": "仍不满意"},
          "category": {"category": "booking", "reason": "改约问题"}, "outcome": {"score": "5"},
          "attempts": {"reached": "no"}}
 CSRF = "matrix-csrf-token"

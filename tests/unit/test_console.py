@@ -166,6 +166,17 @@ def test_no_form_carries_an_actor_and_empty_notes_are_refused_in_words():
     assert flows.action_body(CaseAction.ACKNOWLEDGE, {"note": "x"}, person("store_staff"), None) == {}
 
 
+def test_a_root_cause_carries_its_improvement_owned_by_the_person_unless_chosen():
+    supervisor = person("supervisor", "sh-xh-sv")
+    assert flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "misunderstanding"}, supervisor, None) == {
+        "cause": "misunderstanding", "note": "", "actions": []}
+    body = flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "poor_communication", "action_text": "前台复述预约",
+                                                     "action_due": "2026-12-01"}, supervisor, None)
+    assert body["actions"] == [{"text": "前台复述预约", "owner": "sh-xh-sv", "due": "2026-12-01"}]
+    with pytest.raises(ApiError):  # an improvement needs its date
+        flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "poor_communication", "action_text": "x"}, supervisor, None)
+
+
 # -- masking and figures ------------------------------------------------------------------
 
 def test_the_queue_masks_every_customer_whoever_looks():
@@ -347,6 +358,8 @@ def test_a_case_waiting_for_approval_shows_the_approver_and_names_the_proposer()
                                "actor": "sh-xh-s1"}])
     view = flows.case_page(type("Api", (), {"case": lambda self, _: the_case, "revisits": lambda self, _: []})(),
                            person("store_manager", "sh-xh-mg"), "c1", NOW, None)
-    html = render_page("case.html", now=NOW, **view)
+    html = render_page("case.html", now=NOW, root_causes=list(RootCause), people={"sh-xh-mg": "张丽"},
+                       today="2026-11-25", **view)
     assert "等待 张丽(店长)审批" in html and 'id="do-approve"' in html and "王小雨" in html
     assert "多次获得赔偿" in html and 'id="do-propose"' not in html
+    assert "沟通不良" in html and "id=\"do-root-cause\"" in html
