@@ -286,3 +286,12 @@ def announcements(repository, org, store_ids, now, default_hours=DEFAULTS[CALEND
                                  brands[brand_id], book)
         today = now.astimezone(calendar.zone).date()
         yield announcement(calendar, store_id, store.timezone, today, now)
+
+
+def stores_to_announce(before, after):
+    """After an organisation change, the stores whose calendar followup must hear of at
+    once rather than at the next periodic announcement: a store whose time zone changed
+    (its open hours now fall at other instants, so waiting calls and reminders move) and
+    a new store. Sorted store ids."""
+    return sorted(store_id for store_id, store in after.stores.items()
+                  if store_id not in before.stores or before.stores[store_id].timezone != store.timezone)

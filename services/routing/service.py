@@ -559,10 +559,11 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         return self._calendar_call(calendar_flows.store_view, self.calendars, self.org, self._scope(request),
                                    store_id, utcnow().date(), setting(self.config, keys.CALENDAR_DEFAULT_HOURS))
 
-    def _announce_calendars(self, store_ids):
-        """store_calendar_changed for these stores (None: all); one lost to a broker
-        outage is made good by the next announce_calendars."""
-        for payload in calendar_flows.announcements(self.calendars, self.org, store_ids, utcnow(),
+    def _announce_calendars(self, store_ids, org=None):
+        """store_calendar_changed for these stores (None: all), as `org` (by default the
+        current organisation) places them; one lost to a broker outage is made good by
+        the next announce_calendars."""
+        for payload in calendar_flows.announcements(self.calendars, org or self.org, store_ids, utcnow(),
                                                     setting(self.config, keys.CALENDAR_DEFAULT_HOURS)):
             self.dispatch(ev.STORE_CALENDAR_CHANGED, ev.dump(ev.STORE_CALENDAR_CHANGED, payload))
 
@@ -634,6 +635,12 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
                                          before, change, now)
         self.org_store.outbox.flush(SNAPSHOT_ID, events, self.dispatch)
         self.identity.refresh()
+        moved = calendar_flows.stores_to_announce(before, changed)
+        if moved:  # a new time zone moves every open hour: followup's copy must not wait
+            try:
+                self._announce_calendars(moved, changed)
+            except Exception as exc:  # stored already; the periodic announcement makes it good
+                log.warning("store calendars not announced", extra={"stores": moved, "error": str(exc)[:200]})
         handed = []
         if hand_over_from and organisation.left_post(before, changed, hand_over_from):
             for case, case_events in flows.hand_over_cases_of(self.cases, changed, hand_over_from, now):
