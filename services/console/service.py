@@ -105,7 +105,7 @@ class ConsoleService:
     def case(self, request, case_id):
         now = utcnow()
         view = flows.case_page(request.api, request.person, case_id, now, request.settings.approval_limits_fen)
-        return self._page(request, "case.html", now=now, root_causes=list(RootCause), people=request.names,
+        return self._page(request, "case.html", now=now, root_causes=list(RootCause),
                           today=flows.local(now).date().isoformat(), **view)
 
     @page("POST", "/cases/<string:case_id>/acknowledge", access=requires(P.CASE_ACKNOWLEDGE))
@@ -207,7 +207,8 @@ class ConsoleService:
     @page("GET", "/dashboard", access=requires(P.REPORT_READ))
     def dashboard(self, request):
         view = flows.dashboard(request.api, request.person, utcnow(), request.args.get("store"))
-        return self._page(request, "dashboard.html", **view)
+        stores = {key[6:]: name for key, name in request.names.items() if key.startswith("store:")}
+        return self._page(request, "dashboard.html", stores=stores, **view)
 
     @page("GET", "/digest", access=requires(P.REPORT_READ))
     def digest(self, request):
@@ -222,6 +223,7 @@ class ConsoleService:
                       full_path=request.full_path.rstrip("?"), poll=request.settings.poll_seconds,
                       domain=domain, flows=flows, i18n=i18n, server_time=time.time(),
                       who=lambda staff_id: request.names.get(staff_id) or i18n.actor_label(staff_id, request.lang),
+                      people={k: v for k, v in request.names.items() if not k.startswith("store:")},
                       **values)
         return page_response(html)
 

@@ -81,7 +81,7 @@ class ConsoleClient(SharedExtension):
 
     def person(self, token):
         """(the staff member holding this token, {staff id: name} of the people they may
-        see), as routing's organisation has them now; ApiError(401) when the services no
+        see and {"store:<id>": name} of their stores), as routing's organisation has them now; ApiError(401) when the services no
         longer accept the token."""
         now = time.monotonic()
         cached = self._who.get(token)
@@ -93,6 +93,7 @@ class ConsoleClient(SharedExtension):
         if person is None:
             raise ApiError(401, "unauthenticated", "not in the organisation")
         names = {s["staff_id"]: s["name"] for s in organisation.get("staff", [])}
+        names.update({f"store:{s['store_id']}": s["name"] for s in organisation.get("stores", [])})
         if len(self._who) > 1000:
             self._who.clear()
         self._who[token] = (person, names, now + WHO_CACHE_SECONDS)

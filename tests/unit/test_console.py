@@ -333,9 +333,11 @@ def test_the_dashboard_and_the_digest_show_their_figures():
         "repeat": {"30": {"cases": 2, "rate": 0.1667}},
         "root_causes": [{"root_cause": "poor_communication", "cases": 3, "share": 0.75, "cumulative": 0.75}]}}}
     html = render_page("dashboard.html", summary=summary, kpis=kpis, store="SH-XH-001",
+                       stores={"SH-XH-001": "上海徐汇店", "HZ-XH-002": "杭州西湖店"},
                        figures=domain.OpenCaseFigures(5, 1, 2))
     assert "91.7%" in html and "100%" in html and "—" in html and "沟通不良" in html and "预约" in html
     assert 'id="kpi-breached">1<' in html and 'id="kpi-at-risk">2<' in html
+    assert "上海徐汇店" in html and "杭州西湖店" in html  # the regional manager picks a store
     digest = {"week": {"from": "2026-11-16", "to": "2026-11-22"},
               "categories": {"booking": {"cases": 4, "on_time": {"resolution": {"rate": 0.5}}}},
               "pareto_by_store": {"SH-XH-001": kpis["groups"]["all"]["root_causes"]},
