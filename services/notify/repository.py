@@ -9,6 +9,7 @@ from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.leases import Leases, not_leased
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
+from services.notify.kinds import Audience
 from services.notify.policy import NOT_SENT
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,8 @@ class DeliveryRepository:
     def held_for_customer(self, member_id, customer_keys, made_by):
         """Deliveries to a customer, made by `made_by`, not sent yet (waiting, due, or
         claimed by a sender), found by their member id or by any handle's digest; each once."""
-        waiting = {"status": {"$in": NOT_SENT_STATUSES}, "audience": "customer", "created_at": {"$lte": made_by}}
+        waiting = {"status": {"$in": NOT_SENT_STATUSES}, "audience": Audience.CUSTOMER.value,
+                   "created_at": {"$lte": made_by}}
         found = {}
         if customer_keys:
             for delivery in self.deliveries.find({"customer_keys": {"$in": list(customer_keys)}, **waiting}):
