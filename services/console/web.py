@@ -81,8 +81,8 @@ class ConsoleClient(SharedExtension):
 
     def person(self, token):
         """(the staff member holding this token, {staff id: name} of the people they may
-        see and {"store:<id>": name} of their stores), as routing's organisation has them now; ApiError(401) when the services no
-        longer accept the token."""
+        see and {"store:<id>": name} of their stores), as routing's organisation has them
+        now; ApiError(401) when the services no longer accept the token."""
         now = time.monotonic()
         cached = self._who.get(token)
         if cached and cached[2] > now:

@@ -46,7 +46,8 @@ def test_a_clock_is_running_warning_breached_paused_or_met():
     assert late.state is ClockState.BREACHED and late.remaining_seconds == -35 * 60
     flagged = clock(timedelta(hours=5), breached_at=NOW.isoformat())  # routing said so: believed
     assert domain.countdown("first_response", flagged, NOW).state is ClockState.BREACHED
-    paused = domain.countdown("resolution", clock(timedelta(hours=5), paused_at=(NOW - timedelta(hours=1)).isoformat()), NOW)
+    paused_an_hour_ago = clock(timedelta(hours=5), paused_at=(NOW - timedelta(hours=1)).isoformat())
+    paused = domain.countdown("resolution", paused_an_hour_ago, NOW)
     assert paused.state is ClockState.PAUSED and paused.remaining_seconds == 6 * 3600  # frozen when paused
     met = domain.countdown("first_response", clock(timedelta(hours=5), met_at=NOW.isoformat()), NOW)
     assert met.state is ClockState.MET and not met.running
