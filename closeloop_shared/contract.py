@@ -148,7 +148,7 @@ class DeliveryStatus(str, Enum):
     DELIVERED = "delivered"    # the provider reported it delivered
     FAILED = "failed"          # this attempt failed; retried at next_attempt_at
     ABANDONED = "abandoned"    # no channel left: notification_failed was emitted
-    SUPPRESSED = "suppressed"  # over a customer's daily quota: kept in the log, not sent
+    SUPPRESSED = "suppressed"  # over a customer's daily quota, or they withdrew consent: kept in the log, not sent
 
 
 class CaseStatus(str, Enum):

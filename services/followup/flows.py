@@ -4,13 +4,13 @@ organisation; service.py calls them.
 
 Every write that causes an event puts it in the task's outbox in the same update;
 the caller flushes it (closeloop_shared.outbox)."""
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from closeloop_shared import config as keys
+from closeloop_shared import contacts
 from closeloop_shared import events as ev
 from closeloop_shared.config import setting
 from closeloop_shared.contract import (
@@ -188,17 +188,8 @@ def withdraw_consent(customers, tasks, revisits, appointments, member_id, now):
         raise Refused(404, "customer_not_found", f"no customer {member_id}")
     cancelled = tasks.cancel_all(member_id, CONSENT_WITHDRAWN, now) + revisits.cancel_for_member(member_id, now)
     event = new_event(ev.CUSTOMER_CONSENT_WITHDRAWN, {
-        "member_id": member_id, "customer_keys": contact_keys(document), "withdrawn_at": now})
+        "member_id": member_id, "customer_keys": contacts.handle_digests(document), "withdrawn_at": now})
     return cancelled, appointments.stop_reminders(member_id, CONSENT_WITHDRAWN, now), event
-
-
-def contact_keys(document):
-    """The digests notify files a customer's deliveries under, one per handle of the
-    profile (E.164 phone, lower-case e-mail, WeChat openid), in notify's order: the same
-    function as services/notify/kinds.customer_keys (tests/unit/test_consent_withdrawal.py
-    holds them equal), so no contact data crosses the bus."""
-    handles = (document.get("phone"), (document.get("email") or "").lower() or None, document.get("wechat_openid"))
-    return [hashlib.sha256(h.encode("utf-8")).hexdigest()[:24] for h in handles if h]
 
 
 def may_contact(customers, member_id):

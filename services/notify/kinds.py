@@ -9,13 +9,13 @@ service.py, which nameko needs per event).
 
 Templates get the event's own fields (deadlines included) as variables, so what a
 message says about time always comes from the event."""
-import hashlib
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable
 
 import phonenumbers
 
+from closeloop_shared import contacts
 from closeloop_shared import events as ev
 from closeloop_shared.contract import NotifyChannel, Severity
 from closeloop_shared.org import LADDER
@@ -110,20 +110,10 @@ class Notification:
     waits_for: str | None = None
 
 
-def _digest(handle):
-    return hashlib.sha256(handle.encode("utf-8")).hexdigest()[:24]
-
-
-def _handles(contact):
-    """A customer's contact handles, normalised: E.164 phone, lower-case e-mail, openid."""
-    return [h for h in (contact.get("phone"), (contact.get("email") or "").lower() or None,
-                        contact.get("wechat_openid")) if h]
-
-
 def customer_keys(contact):
     """Digests of each of a customer's handles, so the delivery log finds them by any
     (no raw contact data in the keys); the first is their identity as a recipient."""
-    return [_digest(handle) for handle in _handles(contact)] or [_digest("")]
+    return contacts.handle_digests(contact) or [contacts.digest("")]
 
 
 def contact_key(contact):
@@ -131,14 +121,14 @@ def contact_key(contact):
     or an openid."""
     contact = contact.strip()
     if "@" in contact:
-        return _digest(contact.lower())
+        return contacts.digest(contact.lower())
     try:
         number = phonenumbers.parse(contact, "CN")
         if phonenumbers.is_valid_number(number):
-            return _digest(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+            return contacts.digest(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     except phonenumbers.NumberParseException:
         pass
-    return _digest(contact)
+    return contacts.digest(contact)
 
 
 def notifications(event_type, event):

@@ -9,7 +9,7 @@ import pytest
 
 from closeloop_shared import events as ev
 from closeloop_shared.contract import DeliveryStatus as S
-from services.followup.flows import contact_keys
+from closeloop_shared.contacts import handle_digests as contact_keys
 from services.notify import flows, kinds
 from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
 from tests.unit.fakes import FakeDeliveries
@@ -100,7 +100,7 @@ def test_a_message_made_after_the_withdrawal_is_an_answer_to_something_newer():
     assert WITHDRAWAL.stops(delivery(created_at=WITHDRAWAL.withdrawn_at))
 
 
-def test_followup_digests_a_profile_as_notify_digests_a_contact():
+def test_the_withdrawal_names_a_customer_by_the_digests_notify_files_them_under():
     profile = {"phone": "+8613812345678", "email": "Liu@Example.com", "wechat_openid": "o-liu"}
     assert contact_keys(profile) == kinds.customer_keys(profile)
     assert contact_keys({"phone": "+8613812345678", "email": None}) == kinds.customer_keys(
