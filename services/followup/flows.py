@@ -182,13 +182,14 @@ def withdraw_consent(customers, tasks, revisits, appointments, member_id, now):
     (later bookings and changes are kept, neither confirmed nor reminded); and
     customer_consent_withdrawn, so that notify never sends what it still holds for them
     (a reminder deferred by quiet hours, a retry). (revisits cancelled, reminders
-    stopped, the event to publish)."""
-    document = customers.set_consent(member_id, False, now)
+    stopped, the event: in the profile's outbox, to flush)."""
+    document = customers.get(member_id)
     if document is None:
         raise Refused(404, "customer_not_found", f"no customer {member_id}")
-    cancelled = tasks.cancel_all(member_id, CONSENT_WITHDRAWN, now) + revisits.cancel_for_member(member_id, now)
     event = new_event(ev.CUSTOMER_CONSENT_WITHDRAWN, {
         "member_id": member_id, "customer_keys": contacts.handle_digests(document), "withdrawn_at": now})
+    customers.set_consent(member_id, False, now, event)
+    cancelled = tasks.cancel_all(member_id, CONSENT_WITHDRAWN, now) + revisits.cancel_for_member(member_id, now)
     return cancelled, appointments.stop_reminders(member_id, CONSENT_WITHDRAWN, now), event
 
 

@@ -83,10 +83,12 @@ class CustomerRepository:
 
     def __init__(self, db):
         self.customers = db["customers"]
+        self.outbox = Outbox(self.customers)
 
     @staticmethod
     def ensure_indexes(db):
         db["customers"].create_index([("home_store_id", ASCENDING)])
+        Outbox.ensure_indexes(db["customers"])
 
     def get(self, member_id):
         return self.customers.find_one({"_id": member_id})
@@ -122,10 +124,14 @@ class CustomerRepository:
                                  "$push": {"tier_audit": audit}},
             return_document=ReturnDocument.AFTER)
 
-    def set_consent(self, member_id, consent, now):
-        return self.customers.find_one_and_update(
-            {"_id": member_id}, {"$set": {"consent": consent, "consent_changed_at": now, "updated_at": now}},
-            return_document=ReturnDocument.AFTER)
+    def set_consent(self, member_id, consent, now, event=None):
+        """The profile after the change; `event` (its announcement) goes into the
+        profile's outbox by the same write."""
+        update = {"$set": {"consent": consent, "consent_changed_at": now, "updated_at": now}}
+        if event is not None:
+            update["$set"]["outbox_pending"] = True
+            update["$push"] = {"outbox": event}
+        return self.customers.find_one_and_update({"_id": member_id}, update, return_document=ReturnDocument.AFTER)
 
     def count_planned(self, member_id):
         """How many cadence revisits were planned for the customer before this one."""

@@ -133,6 +133,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
     def relay_task_outbox(self):
         self.tasks.outbox.relay(self.dispatch, utcnow())
         self.appointments.outbox.relay(self.dispatch, utcnow())
+        self.customers.outbox.relay(self.dispatch, utcnow())
 
     # -- appointments from booking systems (services/followup/appointments.py) -------------
 
@@ -228,11 +229,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         self._customer_in_scope(request, member_id)
         cancelled, stopped, event = self._refusals(flows.withdraw_consent, self.customers, self.tasks,
                                                    self.revisits, self.appointments, member_id, utcnow())
-        try:  # no outbox on the profile yet: a failed publish fails the request, and a retry repeats it all
-            self.dispatch(event["type"], event["payload"])
-        except Exception as exc:
-            log.warning("consent withdrawal not announced", extra={"error": str(exc)[:200]})
-            raise HttpError(503, "bus_unavailable", "consent withdrawn here, not yet announced: retry")
+        self.customers.outbox.flush(member_id, [event], self.dispatch)  # else the relay timer publishes it
         log.info("consent withdrawn", extra={"cancelled_revisits": cancelled, "stopped_reminders": stopped})
         return json_response(200, {"member_id": member_id, "consent": False, "cancelled_revisits": cancelled,
                                    "stopped_reminders": stopped})
