@@ -134,6 +134,9 @@ REPORTING_AT_RISK_LEAD_SECONDS = "REPORTING_AT_RISK_LEAD_SECONDS"
 # brand is emitted (weekly_digest_ready), checked every interval.
 REPORTING_DIGEST_HOUR = "REPORTING_DIGEST_HOUR"
 REPORTING_DIGEST_INTERVAL_SECONDS = "REPORTING_DIGEST_INTERVAL_SECONDS"
+# reporting folds the increments its handlers queue into the shared report buckets right
+# after each event when no other replica is folding, and from a timer every interval.
+REPORTING_FOLD_INTERVAL_SECONDS = "REPORTING_FOLD_INTERVAL_SECONDS"
 
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
@@ -213,6 +216,7 @@ DEFAULTS = {
     REPORTING_AT_RISK_LEAD_SECONDS: 4 * 3600,
     REPORTING_DIGEST_HOUR: 9,
     REPORTING_DIGEST_INTERVAL_SECONDS: 300,
+    REPORTING_FOLD_INTERVAL_SECONDS: 1,
 }
 
 

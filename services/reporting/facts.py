@@ -257,3 +257,33 @@ class Span:
             else:
                 runs.append([grain, key, key])
         return [tuple(run) for run in runs]
+
+
+# -- pending increments: what events add to the buckets, folded in later in batches -------
+#
+# A handler does not $inc the buckets itself: every case of a store and day shares them,
+# so concurrent handlers would write-conflict on them. It keeps what its event adds as one
+# pending entry (a list of [bucket, path, n]); a folder sums many entries per bucket and
+# applies each touched bucket once.
+
+def entries(delta):
+    """{bucket: {path: n}} as [[bucket, path, n]] (sorted, zeros left out): how a pending
+    increment is stored (bucket ids and paths hold ':' and '.', unfit for field names)."""
+    return [[bucket, path, n] for bucket, paths in sorted(delta.items())
+            for path, n in sorted(paths.items()) if n]
+
+
+def added(*deltas):
+    """The sum of several {bucket: {path: n}}, zeros left out."""
+    return folded(entries(delta) for delta in deltas)
+
+
+def folded(pending):
+    """What a batch of pending increments (each a list of [bucket, path, n]) adds to the
+    buckets: {bucket: {path: n}}, summed, zeros left out: one $inc per touched bucket."""
+    total = {}
+    for increments in pending:
+        for bucket, path, n in increments:
+            total.setdefault(bucket, Counter())[path] += n
+    summed = {bucket: {path: n for path, n in sorted(paths.items()) if n} for bucket, paths in sorted(total.items())}
+    return {bucket: paths for bucket, paths in summed.items() if paths}

@@ -1,6 +1,9 @@
 """reporting's use cases: take in an event (keep it, project it onto its case's row,
-bring the pre-aggregated buckets in step) and rebuild the read model by replay."""
-from datetime import datetime, time, timedelta
+queue what it adds to the pre-aggregated buckets), fold the queued increments into the
+buckets in batches, and rebuild the read model by replay."""
+import time
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import CHINA
@@ -20,10 +23,16 @@ def enrichment(event_type, data, organisation):
     return {"region_id": store.region_id, "brand_id": organisation.brand_of_store(store.store_id)}
 
 
+FOLD_BATCH = 500  # pending increments (events) folded per transaction
+
+
 def take_in(repository, event_type, payload, received_at, organisation):
     """Record and count one event once, however often it is delivered: the event, the
-    row's change and the buckets' increments commit together or not at all. Returns the
-    case's row when this delivery counted it (None: a redelivery, or no case's event)."""
+    row's change and what it adds to the buckets (one pending increment, under the
+    event's key) commit together or not at all. The shared buckets are left to the
+    folder (`fold`), run here at once when nobody else is folding: concurrent handlers
+    never write the same bucket. Returns the case's row when this delivery counted it
+    (None: a redelivery, or no case's event)."""
     data = ev.load(event_type, payload)
     key = pre.event_key(event_type, data)
     extra = enrichment(event_type, data, organisation)
@@ -32,17 +41,22 @@ def take_in(repository, event_type, payload, received_at, organisation):
     def transaction(session):  # retried on a write conflict: only the committed try counts
         counted.clear()
         if repository.record(key, event_type, payload, received_at, extra, session=session):
-            counted["row"] = project(repository, event_type, data, extra, session)
+            counted["row"], delta = project(repository, event_type, data, extra, session)
+            if delta:
+                repository.queue(key, pre.entries(delta), received_at, session=session)
+                counted["queued"] = True
 
     repository.atomically(transaction)
+    if counted.get("queued"):
+        fold(repository)
     return counted.get("row")
 
 
 def project(repository, event_type, data, extra, session=None):
-    if event_type == ev.REVISIT_TASK_COMPLETED:  # no case: straight into the buckets
-        contribution = pre.programme_contribution(data, extra.get("region_id"), extra.get("brand_id"))
-        repository.increment(contribution, session=session)
-        return None
+    """Bring the event's case row up to date: (the row, or None for an event of no case;
+    what the event adds to the buckets, {bucket: {path: n}})."""
+    if event_type == ev.REVISIT_TASK_COMPLETED:  # no case: straight to the buckets
+        return None, pre.programme_contribution(data, extra.get("region_id"), extra.get("brand_id"))
     change = read_model.project(event_type, data)
     if extra:
         change = read_model.Change(fields={**change.fields, **extra}, maxima=change.maxima,
@@ -53,10 +67,11 @@ def project(repository, event_type, data, extra, session=None):
 
 
 def settle(repository, case_id, session=None, follow=True):
-    """Add to the buckets what the case's row now contributes beyond what it had; then
-    settle the same customer's later cases (within the longest repeat window) again:
-    whether they repeat this one depends on what it now says (its category, its
-    customer), which may arrive after them (events come in on separate queues)."""
+    """What the case's row now contributes to the buckets beyond what it had (its
+    `counted` brought up to date); then settle the same customer's later cases (within
+    the longest repeat window) again: whether they repeat this one depends on what it now
+    says (its category, its customer), which may arrive after them (events come in on
+    separate queues). Returns (the row, the increments of them all)."""
     row = repository.row(case_id, session=session)
     derived = {"repeat_gap_days": repeat_gap_days(repository, row, session)}
     row.update(derived)
@@ -64,12 +79,65 @@ def settle(repository, case_id, session=None, follow=True):
     old = {}
     for bucket, path, n in row.get("counted", []):
         old.setdefault(bucket, {})[path] = n
-    counted = [[bucket, path, n] for bucket, paths in sorted(new.items()) for path, n in sorted(paths.items())]
-    repository.count(case_id, derived, pre.difference(new, old), counted, session=session)
+    repository.count(case_id, derived, pre.entries(new), session=session)
+    delta = pre.difference(new, old)
     if follow and row.get("customer_key") and row.get("submitted_at"):
         for later in repository.later_cases(row, max(pre.REPEAT_WINDOWS), session):
-            settle(repository, later, session, follow=False)
-    return row
+            delta = pre.added(delta, settle(repository, later, session, follow=False)[1])
+    return row, delta
+
+
+def fold(repository, batch=FOLD_BATCH, batches=1):
+    """Apply up to `batches` x `batch` pending increments to the buckets, if nobody else
+    is folding (else 0 at once: the current folder or the next one takes them). Each
+    batch in one transaction: read the oldest pending increments, sum them per bucket,
+    $inc each touched bucket once, drop the pending increments; a failure anywhere
+    commits nothing (the next folder redoes it all). Returns how many were folded."""
+    done = 0
+    with repository.folding() as held:
+        while held and batches:
+            folded = fold_batch(repository, batch)
+            done += folded
+            batches -= 1
+            if folded < batch:
+                break
+    return done
+
+
+def fold_batch(repository, batch=FOLD_BATCH):
+    """One batch of `fold`, without the folder's lease (the caller holds it)."""
+    folded = []
+
+    def transaction(session):
+        folded.clear()
+        pending = repository.pending_batch(batch, session=session)
+        if not pending:
+            return
+        repository.increment(pre.folded(p["increments"] for p in pending), session=session)
+        repository.unqueue([p["_id"] for p in pending], session=session)
+        folded.extend(pending)
+
+    repository.atomically(transaction)
+    return len(folded)
+
+
+def fold_all(repository, patience=30.0, pause=0.05):
+    """Fold until nothing is pending (waiting while another worker or replica folds):
+    the buckets then count every event taken in before the call. For the timer (the
+    safety net behind the fold after each event), the replay, and tests that read reports
+    at once. Returns how many this call folded; TimeoutError after `patience` seconds."""
+    done, deadline = 0, time.monotonic() + patience
+    while True:
+        with repository.folding() as held:
+            if held:
+                while True:
+                    folded = fold_batch(repository)
+                    done += folded
+                    if folded < FOLD_BATCH:
+                        return done
+        if time.monotonic() > deadline:
+            raise TimeoutError("another folder held the report buckets' lease throughout")
+        time.sleep(pause)
 
 
 def repeat_gap_days(repository, row, session=None):
@@ -82,20 +150,35 @@ def repeat_gap_days(repository, row, session=None):
     return None if earlier is None else (row["submitted_at"] - earlier).days
 
 
+def fold_backlog(repository, batches=20):
+    """The timer's safety net: fold what waits (what a handler left when another was
+    folding), up to `batches` batches, unless another worker or replica is folding."""
+    return fold(repository, batches=batches)
+
+
 def rebuild(live, scratch, progress=lambda done: None):
-    """Replay every recorded event into `scratch` (empty), in the order received.
-    Returns how many events were replayed."""
+    """Replay every recorded event into `scratch` (empty), in the order received, as the
+    service takes events in (each event's increments queued under its key, folded in
+    batches). Returns how many events were replayed."""
     done = 0
     for recorded in live.recorded_events():
         data = ev.load(recorded["type"], recorded["payload"])
-        project(scratch, recorded["type"], data, recorded.get("enrichment") or {})
+        _, delta = project(scratch, recorded["type"], data, recorded.get("enrichment") or {})
+        if delta:
+            scratch.queue(recorded["_id"], pre.entries(delta), recorded["received_at"])
         done += 1
+        if done % FOLD_BATCH == 0:
+            fold_all(scratch)
         progress(done)
+    fold_all(scratch)
     return done
 
 
 def differences(live, rebuilt):
-    """The buckets where live and rebuilt disagree: {bucket id: (live, rebuilt)}."""
+    """The buckets where live and rebuilt disagree: {bucket id: (live, rebuilt)}. Both
+    are folded first: what waits to be folded is part of each model."""
+    for repository in (live, rebuilt):
+        fold_all(repository)
     left, right = (_normalised(repository.buckets.find({})) for repository in (live, rebuilt))
     return {bucket: (left.get(bucket), right.get(bucket))
             for bucket in set(left) | set(right) if left.get(bucket) != right.get(bucket)}
@@ -118,7 +201,7 @@ def weekly_digests(repository, organisation, now, hour):
     started, as [(digest id, event)] to publish (each started once, by one replica)."""
     today = now.astimezone(CHINA)
     monday = today.date() - timedelta(days=today.weekday())
-    if today < datetime.combine(monday, time(hour), tzinfo=CHINA):
+    if today < datetime.combine(monday, clock_time(hour), tzinfo=CHINA):
         return []
     week = reports.week_of(monday - timedelta(days=7))
     units = [("region", r) for r in sorted(organisation.regions)] + [("brand", b) for b in sorted(organisation.brands)]

@@ -1,5 +1,6 @@
 """reporting's Prometheus metrics beside the read-model gauges (repository.OpenCasesCollector):
-resolution times, and the revisit outcomes of the follow-up dashboard."""
+resolution times, the revisit outcomes of the follow-up dashboard, and the backlog of
+increments waiting to be folded into the report buckets."""
 from datetime import timedelta
 
 from prometheus_client import REGISTRY, Histogram
@@ -91,3 +92,50 @@ class RevisitOutcomesGauge(Repository):
         if collector is not None and collector is RevisitOutcomesGauge._registered:
             REGISTRY.unregister(collector)
             RevisitOutcomesGauge._registered = None
+
+
+# -- the folding backlog: events taken in whose increments are not yet in the buckets -----
+
+class PendingIncrementsCollector:
+    """closeloop_report_pending_increments: events taken in whose increments wait to be
+    folded into the report buckets (read at scrape time, so it is there from the start;
+    near zero in steady state: reports lag by that many events)."""
+
+    def __init__(self, repository):
+        self.repository = repository
+
+    def collect(self):
+        gauge = GaugeMetricFamily("closeloop_report_pending_increments",
+                                  "Events taken in whose bucket increments wait to be folded into the reports")
+        gauge.add_metric([], self.repository.backlog())
+        yield gauge
+
+
+class PendingIncrementsGauge(Repository):
+    """Registers the backlog collector for this container's lifetime (one per process: a
+    container started while another still holds it takes it over)."""
+
+    _registered = None
+
+    def __init__(self):
+        super().__init__(FactsRepository)
+
+    def start(self):
+        self.collector = PendingIncrementsCollector(FactsRepository(self.database))
+        self._release(PendingIncrementsGauge._registered)
+        REGISTRY.register(self.collector)
+        PendingIncrementsGauge._registered = self.collector
+
+    def stop(self):
+        self._release(self.collector)
+        super().stop()
+
+    def kill(self):
+        self._release(getattr(self, "collector", None))
+        super().kill()
+
+    @staticmethod
+    def _release(collector):
+        if collector is not None and collector is PendingIncrementsGauge._registered:
+            REGISTRY.unregister(collector)
+            PendingIncrementsGauge._registered = None

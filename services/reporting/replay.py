@@ -4,8 +4,9 @@ equals the live model.
     python -m services.reporting.replay   (MONGO_URI, MONGO_DB_PREFIX from the environment)
 
 Replays `reporting_events` (in the order received) into empty `rebuild_*` collections
-through the same code the service runs, with a progress bar on stderr, then compares
-every bucket with the live one. Exit status 0: equal; 1: the buckets that differ are
+through the same code the service runs (increments queued per event, folded in batches),
+with a progress bar on stderr, then folds what waits in the live model (as its service
+would within moments) and compares every bucket with the live one. Exit status 0: equal; 1: the buckets that differ are
 listed. The live model is never touched; run it while the service runs (events arriving
 meanwhile are in the live model and not in the rebuild: run it again when quiet).
 
@@ -37,11 +38,18 @@ def progress_bar(total, width=40):
     return show
 
 
+REBUILT = ("case_facts", "report_buckets")  # what a promotion makes live
+SCRATCH = ("pending_increments", "report_folder")  # the rebuild's folding, empty once it is done
+
+
 def promote(db):
     """The rebuilt rows and buckets become the live ones (with the indexes they were
-    built with)."""
-    for name in ("case_facts", "report_buckets"):
+    built with). Nothing waits to be folded on either side by then (both were folded
+    for the comparison, and reporting is stopped)."""
+    for name in REBUILT:
         db[f"{REBUILD}{name}"].rename(name, dropTarget=True)
+    for name in SCRATCH:
+        db[f"{REBUILD}{name}"].drop()
 
 
 def main(argv=None):
@@ -52,7 +60,7 @@ def main(argv=None):
     config = {key: os.environ.get(key) for key in (MONGO_URI, MONGO_DB_PREFIX)}  # unset: the defaults
     client, db = connect_service_db(config, ev.REPORTING)
     try:
-        for name in ("case_facts", "report_buckets"):
+        for name in REBUILT + SCRATCH:
             db[f"{REBUILD}{name}"].drop()
         FactsRepository.ensure_indexes(db, REBUILD)
         live, rebuilt = FactsRepository(db), FactsRepository(db, REBUILD)

@@ -1,11 +1,14 @@
+import contextlib
+import threading
 from datetime import timedelta
 
 from prometheus_client.core import GaugeMetricFamily
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DeleteOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.events import SEVERITIES
+from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
 from services.reporting import facts as pre
@@ -14,17 +17,34 @@ from services.reporting.kpis import OPEN_STATUSES
 
 LIVE = ""              # the collections the service reads and writes
 REBUILD = "rebuild_"   # where a replay rebuilds them, to be compared with the live ones
+FOLDER = "folder"      # the one lease document of a model's folder
+
+# Which models this process is folding now (by pending collection): a worker that finds
+# its process already folding skips the fold without asking the database for the lease.
+_folding = {}
+_folding_guard = threading.Lock()
+
+
+def _process_lock(name):
+    with _folding_guard:
+        return _folding.setdefault(name, threading.Lock())
 
 
 class FactsRepository:
     """reporting's read model, built only from events: `case_facts` (one row per case),
-    `report_buckets` (the pre-aggregated facts, services/reporting/facts.py) and
-    `reporting_events` (every event as received, to rebuild the others by replay)."""
+    `report_buckets` (the pre-aggregated facts, services/reporting/facts.py),
+    `pending_increments` (what events taken in add to the buckets, one document per event
+    (_id its key) until a folder applies it), `report_folder` (the folder's lease: one
+    folder at a time across replicas) and `reporting_events` (every event as received, to
+    rebuild the others by replay)."""
 
     def __init__(self, db, prefix=LIVE):
         self.db = db
         self.facts = db[f"{prefix}case_facts"]
         self.buckets = db[f"{prefix}report_buckets"]
+        self.pending = db[f"{prefix}pending_increments"]
+        self.folder = db[f"{prefix}report_folder"]
+        self.folder_leases = Leases(self.folder)
         self.events = db["reporting_events"]
         self.digests = db["weekly_digests"]
         self.digest_outbox = Outbox(self.digests)
@@ -37,6 +57,7 @@ class FactsRepository:
         facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
         db["reporting_events"].create_index([("received_at", ASCENDING)])
         db[f"{prefix}report_buckets"].create_index([("shard", ASCENDING), ("period", ASCENDING)])
+        db[f"{prefix}pending_increments"].create_index([("queued_at", ASCENDING)])  # folded oldest first
         Outbox.ensure_indexes(db["weekly_digests"])
 
     def atomically(self, work):
@@ -100,15 +121,66 @@ class FactsRepository:
                               "$lte": row["submitted_at"] + timedelta(days=window_days)}},
             {"_id": 1}, session=session)]
 
-    def count(self, case_id, fields, delta, counted, session=None):
-        """Set the row's derived fields and what it has added to the buckets; add `delta`."""
+    def count(self, case_id, fields, counted, session=None):
+        """Set the row's derived fields and what it has added to the buckets."""
         self.facts.update_one({"_id": case_id}, {"$set": {**fields, "counted": counted}}, session=session)
-        self.increment(delta, session=session)
+
+    # -- pending increments and their folding into the buckets ----------------------------
+
+    def queue(self, key, increments, queued_at, session=None):
+        """Keep what event `key` adds to the buckets ([[bucket, path, n]]) until it is
+        folded; under the event's key, so a redelivery cannot queue it twice."""
+        self.pending.insert_one({"_id": key, "queued_at": queued_at, "increments": increments}, session=session)
+
+    def pending_batch(self, limit, session=None):
+        """The oldest `limit` pending increments: [{_id, increments}]."""
+        return list(self.pending.find({}, {"increments": 1}, sort=[("queued_at", ASCENDING)], limit=limit,
+                                      session=session))
 
     def increment(self, delta, session=None):
-        for bucket, paths in delta.items():
-            self.buckets.update_one({"_id": bucket}, {"$inc": paths, "$setOnInsert": pre.bucket_fields(bucket)},
-                                    upsert=True, session=session)
+        """$inc each bucket of {bucket: {path: n}} once, creating it as needed: one
+        round trip for the lot."""
+        if delta:
+            self.buckets.bulk_write([UpdateOne({"_id": bucket}, {"$inc": paths, "$setOnInsert": pre.bucket_fields(bucket)},
+                                               upsert=True) for bucket, paths in delta.items()],
+                                    ordered=False, session=session)
+
+    def unqueue(self, keys, session=None):
+        """Drop folded pending increments: one round trip, each by _id. Raises if one was
+        already gone (folded by someone else): the transaction must then not commit."""
+        if keys:
+            removed = self.pending.bulk_write([DeleteOne({"_id": key}) for key in keys], ordered=False,
+                                              session=session).deleted_count
+            if removed != len(keys):
+                raise FoldRaced(f"{len(keys) - removed} of {len(keys)} pending increments already folded")
+
+    def backlog(self):
+        """How many events' increments wait to be folded (the collection's count)."""
+        return self.pending.estimated_document_count()
+
+    @contextlib.contextmanager
+    def folding(self):
+        """Hold the right to fold this model, if free: yields True (held: within this
+        process and, by lease, across replicas; renewed while the block runs, released
+        after, whatever happens) or False (another worker or replica is folding)."""
+        local = _process_lock(self.pending.full_name)
+        if not local.acquire(blocking=False):
+            yield False
+            return
+        try:
+            claim = self.folder_leases.claim_by_id(FOLDER)
+            if claim is None and insert_new(self.folder, {"_id": FOLDER}):  # the model's first fold
+                claim = self.folder_leases.claim_by_id(FOLDER)
+            if claim is None:
+                yield False
+                return
+            try:
+                with self.folder_leases.hold(claim):
+                    yield True
+            finally:
+                self.folder_leases.release(claim)
+        finally:
+            local.release()
 
     def digest_started(self, digest_id):
         return self.digests.find_one({"_id": digest_id}, {"_id": 1}) is not None
@@ -145,6 +217,10 @@ class FactsRepository:
         return self.facts.find({"status": {"$in": list(OPEN_STATUSES)}}, {
             "_id": 0, "status": 1, "severity": 1, "breaches": 1, "first_responded_at": 1, "resolved_at": 1,
             "first_response_due": 1, "resolution_due": 1})
+
+
+class FoldRaced(RuntimeError):
+    """A fold found some of its pending increments gone: another folder applied them."""
 
 
 class OpenCasesCollector:

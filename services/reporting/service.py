@@ -11,7 +11,7 @@ from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.config import (
     OUTBOX_RELAY_INTERVAL_SECONDS, REPORTING_AT_RISK_LEAD_SECONDS, REPORTING_DIGEST_HOUR,
-    REPORTING_DIGEST_INTERVAL_SECONDS, setting)
+    REPORTING_DIGEST_INTERVAL_SECONDS, REPORTING_FOLD_INTERVAL_SECONDS, setting)
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation, Identity
 from closeloop_shared.contract import Permission as P
@@ -87,6 +87,7 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     org = CurrentOrganisation()
     open_cases_gauge = OpenCasesGauge()
     revisit_outcomes_gauge = metrics.RevisitOutcomesGauge()
+    pending_increments_gauge = metrics.PendingIncrementsGauge()
 
     on_case_submitted = _handler(ev.CASE_SUBMITTED)
     on_case_routed = _handler(ev.CASE_ROUTED)
@@ -100,6 +101,11 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     on_case_deadline_breached = _handler(ev.CASE_DEADLINE_BREACHED)
     on_report_signed_off = _handler(ev.REPORT_SIGNED_OFF)
     on_revisit_task_completed = _handler(ev.REVISIT_TASK_COMPLETED)
+
+    @timer(REPORTING_FOLD_INTERVAL_SECONDS)
+    def fold_increments(self):
+        """What a handler left pending while another folded: into the buckets within moments."""
+        flows.fold_backlog(self.facts)
 
     @timer(REPORTING_DIGEST_INTERVAL_SECONDS)
     def send_weekly_digests(self):

@@ -1,14 +1,17 @@
 """FactsRepository.apply does in MongoDB exactly what read_model.apply does to a dict,
-for a history delivered out of order and twice."""
+for a history delivered out of order and twice; its pending increments are kept once per
+event and folded into the buckets by one folder at a time."""
 import uuid
 from datetime import timedelta
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
+from services.reporting import facts as pre
 from services.reporting import read_model
-from services.reporting.repository import FactsRepository
+from services.reporting.repository import FOLDER, FactsRepository, FoldRaced
 
 pytestmark = pytest.mark.integration
 STAFF = {"staff_id": "s", "name": "张丽", "role": "store_manager", "email": None}
@@ -64,3 +67,39 @@ def test_storage_matches_the_pure_read_model(mongo_client, mongo_prefix):
     assert stored == expected
     assert stored["status"] == "resolved" and stored["resolution_round"] == 2 and stored["top_rung"] == 2
     assert len(stored["corrections"]) == 1 and stored["corrected_category"] == "equipment"  # delivered twice
+
+
+def test_pending_increments_are_kept_once_per_event_and_folded_into_buckets_by_one_folder(mongo_client, mongo_prefix):
+    db = mongo_client[f"{mongo_prefix}_reporting"]
+    FactsRepository.ensure_indexes(db)
+    facts, replica = FactsRepository(db), FactsRepository(db)
+    now = utcnow()
+    day, month = "store:SH-1:day:2026-11-24", "store:SH-1:month:2026-11"
+    facts.queue("case_submitted:a", [[day, "c.hygiene.cases", 1], [month, "c.hygiene.cases", 1]], now)
+    facts.queue("case_submitted:b", [[day, "c.hygiene.cases", 1]], now + timedelta(seconds=1))
+    with pytest.raises(DuplicateKeyError):  # a redelivery cannot queue its event twice
+        facts.queue("case_submitted:a", [[day, "c.hygiene.cases", 1]], now)
+    assert facts.backlog() == 2
+    assert [p["_id"] for p in facts.pending_batch(1)] == ["case_submitted:a"]  # oldest first
+
+    with facts.folding() as held:
+        assert held
+        with replica.folding() as also:  # another worker: not while this one folds
+            assert not also
+        assert db["report_folder"].find_one({"_id": FOLDER})["lease_owner"]  # other replicas see the lease
+        pending = facts.pending_batch(10)
+        facts.increment(pre.folded(p["increments"] for p in pending))
+        facts.unqueue([p["_id"] for p in pending])
+    assert db["report_buckets"].find_one({"_id": day}) == {
+        "_id": day, **pre.bucket_fields(day), "c": {"hygiene": {"cases": 2}}}
+    assert db["report_buckets"].find_one({"_id": month})["c"]["hygiene"]["cases"] == 1
+    assert facts.backlog() == 0
+    with pytest.raises(FoldRaced):  # gone already: another folder applied it
+        facts.unqueue(["case_submitted:a"])
+
+    with pytest.raises(RuntimeError):
+        with replica.folding() as held:
+            assert held
+            raise RuntimeError("a fold failed")
+    with facts.folding() as held:  # a failed fold frees the folder at once
+        assert held

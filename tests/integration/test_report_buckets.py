@@ -5,12 +5,15 @@ import uuid
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.org import Brand, Organisation, Region, Store
-from services.reporting import flows, replay, reports
-from services.reporting.repository import REBUILD, FactsRepository
+from services.reporting import facts, flows, replay, reports
+from services.reporting.repository import FOLDER, REBUILD, FactsRepository
+from services.reporting.service import ReportingService
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.integration
 STAFF = {"staff_id": "sh-mg", "name": "张丽", "role": "store_manager", "email": None}
@@ -235,6 +238,7 @@ def test_concurrent_deliveries_to_the_same_buckets_count_exactly(db):
               for event in history(uuid.uuid4().hex, "SH-1", t0, f"+86139000000{i:02d}")[:3]]
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda event: flows.take_in(live, event[0], event[1], utcnow(), ORG), events + events[:6]))
+    flows.fold_all(live)  # what a handler left while another folded (the service's timer does it within moments)
     span = reports.span_of(t0 - timedelta(days=1), t0 + timedelta(days=1))
     whole = reports.report(live, reports.GroupBy.NONE, reports.plan(reports.GroupBy.NONE, ORG, None), span)
     assert whole["groups"]["all"]["cases"] == 12
@@ -242,3 +246,122 @@ def test_concurrent_deliveries_to_the_same_buckets_count_exactly(db):
     rebuilt = FactsRepository(db, REBUILD)
     flows.rebuild(live, rebuilt)
     assert flows.differences(live, rebuilt) == {}
+
+
+def day_totals(live, t0):
+    """The whole organisation's counts on t0's China day, read from the buckets only."""
+    span = reports.span_of(t0, t0)
+    return reports.report(live, reports.GroupBy.NONE, reports.plan(reports.GroupBy.NONE, ORG, None), span)[
+        "groups"]["all"]
+
+
+def test_many_events_for_one_store_and_day_delivered_concurrently_and_twice_count_exactly_once(db):
+    """Ten workers take in events of forty cases of two stores of one region on one day
+    (every bucket of theirs shared), each event twice, duplicates racing each other: the
+    handlers never write the shared buckets (while another replica holds the folder, none
+    exists), every increment waits once under its event's key, and folding counts each
+    event exactly once; then more, with the handlers folding as they go."""
+    from concurrent.futures import ThreadPoolExecutor
+    live = FactsRepository(db)
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=1)
+    cases = [history(uuid.uuid4().hex, "SH-1" if i % 2 else "SH-2", t0, f"+86137000000{i:02d}")[:3]
+             for i in range(40)]
+    first, second = [e for case in cases[:20] for e in case], [e for case in cases[20:] for e in case]
+
+    def deliver(events):
+        twice = [event for pair in zip(events, events) for event in pair]
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            list(pool.map(lambda event: flows.take_in(live, event[0], event[1], utcnow(), ORG), twice))
+
+    elsewhere = live.folder_leases.lease_fields()  # another replica is folding (and takes long)
+    db["report_folder"].insert_one({"_id": FOLDER, **elsewhere})
+    deliver(first)
+    assert db["report_buckets"].count_documents({}) == 0  # no handler touched a bucket
+    assert db["reporting_events"].count_documents({}) == 60
+    waiting = list(db["pending_increments"].find({}))
+    assert 0 < live.backlog() == len(waiting) <= 60  # at most one per event (a case's early events add nothing)
+    assert {p["_id"] for p in waiting} <= {e["_id"] for e in db["reporting_events"].find({}, {"_id": 1})}
+    region_day = f"region:east:day:{t0.astimezone(CHINA).date().isoformat()}"
+    assert facts.folded(p["increments"] for p in waiting)[region_day]["c.hygiene.cases"] == 20  # each case once
+    assert day_totals(live, t0)["cases"] == 0  # reports read buckets only
+
+    db["report_folder"].update_one({"_id": FOLDER}, {"$set": {"lease_until": utcnow() - timedelta(seconds=1)}})
+    deliver(second)  # the folder is free again: handlers fold as they go
+    flows.fold_all(live)
+    assert live.backlog() == 0
+    whole = day_totals(live, t0)
+    assert whole["cases"] == 40 and whole["on_time"]["first_response"]["on_time"] == 40
+    stores = reports.report(live, reports.GroupBy.STORE, reports.plan(reports.GroupBy.STORE, ORG, None),
+                            reports.span_of(t0, t0))["groups"]
+    assert (stores["SH-1"]["cases"], stores["SH-2"]["cases"]) == (20, 20)
+    day = db["report_buckets"].find_one({"_id": region_day})
+    assert day["c"]["hygiene"]["cases"] == 40 and day["c"]["hygiene"]["status:investigating"] == 40
+    assert "status:new" not in day["c"]["hygiene"] or day["c"]["hygiene"]["status:new"] == 0
+
+    rebuilt = FactsRepository(db, REBUILD)
+    assert flows.rebuild(live, rebuilt) == 120
+    assert flows.differences(live, rebuilt) == {}
+
+
+def test_a_fold_interrupted_part_way_loses_and_doubles_nothing(db, monkeypatch):
+    """A fold that fails after incrementing the buckets (inside its transaction) and
+    before dropping the pending increments commits nothing and frees the folder; the
+    next fold applies everything once. A folder that dies holding the lease holds up
+    folding only until its lease runs out."""
+    live = FactsRepository(db)
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=2)
+    events = [e for i in range(3) for e in history(uuid.uuid4().hex, "SH-1", t0, f"+86136000000{i:02d}")]
+    dead_folder = live.folder_leases.lease_fields()  # a replica died while folding
+    db["report_folder"].insert_one({"_id": FOLDER, **dead_folder})
+    take_all(live, events)
+    assert live.backlog() == len(events) and flows.fold(live) == 0
+
+    db["report_folder"].update_one({"_id": FOLDER}, {"$set": {"lease_until": utcnow() - timedelta(seconds=1)}})
+    unqueue = FactsRepository.unqueue
+
+    def broken(self, keys, session=None):
+        unqueue(self, keys[:1], session=session)  # some of the pending increments are dropped, then
+        raise ConnectionResetError("the folder lost its connection mid-fold")
+    monkeypatch.setattr(FactsRepository, "unqueue", broken)
+    with pytest.raises(ConnectionResetError):
+        flows.fold(live)
+    assert db["report_buckets"].count_documents({}) == 0 and live.backlog() == len(events)
+    assert db["report_folder"].find_one({"_id": FOLDER})["lease_owner"] is None  # released for the next
+
+    monkeypatch.setattr(FactsRepository, "unqueue", unqueue)
+    assert flows.fold(live) == len(events)
+    assert flows.fold(live) == 0 and live.backlog() == 0
+    whole = day_totals(live, t0)
+    assert (whole["cases"], whole["resolved"], whole["satisfaction"]["satisfied"]) == (3, 3, 3)
+    rebuilt = FactsRepository(db, REBUILD)
+    flows.rebuild(live, rebuilt)
+    assert flows.differences(live, rebuilt) == {}
+
+
+def test_the_service_counts_events_of_one_store_and_day_delivered_twice_at_once_exactly_once(
+        container_factory, service_config, web_config, web_session, mongo_client, mongo_prefix):
+    """Through RabbitMQ: thirty cases of two stores of one region on one day, each event
+    published twice, taken in by ten workers at once: each counted once in the shared
+    buckets, nothing left waiting, the backlog gauge back at zero."""
+    config = dict(service_config, **web_config)
+    container_factory(ReportingService, config).start()
+    db = mongo_client[f"{mongo_prefix}_reporting"]
+    dispatch = event_dispatcher(config)
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=1)
+    stores = ("SH-XH-001", "HZ-XH-002")  # the seed organisation's east region
+    for i in range(30):
+        for kind, payload in history(uuid.uuid4().hex, stores[i % 2], t0, f"+86135000000{i:02d}")[:3]:
+            dispatch(ev.EMITTERS[kind], kind, payload)
+            dispatch(ev.EMITTERS[kind], kind, payload)
+    # one more case a week earlier, last on each queue: once it is in, the duplicates before it are too
+    last = history(uuid.uuid4().hex, stores[0], t0 - timedelta(days=7), "+8613500000099")[:3]
+    for kind, payload in last:
+        dispatch(ev.EMITTERS[kind], kind, payload)
+
+    live = FactsRepository(db)
+    wait_for(lambda: db["reporting_events"].count_documents({}) == 93 and live.backlog() == 0, timeout=60,
+             what="every event taken in and folded")
+    day = db["report_buckets"].find_one({"_id": f"region:east:day:{t0.astimezone(CHINA).date().isoformat()}"})
+    assert day["c"]["hygiene"]["cases"] == 30 and day["c"]["hygiene"]["status:investigating"] == 30
+    assert day["c"]["hygiene"]["first_response:on_time"] == 30
+    assert "closeloop_report_pending_increments 0.0" in web_session.get("/metrics").text
