@@ -4,17 +4,19 @@ due, not at its next scan.
 Every replica keeps in memory what falls due within a short horizon (DUE_HORIZON_SECONDS,
 20 s by default), read from an index by one cheap query every DUE_REFRESH_SECONDS (1 s)
 and told at once of a near deadline this replica writes itself (`DueNotice`). A green
-thread sleeps until the earliest moment, then claims the item with the one
-claim-with-lease primitive (closeloop_shared.leases), so of all replicas exactly one
-runs the service's handler for it; the lease is released when the handler is done.
+thread sleeps until the earliest moment, then claims the item with a lease kept in a
+small table of its own (closeloop_shared.leases.ClaimTable, `<collection>_due_claims`:
+the item document is written by the work alone, not also to claim and release it), so
+of all replicas exactly one runs the service's handler for it; the lease is released
+when the handler is done.
 
 - A deadline missed while every replica was down is simply overdue: the first refresh
   after start reads it (due <= now + horizon) and it fires at once, once.
 - An item leased by another replica is tried again when that lease ends (a replica that
   died mid-work is taken over within a lease, 10 s); so is one whose handler failed
   here: the lease is left to run out, a back-off instead of a hot loop.
-- The claim's filter says the item is still due, so a replica whose copy is stale (the
-  item was handled or moved meanwhile) loses the claim and does nothing.
+- After claiming, the item is read: a replica whose copy is stale (the item was handled
+  or moved meanwhile) finds it no longer due, gives the claim back and does nothing.
 - Keep a periodic scan as the safety net (say, a broker or database outage longer than
   the horizon); the handler must tolerate racing it (conditional writes).
 
@@ -36,7 +38,7 @@ from nameko.extensions import DependencyProvider, Entrypoint
 
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import DUE_HORIZON_SECONDS, DUE_REFRESH_SECONDS, setting
-from closeloop_shared.leases import Leases
+from closeloop_shared.leases import ClaimTable
 from closeloop_shared.mongo import connect_service_db
 
 log = logging.getLogger(__name__)
@@ -121,32 +123,45 @@ class DueSchedule:
 
 class DueItems:
     """The store side: due documents of one collection, found by `field` (a datetime,
-    None or absent when nothing is due) and taken with a lease."""
+    None or absent when nothing is due) and taken with a lease kept apart, in
+    `<collection>_due_claims` (closeloop_shared.leases.ClaimTable): the item itself is
+    written only by the work, never to claim or release it."""
 
     def __init__(self, collection, field, where=None, lease=None):
         self.collection, self.field, self.where = collection, field, dict(where or {})
-        self.leases = Leases(collection, **({"duration": lease} if lease else {}))
+        self.claims = ClaimTable(collection.database[f"{collection.name}_due_claims"],
+                                 **({"duration": lease} if lease else {}))
+
+    def ensure_indexes(self):
+        self.claims.ensure_indexes()
 
     def upcoming(self, until, limit=READ_LIMIT):
-        """Items due by `until` (overdue ones included), earliest first."""
-        found = self.collection.find({**self.where, self.field: {"$lte": until}},
-                                     {self.field: 1, "lease_until": 1}).sort(self.field, 1).limit(limit)
-        return [self._upcoming(doc) for doc in found]
+        """Items due by `until` (overdue ones included), earliest first, each with the
+        end of the lease another replica holds on it, if any."""
+        found = list(self.collection.find({**self.where, self.field: {"$lte": until}},
+                                          {self.field: 1}).sort(self.field, 1).limit(limit))
+        held = self.claims.held() if found else {}
+        return [Upcoming(doc["_id"], doc.get(self.field), held.get(doc["_id"])) for doc in found]
 
     def one(self, key):
         """The item's current deadline (Upcoming with due_at None when it has none)."""
-        doc = self.collection.find_one({"_id": key, **self.where}, {self.field: 1, "lease_until": 1})
-        return self._upcoming(doc) if doc else Upcoming(key, None)
-
-    def _upcoming(self, doc):
-        return Upcoming(doc["_id"], doc.get(self.field), doc.get("lease_until"))
+        doc = self.collection.find_one({"_id": key, **self.where}, {self.field: 1})
+        return Upcoming(key, doc.get(self.field)) if doc else Upcoming(key, None)
 
     def claim(self, key, now):
-        """The item leased to us if it is still due at `now` and nobody holds it; else None."""
-        return self.leases.claim_by_id(key, {**self.where, self.field: {"$lte": now}}, now=now)
+        """The item leased to us if it is still due at `now` and nobody holds it; else
+        None. Claimed first, then read: a replica whose copy is stale (the item was
+        handled or moved meanwhile) finds it no longer due and gives the claim back."""
+        claimed = self.claims.claim(key, now)
+        if claimed is None:
+            return None
+        if self.collection.find_one({"_id": key, **self.where, self.field: {"$lte": now}}, {"_id": 1}) is None:
+            self.claims.release(claimed)
+            return None
+        return claimed
 
     def release(self, claimed):
-        return self.leases.release(claimed)
+        return self.claims.release(claimed)
 
 
 class DueTimers:
@@ -208,6 +223,11 @@ class DueTimer(Entrypoint):
         horizon = timedelta(seconds=float(setting(config, DUE_HORIZON_SECONDS)))
         self.client, database = connect_service_db(config, self.container.service_name)
         items = DueItems(database[self.collection], self.field, self.where, self.lease)
+        try:
+            items.ensure_indexes()
+        except Exception as exc:  # housekeeping only (claims work unindexed): the next start builds it
+            log.warning("due timers: indexing the claims failed", extra={
+                "collection": self.collection, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
         self.timers = DueTimers(items, self._spawn_worker, horizon)
         self.claimers = eventlet.GreenPool(max(1, int(self.container.max_workers * WORKER_SHARE)))
         self.wakeups, self.stopping, self.threads = LightQueue(), Event(), []
