@@ -1,4 +1,4 @@
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
@@ -59,9 +59,10 @@ class CaseRepository:
         """Into case_timeline, after the case write that won (a lost race records
         nothing). Should the process die in between, the case document still holds its
         newest entries, and timeline_page reads them from there."""
-        for entry in entries or ():
-            self.timeline.replace_one({"case_id": case_id, "seq": entry["seq"]},
-                                      dict(entry, case_id=case_id), upsert=True)
+        if entries:  # one round trip for all of them (an escalation writes two to four)
+            self.timeline.bulk_write([ReplaceOne({"case_id": case_id, "seq": entry["seq"]},
+                                                 dict(entry, case_id=case_id), upsert=True)
+                                      for entry in entries])
 
     def timeline_page(self, case, before=None, limit=50):
         """Timeline entries of `case`, newest first, seq < before (default: all)."""
