@@ -58,6 +58,7 @@ from closeloop_shared import events as ev  # noqa: E402
 from closeloop_shared.mongo import connect  # noqa: E402
 from closeloop_shared.standins import free_port, standin_mongo_uri, start_mongo_standin  # noqa: E402
 from deploy import local  # noqa: E402
+from services.routing import duplicates  # noqa: E402
 from services.routing.repository import CaseRepository  # noqa: E402
 
 REPLICAS = 3
@@ -69,11 +70,15 @@ AWARE = CodecOptions(tz_aware=True)  # datetimes as routing reads them
 
 
 def submissions(now):
-    """One case_submitted per store, channel and complaint, as intake publishes them."""
+    """One case_submitted per store, channel and complaint, as intake publishes them, each
+    from a customer of its own: with one customer for all, routing rightly linked every
+    template to the other ~15 of its store as duplicates, and each bench case carried
+    those links (11-28 KB instead of ~3 KB: 100,000 of them overflowed the stand-in's
+    cache, and every write of a case cost several times what a real one does)."""
     return [ev.dump(ev.CASE_SUBMITTED, {
         "case_id": uuid.uuid4().hex, "case_number": f"CL-TEMPLATE-{i:04d}", "store_id": store,
         "store_name": store, "channel": channel,
-        "customer": {"name": "王女士", "phone": "+8613900000000", "email": "c@example.com"},
+        "customer": {"name": "王女士", "phone": f"+86138{i:08d}", "email": "c@example.com"},
         "content": content, "occurred_at": now, "submitted_at": now, "locale": "zh-CN"})
         for i, (store, channel, content) in enumerate(
             (s, c, t) for s in STORES for c in CHANNELS for t in COMPLAINTS)]
@@ -137,6 +142,7 @@ class Template:
             holder[last] += by
         case.update(_id=uuid.uuid4().hex, case_number=f"CL-BENCH-{number:07d}", outbox=[], outbox_pending=False)
         case["customer"]["phone"] = f"+86139{number:08d}"
+        case["customer_keys"] = duplicates.customer_keys(case["customer"])  # one customer per case
         return case
 
 
@@ -228,13 +234,13 @@ def mongo_server(work):
     mode all data lives in a 1 GB cache, which 100,000 cases and their indexes overflow)."""
     if os.environ.get("MONGO_URI"):
         print("MongoDB: using MONGO_URI")
-        yield os.environ["MONGO_URI"]
+        yield os.environ["MONGO_URI"], None
         return
     port = free_port()
     process = start_mongo_standin(port, work / "mongo-data", open(work / "mongo.log", "ab"))
     print(f"MongoDB: stand-in on 127.0.0.1:{port}, data in {work / 'mongo-data'}")
     try:
-        yield standin_mongo_uri(port)
+        yield standin_mongo_uri(port), process
     finally:
         local.stop_all([process])
 
@@ -247,7 +253,7 @@ def drop_quietly(client, name):
 def run(args, work):
     with contextlib.ExitStack() as stack:
         amqp_uri = stack.enter_context(rabbit_vhost())
-        mongo_uri = stack.enter_context(mongo_server(work))
+        mongo_uri, mongo_process = stack.enter_context(mongo_server(work))
         prefix = f"bench{uuid.uuid4().hex[:8]}"
         client = connect(mongo_uri)
         stack.callback(client.close)
@@ -258,7 +264,8 @@ def run(args, work):
         env = {"AMQP_URI": amqp_uri, "MONGO_URI": mongo_uri, "MONGO_DB_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
         print("routing the template cases ...", flush=True)
         made = templates(env, work, cases)
-        print(f"{len(made)} case templates, as routing made them")
+        case_bytes = sum(len(t.raw) for t in made) / max(1, len(made))
+        print(f"{len(made)} case templates, as routing made them ({case_bytes / 1024:.1f} KB each on average)")
         cases.drop_indexes()  # bulk-loaded first, indexed after
         now = datetime.now(timezone.utc)
         far = args.cases - args.breaches
@@ -294,12 +301,22 @@ def run(args, work):
 
         print(f"breaches: {args.breaches:,} deadlines from now + {first_due - time.time():.0f} s "
               f"over {args.spread:.0f} s", flush=True)
+        # what the breaches cost: CPU of the replicas and of the stand-in, first deadline to last escalation
+        watched = [process.pid for process, _ in replicas] + ([mongo_process.pid] if mongo_process else [])
+        time.sleep(max(0.0, first_due - time.time()))
+        busy_from, cpu_from = time.monotonic(), [cpu_seconds(pid) for pid in watched]
         wait_for_escalations(listener, due_ids, first_due + args.spread + args.timeout)
+        busy_s = time.monotonic() - busy_from - SETTLE_SECONDS
+        busy_cpu = [(b - a) / busy_s * 100 if a is not None and b is not None else None
+                    for a, b in zip(cpu_from, [cpu_seconds(pid) for pid in watched])]
         figures = measure(list(listener.heard), due_ids)
         figures.update({
             "open_cases": open_cases, "breaches_armed": args.breaches, "heard_while_idle": heard_while_idle,
             "detected_by": [detections(port) for _, port in replicas], "idle_cpu_percent": idle_cpu,
             "idle_seconds": idle, "spread_s": args.spread, "nproc": os.cpu_count(),
+            "breach_rate_per_s": args.breaches / args.spread if args.spread else None, "case_kb": case_bytes / 1024,
+            "busy_seconds": busy_s, "busy_cpu_percent_replicas": busy_cpu[:REPLICAS],
+            "busy_cpu_percent_mongo": busy_cpu[REPLICAS] if mongo_process else None,
             "load_avg_at_start": args.load_avg, "mongo": "MONGO_URI" if os.environ.get("MONGO_URI") else "stand-in",
         })
         print_figures(figures)
@@ -335,10 +352,10 @@ def measure(heard, due_ids):
 
 def print_figures(f):
     print()
-    print(f"open cases           {f['open_cases']:,}  (nproc {f['nproc']}, Mongo {f['mongo']}, "
+    print(f"open cases           {f['open_cases']:,} of {f['case_kb']:.1f} KB  (nproc {f['nproc']}, Mongo {f['mongo']}, "
           f"load avg at start {f['load_avg_at_start']:.2f})")
     print(f"breaches measured    {f['breaches_measured']:,} of {f['breaches_armed']:,} armed over "
-          f"{f['spread_s']:.0f} s  (missing {f['missing']}, unexpected escalations {f['unexpected']}, "
+          f"{f['spread_s']:.0f} s = {f['breach_rate_per_s'] or 0:.1f}/s  (missing {f['missing']}, unexpected escalations {f['unexpected']}, "
           f"during the idle window {f['heard_while_idle']}; reasons {f['reasons']})")
     if f["lag_s"]:
         lag = f["lag_s"]
@@ -351,6 +368,10 @@ def print_figures(f):
     print(f"detected by          {detected}")
     cpu = "  ".join(f"#{n} {pct:.1f}%" for n, pct in enumerate(f["idle_cpu_percent"]) if pct is not None)
     print(f"idle CPU             {cpu}  (of one core, over {f['idle_seconds']:.0f} s, nothing due)")
+    busy = "  ".join(f"#{n} {pct:.0f}%" for n, pct in enumerate(f["busy_cpu_percent_replicas"]) if pct is not None)
+    mongo = f"  stand-in {f['busy_cpu_percent_mongo']:.0f}%" if f["busy_cpu_percent_mongo"] is not None else ""
+    print(f"CPU while breaching  {busy}{mongo}  (of one core, first deadline to last escalation, "
+          f"{f['busy_seconds']:.0f} s)")
 
 
 def main(argv=None):
