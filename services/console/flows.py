@@ -172,8 +172,22 @@ def reclassify(api, case_id, form):
     return api.reclassify(case_id, category, _text(form, "reason", required=False) or "前台确认类别")
 
 
-def revisits_today(api):
-    return sorted(api.revisit_tasks_due_today(), key=lambda t: t.get("due_at") or "")
+CASE_REVISITS_LOOKED_AT = 30  # resolved cases whose satisfaction revisit the page looks up
+
+
+def revisits_today(api, now):
+    """Today's calls: the tiered programme's revisits and care calls due by the end of
+    the day (followup's list, with scripts), and the satisfaction revisits of resolved
+    cases due by then (followup lists those per case: the newest resolved cases' are
+    looked up)."""
+    tasks = sorted(api.revisit_tasks_due_today(), key=lambda t: t.get("due_at") or "")
+    end_of_day = local(now).replace(hour=23, minute=59, second=59)
+    case_revisits = []
+    for case in api.cases(status="resolved", limit=CASE_REVISITS_LOOKED_AT):
+        for revisit in api.revisits(case["case_id"]):
+            if revisit.get("status") in ("scheduled", "due") and local(revisit["due_at"]) <= end_of_day:
+                case_revisits.append(dict(revisit, case_number=case["case_number"]))
+    return {"tasks": tasks, "case_revisits": sorted(case_revisits, key=lambda r: r["due_at"])}
 
 
 def record_attempt(api, task_id, form):

@@ -191,7 +191,8 @@ class ConsoleService:
 
     @page("GET", "/revisits", access=requires(P.REVISIT_READ))
     def revisits(self, request):
-        return self._page(request, "revisits.html", tasks=flows.revisits_today(request.api), now=utcnow())
+        now = utcnow()
+        return self._page(request, "revisits.html", now=now, **flows.revisits_today(request.api, now))
 
     @page("POST", "/revisit-tasks/<string:task_id>/attempts", access=requires(P.REVISIT_RECORD))
     def record_attempt(self, request, task_id):

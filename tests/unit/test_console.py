@@ -320,10 +320,30 @@ def test_todays_revisits_show_the_script_and_the_outcome_form():
     task = {"task_id": "t1", "customer": {"name": "刘女士", "phone": "+8613812345678"}, "purpose": "care",
             "tier": "key", "due_at": "2026-11-25T02:00:00+00:00", "attempts": [{"reached": False}],
             "script_text": "刘女士您好,我是上海徐汇店的赵敏……"}
-    html = render_page("revisits.html", tasks=[task], now=NOW)
+    html = render_page("revisits.html", tasks=[task], case_revisits=[], now=NOW)
     assert "客户关怀" in html and "重点客户" in html and "我是上海徐汇店的赵敏" in html
     assert 'action="/revisit-tasks/t1/attempts"' in html and "11-25 10:00" in html  # China time
-    assert "Care" in render_page("revisits.html", lang="en", tasks=[task], now=NOW)
+    assert "Care" in render_page("revisits.html", lang="en", tasks=[task], case_revisits=[], now=NOW)
+
+
+def test_todays_calls_include_the_satisfaction_revisits_of_resolved_cases_due_by_tonight():
+    class Api:
+        def revisit_tasks_due_today(self):
+            return []
+
+        def cases(self, status=None, limit=None):
+            assert status == "resolved"
+            return [{"case_id": "c1", "case_number": "CL-1"}, {"case_id": "c2", "case_number": "CL-2"}]
+
+        def revisits(self, case_id):
+            due = {"c1": "2026-11-25T15:00:00+00:00",   # 23:00 in China: tonight
+                   "c2": "2026-11-25T16:30:00+00:00"}[case_id]  # 00:30 tomorrow in China
+            return [{"revisit_id": f"r-{case_id}", "case_id": case_id, "status": "scheduled", "due_at": due,
+                     "customer": {"name": "刘女士", "phone": "+8613812345678"}}]
+    found = flows.revisits_today(Api(), NOW)
+    assert [r["revisit_id"] for r in found["case_revisits"]] == ["r-c1"]
+    html = render_page("revisits.html", now=NOW, **found)
+    assert 'action="/revisits/r-c1/outcome"' in html and "CL-1" in html
 
 
 def test_the_dashboard_and_the_digest_show_their_figures():
