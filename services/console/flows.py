@@ -2,7 +2,7 @@
 logged-in person) and the domain, or turns one form into one API call. No nameko here:
 the entrypoints (service.py) hand in the person's ServicesApi and the form."""
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
@@ -222,6 +222,11 @@ def dashboard(api, person, now, store=None):
     cases = api.cases(store=store, limit=200)
     figures = domain.open_case_figures(cases, now)
     return {"summary": summary, "kpis": kpis, "figures": figures, "store": store}
+
+
+def week_step(monday, days):
+    """The ISO date `days` from a week's Monday (for the digest's previous/next week)."""
+    return (date.fromisoformat(monday) + timedelta(days=days)).isoformat()
 
 
 def digest(api, person, week=None):

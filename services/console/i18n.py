@@ -143,7 +143,7 @@ TEXTS = {
     "menu": ("菜单", "Menu"), "signed_in_as": ("{name}({role})", "{name} ({role})"),
     "approve": ("批准", "Approve"), "reject": ("驳回", "Reject"),
     "resolve_with": ("用这个方案办结", "Resolve with this remedy"),
-    "mine": ("我的", "Mine"),
+    "mine": ("我的", "Mine"), "previous_week": ("上一周", "Previous week"), "next_week": ("下一周", "Next week"),
     "cause": ("形成投诉的原因", "Why the complaint arose"), "improvement": ("改进措施", "Improvement"),
     "owner": ("负责人", "Owner"), "due_date": ("完成日期", "Due date"),
     "improvement_hint": ("美容院方面的原因需要至少一项改进措施。", "A cause on the salon's side needs at least one improvement."),

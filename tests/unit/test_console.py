@@ -367,6 +367,7 @@ def test_the_dashboard_and_the_digest_show_their_figures():
               | {"cases": {"now": 4, "before": 2, "change": 2}}}
     html = render_page("digest.html", digest=digest)
     assert "2026-11-16" in html and "50%" in html and "沟通不良" in html
+    assert "/digest?week=2026-11-09" in html and "/digest?week=2026-11-23" in html
 
 
 def test_a_case_waiting_for_approval_shows_the_approver_and_names_the_proposer():
