@@ -63,6 +63,10 @@ class ServicesApi:
         """POST /v1/cases/{id}/{action} (a lifecycle action): the case as it is now."""
         return self._post("routing", f"/v1/cases/{_segment(case_id)}/{action}", body)
 
+    def reassign(self, case_id, staff_id, reason):
+        return self._post("routing", f"/v1/cases/{_segment(case_id)}/reassign",
+                          {"staff_id": staff_id, "reason": reason})
+
     def reclassify(self, case_id, category, reason):
         return self._post("routing", f"/v1/cases/{_segment(case_id)}/category",
                           {"category": category, "reason": reason})

@@ -73,6 +73,8 @@ def case_page(api, person, case_id, now, limits):
         "awaiting": domain.awaiting(case, person),
         "timeline": timeline[:TIMELINE_SHOWN], "timeline_total": case.get("timeline_count") or len(timeline),
         "revisits": revisits,         "can_record_revisit": person.can(Permission.REVISIT_RECORD),
+        "can_reassign": person.can(Permission.CASE_REASSIGN) and case["status"] in {
+            s.value for s in ACTIVE_CASE_STATUSES},
         "remedy_types": list(RemedyType), "refund_options": list(RefundOption),
         "limits": approval_limits(limits), "own_limit": approval_limits(limits).get(person.role.value, 0),
         "categories": list(Category),
@@ -173,6 +175,11 @@ def reclassify(api, case_id, form):
 
 
 CASE_REVISITS_LOOKED_AT = 30  # resolved cases whose satisfaction revisit the page looks up
+
+
+def reassign(api, case_id, form):
+    """Hand the case to someone else on its store's chain (routing checks who may take it)."""
+    return api.reassign(case_id, _text(form, "staff_id"), _text(form, "reason"))
 
 
 def revisits_today(api, now):

@@ -177,6 +177,10 @@ class ConsoleService:
         back = safe_next(request.form.get("back") or "/triage")
         return self._try(back, lambda: flows.reclassify(request.api, case_id, request.form), "set_category")
 
+    @page("POST", "/cases/<string:case_id>/reassign", access=requires(P.CASE_REASSIGN))
+    def reassign(self, request, case_id):
+        return self._try(f"/cases/{case_id}", lambda: flows.reassign(request.api, case_id, request.form), "reassigned")
+
     @page("POST", "/revisits/<string:revisit_id>/outcome", access=requires(P.REVISIT_RECORD))
     def record_revisit(self, request, revisit_id):
         back = safe_next(request.form.get("back") or "/revisits")

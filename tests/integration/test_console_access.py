@@ -59,6 +59,7 @@ EXPECTED = {
     ("POST", "/cases/{case_id}/reopen"): SUPERVISOR_UP,
     ("POST", "/cases/{case_id}/archive"): SUPERVISOR_UP,
     ("POST", "/cases/{case_id}/category"): SUPERVISOR_UP,
+    ("POST", "/cases/{case_id}/reassign"): SUPERVISOR_UP,
     ("POST", "/revisits/{revisit_id}/outcome"): row(OK, H, OK, F, F, F),
     ("POST", "/revisit-tasks/{task_id}/attempts"): row(H, H, H, F, F, F),  # no such task: 404 where allowed
 }
@@ -69,7 +70,8 @@ FORMS = {"respond": {"note": "已致电致歉"}, "note": {"note": "调取监控"
          "propose-remedy": {"type": "voucher", "amount": "100"}, "approve-remedy": {"remedy_id": "no-such-remedy"},
          "reject-remedy": {"remedy_id": "no-such-remedy"}, "resolve": {"note": "致歉"},
          "file-report": {"summary": "书面报告"}, "root-cause": {"cause": "misunderstanding"}, "reopen": {"reason": "仍不满意"},
-         "category": {"category": "booking", "reason": "改约问题"}, "outcome": {"score": "5"},
+         "category": {"category": "booking", "reason": "改约问题"},
+         "reassign": {"staff_id": "sh-xh-sv", "reason": "交给主管跟进"}, "outcome": {"score": "5"},
          "attempts": {"reached": "no"}}
 CSRF = "matrix-csrf-token"
 

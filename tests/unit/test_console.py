@@ -250,6 +250,7 @@ def test_only_the_login_and_operational_routes_are_public_and_case_actions_need_
         access = routes[("POST", f"/cases/<string:case_id>/{action.value}")]
         assert access.permission is domain.ACTION_PERMISSION[action], action
     assert routes[("GET", "/dashboard")].permission is Permission.REPORT_READ
+    assert routes[("POST", "/cases/<string:case_id>/reassign")].permission is Permission.CASE_REASSIGN
     assert routes[("POST", "/revisits/<string:revisit_id>/outcome")].permission is Permission.REVISIT_RECORD
 
 
@@ -387,3 +388,4 @@ def test_a_case_waiting_for_approval_shows_the_approver_and_names_the_proposer()
     assert "等待 张丽(店长)审批" in html and 'id="do-approve"' in html and "王小雨" in html
     assert "多次获得赔偿" in html and 'id="do-propose"' not in html
     assert "沟通不良" in html and "id=\"do-root-cause\"" in html
+    assert 'id="do-reassign"' in html  # a manager hands an open case over
