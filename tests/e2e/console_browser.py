@@ -31,10 +31,15 @@ FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
          "--metrics-recording-only", "--no-default-browser-check", "--password-store=basic")
 
 
+def installed(path):
+    """Debian's path, or the program of that name on PATH, or None."""
+    return path if os.path.exists(path) else shutil.which(Path(path).name)
+
+
 def browser_missing():
     """Why the browser tests cannot run here, or None."""
     for path in (CHROMIUM, CHROMEDRIVER):
-        if not (os.path.exists(path) or shutil.which(Path(path).name)):
+        if not installed(path):
             return f"{path} is not installed (apt-get install chromium chromium-driver)"
     try:
         import selenium  # noqa: F401
@@ -99,13 +104,13 @@ def chromium(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = installed(CHROMIUM)
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
     options.add_argument("--window-size=1280,900")
     options.add_argument("--lang=zh-CN")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log")),
+    driver = webdriver.Chrome(service=Service(installed(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log")),
                               options=options)
     driver.implicitly_wait(0)
     yield driver
