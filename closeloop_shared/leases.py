@@ -141,12 +141,10 @@ class ClaimTable:
         lease ran out) and is now ours; None while someone else's lease runs."""
         now = now or self.clock()
         lease = {"lease_owner": new_token(), "lease_until": now + self.duration}
-        try:
-            self.collection.insert_one({"_id": key, **lease})
-        except DuplicateKeyError:  # held, or a lease that ran out: take that one over
-            taken = self.collection.update_one({"_id": key, "lease_until": {"$lte": now}}, {"$set": lease})
-            if not taken.modified_count:
-                return None
+        try:  # one write whoever wins: takes a lease that ran out, or inserts a new one
+            self.collection.update_one({"_id": key, "lease_until": {"$lte": now}}, {"$set": lease}, upsert=True)
+        except DuplicateKeyError:  # the key is there and its lease still runs: someone else's
+            return None
         return {"_id": key, "lease_owner": lease["lease_owner"]}
 
     def release(self, claimed):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from closeloop_shared.clock import utcnow
-from closeloop_shared.leases import Leases
+from closeloop_shared.leases import ClaimTable, Leases
 
 
 @pytest.fixture
@@ -94,3 +94,50 @@ def test_claim_by_id_takes_a_known_document_once_and_only_while_it_is_due(collec
     assert leases.claim_by_id("missing", DUE) is None
     assert leases.release(taken)
     assert leases.claim_by_id("a", DUE)["lease_owner"] != taken["lease_owner"]
+
+
+# -- ClaimTable: leases kept apart from the documents they hold --------------------------
+
+@pytest.fixture
+def claims(mongo_client, mongo_prefix):
+    table = ClaimTable(mongo_client[f"{mongo_prefix}_leases"]["jobs_due_claims"])
+    table.ensure_indexes()
+    yield table
+    mongo_client.drop_database(f"{mongo_prefix}_leases")
+
+
+def test_a_key_is_claimed_once_while_its_lease_runs_and_again_once_released(claims):
+    first = claims.claim("a")
+    assert first["_id"] == "a" and first["lease_owner"]
+    assert claims.claim("a") is None  # held
+    assert set(claims.held()) == {"a"}
+    assert claims.release(first)
+    assert claims.held() == {}
+    again = claims.claim("a")
+    assert again and again["lease_owner"] != first["lease_owner"]
+
+
+def test_a_lease_that_ran_out_is_taken_over_and_the_old_owner_lost_it(claims):
+    now = utcnow()
+    dead = claims.claim("a", now=now)
+    taker = claims.claim("a", now=now + claims.duration + timedelta(seconds=1))
+    assert taker and taker["lease_owner"] != dead["lease_owner"]
+    assert not claims.release(dead)  # no longer its lease
+    assert claims.release(taker)
+
+
+def test_concurrent_claimers_of_one_key_never_share_it(claims):
+    won, barrier = [], threading.Barrier(8)
+
+    def claimer():
+        barrier.wait()
+        claimed = claims.claim("a")
+        if claimed:
+            won.append(claimed)
+
+    threads = [threading.Thread(target=claimer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
