@@ -1,5 +1,5 @@
-from pymongo import ASCENDING, ReplaceOne
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
 from closeloop_shared.leases import Leases
@@ -7,6 +7,8 @@ from closeloop_shared.mongo import insert_new
 from closeloop_shared.auth import SNAPSHOT_ID, IntegrationStore, OrgStore
 from closeloop_shared.outbox import Outbox
 from services.routing.lifecycle import ACTIVE
+
+DUPLICATE_KEY = 11000
 
 
 class CaseRepository:
@@ -59,10 +61,16 @@ class CaseRepository:
         """Into case_timeline, after the case write that won (a lost race records
         nothing). Should the process die in between, the case document still holds its
         newest entries, and timeline_page reads them from there."""
-        if entries:  # one round trip for all of them (an escalation writes two to four)
-            self.timeline.bulk_write([ReplaceOne({"case_id": case_id, "seq": entry["seq"]},
-                                                 dict(entry, case_id=case_id), upsert=True)
-                                      for entry in entries])
+        if not entries:
+            return
+        # One round trip for all of them (an escalation writes two to four), inserted: each
+        # seq is new, numbered after the write that won; one already there (a write
+        # repeated after a lost reply) is the same entry, left as it is.
+        try:
+            self.timeline.insert_many([dict(entry, case_id=case_id) for entry in entries], ordered=False)
+        except BulkWriteError as exc:
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
 
     def timeline_page(self, case, before=None, limit=50):
         """Timeline entries of `case`, newest first, seq < before (default: all)."""
