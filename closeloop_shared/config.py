@@ -137,6 +137,17 @@ REPORTING_DIGEST_INTERVAL_SECONDS = "REPORTING_DIGEST_INTERVAL_SECONDS"
 # reporting folds the increments its handlers queue into the shared report buckets right
 # after each event when no other replica is folding, and from a timer every interval.
 REPORTING_FOLD_INTERVAL_SECONDS = "REPORTING_FOLD_INTERVAL_SECONDS"
+# The staff console (services/console): the five services' base URLs it calls (compose:
+# their names on the compose network; `make run`: the local ports), how long it waits for
+# an answer, whether its cookies are Secure (behind HTTPS), how often a page re-reads itself.
+CONSOLE_INTAKE_URL = "CONSOLE_INTAKE_URL"
+CONSOLE_ROUTING_URL = "CONSOLE_ROUTING_URL"
+CONSOLE_FOLLOWUP_URL = "CONSOLE_FOLLOWUP_URL"
+CONSOLE_NOTIFY_URL = "CONSOLE_NOTIFY_URL"
+CONSOLE_REPORTING_URL = "CONSOLE_REPORTING_URL"
+CONSOLE_API_TIMEOUT_SECONDS = "CONSOLE_API_TIMEOUT_SECONDS"
+CONSOLE_SECURE_COOKIES = "CONSOLE_SECURE_COOKIES"
+CONSOLE_POLL_SECONDS = "CONSOLE_POLL_SECONDS"
 
 DEFAULTS = {
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
@@ -217,6 +228,14 @@ DEFAULTS = {
     REPORTING_DIGEST_HOUR: 9,
     REPORTING_DIGEST_INTERVAL_SECONDS: 300,
     REPORTING_FOLD_INTERVAL_SECONDS: 1,
+    CONSOLE_INTAKE_URL: "http://127.0.0.1:8001",
+    CONSOLE_ROUTING_URL: "http://127.0.0.1:8010",
+    CONSOLE_FOLLOWUP_URL: "http://127.0.0.1:8003",
+    CONSOLE_NOTIFY_URL: "http://127.0.0.1:8004",
+    CONSOLE_REPORTING_URL: "http://127.0.0.1:8005",
+    CONSOLE_API_TIMEOUT_SECONDS: 8,
+    CONSOLE_SECURE_COOKIES: "false",
+    CONSOLE_POLL_SECONDS: 15,
 }
 
 

@@ -1,25 +1,18 @@
-"""The console's settings, read from the environment once (defaults in one place).
+"""The console's settings, read once from the container's config (deploy/nameko.yml);
+their keys and defaults are in closeloop_shared/config.py with every other service's.
 
 The console is a client of the five services: it needs their base URLs (compose: the
 service names on the compose network; `make run`: the local ports) and nothing of their
 storage. Cookies are marked Secure when CONSOLE_SECURE_COOKIES is true (behind HTTPS)."""
 import json
-import os
 from dataclasses import dataclass
 
-DEFAULTS = {
-    "CONSOLE_INTAKE_URL": "http://127.0.0.1:8001",
-    "CONSOLE_ROUTING_URL": "http://127.0.0.1:8010",
-    "CONSOLE_FOLLOWUP_URL": "http://127.0.0.1:8003",
-    "CONSOLE_NOTIFY_URL": "http://127.0.0.1:8004",
-    "CONSOLE_REPORTING_URL": "http://127.0.0.1:8005",
-    "CONSOLE_API_TIMEOUT_SECONDS": "8",
-    "CONSOLE_SECURE_COOKIES": "false",
-    "CONSOLE_POLL_SECONDS": "15",
-    # the most each role approves on its own, in fen: routing's REMEDY_APPROVAL_LIMITS_FEN
-    # (deploy both with the same value); the console only shows the path, routing decides
-    "REMEDY_APPROVAL_LIMITS_FEN": "",
-}
+from closeloop_shared import config as keys
+from closeloop_shared.config import setting
+
+SERVICE_URLS = {"intake": keys.CONSOLE_INTAKE_URL, "routing": keys.CONSOLE_ROUTING_URL,
+                "followup": keys.CONSOLE_FOLLOWUP_URL, "notify": keys.CONSOLE_NOTIFY_URL,
+                "reporting": keys.CONSOLE_REPORTING_URL}
 
 
 @dataclass(frozen=True)
@@ -31,19 +24,11 @@ class Settings:
     approval_limits_fen: dict | None
 
 
-def from_environment(environ=None):
-    environ = os.environ if environ is None else environ
-
-    def get(key):
-        return environ.get(key) or DEFAULTS[key]
-
-    limits = get("REMEDY_APPROVAL_LIMITS_FEN")
-    if limits:
-        limits = json.loads(limits)
+def from_config(config):
+    limits = setting(config, keys.REMEDY_APPROVAL_LIMITS_FEN)
     return Settings(
-        urls={name: get(f"CONSOLE_{name.upper()}_URL").rstrip("/")
-              for name in ("intake", "routing", "followup", "notify", "reporting")},
-        timeout=float(get("CONSOLE_API_TIMEOUT_SECONDS")),
-        secure_cookies=get("CONSOLE_SECURE_COOKIES").lower() == "true",
-        poll_seconds=int(get("CONSOLE_POLL_SECONDS")),
-        approval_limits_fen=limits or None)
+        urls={name: str(setting(config, key)).rstrip("/") for name, key in SERVICE_URLS.items()},
+        timeout=float(setting(config, keys.CONSOLE_API_TIMEOUT_SECONDS)),
+        secure_cookies=str(setting(config, keys.CONSOLE_SECURE_COOKIES)).lower() == "true",
+        poll_seconds=int(setting(config, keys.CONSOLE_POLL_SECONDS)),
+        approval_limits_fen=json.loads(limits) if isinstance(limits, str) else limits)

@@ -71,7 +71,7 @@ class ConsoleClient(SharedExtension):
     holds which token."""
 
     def setup(self):
-        self.settings = settings.from_environment()
+        self.settings = settings.from_config(self.container.config)
         self.session = requests.Session()
         self.api = ServicesApi(self.session, self.settings.urls, self.settings.timeout)
         self._who = {}

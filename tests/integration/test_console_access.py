@@ -12,6 +12,7 @@ import requests
 
 from closeloop_shared.clock import utcnow
 from closeloop_shared.standins import free_port
+from services.console import settings as console_settings
 from services.console.service import ConsoleService
 from tests.fixtures import feedback_body, wait_for
 from tests.integration.test_access import SERVICES
@@ -93,16 +94,17 @@ def console_config():
 
 
 @pytest.fixture
-def console(container_factory, service_config, console_config, monkeypatch):
+def console(container_factory, service_config, console_config):
     service_config = dict(service_config, **console_config)
     urls = {}
     for name, service in SERVICES.items():
         address = f"127.0.0.1:{free_port()}"
         container_factory(service, dict(service_config, WEB_SERVER_ADDRESS=address)).start()
         urls[name] = f"http://{address}"
-        monkeypatch.setenv(f"CONSOLE_{name.upper()}_URL", urls[name])
     address = f"127.0.0.1:{free_port()}"
-    container_factory(ConsoleService, dict(service_config, WEB_SERVER_ADDRESS=address)).start()
+    # the console reads the services' addresses from its config, as from deploy/nameko.yml
+    container_factory(ConsoleService, dict(service_config, WEB_SERVER_ADDRESS=address, **{
+        key: urls[name] for name, key in console_settings.SERVICE_URLS.items()})).start()
     return {"url": f"http://{address}", "services": urls}
 
 

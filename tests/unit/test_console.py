@@ -389,3 +389,39 @@ def test_a_case_waiting_for_approval_shows_the_approver_and_names_the_proposer()
     assert "多次获得赔偿" in html and 'id="do-propose"' not in html
     assert "沟通不良" in html and "id=\"do-root-cause\"" in html
     assert 'id="do-reassign"' in html  # a manager hands an open case over
+
+
+# -- settings: from the container's config, defaults in closeloop_shared/config.py -------------
+
+def test_the_console_reads_its_settings_from_nameko_yml_with_the_shared_defaults(monkeypatch):
+    from functools import partial
+
+    import yaml
+    from nameko.cli.main import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
+    from closeloop_shared.config import CONSOLE_POLL_SECONDS
+    from services.console import settings
+    from tests.fixtures import ROOT
+
+    class Loader(yaml.SafeLoader):
+        """nameko's ${VAR:default} substitution on a loader of its own (registering it on
+        yaml.SafeLoader would change how other tests read docker-compose.yml)."""
+    Loader.add_constructor("!env_var", env_var_constructor)
+    Loader.add_constructor("!raw_env_var", partial(env_var_constructor, raw=True))
+    Loader.add_implicit_resolver("!env_var", IMPLICIT_ENV_VAR_MATCHER, None)
+
+    def deployed():
+        return settings.from_config(yaml.load((ROOT / "deploy" / "nameko.yml").read_text(encoding="utf-8"),
+                                              Loader=Loader))
+    for key in (*settings.SERVICE_URLS.values(), "CONSOLE_API_TIMEOUT_SECONDS", "CONSOLE_SECURE_COOKIES",
+                "CONSOLE_POLL_SECONDS"):
+        monkeypatch.delenv(key, raising=False)
+    default = deployed()
+    assert default == settings.from_config({})
+    assert default.urls["routing"] == "http://127.0.0.1:8010" and default.poll_seconds == DEFAULTS[CONSOLE_POLL_SECONDS]
+    assert default.timeout == 8.0 and default.secure_cookies is False
+    monkeypatch.setenv("CONSOLE_ROUTING_URL", "http://routing:8000/")
+    monkeypatch.setenv("CONSOLE_SECURE_COOKIES", "true")
+    monkeypatch.setenv("CONSOLE_POLL_SECONDS", "3")
+    compose = deployed()
+    assert compose.urls["routing"] == "http://routing:8000" and compose.urls["intake"] == "http://127.0.0.1:8001"
+    assert compose.secure_cookies is True and compose.poll_seconds == 3
