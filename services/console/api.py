@@ -67,6 +67,11 @@ class ServicesApi:
         return self._post("routing", f"/v1/cases/{_segment(case_id)}/reassign",
                           {"staff_id": staff_id, "reason": reason})
 
+    def approval_limits(self):
+        """{role: the most it approves on its own in fen, None: no limit}: routing's own
+        limits, so the remedy form's approval path is the one routing will apply."""
+        return self._get("routing", "/v1/remedies/approval-limits")["limits_fen"]
+
     def reclassify(self, case_id, category, reason):
         return self._post("routing", f"/v1/cases/{_segment(case_id)}/category",
                           {"category": category, "reason": reason})

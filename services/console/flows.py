@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
 from closeloop_shared.contract import (
     ACTIVE_CASE_STATUSES, CaseAction, Category, Permission, RefundOption, RemedyType)
 from services.console import domain
@@ -29,10 +28,6 @@ def local(value):
         return None
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.astimezone(CHINA)
-
-
-def approval_limits(configured):
-    return configured if configured is not None else DEFAULTS[REMEDY_APPROVAL_LIMITS_FEN]
 
 
 # -- the queue -------------------------------------------------------------------------
@@ -63,20 +58,24 @@ def queue(api, person, now, mine_only=False):
 
 # -- one case --------------------------------------------------------------------------
 
-def case_page(api, person, case_id, now, limits):
+def case_page(api, person, case_id, now, approval_limits):
+    """`approval_limits()`: routing's limits {role: fen or None} (GET
+    /v1/remedies/approval-limits), asked only when the remedy form is shown."""
     case = api.case(case_id)
+    actions = domain.actions_for(case, person)
+    limits = approval_limits() if CaseAction.PROPOSE_REMEDY in actions else {}
     revisits = api.revisits(case_id) if person.can(Permission.REVISIT_READ) else []
     timeline = sorted(case.get("timeline") or (), key=lambda e: e.get("seq") or 0, reverse=True)
     return {
         "case": case, "clocks": domain.countdowns(case, now),
-        "actions": domain.actions_for(case, person),
+        "actions": actions,
         "awaiting": domain.awaiting(case, person),
         "timeline": timeline[:TIMELINE_SHOWN], "timeline_total": case.get("timeline_count") or len(timeline),
         "revisits": revisits,         "can_record_revisit": person.can(Permission.REVISIT_RECORD),
         "can_reassign": person.can(Permission.CASE_REASSIGN) and case["status"] in {
             s.value for s in ACTIVE_CASE_STATUSES},
         "remedy_types": list(RemedyType), "refund_options": list(RefundOption),
-        "limits": approval_limits(limits), "own_limit": approval_limits(limits).get(person.role.value, 0),
+        "limits": limits, "own_limit": limits.get(person.role.value, 0),
         "categories": list(Category),
         "approved_remedies": [r for r in case.get("remedies") or () if r["status"] == "approved"
                               and r.get("round") == (case.get("resolution_round") or 0) + 1],
@@ -90,7 +89,7 @@ def _text(form, name, required=True):
     return value
 
 
-def action_body(action, form, person, limits):
+def action_body(action, form, person):
     """The JSON body of a lifecycle action from its form (the acting person is never in
     it: the services take them from the token)."""
     if action in (CaseAction.ACKNOWLEDGE, CaseAction.SIGN_OFF_REPORT, CaseAction.CLOSE, CaseAction.ARCHIVE):
@@ -148,9 +147,9 @@ def root_cause_body(form, person):
     return body
 
 
-def act(api, person, case_id, action, form, limits):
+def act(api, person, case_id, action, form):
     """Take one lifecycle action; the case as it is afterwards."""
-    return api.act(case_id, action.value, action_body(action, form, person, limits))
+    return api.act(case_id, action.value, action_body(action, form, person))
 
 
 def record_revisit(api, revisit_id, form):

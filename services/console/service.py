@@ -104,7 +104,7 @@ class ConsoleService:
     @page("GET", "/cases/<string:case_id>", access=requires(P.CASE_READ))
     def case(self, request, case_id):
         now = utcnow()
-        view = flows.case_page(request.api, request.person, case_id, now, request.settings.approval_limits_fen)
+        view = flows.case_page(request.api, request.person, case_id, now, request.approval_limits)
         return self._page(request, "case.html", now=now, root_causes=list(RootCause),
                           today=flows.local(now).date().isoformat(), **view)
 
@@ -234,8 +234,8 @@ class ConsoleService:
 
     def _act(self, request, case_id, action):
         back = f"/cases/{case_id}"
-        return self._try(back, lambda: flows.act(request.api, request.person, case_id, action, request.form,
-                                                 request.settings.approval_limits_fen), action.value)
+        return self._try(back, lambda: flows.act(request.api, request.person, case_id, action, request.form),
+                         action.value)
 
     def _try(self, back, call, done):
         """Post/redirect/get: back to the page with what happened, in words."""

@@ -4,7 +4,6 @@ their keys and defaults are in closeloop_shared/config.py with every other servi
 The console is a client of the five services: it needs their base URLs (compose: the
 service names on the compose network; `make run`: the local ports) and nothing of their
 storage. Cookies are marked Secure when CONSOLE_SECURE_COOKIES is true (behind HTTPS)."""
-import json
 from dataclasses import dataclass
 
 from closeloop_shared import config as keys
@@ -21,14 +20,11 @@ class Settings:
     timeout: float
     secure_cookies: bool
     poll_seconds: int
-    approval_limits_fen: dict | None
 
 
 def from_config(config):
-    limits = setting(config, keys.REMEDY_APPROVAL_LIMITS_FEN)
     return Settings(
         urls={name: str(setting(config, key)).rstrip("/") for name, key in SERVICE_URLS.items()},
         timeout=float(setting(config, keys.CONSOLE_API_TIMEOUT_SECONDS)),
         secure_cookies=str(setting(config, keys.CONSOLE_SECURE_COOKIES)).lower() == "true",
-        poll_seconds=int(setting(config, keys.CONSOLE_POLL_SECONDS)),
-        approval_limits_fen=json.loads(limits) if isinstance(limits, str) else limits)
+        poll_seconds=int(setting(config, keys.CONSOLE_POLL_SECONDS)))

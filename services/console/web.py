@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE, CSRF_COOKIE, LANGUAGE_COOKIE = "cl_session", "cl_csrf", "cl_lang"
 WHO_CACHE_SECONDS = 5.0
+# routing's approval limits change only with its deployment: asked at most once a minute
+APPROVAL_LIMITS_CACHE_SECONDS = 60.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY",
@@ -75,6 +77,7 @@ class ConsoleClient(SharedExtension):
         self.session = requests.Session()
         self.api = ServicesApi(self.session, self.settings.urls, self.settings.timeout)
         self._who = {}
+        self._approval_limits = (None, 0.0)
 
     def stop(self):
         self.session.close()
@@ -98,6 +101,17 @@ class ConsoleClient(SharedExtension):
             self._who.clear()
         self._who[token] = (person, names, now + WHO_CACHE_SECONDS)
         return person, names
+
+
+    def approval_limits(self, api):
+        """routing's remedy approval limits, asked with the person's own token (who may
+        propose a remedy) and kept for a minute: the same for everyone."""
+        limits, until = self._approval_limits
+        now = time.monotonic()
+        if limits is None or until <= now:
+            limits = api.approval_limits()
+            self._approval_limits = (limits, now + APPROVAL_LIMITS_CACHE_SECONDS)
+        return limits
 
 
 class ConsoleApp(WsgiApp):
@@ -190,6 +204,7 @@ class ConsolePage(HttpRequestHandler):
                     return self._finish(request, login_redirect(request, "expired"))
                 return self._finish(request, self.error_page(request, error))
             request.token, request.api = token, self.client.api.as_person(token)
+            request.approval_limits = partial(self.client.approval_limits, request.api)
             if not request.person.can(self.access.permission):
                 return self._finish(request, page_response(render(
                     "error.html", request.lang, request.person, title="403", csrf=request.csrf,

@@ -400,6 +400,10 @@ OPENAPI = openapi.build("Closeloop routing", {
     "/v1/cases/{case_id}/approve-remedy": _action("Approve a proposed remedy (within the approver's limit)",
                                                   RemedyDecisionIn),
     "/v1/cases/{case_id}/reject-remedy": _action("Reject a proposed remedy", RemedyDecisionIn),
+    "/v1/remedies/approval-limits": {"get": {
+        "summary": "The most each role approves on its own, in fen (null: no limit; a role not listed approves "
+                   "nothing that costs money), as proposals are decided: a remedy form shows the approval path",
+        "responses": openapi.responses({200: "limits_fen by role"})}},
     "/v1/cases/{case_id}/root-cause": _action("Record the root cause and improvement actions (needed to close)",
                                               RootCauseIn),
     "/v1/cases/{case_id}/file-report": _action("File the written report of a referral case", FileReportIn),

@@ -224,6 +224,13 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
     def reject_remedy(self, request, case_id):
         return self._decide_remedy(request, case_id, False)
 
+    @http("GET", "/v1/remedies/approval-limits", access=requires(P.CASE_RESOLVE))
+    def approval_limits(self, request):
+        """The limits proposals are decided with (REMEDY_APPROVAL_LIMITS_FEN): the console's
+        remedy form says who must approve before anything is sent."""
+        limits = self.remedy_rules.limits.by_role
+        return json_response(200, {"limits_fen": {role.value: limit for role, limit in limits.items()}})
+
     @http("POST", "/v1/cases/<string:case_id>/root-cause", access=requires(P.CASE_ROOT_CAUSE))
     def record_root_cause(self, request, case_id):
         body = load_or_422(ROOT_CAUSE_IN, self._body(request))

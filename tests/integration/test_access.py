@@ -60,6 +60,8 @@ EXPECTED = {
     ("routing", "post", "/v1/cases/{case_id}/propose-remedy"): CASE_WORK,
     ("routing", "post", "/v1/cases/{case_id}/approve-remedy"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "post", "/v1/cases/{case_id}/reject-remedy"): row(F, F, OK, OK, H, OK, OK, F, F),
+    # who may propose a remedy reads the limits its approval path follows
+    ("routing", "get", "/v1/remedies/approval-limits"): row(OK, OK, OK, OK, OK, OK, OK, F, F),
     ("routing", "post", "/v1/cases/{case_id}/root-cause"): SUPERVISOR_UP,
     ("routing", "post", "/v1/cases/{case_id}/file-report"): row(F, F, OK, OK, H, OK, OK, F, F),
     ("routing", "post", "/v1/cases/{case_id}/sign-off-report"): row(F, F, F, F, F, F, OK, F, F),

@@ -75,6 +75,7 @@ FORMS = {"respond": {"note": "已致电致歉"}, "note": {"note": "调取监控"
          "reassign": {"staff_id": "sh-xh-sv", "reason": "交给主管跟进"}, "outcome": {"score": "5"},
          "attempts": {"reached": "no"}}
 CSRF = "matrix-csrf-token"
+DEPLOYED_LIMITS = {"store_manager": 123_400, "regional_manager": 567_800, "general_manager": None}
 
 
 def console_routes():
@@ -89,8 +90,9 @@ def console_routes():
 @pytest.fixture
 def console_config():
     # every case waits in the triage queue (the model is never sure enough), so the
-    # triage page has something to show
-    return {"TRIAGE_CONFIDENCE_THRESHOLD": 0.999}
+    # triage page has something to show; routing's approval limits are not the defaults,
+    # so the remedy form shows routing's and not a copy
+    return {"TRIAGE_CONFIDENCE_THRESHOLD": 0.999, "REMEDY_APPROVAL_LIMITS_FEN": DEPLOYED_LIMITS}
 
 
 @pytest.fixture
@@ -178,6 +180,12 @@ def test_every_console_route_answers_every_caller_as_the_access_table_says(conso
     case = requests.get(f"{console['services']['routing']}/v1/cases/{case_a['case_id']}",
                         headers=token_keys.headers("sh-xh-mg"), timeout=10).json()
     assert case["status"] == "resolved"  # not reopened
+    # the remedy form's approval path follows routing's limits, read from routing (the case
+    # reopened: a remedy may be proposed again; the matrix below takes any state)
+    assert requests.post(f"{console['services']['routing']}/v1/cases/{case_a['case_id']}/reopen",
+                         json={"reason": "仍不满意"}, headers=token_keys.headers("sh-xh-mg"), timeout=10).ok
+    staff_page = requests.get(f"{console['url']}/cases/{case_a['case_id']}", cookies=callers["staff_a"], timeout=10)
+    assert "1,234.00" in staff_page.text and "5,678.00" in staff_page.text, "not routing's approval limits"
     # cookies the page's scripts cannot read nor other sites send; a wrong password in words
     page = requests.get(console["url"] + "/login", timeout=10)
     csrf = page.cookies["cl_csrf"]

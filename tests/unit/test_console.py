@@ -159,23 +159,23 @@ def test_remedy_forms_become_the_routing_body():
 
 
 def test_no_form_carries_an_actor_and_empty_notes_are_refused_in_words():
-    body = flows.action_body(CaseAction.RESPOND, {"note": " 已致歉 ", "actor": "gm-001"}, person("store_staff"), None)
+    body = flows.action_body(CaseAction.RESPOND, {"note": " 已致歉 ", "actor": "gm-001"}, person("store_staff"))
     assert body == {"note": "已致歉"}
     with pytest.raises(ApiError) as empty:
-        flows.action_body(CaseAction.RESPOND, {"note": "  "}, person("store_staff"), None)
+        flows.action_body(CaseAction.RESPOND, {"note": "  "}, person("store_staff"))
     assert "说明 必须填写" in i18n.explain(empty.value.code, "zh-CN", empty.value.fields)
-    assert flows.action_body(CaseAction.ACKNOWLEDGE, {"note": "x"}, person("store_staff"), None) == {}
+    assert flows.action_body(CaseAction.ACKNOWLEDGE, {"note": "x"}, person("store_staff")) == {}
 
 
 def test_a_root_cause_carries_its_improvement_owned_by_the_person_unless_chosen():
     supervisor = person("supervisor", "sh-xh-sv")
-    assert flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "misunderstanding"}, supervisor, None) == {
+    assert flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "misunderstanding"}, supervisor) == {
         "cause": "misunderstanding", "note": "", "actions": []}
     body = flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "poor_communication", "action_text": "前台复述预约",
-                                                     "action_due": "2026-12-01"}, supervisor, None)
+                                                     "action_due": "2026-12-01"}, supervisor)
     assert body["actions"] == [{"text": "前台复述预约", "owner": "sh-xh-sv", "due": "2026-12-01"}]
     with pytest.raises(ApiError):  # an improvement needs its date
-        flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "poor_communication", "action_text": "x"}, supervisor, None)
+        flows.action_body(CaseAction.ROOT_CAUSE, {"cause": "poor_communication", "action_text": "x"}, supervisor)
 
 
 # -- masking and figures ------------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_a_case_waiting_for_approval_shows_the_approver_and_names_the_proposer()
                     timeline=[{"seq": 1, "at": "2026-11-25T09:00:00+00:00", "action": "remedy_proposed",
                                "actor": "sh-xh-s1"}])
     view = flows.case_page(type("Api", (), {"case": lambda self, _: the_case, "revisits": lambda self, _: []})(),
-                           person("store_manager", "sh-xh-mg"), "c1", NOW, None)
+                           person("store_manager", "sh-xh-mg"), "c1", NOW, lambda: LIMITS)
     html = render_page("case.html", now=NOW, root_causes=list(RootCause), people={"sh-xh-mg": "张丽"},
                        today="2026-11-25", **view)
     assert "等待 张丽(店长)审批" in html and 'id="do-approve"' in html and "王小雨" in html
@@ -425,3 +425,44 @@ def test_the_console_reads_its_settings_from_nameko_yml_with_the_shared_defaults
     compose = deployed()
     assert compose.urls["routing"] == "http://routing:8000" and compose.urls["intake"] == "http://127.0.0.1:8001"
     assert compose.secure_cookies is True and compose.poll_seconds == 3
+
+
+# -- the approval limits: routing's, read over HTTP and kept a minute ------------------------
+
+def test_the_remedy_form_previews_the_path_with_routings_limits_asked_only_when_it_is_shown():
+    the_case = dict(case(status="investigating", resolution=clock(timedelta(hours=3))), case_number="CL-1",
+                    allowed_actions=ALL_WORKING, customer={"name": "刘女士", "phone": "+86138"}, content="x",
+                    store_name="上海徐汇店", assignee=None, referral=None, updated_at="u", category="booking",
+                    channel="hotline")
+    api = type("Api", (), {"case": lambda self, _: the_case, "revisits": lambda self, _: []})()
+    asked = []
+    deployed = {"store_manager": 100_000, "regional_manager": 300_000, "general_manager": None}
+
+    def limits():
+        asked.append(1)
+        return deployed
+    view = flows.case_page(api, person("store_staff", "sh-xh-s1"), "c1", NOW, limits)
+    assert view["limits"] == deployed and view["own_limit"] == 0 and asked == [1]
+    html = render_page("case.html", who="store_staff", now=NOW, root_causes=list(RootCause), people={},
+                       today="2026-11-25", **view)
+    assert "1,000.00" in html and "3,000.00" in html and 'id="do-propose"' in html  # routing's, not the defaults
+    admin = Person("ops-admin", "运维", Role.ADMIN)
+    assert flows.case_page(api, admin, "c1", NOW, limits)["limits"] == {} and asked == [1]  # no form: not asked
+
+
+def test_the_console_asks_routing_for_the_limits_at_most_once_a_minute(monkeypatch):
+    from services.console import web
+    session = FakeSession(answer(200, {"limits_fen": {"store_manager": 100_000, "general_manager": None}}))
+    client = web.ConsoleClient()
+    client._approval_limits = (None, 0.0)
+    api = ServicesApi(session, {"routing": "http://routing"}, 5).as_person("tok")
+    clock_now = [1000.0]
+    monkeypatch.setattr(web.time, "monotonic", lambda: clock_now[0])
+    assert client.approval_limits(api) == {"store_manager": 100_000, "general_manager": None}
+    clock_now[0] += web.APPROVAL_LIMITS_CACHE_SECONDS - 1
+    client.approval_limits(api)
+    assert [(m, u) for m, u, _ in session.calls] == [("GET", "http://routing/v1/remedies/approval-limits")]
+    assert session.calls[0][2]["headers"]["Authorization"] == "Bearer tok"
+    clock_now[0] += 2
+    client.approval_limits(api)
+    assert len(session.calls) == 2
