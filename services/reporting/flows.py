@@ -152,8 +152,9 @@ def repeat_gap_days(repository, row, session=None):
 
 def fold_backlog(repository, batches=20):
     """The timer's safety net: fold what waits (what a handler left when another was
-    folding), up to `batches` batches, unless another worker or replica is folding."""
-    return fold(repository, batches=batches)
+    folding), up to `batches` batches, unless another worker or replica is folding. Idle,
+    it only looks (one read, not the lease's two writes and a transaction)."""
+    return fold(repository, batches=batches) if repository.any_pending() else 0
 
 
 def rebuild(live, scratch, progress=lambda done: None):

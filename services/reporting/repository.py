@@ -154,6 +154,9 @@ class FactsRepository:
             if removed != len(keys):
                 raise FoldRaced(f"{len(keys) - removed} of {len(keys)} pending increments already folded")
 
+    def any_pending(self):
+        return self.pending.find_one({}, {"_id": 1}) is not None
+
     def backlog(self):
         """How many events' increments wait to be folded (the collection's count)."""
         return self.pending.estimated_document_count()

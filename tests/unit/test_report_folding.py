@@ -68,6 +68,9 @@ class FoldingRepository:
     def backlog(self):
         return len(self.state["pending"])
 
+    def any_pending(self):
+        return bool(self.state["pending"])
+
     def bucket(self, bucket):
         return {path: n for path, n in self.state["buckets"].get(bucket, {}).items() if n}
 
@@ -139,7 +142,7 @@ def test_nobody_folds_while_another_holds_the_folder():
     queued(repository, [{"store:S1:day:2026-11-24": {"c.hygiene.cases": 1}}] * 3)
     repository.held_elsewhere = 1
     assert flows.fold(repository) == 0 and repository.increments == [] and repository.backlog() == 3
-    assert flows.fold(repository) == 3
+    assert flows.fold_backlog(repository) == 3  # the timer's tick, once the folder is free
 
 
 def test_batches_are_bounded_and_a_backlog_is_folded_oldest_first():
@@ -147,7 +150,9 @@ def test_batches_are_bounded_and_a_backlog_is_folded_oldest_first():
     queued(repository, [{f"store:S{i % 3}:day:2026-11-24": {"c.hygiene.cases": 1}} for i in range(10)])
     assert flows.fold(repository, batch=4) == 4  # one batch after an event
     assert sorted(repository.state["pending"]) == [f"event:{i}" for i in range(4, 10)]
-    assert flows.fold(repository, batch=4, batches=5) == 6  # the timer: until the backlog is gone
+    assert flows.fold(repository, batch=4, batches=5) == 6  # until the backlog is gone
+    assert len(repository.increments) == 3  # three batches in all
+    assert flows.fold_backlog(repository) == 0 and len(repository.increments) == 3  # idle: the timer only looks
     assert sum(repository.bucket(f"store:S{i}:day:2026-11-24")["c.hygiene.cases"] for i in range(3)) == 10
 
 
