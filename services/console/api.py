@@ -85,6 +85,11 @@ class ServicesApi:
         return self._post("followup", f"/v1/revisits/{_segment(revisit_id)}/outcome",
                           {"score": score, "comment": comment})
 
+    def appointments(self, store_id=None, day=None):
+        """{store_id, day, timezone, appointments}: the store's bookings of a store-local
+        day (default: the person's store, today there), contacts as the role may see them."""
+        return self._get("followup", "/v1/appointments", store_id=store_id, day=day)
+
     def revisit_tasks_due_today(self):
         return self._get("followup", "/v1/revisit-tasks/due-today")["tasks"]
 

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from closeloop_shared.contract import (
-    ACTIVE_CASE_STATUSES, CaseAction, Category, Permission, RefundOption, RemedyType)
+    ACTIVE_CASE_STATUSES, AppointmentStatus, CaseAction, Category, Permission, RefundOption, RemedyType)
 from services.console import domain
 from services.console.api import ApiError
 
@@ -181,11 +181,12 @@ def reassign(api, case_id, form):
     return api.reassign(case_id, _text(form, "staff_id"), _text(form, "reason"))
 
 
-def revisits_today(api, now):
+def revisits_today(api, now, store=None, day=None):
     """Today's calls: the tiered programme's revisits and care calls due by the end of
     the day (followup's list, with scripts), and the satisfaction revisits of resolved
     cases due by then (followup lists those per case: the newest resolved cases' are
-    looked up)."""
+    looked up); and the store's appointments of the day (`store`: one of the person's,
+    None: nobody to ask for; `day`: YYYY-MM-DD, default today in the store)."""
     tasks = sorted(api.revisit_tasks_due_today(), key=lambda t: t.get("due_at") or "")
     end_of_day = local(now).replace(hour=23, minute=59, second=59)
     case_revisits = []
@@ -193,7 +194,41 @@ def revisits_today(api, now):
         for revisit in api.revisits(case["case_id"]):
             if revisit.get("status") in ("scheduled", "due") and local(revisit["due_at"]) <= end_of_day:
                 case_revisits.append(dict(revisit, case_number=case["case_number"]))
-    return {"tasks": tasks, "case_revisits": sorted(case_revisits, key=lambda r: r["due_at"])}
+    return {"tasks": tasks, "case_revisits": sorted(case_revisits, key=lambda r: r["due_at"]),
+            "appointments": appointments_of_day(api, store, day) if store else None}
+
+
+@dataclass(frozen=True)
+class AppointmentRow:
+    """One booking as the front desk's list shows it: the time in the store's zone, the
+    customer masked (the list is read over a shoulder, as the queue)."""
+    appointment: dict
+    starts_at: datetime
+    customer: dict
+    status: AppointmentStatus
+
+
+def at_zone(value, zone):
+    """A service timestamp in a store's zone (a row's `starts_at.tzinfo`)."""
+    return datetime.fromisoformat(value).astimezone(zone) if value else None
+
+
+def appointments_of_day(api, store, day=None):
+    """{store_id, day, rows}: followup's appointments of the store's day, earliest first."""
+    listed = api.appointments(store_id=store, day=day)
+    zone = ZoneInfo(listed.get("timezone") or "Asia/Shanghai")
+    rows = [AppointmentRow(a, datetime.fromisoformat(a["starts_at"]).astimezone(zone),
+                           domain.masked_customer(a.get("customer")), AppointmentStatus(a["status"]))
+            for a in listed["appointments"]]
+    return {"store_id": listed["store_id"], "day": listed["day"], "rows": rows}
+
+
+def appointment_store(person, stores, chosen=None):
+    """The store whose appointments the today page shows: the one asked for among the
+    person's stores, else their own, else the first of theirs (None: no store)."""
+    if chosen and chosen in stores:
+        return chosen
+    return person.store_id or (sorted(stores)[0] if stores else None)
 
 
 def record_attempt(api, task_id, form):

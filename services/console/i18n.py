@@ -3,8 +3,8 @@
 error code the services answer with is told in words a salon employee understands.
 Pure: no nameko, no HTTP."""
 from closeloop_shared.contract import (
-    CaseAction, CaseStatus, Category, Channel, ClockName, CustomerTier, RefundOption, RemedyStatus, RemedyType,
-    RevisitPurpose, Role, RootCause, Severity)
+    AppointmentStatus, CaseAction, CaseStatus, Category, Channel, ClockName, CustomerTier, RefundOption,
+    RemedyStatus, RemedyType, RevisitPurpose, Role, RootCause, Severity)
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -65,6 +65,8 @@ LABELS = {
     CustomerTier.POTENTIAL: ("潜在客户", "Potential customer"), CustomerTier.SPECIAL: ("特殊客户", "Special care"),
     RevisitPurpose.SATISFACTION: ("满意度回访", "Satisfaction"), RevisitPurpose.CARE: ("客户关怀", "Care"),
     RevisitPurpose.SERVICE_REMINDER: ("服务提醒", "Service reminder"), RevisitPurpose.OFFER: ("优惠信息", "Offer"),
+    AppointmentStatus.BOOKED: ("已预约", "Booked"), AppointmentStatus.ATTENDED: ("已到店", "Attended"),
+    AppointmentStatus.NO_SHOW: ("未到店", "No-show"), AppointmentStatus.CANCELLED: ("已取消", "Cancelled"),
 }
 
 
@@ -80,7 +82,8 @@ def label(value, lang):
 
 TEXTS = {
     "app_name": ("客诉闭环工作台", "Closeloop console"),
-    "queue": ("我的待办", "My queue"), "triage": ("待分类", "Triage"), "revisits": ("今日回访", "Today's revisits"),
+    "queue": ("我的待办", "My queue"), "triage": ("待分类", "Triage"),
+    "revisits": ("今日回访与预约", "Today's revisits and appointments"),
     "dashboard": ("门店看板", "Store dashboard"), "escalations": ("升级待办", "Escalations"),
     "digest": ("每周简报", "Weekly digest"), "log_out": ("退出登录", "Log out"), "log_in": ("登录", "Log in"),
     "staff_id": ("工号", "Staff ID"), "password": ("密码", "Password"),
@@ -154,6 +157,12 @@ TEXTS = {
     "referral": ("转办来源", "Referred by"), "store_day": ("今日", "Today"),
     "no_remedy_default": ("默认:最新批准的方案;没有则为道歉", "Default: the newest approved remedy, else an apology"),
     "limits_hint": ("审批权限(元)", "Approval limits (yuan)"),
+    "appointments": ("预约", "Appointments"), "no_appointments": ("这一天没有预约。", "No appointments that day."),
+    "service_item": ("服务项目", "Service"), "reminder_sent": ("已提醒", "Reminded"),
+    "reminder_planned": ("将于 {at} 提醒", "Reminder at {at}"), "reminder_none": ("未提醒", "Not reminded"),
+    "contact_stopped": ("顾客已撤回同意,不发提醒", "The customer withdrew consent: no reminder"),
+    "change_requested": ("顾客要求改到 {at}", "The customer asked to move it to {at}"),
+    "previous_day": ("前一天", "Previous day"), "next_day": ("后一天", "Next day"),
 }
 
 # How the timeline's entries (routing's past-tense action names) read.

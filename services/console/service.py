@@ -196,7 +196,10 @@ class ConsoleService:
     @page("GET", "/revisits", access=requires(P.REVISIT_READ))
     def revisits(self, request):
         now = utcnow()
-        return self._page(request, "revisits.html", now=now, **flows.revisits_today(request.api, now))
+        stores = self._stores(request)
+        store = flows.appointment_store(request.person, stores, request.args.get("store"))
+        return self._page(request, "revisits.html", now=now, stores=stores, store=store,
+                          **flows.revisits_today(request.api, now, store, request.args.get("day") or None))
 
     @page("POST", "/revisit-tasks/<string:task_id>/attempts", access=requires(P.REVISIT_RECORD))
     def record_attempt(self, request, task_id):
@@ -212,8 +215,7 @@ class ConsoleService:
     @page("GET", "/dashboard", access=requires(P.REPORT_READ))
     def dashboard(self, request):
         view = flows.dashboard(request.api, request.person, utcnow(), request.args.get("store"))
-        stores = {key[6:]: name for key, name in request.names.items() if key.startswith("store:")}
-        return self._page(request, "dashboard.html", stores=stores, **view)
+        return self._page(request, "dashboard.html", stores=self._stores(request), **view)
 
     @page("GET", "/digest", access=requires(P.REPORT_READ))
     def digest(self, request):
@@ -221,6 +223,11 @@ class ConsoleService:
                                                                       request.args.get("week")))
 
     # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _stores(request):
+        """{store id: name} of the person's stores, as routing's organisation shows them."""
+        return {key[6:]: name for key, name in request.names.items() if key.startswith("store:")}
 
     def _page(self, request, template, **values):
         html = render(template, request.lang, request.person, csrf=request.csrf, flash=flash_message(request),

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from closeloop_shared import config as keys
 from closeloop_shared import contacts
 from closeloop_shared import events as ev
+from closeloop_shared.access import contact_view
 from closeloop_shared.config import setting
 from closeloop_shared.contract import (
     AppointmentStatus, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
@@ -387,6 +388,41 @@ def appointment_reminder(appointments, customers, appointment_id, now):
         return None
     event = appointments_domain.reminder(document, now)
     return event if appointments.take_reminder(document, event, now) else None
+
+
+APPOINTMENTS_LISTED = 500  # a store's day holds far fewer; a bound all the same
+
+
+def appointments_of_day(appointments, org, store_id, day, principal, scope, now):
+    """(store id, day, its appointments) of one of the caller's stores (default: their
+    own) on a store-local day (default: today there), earliest first, cancelled ones
+    included (their status says so)."""
+    store_id = store_id or principal.store_id
+    if not store_id:
+        raise Refused(422, "validation_failed", "store_id is required for a caller of several stores",
+                      {"store_id": ["Missing data for required field."]})
+    if store_id not in org.stores or not scope.covers(store_id):
+        raise Refused(404, "store_not_found", f"no store {store_id}")
+    tz = _timezone(org, store_id)
+    day = day or now.astimezone(ZoneInfo(tz)).date()
+    start, end = programme.local_day_bounds(day, tz)
+    return store_id, day, appointments.starting_between(store_id, start, end, APPOINTMENTS_LISTED)
+
+
+def appointment_view(document, principal):
+    """What the front desk sees of an appointment: the customer's name, and their phone
+    and e-mail as the role may see them (closeloop_shared.access.contact_view); whether
+    the day-before reminder went; a change the customer asked for."""
+    customer = document.get("customer") or {}
+    contact = {"name": customer.get("name"), "phone": customer.get("phone"), "email": customer.get("email"),
+               "member_id": customer.get("member_id")}
+    asked = document.get("change_requests") or ()
+    return {"appointment_id": document["_id"], "store_id": document["store_id"],
+            "starts_at": document["starts_at"], "service_item": document.get("service_item"),
+            "status": document["status"], "customer": contact_view(contact, principal),
+            "reminder_sent": document.get("reminded_at") is not None, "reminded_at": document.get("reminded_at"),
+            "reminder_at": document.get("reminder_at"), "contact_stopped": document.get("contact_stopped"),
+            "change_requested_to": asked[-1]["starts_at"] if asked else None}
 
 
 def request_change(appointments, org, appointment_id, request, principal, scope, now):

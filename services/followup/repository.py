@@ -236,6 +236,7 @@ class AppointmentRepository:
         appointments.create_index([("status", ASCENDING), ("reminder_at", ASCENDING)])
         appointments.create_index([("store_id", ASCENDING), ("status", ASCENDING), ("reminder_at", ASCENDING)])
         appointments.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
+        appointments.create_index([("store_id", ASCENDING), ("starts_at", ASCENDING)])  # a store's day
         Outbox.ensure_indexes(appointments)
 
     def insert(self, document):
@@ -260,6 +261,11 @@ class AppointmentRepository:
             {"_id": appointment["_id"], "version": appointment["version"]},
             {"$set": {"updated_at": now, "outbox_pending": True},
              "$push": {"change_requests": request, "outbox": event}}).modified_count == 1
+
+    def starting_between(self, store_id, start, end, limit):
+        """The store's appointments starting from `start` to before `end`, earliest first."""
+        return list(self.appointments.find({"store_id": store_id, "starts_at": {"$gte": start, "$lt": end}},
+                                           {"outbox": 0}).sort("starts_at", ASCENDING).limit(limit))
 
     def reminders_between(self, store_id, start, end):
         """The store's owed reminders planned from `start` to before `end` (None: ever after)."""

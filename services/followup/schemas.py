@@ -1,6 +1,8 @@
 """What staff and other systems send to followup: the outcome of a satisfaction revisit,
 customer imports, tier overrides, attempts and outcomes of the tiered programme's
 revisits, and visits (visit.completed on closeloop.inbound)."""
+from datetime import date
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from closeloop_shared import openapi
@@ -117,6 +119,14 @@ class AppointmentCancelledIn(Schema):
     reason = fields.String(load_default="", validate=validate.Length(max=500))
 
 
+class AppointmentsQuery(StrictSchema):
+    """GET /v1/appointments: one of the caller's stores (default: their own) and a day
+    in the store's time zone (default: today there)."""
+    store_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+    day = fields.Date(load_default=None, validate=validate.Range(date(2000, 1, 1), date(2999, 12, 31)),
+                      metadata={"example": "2026-11-25"})
+
+
 class ChangeRequestIn(StrictSchema):
     """A customer asks for another time: their phone proves they are the booking's customer."""
     phone = E164Phone(required=True)
@@ -164,6 +174,14 @@ OPENAPI = openapi.build("Closeloop followup", {
         "summary": "Move a revisit to another time", "parameters": [TASK],
         "requestBody": openapi.json_body(RescheduleIn),
         "responses": openapi.responses({200: "the task"}, 400, 404, 409, 413, 415, 422, 503)}},
+    "/v1/appointments": {"get": {
+        "summary": "A store's appointments of a day (store-local), earliest first: time, service item, customer "
+                   "(contact as the role may see it), status (booked, attended, no_show, cancelled), whether "
+                   "the reminder went",
+        "parameters": [openapi.query_param("store_id", "one of the caller's stores (default: their own store)"),
+                       openapi.query_param("day", "YYYY-MM-DD in the store's time zone (default: today there)",
+                                           {"type": "string", "format": "date"})],
+        "responses": openapi.responses({200: "appointments"}, 404, 422, 503)}},
     "/v1/appointments/{appointment_id}/change-requests": {"post": {
         "summary": "The customer asks for another time (checked: the booking's phone); the store and the "
                    "booking system are told",

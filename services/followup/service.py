@@ -26,14 +26,15 @@ from services.followup import flows, profiles, revisits, scripts
 from services.followup.repository import (
     AppointmentRepository, CustomerRepository, RevisitRepository, StoreCalendarRepository, TaskRepository)
 from services.followup.schemas import (
-    OPENAPI, AppointmentCancelledIn, AppointmentIn, AttemptIn, ChangeRequestIn, OutcomeIn, RescheduleIn, TierOverrideIn,
-    VisitCompletedIn)
+    OPENAPI, AppointmentCancelledIn, AppointmentIn, AppointmentsQuery, AttemptIn, ChangeRequestIn, OutcomeIn,
+    RescheduleIn, TierOverrideIn, VisitCompletedIn)
 
 log = logging.getLogger(__name__)
 MAX_CLAIMS_PER_TICK = 200
 OUTCOME_IN = OutcomeIn()
 ATTEMPT_IN, RESCHEDULE_IN, TIER_IN, VISIT_IN = AttemptIn(), RescheduleIn(), TierOverrideIn(), VisitCompletedIn()
 APPOINTMENT_IN, CANCELLED_IN, CHANGE_IN = AppointmentIn(), AppointmentCancelledIn(), ChangeRequestIn()
+APPOINTMENTS_QUERY = AppointmentsQuery()
 TASKS, APPOINTMENTS = "revisit_tasks", "appointments"
 IMPORT_BODY_FACTOR = 32  # an import may be larger than other bodies (2 MB by default)
 
@@ -260,6 +261,18 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         if updated is None:
             raise HttpError(409, "revisit_task_closed", "this revisit was recorded meanwhile")
         return json_response(200, scripts.task_view(updated, request.principal, self._store_name(updated)))
+
+    @http("GET", "/v1/appointments", access=requires(P.REVISIT_READ))
+    def list_appointments(self, request):
+        """A store's appointments of a day, for the front desk's today page."""
+        query = load_or_422(APPOINTMENTS_QUERY, request.args.to_dict())
+        store_id, day, found = self._refusals(flows.appointments_of_day, self.appointments, self.org,
+                                              query["store_id"], query["day"], request.principal,
+                                              scope_of(request.principal, self.org), utcnow())
+        self.personal_data_reads.record(request.principal, "appointment", [a["_id"] for a in found])
+        return json_response(200, {"store_id": store_id, "day": day.isoformat(),
+                                   "timezone": self.org.stores[store_id].timezone,
+                                   "appointments": [flows.appointment_view(a, request.principal) for a in found]})
 
     @http("POST", "/v1/appointments/<string:appointment_id>/change-requests", access=requires(P.REVISIT_RECORD))
     def request_appointment_change(self, request, appointment_id):

@@ -104,6 +104,9 @@ EXPECTED = {
     ("followup", "post", "/v1/revisit-tasks/{task_id}/attempts"): row(H, H, H, F, F, H, F, F, F),
     ("followup", "post", "/v1/revisit-tasks/{task_id}/reschedule"): row(H, H, H, F, F, H, F, F, F),
     ("followup", "get", "/v1/revisit-tasks/completion"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
+    # store A's appointments of today: its own people and those above it (store B's staff and another
+    # region's manager: no such store for them)
+    ("followup", "get", "/v1/appointments"): row(OK, H, OK, OK, H, OK, OK, F, F),
     ("followup", "post", "/v1/appointments/{appointment_id}/change-requests"): row(H, H, H, F, F, H, F, F, F),
     ("followup", "get", "/v1/audit/personal-data-reads"): ADMIN_ONLY,
     ("notify", "get", "/v1/deliveries"): row(F, F, OK, OK, OK, OK, OK, F, F),  # filtered
@@ -292,6 +295,8 @@ def test_every_operation_answers_every_caller_as_the_access_table_says(stack, ca
         params = {QUERIES[path]: case_a["case_id"]} if path in QUERIES else None
         if path in ("/v1/reports/summary", "/v1/reports/kpis", "/v1/reports/weekly"):
             params = {"store": "SH-XH-001"}
+        if path == "/v1/appointments":
+            params = {"store_id": "SH-XH-001"}
         for caller, headers in callers.items():
             response = stack.call(service, method.upper(), concrete(path, case_a), headers,
                                   json=BODIES.get(path), params=params)

@@ -6,10 +6,12 @@ added without deciding who may open it. Besides: forms without the CSRF token ch
 nothing, cookies are HttpOnly and SameSite, the triage queue, the escalation inbox."""
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
+from closeloop_shared import bus
 from closeloop_shared.clock import utcnow
 from closeloop_shared.standins import free_port
 from services.console import settings as console_settings
@@ -18,6 +20,7 @@ from tests.fixtures import feedback_body, wait_for
 from tests.integration.test_access import SERVICES
 
 pytestmark = pytest.mark.integration
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # Outcomes: OK (the page, or the form accepted or refused over the case's state),
 # L (back to the login page), F (403: the role may not), H (hidden: the case is not found).
@@ -164,8 +167,23 @@ def outcome(response):
     return OK
 
 
-def test_every_console_route_answers_every_caller_as_the_access_table_says(console, callers, case_a, token_keys):
-    """(One stack for the matrix, the triage queue and CSRF: each stack costs seconds of CI.)"""
+def test_every_console_route_answers_every_caller_as_the_access_table_says(console, callers, case_a, token_keys,
+                                                                          amqp_bus):
+    """(One stack for the matrix, the triage queue, CSRF and the day's appointments: each
+    stack costs seconds of CI.)"""
+    # a booking at store A shows on its today page, the customer masked; store B never sees it
+    starts = (utcnow() + timedelta(hours=2)).astimezone(SHANGHAI).replace(microsecond=0)
+    amqp_bus.publish_feedback({
+        "appointment_id": "console-A-1", "store_id": "SH-XH-001", "service_item": "补水面部护理", "version": 1,
+        "customer": {"name": "刘女士", "phone": "13812345678"}, "starts_at": starts.isoformat()},
+        routing_key=bus.APPOINTMENT_BOOKED_KEY)
+    day = f"/revisits?day={starts.date().isoformat()}"
+    wait_for(lambda: "console-A-1" in requests.get(console["url"] + day, cookies=callers["staff_a"], timeout=10).text,
+             what="the booking on store A's today page")
+    desk = requests.get(console["url"] + day, cookies=callers["staff_a"], timeout=10).text
+    assert starts.strftime("%H:%M") in desk and "刘**" in desk and "138****5678" in desk and "13812345678" not in desk
+    assert "console-A-1" not in requests.get(console["url"] + day + "&store=SH-XH-001", cookies=callers["staff_b"],
+                                             timeout=10).text
     # the triage queue shows the case with the model's suggestions, to its store's people only
     manager = callers["manager_a"]
     page = requests.get(console["url"] + "/triage", cookies=manager, timeout=10)

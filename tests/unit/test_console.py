@@ -11,8 +11,8 @@ import requests
 
 from closeloop_shared.config import DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN
 from closeloop_shared.contract import (
-    CaseAction, CaseStatus, Category, Channel, ClockName, CustomerTier, Permission, RefundOption, RemedyStatus,
-    RemedyType, RevisitPurpose, Role, RootCause, Severity)
+    AppointmentStatus, CaseAction, CaseStatus, Category, Channel, ClockName, CustomerTier, Permission,
+    RefundOption, RemedyStatus, RemedyType, RevisitPurpose, Role, RootCause, Severity)
 from services.console import domain, flows, i18n
 from services.console.api import ApiError, ServicesApi
 from services.console.domain import ClockState, Person
@@ -206,7 +206,7 @@ def test_the_escalation_inbox_holds_cases_that_climbed_to_the_person():
 
 @pytest.mark.parametrize("vocabulary", [CaseStatus, Category, Severity, Channel, ClockName, Role, RemedyType,
                                         RefundOption, RemedyStatus, CaseAction, RootCause, CustomerTier,
-                                        RevisitPurpose])
+                                        RevisitPurpose, AppointmentStatus])
 def test_every_value_of_the_contract_has_a_label_in_both_languages(vocabulary):
     for member in vocabulary:
         zh, en = i18n.label(member, "zh-CN"), i18n.label(member.value, "en")
@@ -466,3 +466,58 @@ def test_the_console_asks_routing_for_the_limits_at_most_once_a_minute(monkeypat
     clock_now[0] += 2
     client.approval_limits(api)
     assert len(session.calls) == 2
+
+
+# -- the day's appointments on the today page -------------------------------------------------
+
+class AppointmentsApi:
+    def __init__(self):
+        self.asked = []
+
+    def revisit_tasks_due_today(self):
+        return []
+
+    def cases(self, status=None, limit=None):
+        return []
+
+    def appointments(self, store_id=None, day=None):
+        self.asked.append((store_id, day))
+        booked = {"appointment_id": "A-1", "store_id": store_id, "starts_at": "2026-11-25T06:30:00+00:00",
+                  "service_item": "补水面部护理", "status": "booked", "reminder_sent": True, "reminder_at": None,
+                  "customer": {"name": "刘女士", "phone": "+8613812345678", "email": "liu@example.com"}}
+        missed = dict(booked, appointment_id="A-2", starts_at="2026-11-25T02:00:00+00:00", status="no_show",
+                      reminder_sent=False, service_item="肩颈放松",
+                      customer={"name": "王先生", "phone": "+8613900001111"})
+        planned = dict(booked, appointment_id="A-3", starts_at="2026-11-25T09:00:00+00:00", reminder_sent=False,
+                       reminder_at="2026-11-25T02:00:00+00:00",
+                       change_requested_to="2026-11-26T07:00:00+00:00")
+        return {"store_id": store_id, "day": day or "2026-11-25", "timezone": "Asia/Shanghai",
+                "appointments": [missed, booked, planned]}
+
+
+def test_the_today_page_lists_the_stores_appointments_with_the_customer_masked():
+    api = AppointmentsApi()
+    found = flows.revisits_today(api, NOW, "SH-XH-001")
+    assert api.asked == [("SH-XH-001", None)]
+    rows = found["appointments"]["rows"]
+    assert [r.starts_at.strftime("%H:%M") for r in rows] == ["10:00", "14:30", "17:00"]  # the store's time
+    assert rows[0].status is AppointmentStatus.NO_SHOW and rows[1].customer == {"name": "刘**", "phone": "138****5678"}
+    html = render_page("revisits.html", now=NOW, stores={"SH-XH-001": "上海徐汇店"}, store="SH-XH-001", **found)
+    assert 'data-appointment-id="A-1"' in html and "14:30" in html and "补水面部护理" in html
+    assert "刘**" in html and "138****5678" in html and "13812345678" not in html and "liu@example.com" not in html
+    assert "未到店" in html and "已提醒" in html and "将于 11-25 10:00 提醒" in html and "顾客要求改到 11-26 15:00" in html
+    assert "上海徐汇店" in html and "/revisits?store=SH-XH-001&amp;day=2026-11-24" in html
+    english = render_page("revisits.html", lang="en", now=NOW, stores={}, store="SH-XH-001", **found)
+    assert "No-show" in english and "Reminded" in english
+    assert flows.revisits_today(AppointmentsApi(), NOW, None)["appointments"] is None  # no store: not asked
+    empty = dict(found, appointments=dict(found["appointments"], rows=[]))
+    assert "这一天没有预约" in render_page("revisits.html", now=NOW, stores={}, store="SH-XH-001", **empty)
+
+
+def test_the_appointments_shown_are_of_the_persons_own_store_or_one_of_theirs_they_pick():
+    stores = {"SH-XH-001": "上海徐汇店", "HZ-XH-002": "杭州西湖店"}
+    assert flows.appointment_store(person("store_staff"), {"SH-XH-001": "x"}, "HZ-XH-002") == "SH-XH-001"
+    regional = Person("rm-east", "陈立华", Role.REGIONAL_MANAGER, region_id="east")
+    assert flows.appointment_store(regional, stores) == "HZ-XH-002"
+    assert flows.appointment_store(regional, stores, "SH-XH-001") == "SH-XH-001"
+    assert flows.appointment_store(regional, {}) is None
