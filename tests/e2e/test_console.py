@@ -134,6 +134,7 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     console.driver.find_element("css selector", "#login-form button[type=submit]").click()
     console.wait_for("#who")
     assert console.driver.current_url.endswith("/revisits")
+    assert console.wait_for("#appointments-title").text.startswith("预约")  # the store's bookings of the day
     console.open("/language?to=en&next=/dashboard")
     assert "Store dashboard" in console.text("h1")
     assert console.text("#kpi-resolution") != "—"  # the resolution above counts
