@@ -250,25 +250,37 @@ def progress(dbs):
     return routed, acked, counted
 
 
+def folded(dbs):
+    """Nothing waits in reporting to be folded into its buckets."""
+    return dbs["reporting"]["pending_increments"].find_one({}, {"_id": 1}) is None
+
+
 def wait_until_done(dbs, amqp_uri, n, first_publish, timeout):
-    """Polls twice a second; True when n cases are routed, acknowledged and counted by
-    reporting (its read model has their case_routed); False after `timeout` or as soon as
-    anything was dead-lettered (it will never be done)."""
+    """Polls twice a second; the moment n cases were seen routed, acknowledged and counted
+    by reporting (its read model has their case_routed and, polled closely then, nothing
+    waits to be folded into its buckets); None after `timeout` or as soon as anything was
+    dead-lettered (it will never be done)."""
     last_print = 0.0
-    while True:
+    while time.time() - first_publish <= timeout:
         polled = time.monotonic()
         routed, acked, counted = progress(dbs)
-        elapsed = time.time() - first_publish
-        done = min(routed, acked, counted) >= n
-        if done or polled - last_print >= 1:
+        if min(routed, acked, counted) >= n:
+            while not folded(dbs):
+                if time.time() - first_publish > timeout:
+                    return None
+                time.sleep(0.02)
+            done_at = time.time()
+            print(f"published {n}, routed, acknowledged and counted by reporting: all, "
+                  f"{done_at - first_publish:.1f} s", flush=True)
+            return done_at
+        if polled - last_print >= 1:
             print(f"published {n}, routed {routed}, acknowledged {acked}, counted by reporting {counted}, "
-                  f"{elapsed:.1f} s", flush=True)
+                  f"{time.time() - first_publish:.1f} s", flush=True)
             last_print = polled
-        if done:
-            return True
-        if elapsed > timeout or queue_state(amqp_uri, bus.DEAD_LETTER_QUEUE.name)[0]:
-            return False
+        if queue_state(amqp_uri, bus.DEAD_LETTER_QUEUE.name)[0]:
+            return None
         time.sleep(max(0.0, 0.5 - (time.monotonic() - polled)))
+    return None
 
 
 def completion_times(dbs):
@@ -432,14 +444,15 @@ def run(args, work):
         published = publish_feedback(amqp_uri, args.n)
         first_publish = min(published.values())
         print(f"published {args.n} in {time.time() - first_publish:.1f} s", flush=True)
-        done = wait_until_done(dbs, amqp_uri, args.n, first_publish, args.timeout)
+        done_at = wait_until_done(dbs, amqp_uri, args.n, first_publish, args.timeout)
         times = completion_times(dbs)
-        if not done:
+        if done_at is None:
             print(f"TIMEOUT: not all {args.n} cases done after {args.timeout:.0f} s")
             report_missing(amqp_uri, published, times)
             return 1
+        # the last case's own moments, or the moment its increments were seen folded
         last_done = max(max(r, a, c).timestamp() for _, r, a, c in times.values())
-        elapsed = last_done - first_publish
+        elapsed = max(last_done, done_at) - first_publish
         per_case = costs.per_case(args.n)
 
         # sustained: cases published at a steady rate, latency measured per case
@@ -449,7 +462,7 @@ def run(args, work):
             print(f"sustained: {count} cases at {args.sustained_rate:g}/s ...", flush=True)
             paced = publish_feedback(amqp_uri, count, first=args.n, rate=args.sustained_rate)
             achieved = count / (max(paced.values()) - min(paced.values()) or 1)
-            if not wait_until_done(dbs, amqp_uri, args.n + count, min(paced.values()), args.timeout):
+            if wait_until_done(dbs, amqp_uri, args.n + count, min(paced.values()), args.timeout) is None:
                 print(f"TIMEOUT: the sustained cases were not all done after {args.timeout:.0f} s")
                 report_missing(amqp_uri, paced, completion_times(dbs))
                 return 1
