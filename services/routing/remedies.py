@@ -8,6 +8,7 @@ limit covers it. A refund that returns money (options B-D) also needs a role all
 refund (Permission.CASE_REFUND). A customer who already received compensation or refunds
 repeatedly (any store) is flagged to the approver, and such a proposal is never approved
 by its own proposer."""
+import json
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -81,6 +82,9 @@ class Limits:
 
     @classmethod
     def from_config(cls, raw):
+        """From the setting: a mapping, or its JSON text (the environment's form)."""
+        if isinstance(raw, str):
+            raw = json.loads(raw)
         return cls({Role(role): (None if limit is None else int(limit)) for role, limit in (raw or {}).items()})
 
     def covers(self, role, remedy):

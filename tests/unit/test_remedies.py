@@ -151,3 +151,10 @@ def test_related_cases_are_the_same_customer_at_the_same_store_within_the_window
     member = _case("new2", 100, keys=("member:VIP-1", "phone:+8613700000000"))
     assert duplicates.related(member, candidates, timedelta(hours=24)) == ["member"]
     assert duplicates.related(new, candidates, timedelta(hours=200)) == ["a", "b"]
+
+
+def test_approval_limits_come_from_a_mapping_or_its_json_text_as_the_environment_gives_it():
+    from services.routing.remedies import Limits
+    text = '{"store_manager": 80000, "general_manager": null}'
+    assert Limits.from_config(text) == Limits.from_config({"store_manager": 80000, "general_manager": None})
+    assert Limits.from_config(text).by_role == {Role.STORE_MANAGER: 80000, Role.GENERAL_MANAGER: None}
