@@ -318,9 +318,10 @@ def quick_progress(dbs, tag):
             dbs["reporting"]["case_facts"].count_documents({}))
 
 
-def drained(amqp_uri):
+def waiting(amqp_uri):
+    """{queue: messages} of the services' queues that are not empty."""
     queues = [q for name in SERVICES for q in service_queues(name)]
-    return all(queue_state(amqp_uri, q)[0] == 0 for q in queues)
+    return {q: n for q in queues if (n := queue_state(amqp_uri, q)[0])}
 
 
 SERVICES = local.SERVICES
@@ -338,9 +339,11 @@ def settle(dbs, amqp_uri, tag, publisher, expect_escalations, timeout, poll_s=5)
         n = len(publisher.confirmed)
         print(f"  settling: cases {intake}, routed {routed}, acknowledged {acked}, reported {reported}"
               + (f", escalated {escalated}" if escalated is not None else "") + f" of {n}", flush=True)
-        if min(intake, routed, acked, reported) >= n and (not expect_escalations or (escalated or 0) >= n) \
-                and drained(amqp_uri):
-            return True
+        if min(intake, routed, acked, reported) >= n and (not expect_escalations or (escalated or 0) >= n):
+            left = waiting(amqp_uri)
+            if not left:
+                return True
+            print(f"  still queued: {left}", flush=True)
         time.sleep(poll_s)
     return False
 

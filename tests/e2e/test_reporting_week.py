@@ -14,6 +14,7 @@ from nameko.standalone.events import event_dispatcher
 
 from closeloop_shared import events as ev
 from closeloop_shared.clock import CHINA, utcnow
+from closeloop_shared.mongo import connect_service_db
 from closeloop_shared.standins import free_port
 from deploy import local
 from tests.fixtures import wait_for
@@ -112,11 +113,13 @@ def test_a_seeded_week_gives_the_expected_report_csv_summary_and_digest(services
     reporting, _ = services(("reporting", {"REPORTING_DIGEST_INTERVAL_SECONDS": 3600}), ("notify", {}))
     monday = last_monday()
     dispatch = event_dispatcher({"AMQP_URI": stack_env["AMQP_URI"]})
-    published = 0
+    published = for_reporting = 0
     for number, spec in enumerate(WEEK, start=1):
         for event_type, data in case_events(monday, number, spec):
             dispatch(ev.EMITTERS[event_type], event_type, ev.dump(event_type, data))
             published += 1
+            for_reporting += any(service == "reporting" for service, _ in ev.SUBSCRIPTIONS.get(event_type, ()))
+    client, reporting_db = connect_service_db(stack_env, "reporting")
 
     week = {"from": monday.isoformat(), "to": (monday + timedelta(days=6)).isoformat()}
 
@@ -125,13 +128,20 @@ def test_a_seeded_week_gives_the_expected_report_csv_summary_and_digest(services
         assert response.status_code == 200, response.text
         return response
 
-    def settled():  # events reach reporting on separate queues, in any order: until every one is in
+    def settled():  # events reach reporting on separate queues, in any order: until every one is
+        # recorded and folded into the buckets (read from its database: reports lag by moments)
+        if reporting_db["reporting_events"].count_documents({}) < for_reporting or \
+                reporting_db["pending_increments"].find_one({}, {"_id": 1}):
+            return None
         body = get("/v1/reports/kpis", by="region", **week).json()
         seen = [(g["cases"], g["resolved"], g["satisfaction"]["revisits"], g["on_time"]["first_response"]["counted"],
                  sum(clock["total"] for clock in g["breaches"].values()), len(g["root_causes"]))
                 for g in (body["groups"].get("east"), body["groups"].get("south")) if g]
         return body if seen == [(6, 4, 3, 6, 3, 3), (2, 1, 1, 2, 0, 1)] else None
-    by_region = wait_for(settled, timeout=30, what=f"the week's {published} events counted")
+    try:
+        by_region = wait_for(settled, timeout=30, what=f"the week's {published} events counted")
+    finally:
+        client.close()
 
     assert set(by_region["groups"]) == {"east", "south"}  # muyun's region is outside the caller's brand
     east, south = by_region["groups"]["east"], by_region["groups"]["south"]
