@@ -29,6 +29,40 @@ def observe_resolution(row):
         RESOLUTION_SECONDS.labels(row["severity"]).observe((row["resolved_at"] - row["submitted_at"]).total_seconds())
 
 
+class RegisteredCollector(Repository):
+    """Registers a read-model collector in the process-wide Prometheus registry for this
+    container's lifetime: one per process, so a container started while another (not yet
+    torn down) still holds it takes it over. Subclasses say which: `collector()`."""
+
+    _registered = None  # per subclass: set on the subclass at its first start
+
+    def __init__(self):
+        super().__init__(FactsRepository)
+
+    def collector(self):
+        raise NotImplementedError
+
+    def start(self):
+        self.registered = self.collector()
+        self._release(type(self)._registered)
+        REGISTRY.register(self.registered)
+        type(self)._registered = self.registered
+
+    def stop(self):
+        self._release(self.registered)
+        super().stop()
+
+    def kill(self):
+        self._release(getattr(self, "registered", None))
+        super().kill()
+
+    @classmethod
+    def _release(cls, collector):
+        if collector is not None and collector is cls._registered:
+            REGISTRY.unregister(collector)
+            cls._registered = None
+
+
 # -- the follow-up dashboard: revisit outcomes, read from the read model at scrape time -----
 
 CASE_REVISIT_OUTCOMES = ("satisfied", "unsatisfied")  # the revisit after a case (revisit_recorded)
@@ -62,36 +96,14 @@ class RevisitOutcomesCollector:
         yield gauge
 
 
-class RevisitOutcomesGauge(Repository):
-    """Registers the revisit-outcomes collector for this container's lifetime (one per
-    process: a container started while another still holds it takes it over)."""
+class RevisitOutcomesGauge(RegisteredCollector):
+    """The revisit-outcomes collector, for this container's lifetime."""
 
-    _registered = None
     identity = Identity()  # the brands whose buckets are summed
 
-    def __init__(self):
-        super().__init__(FactsRepository)
-
-    def start(self):
-        self.collector = RevisitOutcomesCollector(FactsRepository(self.database),
-                                                  brands=lambda: sorted(self.identity.organisation().brands))
-        self._release(RevisitOutcomesGauge._registered)
-        REGISTRY.register(self.collector)
-        RevisitOutcomesGauge._registered = self.collector
-
-    def stop(self):
-        self._release(self.collector)
-        super().stop()
-
-    def kill(self):
-        self._release(getattr(self, "collector", None))
-        super().kill()
-
-    @staticmethod
-    def _release(collector):
-        if collector is not None and collector is RevisitOutcomesGauge._registered:
-            REGISTRY.unregister(collector)
-            RevisitOutcomesGauge._registered = None
+    def collector(self):
+        return RevisitOutcomesCollector(FactsRepository(self.database),
+                                        brands=lambda: sorted(self.identity.organisation().brands))
 
 
 # -- the folding backlog: events taken in whose increments are not yet in the buckets -----
@@ -111,31 +123,8 @@ class PendingIncrementsCollector:
         yield gauge
 
 
-class PendingIncrementsGauge(Repository):
-    """Registers the backlog collector for this container's lifetime (one per process: a
-    container started while another still holds it takes it over)."""
+class PendingIncrementsGauge(RegisteredCollector):
+    """The folding backlog's collector, for this container's lifetime."""
 
-    _registered = None
-
-    def __init__(self):
-        super().__init__(FactsRepository)
-
-    def start(self):
-        self.collector = PendingIncrementsCollector(FactsRepository(self.database))
-        self._release(PendingIncrementsGauge._registered)
-        REGISTRY.register(self.collector)
-        PendingIncrementsGauge._registered = self.collector
-
-    def stop(self):
-        self._release(self.collector)
-        super().stop()
-
-    def kill(self):
-        self._release(getattr(self, "collector", None))
-        super().kill()
-
-    @staticmethod
-    def _release(collector):
-        if collector is not None and collector is PendingIncrementsGauge._registered:
-            REGISTRY.unregister(collector)
-            PendingIncrementsGauge._registered = None
+    def collector(self):
+        return PendingIncrementsCollector(FactsRepository(self.database))

@@ -3,7 +3,6 @@ from datetime import date, timedelta
 
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from prometheus_client import REGISTRY
 from werkzeug.wrappers import Response
 
 from closeloop_shared import events as ev
@@ -24,39 +23,15 @@ from services.reporting.repository import FactsRepository, OpenCasesCollector
 from services.reporting.schemas import OPENAPI
 
 
-class OpenCasesGauge(Repository):
-    """Registers the open-cases collector for this container's lifetime. One process
-    exports one gauge: a container started while another (not yet torn down) still
-    holds it takes it over."""
-
-    _registered = None  # the collector in the process-wide registry
+class OpenCasesGauge(metrics.RegisteredCollector):
+    """The open-cases collector (repository.OpenCasesCollector), for this container's lifetime."""
 
     identity = Identity()  # the brands whose on-time outcomes are exported
 
-    def __init__(self):
-        super().__init__(FactsRepository)
-
-    def start(self):
+    def collector(self):
         lead = timedelta(seconds=setting(self.container.config, REPORTING_AT_RISK_LEAD_SECONDS))
-        self.collector = OpenCasesCollector(FactsRepository(self.database), lead,
-                                            brands=lambda: sorted(self.identity.organisation().brands))
-        self._release(OpenCasesGauge._registered)
-        REGISTRY.register(self.collector)
-        OpenCasesGauge._registered = self.collector
-
-    def stop(self):
-        self._release(self.collector)
-        super().stop()
-
-    def kill(self):
-        self._release(self.collector)
-        super().kill()
-
-    @staticmethod
-    def _release(collector):
-        if collector is not None and collector is OpenCasesGauge._registered:
-            REGISTRY.unregister(collector)
-            OpenCasesGauge._registered = None
+        return OpenCasesCollector(FactsRepository(self.database), lead,
+                                  brands=lambda: sorted(self.identity.organisation().brands))
 
 
 def _handler(event_type):
