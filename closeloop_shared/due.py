@@ -39,7 +39,7 @@ from nameko.extensions import DependencyProvider, Entrypoint
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import DUE_HORIZON_SECONDS, DUE_REFRESH_SECONDS, setting
 from closeloop_shared.leases import ClaimTable
-from closeloop_shared.mongo import connect_service_db
+from closeloop_shared.mongo import connect_service_db, migrate_indexes
 
 log = logging.getLogger(__name__)
 READ_LIMIT = 2000  # items per refresh: more than that within the horizon fire in due order
@@ -234,8 +234,9 @@ class DueTimer(Entrypoint):
         horizon = timedelta(seconds=float(setting(config, DUE_HORIZON_SECONDS)))
         self.client, database = connect_service_db(config, self.container.service_name)
         items = DueItems(database[self.collection], self.field, self.where, self.lease)
-        try:
-            items.ensure_indexes()
+        claims = items.claims.collection.name
+        try:  # built once per change across replicas, like every repository's indexes
+            migrate_indexes(database, f"due_claims:{claims}", lambda db: ClaimTable(db[claims]).ensure_indexes())
         except Exception as exc:  # housekeeping only (claims work unindexed): the next start builds it
             log.warning("due timers: indexing the claims failed", extra={
                 "collection": self.collection, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})

@@ -62,8 +62,11 @@ def token_claims(token):
 
 
 def safe_next(path):
-    """Only a path of this console to go back to after logging in (no open redirect)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    """Only a path of this console to go back to after logging in (no open redirect). Any
+    control character or space is refused too: browsers drop tabs and newlines while
+    parsing a URL, so "/\t/evil.example" would reach them as "//evil.example"."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path \
+            or any(ord(c) <= 0x20 or ord(c) == 0x7f for c in path):
         return "/queue"
     return path
 
@@ -275,7 +278,9 @@ def flash_message(request):
         try:
             what = i18n.label(CaseAction(code), request.lang)
         except ValueError:
-            what = i18n.text(code, request.lang) if code in i18n.TEXTS else code
+            if code not in i18n.TEXTS:  # only the console's own words: a link cannot write here
+                return None
+            what = i18n.text(code, request.lang)
         return {"kind": "ok", "text": i18n.text("done", request.lang, what=what)}
     if code in i18n.TEXTS and code not in i18n.ERRORS:
         return {"kind": "error", "text": i18n.text(code, request.lang)}

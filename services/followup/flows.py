@@ -476,18 +476,27 @@ def no_show_revisit(customers, tasks, org, calendars, appointment, now):
 # -- store calendars (routing's, announced by store_calendar_changed) ---------------------
 
 def store_calendar_changed(calendars, customers, tasks, appointments, org, policy, announced, now):
-    """routing announced a store's calendar: followup's copy is replaced if this is newer,
-    and on the days whose open hours changed the store's waiting revisit calls and owed
-    reminders move to open time (a time a person chose by rescheduling stays). (calls
-    moved, reminders moved); (0, 0) for a repeat or older news."""
+    """routing announced a store's calendar: on the days whose open hours changed against
+    followup's copy, the store's waiting revisit calls and owed reminders move to open time
+    (a time a person chose by rescheduling stays); then the copy is replaced if this is
+    newer. Moves first: a handler that fails part-way leaves the copy as it was, so the
+    redelivery computes the same changes and finishes them (each move is conditional).
+    (calls moved, reminders moved); (0, 0) for a repeat or older news."""
     store_id = announced["store_id"]
     stored = {"timezone": announced["timezone"], "weekly": announced["weekly"],
               "horizon_from": announced["horizon_from"].isoformat(), "horizon_to": announced["horizon_to"].isoformat(),
               "exceptions": [{"date": e["date"].isoformat(), "slots": e["slots"]} for e in announced["exceptions"]],
               "event_id": announced["event_id"]}
-    applied, previous = calendars.replace(store_id, stored, announced["as_of"], now)
-    if not applied or store_id not in org.stores:
+    previous = calendars.get(store_id)
+    if previous is not None and previous["as_of"] >= announced["as_of"]:
         return 0, 0
+    moved = _move_into_open_hours(customers, tasks, appointments, policy, store_id, previous, stored, now) \
+        if store_id in org.stores else (0, 0)
+    calendars.replace(store_id, stored, announced["as_of"], now)
+    return moved
+
+
+def _move_into_open_hours(customers, tasks, appointments, policy, store_id, previous, stored, now):
     new = OpeningHours.from_announcement(stored)
     old = OpeningHours.from_announcement(previous) if previous and previous.get("weekly") else None
     calls = reminders = 0

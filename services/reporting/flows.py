@@ -1,6 +1,7 @@
 """reporting's use cases: take in an event (keep it, project it onto its case's row,
 queue what it adds to the pre-aggregated buckets), fold the queued increments into the
 buckets in batches, and rebuild the read model by replay."""
+import logging
 import time
 from datetime import datetime, timedelta
 from datetime import time as clock_time
@@ -23,6 +24,7 @@ def enrichment(event_type, data, organisation):
     return {"region_id": store.region_id, "brand_id": organisation.brand_of_store(store.store_id)}
 
 
+log = logging.getLogger(__name__)
 FOLD_BATCH = 500  # pending increments (events) folded per transaction
 
 
@@ -48,7 +50,10 @@ def take_in(repository, event_type, payload, received_at, organisation):
 
     repository.atomically(transaction)
     if counted.get("queued"):
-        fold(repository)
+        try:
+            fold(repository)
+        except Exception as exc:  # counted and committed already: the fold timer folds it
+            log.warning("fold after an event failed, left to the timer", extra={"error": str(exc)[:200]})
     return counted.get("row")
 
 

@@ -7,8 +7,9 @@ Replays `reporting_events` (in the order received) into empty `rebuild_*` collec
 through the same code the service runs (increments queued per event, folded in batches),
 with a progress bar on stderr, then folds what waits in the live model (as its service
 would within moments) and compares every bucket with the live one. Exit status 0: equal; 1: the buckets that differ are
-listed. The live model is never touched; run it while the service runs (events arriving
-meanwhile are in the live model and not in the rebuild: run it again when quiet).
+listed. The live model's contents are not changed (folding only moves its waiting
+increments into its buckets, as the service does); run it while the service runs (events
+arriving meanwhile are in the live model and not in the rebuild: run it again when quiet).
 
     python -m services.reporting.replay --promote
 

@@ -256,6 +256,7 @@ def test_only_the_login_and_operational_routes_are_public_and_case_actions_need_
 
 @pytest.mark.parametrize("target, expected", [("/cases/abc?x=1", "/cases/abc?x=1"), ("//evil.example", "/queue"),
                                               ("https://evil.example", "/queue"), ("/\\evil", "/queue"),
+                                              ("/\t/evil.example", "/queue"), ("/\n/evil.example", "/queue"),
                                               (None, "/queue")])
 def test_after_logging_in_one_goes_back_only_within_the_console(target, expected):
     assert safe_next(target) == expected
