@@ -271,6 +271,12 @@ class RevisitTaskStatus(str, Enum):
     THROTTLED = "throttled"      # a survey within the window across programmes: not asked again
 
 
+class ContactStopped(str, Enum):
+    """Why followup stopped contacting a customer: a revisit's `cancel_reason`, an
+    appointment's `contact_stopped` (reminders and confirmations no longer sent)."""
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+
+
 class AppointmentStatus(str, Enum):
     """An appointment as booking systems report it (appointment.* on closeloop.inbound)."""
     BOOKED = "booked"

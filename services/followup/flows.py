@@ -15,7 +15,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.access import contact_view
 from closeloop_shared.config import setting
 from closeloop_shared.contract import (
-    AppointmentStatus, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
+    AppointmentStatus, ContactStopped, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
 from closeloop_shared.events import new_event
 from services.followup import appointments as appointments_domain
 from services.followup import programme, tiers
@@ -111,7 +111,7 @@ def import_customers(customers, tasks, org, calendars, settings, rows, stores, n
         document = customers.upsert_profile(profile.to_document(), now)
         customers.set_tier(profile.member_id, tier_of(document, settings, now).value, now)
         if not profile.consent:
-            tasks.cancel_all(profile.member_id, "consent_withdrawn", now)
+            tasks.cancel_all(profile.member_id, CONSENT_WITHDRAWN, now)
         else:
             plan_next(customers, tasks, org, calendars, settings, document, now)
     return report
@@ -212,7 +212,7 @@ def make_due(customers, tasks, settings, task_id, now):
     scheduled = (RevisitTaskStatus.SCHEDULED.value,)
     if customer and not customer.get("consent"):  # no profile: a no-show's care revisit
         return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.CANCELLED.value,
-                                                     "due_at": None, "cancel_reason": "consent_withdrawn"}, now)
+                                                     "due_at": None, "cancel_reason": CONSENT_WITHDRAWN}, now)
     if programme.is_survey(task["purpose"]) and not task["attempts"] and not programme.survey_allowed(
             (customer or {}).get("last_survey_at"), now, settings.survey_window):
         return tasks.transition(task_id, scheduled, {"status": RevisitTaskStatus.THROTTLED.value,
@@ -311,7 +311,7 @@ def completion_rates(tasks, scope):
 
 # -- appointments (services/followup/appointments.py) ---------------------------------------
 
-CONSENT_WITHDRAWN = "consent_withdrawn"
+CONSENT_WITHDRAWN = ContactStopped.CONSENT_WITHDRAWN.value
 
 
 class BadMessage(Exception):

@@ -4,7 +4,7 @@ from pymongo.errors import DuplicateKeyError
 from closeloop_shared.leases import Leases
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
-from closeloop_shared.contract import AppointmentStatus, RevisitTaskStatus
+from closeloop_shared.contract import AppointmentStatus, ContactStopped, RevisitTaskStatus
 from services.followup.programme import OPEN as OPEN_TASK
 from services.followup.revisits import RevisitStatus
 
@@ -66,7 +66,7 @@ class RevisitRepository:
         return self.revisits.update_many(
             {"customer.member_id": member_id,
              "status": {"$in": [RevisitStatus.SCHEDULED.value, RevisitStatus.DUE.value]}},
-            {"$set": {"status": RevisitStatus.CANCELLED.value, "cancel_reason": "consent_withdrawn",
+            {"$set": {"status": RevisitStatus.CANCELLED.value, "cancel_reason": ContactStopped.CONSENT_WITHDRAWN.value,
                       "updated_at": now}}).modified_count
 
     def complete(self, revisit_id, changes, event, now):

@@ -17,7 +17,7 @@ from closeloop_shared.config import setting
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
-from closeloop_shared.contract import AppointmentStatus, RevisitTaskStatus
+from closeloop_shared.contract import AppointmentStatus, ContactStopped, RevisitTaskStatus
 from closeloop_shared.http import (
     HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
@@ -60,7 +60,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         member_id = resolved["customer"].get("member_id")
         profile = self.customers.get(member_id) if member_id else None
         if profile is not None and not profile.get("consent"):  # kept, visibly not asked
-            revisit.update(status=revisits.RevisitStatus.CANCELLED.value, cancel_reason="consent_withdrawn")
+            revisit.update(status=revisits.RevisitStatus.CANCELLED.value, cancel_reason=ContactStopped.CONSENT_WITHDRAWN.value)
         if self.revisits.insert(revisit):
             # it is the customer's survey of the window: a programme's survey waits its turn
             if resolved["customer"].get("member_id"):
