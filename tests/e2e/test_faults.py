@@ -28,9 +28,9 @@ def test_kills_and_a_broker_restart_lose_nothing_and_double_nothing(
         rabbit_config["AMQP_URI"], mongo_uri, smtp_sink.port, smtp_sink.maildir, mongo_prefix, tmp_path,
         n=100, rate=50, kills=1, kill_together=True, broker_restarts=1, broker_down_s=1,
         # every case's first response runs out once the faults are over and recovered: a
-        # burst of 200 escalations (some 3-5 a second on the MongoDB stand-in) keeps every
+        # burst of 100 escalations on the MongoDB stand-in keeps every
         # routing worker busy, /health included, and would be measured as slow recovery
-        sla_first_response=60, timeout=240, quiet_s=3)
+        sla_first_response=30, timeout=240, quiet_s=3)
     faults.print_figures(figures)
     from tests.integration.test_bus_faults import management_answers
     wait_for(management_answers, timeout=60, what="management API back for the next tests")
