@@ -7,7 +7,7 @@ export EVENTLET_TESTS := 1
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(VENV)/bin/pip install -q --no-compile --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 run: $(VENV)/.installed

@@ -18,7 +18,7 @@ from services.routing.service import RoutingService
 
 pytestmark = pytest.mark.integration
 
-FUZZ = settings(max_examples=6, deadline=None,  # per operation: ~100 operations, each its own container
+FUZZ = settings(max_examples=4, deadline=None,  # per operation: ~100 operations, each its own container
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.filter_too_much])
 
