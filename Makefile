@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export EVENTLET_TESTS := 1
 
-.PHONY: run test demo bench faults triage-bench deadline-bench revisit-bench report-bench
+.PHONY: run test test-slow demo bench faults triage-bench deadline-bench revisit-bench report-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -17,6 +17,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	deploy/ensure-rabbitmq.sh
 	$(PY) -m pytest
+
+# The tests `make test` leaves out for time (marked slow): the fault run at CI size.
+test-slow: $(VENV)/.installed
+	deploy/ensure-rabbitmq.sh
+	$(PY) -m pytest -m slow
 
 demo: $(VENV)/.installed
 	$(PY) -m deploy.demo

@@ -22,6 +22,7 @@ needs_rabbitmqctl = pytest.mark.skipif(not shutil.which("rabbitmqctl"),
 
 
 @needs_rabbitmqctl
+@pytest.mark.slow  # some 100 s: `make test-slow` (CI's 15 minutes have no room for it)
 def test_kills_and_a_broker_restart_lose_nothing_and_double_nothing(
         rabbit_config, mongo_uri, mongo_prefix, smtp_sink, tmp_path):
     figures = faults.run_faults(
