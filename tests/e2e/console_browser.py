@@ -75,8 +75,16 @@ class Console:
         return WebDriverWait(self.driver, timeout).until(
             expected_conditions.presence_of_element_located(("css selector", selector)))
 
-    def text(self, selector):
-        return self.wait_for(selector).text
+    def text(self, selector, attempts=5):
+        """The element's text; found again if the page re-rendered between finding and
+        reading it (the live update or a redirect after a form: a stale element)."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        for attempt in range(attempts):
+            try:
+                return self.wait_for(selector).text
+            except StaleElementReferenceException:
+                if attempt == attempts - 1:
+                    raise
 
     def screenshot(self, name, size=None):
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
