@@ -348,8 +348,8 @@ NOT_CASE_WORK = {"ping", "hello", "isMaster", "ismaster", "endSessions", "saslSt
 
 
 def mongo_commands(port):
-    """{command: count} of one service's MongoDB round trips so far (its /metrics:
-    closeloop_shared/mongo_metrics.py), the readiness pings left out."""
+    """{"command collection": count} of one service's MongoDB round trips so far (its
+    /metrics: closeloop_shared/mongo_metrics.py), the readiness pings left out."""
     text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     counts = {}
     for family in text_string_to_metric_families(text):
@@ -358,7 +358,8 @@ def mongo_commands(port):
         for sample in family.samples:
             command = sample.labels["command"]
             if sample.name.endswith("_total") and command not in NOT_CASE_WORK:
-                counts[command] = counts.get(command, 0) + sample.value
+                key = f"{command} {sample.labels['collection']}".strip()
+                counts[key] = counts.get(key, 0) + sample.value
     return counts
 
 
@@ -393,7 +394,8 @@ class Costs:
             before = self.before["commands"][name]
             by_command = {cmd: (count - before.get(cmd, 0)) / n for cmd, count in counts.items()}
             round_trips[name] = {"total": sum(by_command.values()),
-                                 "by_command": {c: v for c, v in sorted(by_command.items()) if v}}
+                                 "by_command": {c: v for c, v in sorted(by_command.items(), key=lambda kv: -kv[1])
+                                                if v >= 0.005}}
         cpu = {name: (after_cpu[name] - self.before["cpu"][name]) / n for name in self.watched
                if None not in (after_cpu[name], self.before["cpu"][name])}
         published = {x: (count - self.before["published"].get(x, 0)) / n
@@ -494,7 +496,7 @@ def print_figures(f):
     print(f"  MongoDB round trips {total_rt:.1f}: " + "  ".join(
         f"{name} {r['total']:.1f}" for name, r in f["round_trips"].items()))
     for name, r in f["round_trips"].items():
-        print(f"    {name:10s} " + "  ".join(f"{cmd} {v:.2f}" for cmd, v in r["by_command"].items()))
+        print(f"    {name:10s} " + ", ".join(f"{cmd} {v:.2f}" for cmd, v in r["by_command"].items()))
     print(f"  CPU ms {sum(f['cpu_ms'].values()):.1f}: " + "  ".join(
         f"{name} {ms:.1f}" for name, ms in f["cpu_ms"].items()))
     print(f"  messages published {sum(f['messages'].values()):.1f}: " + "  ".join(
