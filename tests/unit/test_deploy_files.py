@@ -29,6 +29,7 @@ from closeloop_shared.bus import (
 )
 from closeloop_shared.tokens import Signer
 from deploy import broker_users
+from deploy import replicas as deploy_replicas
 from deploy import secrets as deploy_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,7 @@ DASHBOARD_PROVIDER = DEPLOY / "grafana" / "provisioning" / "dashboards" / "close
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "closeloop-sla.json"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 ENV_EXAMPLE = ROOT / ".env.example"
+REPLICAS_OVERRIDE = DEPLOY / "compose.replicas.yml"
 
 SERVICES = {
     "intake": "IntakeService",
@@ -437,8 +439,9 @@ def published_ports(spec):
     "8010-8019:8000" (one per replica), long syntax."""
     ports = []
     for port in spec.get("ports", []):
-        if isinstance(port, dict):
-            ports.append(int(port["published"]))
+        if isinstance(port, dict):  # docker-compose config's output: published "8101-8102" is a range
+            first, _, last = str(port["published"]).partition("-")
+            ports.extend(range(int(first), int(last or first) + 1))
         else:
             parts = str(port).split(":")
             first, _, last = (parts[-2] if len(parts) > 1 else parts[0]).partition("-")
@@ -739,9 +742,10 @@ needs_docker_compose = pytest.mark.skipif(
     reason="docker-compose is not installed; compose syntax not checked by the tool")
 
 
-def docker_compose_config(env_file, *options):
+def docker_compose_config(env_file, *options, quiet=True):
     # a clean environment: variables from the caller's shell would override the env file
-    return subprocess.run(["docker-compose", "--env-file", str(env_file), *options, "config", "-q"],
+    return subprocess.run(["docker-compose", "--env-file", str(env_file), *options, "config",
+                           *(["-q"] if quiet else [])],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
 
@@ -753,6 +757,50 @@ def test_docker_compose_config_is_valid(tmp_path, profile):
     shutil.copy(ENV_EXAMPLE, env_file)
     result = docker_compose_config(env_file, *profile)
     assert result.returncode == 0, result.stderr or result.stdout
+
+
+# --- deploy/compose.replicas.yml (python -m deploy.replicas) -------------------------------
+
+def test_the_replicas_override_is_what_deploy_replicas_writes(compose):
+    assert REPLICAS_OVERRIDE.read_text(encoding="utf-8") == deploy_replicas.render(compose), \
+        "deploy/compose.replicas.yml is stale: run python -m deploy.replicas"
+    assert set(deploy_replicas.SCALED) == {*SERVICES, "console"}
+
+
+def replica_count(spec):
+    return int(spec.get("deploy", {}).get("replicas") or spec.get("scale") or 1)
+
+
+def without_placement(spec):
+    """A service's definition less what differs between the replicas' compose services."""
+    spec = {key: value for key, value in spec.items() if key not in {"ports", "networks"}}
+    spec["deploy"] = {key: value for key, value in spec.get("deploy", {}).items() if key != "replicas"}
+    return spec
+
+
+@needs_docker_compose
+def test_the_replicas_override_runs_three_of_every_service_on_distinct_host_ports(tmp_path):
+    env_file = tmp_path / "example.env"
+    shutil.copy(ENV_EXAMPLE, env_file)
+    result = docker_compose_config(env_file, "-f", str(COMPOSE), "-f", str(REPLICAS_OVERRIDE),
+                                   "--profile", "dev", "--profile", "ops", quiet=False)
+    assert result.returncode == 0, result.stderr or result.stdout
+    merged = yaml.safe_load(result.stdout)["services"]
+    for name in deploy_replicas.SCALED:
+        extra = merged.get(name + deploy_replicas.REPLICA_SUFFIX)
+        assert replica_count(merged[name]) + (replica_count(extra) if extra else 0) == 3, name
+        if extra:  # the same service under another compose name: same queues, same DNS name
+            assert without_placement(extra) == without_placement(merged[name]), name
+            assert name in extra["networks"]["default"]["aliases"], name
+    published = {}
+    for name, spec in merged.items():
+        ports = published_ports(spec)
+        if ports:  # a published service needs a host port per replica
+            assert len(ports) >= replica_count(spec), f"{name}: {len(ports)} host ports for {replica_count(spec)} replicas"
+        published[name] = set(ports)
+    for name, ports in published.items():
+        for other, taken in published.items():
+            assert name == other or not ports & taken, f"{name} and {other} share host ports {ports & taken}"
 
 
 @needs_docker_compose
