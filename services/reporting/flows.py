@@ -42,11 +42,11 @@ def take_in(repository, event_type, payload, received_at, organisation):
 
     def transaction(session):  # retried on a write conflict: only the committed try counts
         counted.clear()
-        if repository.record(key, event_type, payload, received_at, extra, session=session):
-            counted["row"], delta = project(repository, event_type, data, extra, session)
-            if delta:
-                repository.queue(key, pre.entries(delta), received_at, session=session)
-                counted["queued"] = True
+        repository.record(key, event_type, payload, received_at, extra, session=session)
+        counted["row"], delta = project(repository, event_type, data, extra, session)
+        if delta:
+            repository.queue(key, pre.entries(delta), received_at, session=session)
+            counted["queued"] = True
 
     repository.atomically(transaction)
     if counted.get("queued"):
@@ -59,7 +59,9 @@ def take_in(repository, event_type, payload, received_at, organisation):
 
 def project(repository, event_type, data, extra, session=None):
     """Bring the event's case row up to date: (the row, or None for an event of no case;
-    what the event adds to the buckets, {bucket: {path: n}})."""
+    what the event adds to the buckets, {bucket: {path: n}}). The row is read once,
+    changed by the pure read model and written once (inside the caller's transaction,
+    so a concurrent change of the same row is a write conflict and the event is retried)."""
     if event_type == ev.REVISIT_TASK_COMPLETED:  # no case: straight to the buckets
         return None, pre.programme_contribution(data, extra.get("region_id"), extra.get("brand_id"))
     change = read_model.project(event_type, data)
@@ -67,28 +69,44 @@ def project(repository, event_type, data, extra, session=None):
         change = read_model.Change(fields={**change.fields, **extra}, maxima=change.maxima,
                                    guarded=change.guarded, revisit=change.revisit,
                                    correction=change.correction, breach=change.breach)
-    repository.apply(data["case_id"], change, session=session)
-    return settle(repository, data["case_id"], session)
+    case_id = data["case_id"]
+    before = repository.row(case_id, session=session) or {"_id": case_id, "case_id": case_id}
+    row = read_model.apply(before, change)
+    repeat_facts_moved = "repeat_gap_days" not in before or any(
+        before.get(name) != row.get(name) for name in REPEAT_FACTS)
+    return settle(repository, row, session, repeat_facts_moved=repeat_facts_moved)
 
 
-def settle(repository, case_id, session=None, follow=True):
-    """What the case's row now contributes to the buckets beyond what it had (its
-    `counted` brought up to date); then settle the same customer's later cases (within
-    the longest repeat window) again: whether they repeat this one depends on what it now
-    says (its category, its customer), which may arrive after them (events come in on
-    separate queues). Returns (the row, the increments of them all)."""
-    row = repository.row(case_id, session=session)
-    derived = {"repeat_gap_days": repeat_gap_days(repository, row, session)}
-    row.update(derived)
+# What decides whether cases repeat one another: only a change of these needs the
+# customer's other cases read again.
+REPEAT_FACTS = ("customer_key", "submitted_at", "category", "corrected_category")
+
+
+def settle(repository, row, session=None, repeat_facts_moved=True, follow=True):
+    """Store the row with what it now contributes to the buckets beyond what it had (its
+    `counted` brought up to date). When its repeat facts moved, first work out again
+    whether it repeats an earlier case and, with `follow`, afterwards settle the same
+    customer's later cases (within the longest repeat window) again: whether they repeat
+    this one depends on what it now says (its category, its customer), which may arrive
+    after them (events come in on separate queues). Returns (the row, the increments of
+    them all)."""
+    neighbours = []
+    if repeat_facts_moved:
+        if row.get("customer_key") and row.get("submitted_at"):
+            neighbours = repository.customer_cases(row, max(pre.REPEAT_WINDOWS), session)
+        row["repeat_gap_days"] = repeat_gap_days(row, neighbours)
     new = pre.contribution(row)
     old = {}
     for bucket, path, n in row.get("counted", []):
         old.setdefault(bucket, {})[path] = n
-    repository.count(case_id, derived, pre.entries(new), session=session)
+    row["counted"] = pre.entries(new)
+    repository.save(row, session=session)
     delta = pre.difference(new, old)
-    if follow and row.get("customer_key") and row.get("submitted_at"):
-        for later in repository.later_cases(row, max(pre.REPEAT_WINDOWS), session):
-            delta = pre.added(delta, settle(repository, later, session, follow=False)[1])
+    if follow:
+        for later in neighbours:
+            if later["submitted_at"] >= row["submitted_at"]:
+                delta = pre.added(delta, settle(repository, repository.row(later["_id"], session=session),
+                                                session, follow=False)[1])
     return row, delta
 
 
@@ -145,14 +163,15 @@ def fold_all(repository, patience=30.0, pause=0.05):
         time.sleep(pause)
 
 
-def repeat_gap_days(repository, row, session=None):
-    """Days since the same customer's previous case of the same category (within the
-    longest window), or None."""
-    if not row.get("customer_key") or not row.get("submitted_at") or not (
-            row.get("corrected_category") or row.get("category")):
+def repeat_gap_days(row, neighbours):
+    """Days since the same customer's latest earlier case of the same category (within
+    the longest window), or None; `neighbours` are the customer's other cases around it."""
+    category = row.get("corrected_category") or row.get("category")
+    if not category or not row.get("submitted_at"):
         return None
-    earlier = repository.latest_earlier_case(row, max(pre.REPEAT_WINDOWS), session)
-    return None if earlier is None else (row["submitted_at"] - earlier).days
+    earlier = [other["submitted_at"] for other in neighbours if other["submitted_at"] <= row["submitted_at"]
+               and (other.get("corrected_category") or other.get("category")) == category]
+    return (row["submitted_at"] - max(earlier)).days if earlier else None
 
 
 def fold_backlog(repository, batches=20):

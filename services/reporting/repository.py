@@ -69,61 +69,29 @@ class FactsRepository:
             return
 
     def record(self, key, event_type, payload, received_at, enrichment, session=None):
-        """Keep the event as received; False if it was already recorded (a redelivery).
-        Looked up first: a failed insert would abort the transaction it runs in. Two
-        deliveries racing both insert, and the loser's DuplicateKeyError says it is done."""
-        if self.events.find_one({"_id": key}, {"_id": 1}, session=session):
-            return False
+        """Keep the event as received, first thing in the event's transaction: a
+        redelivery's insert fails on the key (DuplicateKeyError), which aborts the
+        transaction before it wrote anything and ends it in `atomically`."""
         self.events.insert_one({"_id": key, "type": event_type, "payload": payload,
                                 "received_at": received_at, "enrichment": enrichment}, session=session)
-        return True
-
-    def apply(self, case_id, change, session=None):
-        """read_model.apply, as atomic MongoDB updates."""
-        update = {"$setOnInsert": {"case_id": case_id}}
-        if change.fields:
-            update["$set"] = change.fields
-        if change.maxima:
-            update["$max"] = change.maxima
-        added = {name: item for name, item in (
-            ("revisits", change.revisit), ("corrections", change.correction), ("breaches", change.breach)) if item}
-        if added:
-            update["$addToSet"] = added
-        self.facts.update_one({"_id": case_id}, update, upsert=True, session=session)
-        for guarded in change.guarded:
-            self.facts.update_one(
-                # "not after" also matches a missing guard; a top-level $or would make
-                # the test stand-in scan the whole collection
-                {"_id": case_id, guarded.guard: {"$not": {"$gt": guarded.value}}},
-                {"$set": guarded.fields}, session=session)
 
     def row(self, case_id, session=None):
         return self.facts.find_one({"_id": case_id}, session=session)
 
-    def latest_earlier_case(self, row, window_days, session=None):
-        """The submission time of the same customer's latest earlier case of the same
-        category within `window_days`, or None."""
-        category = row.get("corrected_category") or row.get("category")
-        earlier = self.facts.find({"customer_key": row["customer_key"], "_id": {"$ne": row["_id"]},
-                                   "submitted_at": {"$gte": row["submitted_at"] - timedelta(days=window_days),
-                                                    "$lte": row["submitted_at"]}},
-                                  {"submitted_at": 1, "category": 1, "corrected_category": 1}, session=session)
-        times = [other["submitted_at"] for other in earlier
-                 if (other.get("corrected_category") or other.get("category")) == category]
-        return max(times, default=None)
+    def save(self, row, session=None):
+        """Write the case's whole row (read and changed in the same transaction)."""
+        self.facts.replace_one({"_id": row["_id"]}, row, upsert=True, session=session)
 
-    def later_cases(self, row, window_days, session=None):
-        """The ids of the same customer's other cases submitted at or after this one,
-        within `window_days` (those whose repeat may be this case)."""
-        return [other["_id"] for other in self.facts.find(
-            {"customer_key": row["customer_key"], "_id": {"$ne": row["_id"]},
-             "submitted_at": {"$gte": row["submitted_at"],
+    def customer_cases(self, row, window_days, session=None):
+        """The same customer's other cases submitted within `window_days` either side of
+        this one (its earlier ones say whether it repeats; its later ones may repeat it):
+        one indexed range read."""
+        return [other for other in self.facts.find(
+            {"customer_key": row["customer_key"],
+             "submitted_at": {"$gte": row["submitted_at"] - timedelta(days=window_days),
                               "$lte": row["submitted_at"] + timedelta(days=window_days)}},
-            {"_id": 1}, session=session)]
-
-    def count(self, case_id, fields, counted, session=None):
-        """Set the row's derived fields and what it has added to the buckets."""
-        self.facts.update_one({"_id": case_id}, {"$set": {**fields, "counted": counted}}, session=session)
+            {"submitted_at": 1, "category": 1, "corrected_category": 1}, session=session)
+            if other["_id"] != row["_id"]]
 
     # -- pending increments and their folding into the buckets ----------------------------
 
