@@ -17,7 +17,7 @@ from services.notify import kinds, metrics, policy, quota, templates
 from services.notify.channels import ChannelError, Content, Failure, Outgoing, excerpt
 from services.notify.configuration import address_key
 from services.notify.kinds import Audience, Notification
-from services.notify.repository import identity
+from services.notify.repository import Outcome, identity
 
 log = logging.getLogger(__name__)
 # Attempts on one channel before the next one takes over (with the 30 s default the
@@ -56,7 +56,7 @@ def deliver(repository, channels, settings, organisation, notification, clock, p
     """Everything one event causes: its notification and the webhook copies, each sent
     at once when it may go (else left for the send timer)."""
     for each in (notification, *webhook_copies(notification, settings, repository)):
-        delivery = accept(repository, channels, settings, organisation, each, clock(), publish)
+        delivery = accept(repository, channels, settings, organisation, each, clock(), publish, start=True)
         if delivery is not None:
             attempt(repository, channels, settings, delivery, clock, publish)
 
@@ -75,10 +75,17 @@ def _content(channel, notification, context, settings, now):
     return content
 
 
-def accept(repository, channels, settings, organisation, notification: Notification, now, publish):
+def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False):
     """Record the notification (once, whatever the redeliveries) with its route and its
     message for each channel on it. The delivery, leased, if it should be sent now; None
-    if it exists already, waits (quiet hours, quota) or reaches nobody."""
+    if it exists already, waits (quiet hours, quota) or reaches nobody.
+
+    What happens to it (quotas, quiet hours, waiting for facts) is decided before the
+    insert, so that the insert records it: one write. The counts a quota takes are taken
+    back if the delivery exists already. With `start`, a delivery to send now is inserted
+    with its first channel's attempt begun (attempt() then sends it without recording
+    the start again): a withdrawal of consent marked after that insert is one marked
+    after the attempt began, which the provider may have (as with start_attempt)."""
     place = place_of(organisation, notification.store_id)
     chosen = settings.policy(place.brand_id)
     reachable = dict(notification.addresses)
@@ -104,7 +111,7 @@ def accept(repository, channels, settings, organisation, notification: Notificat
             log.warning("message not renderable for a channel", extra={
                 "kind": notification.kind, "channel": channel, "error": str(exc)[:200]})
     route = [{"channel": c, "address": a} for c, a in route if c in contents]
-    delivery = repository.create({
+    document = {
         "case_id": notification.case_id, "case_number": notification.case_number,
         "store_id": notification.store_id, "kind": notification.kind, "template": notification.template,
         "audience": notification.audience.value, "recipient": notification.recipient,
@@ -116,47 +123,86 @@ def accept(repository, channels, settings, organisation, notification: Notificat
         "contents": contents, "unusable": unusable, "channel": route[0]["channel"] if route else None,
         # kept only while it may be rendered again (COMPLETIONS); never the complaint itself
         "waiting_for": waits, "context": {k: v for k, v in context.items() if k != "content"} if waits else None,
-    }, now)
-    if delivery is None:
-        return None  # a redelivered event: sent, being sent, or waiting
+    }
     if not route:
+        delivery = repository.create(document, now)
+        if delivery is None:
+            return None  # a redelivered event: already given up
         reason = "no reachable channel" if not unusable else \
             "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
         abandon(repository, settings, delivery, now, reason[:500], publish)
         return None
+    counted = []
+    outcome, counted_as = _outcome(repository, settings, chosen, place, notification, document, now, counted)
+    begins = None
+    if start and outcome is None:  # sent now: the provider's per-minute limit is counted as the attempt begins
+        first = route[0]
+        outcome = _over_provider_limit(repository, settings, first["channel"], first["address"], now, counted)
+        begins, counted_as = (first["channel"], None) if outcome is None else (None, "deferred")
+    delivery = repository.create(document, now, outcome=outcome, start=begins)
+    if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
+        for key in counted:
+            repository.uncount(key)
+        return None
+    if outcome is not None:
+        if counted_as:
+            metrics.count(delivery["channel"], notification.template, counted_as)
+        return None
+    return delivery
+
+
+def _outcome(repository, settings, chosen, place, notification, document, now, counted):
+    """(Outcome, the metric it counts as) for a notification that may not go now: over
+    a quota, waiting for facts, quiet hours; (None, None) if it may. Appends the keys of
+    the counts it takes to `counted`."""
     if notification.audience is Audience.CUSTOMER:
         limit = settings.customer_daily_quota
-        if repository.count(*quota.day_counter(delivery["recipient"], now)) > limit:
+        key, expires_at = quota.day_counter(notification.recipient, now)
+        counted.append(key)
+        if repository.count(key, expires_at) > limit:
             # Kept in the log, not sent: a flood of submissions naming one person.
-            repository.finish(delivery, S.SUPPRESSED, now,
-                              reason=f"over the daily quota of {limit} messages to this customer")
-            metrics.count(delivery["channel"], notification.template, "suppressed")
-            return None
+            return Outcome(S.SUPPRESSED, f"over the daily quota of {limit} messages to this customer"), "suppressed"
     if notification.audience is Audience.STAFF and not notification.urgent:
         key, hour_ends = policy.staff_counter(notification.recipient, now)
+        counted.append(key)
         if repository.count(key, hour_ends + timedelta(hours=1)) > settings.staff_hourly_quota:
-            return _defer(repository, delivery, now, hour_ends, "over the staff member's hourly limit")
+            return Outcome(S.DEFERRED, "over the staff member's hourly limit", hour_ends), "deferred"
     opens = chosen.release_at(notification, now, place.zone)
+    waits = document["waiting_for"]
     if waits:  # waits for the facts, or for the morning if that is later; the facts may come meanwhile
         waited = now + timedelta(seconds=settings.completion_wait)
         until, reason = (waited, f"waiting for {waits}") if opens is None or opens < waited else (opens, "quiet hours")
-        repository.finish(delivery, S.DEFERRED, now, reason=reason, next_attempt_at=until,
-                          changes={"quiet_until": opens})
-        if until == opens:  # a short wait for facts is no deferral worth counting; the night is
-            metrics.count(delivery["channel"], delivery["template"], "deferred")
-        return None
+        # a short wait for facts is no deferral worth counting; the night is
+        return Outcome(S.DEFERRED, reason, until, {"quiet_until": opens}), "deferred" if until == opens else None
     if opens is not None:
-        return _defer(repository, delivery, now, opens, "quiet hours")
-    return delivery
+        return Outcome(S.DEFERRED, "quiet hours", opens), "deferred"
+    return None, None
+
+
+def _over_provider_limit(repository, settings, channel, address, now, counted=None):
+    """Count one more message to `channel`'s provider this minute: an Outcome deferring
+    the delivery to the next minute if that is over its limit, else None."""
+    per_minute = settings.per_minute.get(channel)
+    if not per_minute:
+        return None
+    scope = address_key(address) if channel == C.WECOM.value else "account"
+    key, minute_ends = policy.provider_counter(channel, scope, now)
+    if counted is not None:
+        counted.append(key)
+    if repository.count(key, minute_ends + timedelta(minutes=5)) > per_minute:
+        return Outcome(S.DEFERRED, f"{channel} limit of {per_minute} a minute", minute_ends)
+    return None
 
 
 def complete(repository, channels, settings, event_type, event, clock, publish):
     """A later event's facts for the notifications of its case still waiting for them
     (kinds.COMPLETIONS): each is rendered again with them and released, at once or when
-    its quiet hours end. A notification whose wait ran out already went without them."""
+    its quiet hours end. A notification whose wait ran out already went without them.
+    Each is taken by one conditional write that also records its new message and, when
+    it goes now, the start of its attempt."""
     extra = kinds.COMPLETIONS[event_type](event)
     repository.remember_completion(event["case_id"], event_type, extra, clock())  # for one still to come
-    while (delivery := repository.claim_waiting(event["case_id"], event_type, clock())) is not None:
+    for delivery in repository.waiting(event["case_id"], event_type):
         now = clock()
         context = {**delivery["context"], **extra}
         again = dataclasses.replace(_stored(delivery), context=context)
@@ -167,16 +213,33 @@ def complete(repository, channels, settings, event_type, event, clock, publish):
             except templates.InvalidMessage as exc:  # keeps what it had: still a true message
                 log.warning("message not renderable with the new facts", extra={
                     "kind": delivery["kind"], "channel": step["channel"], "error": str(exc)[:200]})
+        changes = {"contents": contents, "waiting_for": None, "context": None}
+        channel = delivery["route"][delivery["route_index"]]
+        arrived = {"status": S.QUEUED.value, "at": now, "reason": f"{event_type} arrived",
+                   "channel": delivery.get("channel")}
         quiet_until = delivery.get("quiet_until")
         if quiet_until is not None and quiet_until > now:
-            repository.finish(delivery, S.DEFERRED, now, reason="quiet hours", next_attempt_at=quiet_until,
-                              changes={"contents": contents, "waiting_for": None, "context": None})
+            outcome = Outcome(S.DEFERRED, "quiet hours", quiet_until)
+            repository.resume(delivery, event_type, now, changes, [_line(outcome, now, delivery)], outcome=outcome)
             continue
-        if repository.finish(delivery, S.QUEUED, now, reason=f"{event_type} arrived", next_attempt_at=now,
-                             changes={"contents": contents, "waiting_for": None, "context": None}):
-            claimed = repository.claim(delivery["_id"], now)
-            if claimed is not None:
-                attempt(repository, channels, settings, claimed, clock, publish)
+        counted = []
+        limited = _over_provider_limit(repository, settings, channel["channel"], channel["address"], now, counted)
+        if limited is not None:
+            if repository.resume(delivery, event_type, now, changes, [arrived, _line(limited, now, delivery)],
+                                 outcome=limited) is not None:
+                metrics.count(delivery["channel"], delivery["template"], "deferred")
+            continue
+        resumed = repository.resume(delivery, event_type, now, changes, [arrived], start=channel["channel"])
+        if resumed is None:  # another replica took it, or consent was withdrawn meanwhile
+            for key in counted:
+                repository.uncount(key)
+            continue
+        attempt(repository, channels, settings, resumed, clock, publish)
+
+
+def _line(outcome, now, delivery):
+    """The status history's line for an outcome, as finish() writes it."""
+    return {"status": S(outcome.status).value, "at": now, "reason": outcome.reason, "channel": delivery.get("channel")}
 
 
 def _stored(delivery):
@@ -227,19 +290,17 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         step = delivery["route"][delivery["route_index"]]
         channel, address = step["channel"], step["address"]
         now = clock()
-        per_minute = settings.per_minute.get(channel)
-        if per_minute:
-            scope = address_key(address) if channel == C.WECOM.value else "account"
-            key, minute_ends = policy.provider_counter(channel, scope, now)
-            if repository.count(key, minute_ends + timedelta(minutes=5)) > per_minute:
-                _defer(repository, delivery, now, minute_ends, f"{channel} limit of {per_minute} a minute")
+        if not _begun(delivery, channel):
+            limited = _over_provider_limit(repository, settings, channel, address, now)
+            if limited is not None:
+                _defer(repository, delivery, now, limited.next_attempt_at, limited.reason)
                 return
-        delivery = repository.start_attempt(delivery, channel, now)
-        if delivery is None:
-            return  # the lease was lost: whoever took the delivery over sends it
-        if delivery.get("consent_withdrawn_at"):  # marked while this sender held it: not handed over
-            _suppress_withdrawn(repository, delivery, now, {"outcome": S.SUPPRESSED.value})
-            return
+            delivery = repository.start_attempt(delivery, channel, now)
+            if delivery is None:
+                return  # the lease was lost: whoever took the delivery over sends it
+            if delivery.get("consent_withdrawn_at"):  # marked while this sender held it: not handed over
+                _suppress_withdrawn(repository, delivery, now, {"outcome": S.SUPPRESSED.value})
+                return
         idempotency_key, message_id = identity(delivery["case_id"], delivery["kind"], delivery["recipient"])
         outgoing = Outgoing(address, Content(**delivery["contents"][channel]), idempotency_key, message_id,
                             key=f"{delivery['case_id']}:{delivery['kind']}")
@@ -260,6 +321,15 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         if channel == C.WEBHOOK.value:
             repository.endpoint_succeeded(address)
         return
+
+
+def _begun(delivery, channel):
+    """Whether this sender began the attempt on `channel` in the write that gave it the
+    delivery (accept with start, or complete): an attempt still open, by its lease."""
+    attempts = delivery.get("attempt_log") or ()
+    if not attempts or "outcome" in attempts[-1] or not delivery.get("lease_owner"):
+        return False
+    return attempts[-1].get("channel") == channel and attempts[-1].get("by") == delivery["lease_owner"]
 
 
 def record_receipts(repository, channels, settings, channel, reports, clock, publish):

@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 import hashlib
 import logging
 from datetime import timedelta
@@ -18,6 +19,16 @@ DUE_STATUSES = [S.QUEUED.value, S.DEFERRED.value, S.FAILED.value]
 # What a customer's withdrawal of consent still stops (services/notify/policy.py).
 NOT_SENT_STATUSES = sorted(status.value for status in NOT_SENT)
 COMPLETION_KEPT = timedelta(days=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """Where a delivery stands when it is not sent at once: its status, why, when it is
+    tried next (None: never), and more fields to set."""
+    status: S
+    reason: str
+    next_attempt_at: object = None
+    changes: dict | None = None
 
 
 def identity(case_id, kind, recipient):
@@ -76,17 +87,33 @@ class DeliveryRepository:
 
     # -- creating and claiming ---------------------------------------------------------
 
-    def create(self, document, now):
-        """Insert a new delivery, leased to the caller; None if it exists already (a
-        redelivered event: sent, being sent, or waiting)."""
+    def create(self, document, now, outcome=None, start=None):
+        """Insert a new delivery; None if it exists already (a redelivered event: sent,
+        being sent, or waiting). One write whatever happens next, decided before it:
+        - `start` (a channel): leased to the caller with that channel's attempt begun
+          (status sending), as start_attempt would record it: the caller sends it now;
+        - `outcome` (Outcome): recorded already ended or waiting (deferred, suppressed),
+          with both lines of its status history and no lease;
+        - neither: queued and leased to the caller, who attempts it (attempt)."""
         idempotency_key, message_id = identity(document["case_id"], document["kind"], document["recipient"])
         document = {
             **document, "idempotency_key": idempotency_key, "message_id": message_id,
             "status": S.QUEUED.value, "status_history": [{"status": S.QUEUED.value, "at": now}],
             "attempts": 0, "channel_attempts": 0, "route_index": 0, "possible_repeat": False,
             "attempt_log": [], "next_attempt_at": now, "created_at": now, "updated_at": now,
-            "outbox": [], "outbox_pending": False, **self.leases.lease_fields(now),
+            "outbox": [], "outbox_pending": False,
         }
+        if outcome is not None:
+            status = S(outcome.status).value
+            document.update(status=status, reason=outcome.reason, next_attempt_at=outcome.next_attempt_at,
+                            lease_owner=None, lease_until=None, **(outcome.changes or {}))
+            document["status_history"].append({"status": status, "at": now, "reason": outcome.reason,
+                                               "channel": document.get("channel")})
+        else:
+            document.update(self.leases.lease_fields(now))
+            if start is not None:
+                document.update(status=S.SENDING.value, channel=start, attempts=1, channel_attempts=1,
+                                attempt_log=[{"started_at": now, "by": document["lease_owner"], "channel": start}])
         return document if insert_new(self.deliveries, document) else None
 
     def claim_due(self, now):
@@ -112,10 +139,41 @@ class DeliveryRepository:
         found = self.completions.find_one({"_id": f"{case_id}:{event_type}"})
         return found["facts"] if found else None
 
-    def claim_waiting(self, case_id, event_type, now):
-        """One delivery of the case waiting for `event_type`'s facts, leased to the caller."""
-        return self.leases.claim({"case_id": case_id, "status": S.DEFERRED.value, "waiting_for": event_type},
-                                 {"$set": {"status": S.SENDING.value, "updated_at": now}}, now=now)
+    def waiting(self, case_id, event_type):
+        """The case's deliveries waiting for `event_type`'s facts (kinds.COMPLETIONS), in
+        the order they were made; resume() takes each."""
+        return list(self.deliveries.find({"case_id": case_id, "status": S.DEFERRED.value,
+                                          "waiting_for": event_type}).sort("created_at", ASCENDING))
+
+    def resume(self, delivery, event_type, now, changes, history, start=None, outcome=None):
+        """Take a delivery waiting for `event_type` (as waiting() read it), in one
+        conditional write: the new `changes` (its contents rendered with the facts), the
+        lines of `history`, and either `start` (a channel: leased to the caller with that
+        channel's attempt begun, as create(start=) does) or `outcome` (still waiting:
+        deferred to a time). The delivery as it now is, or None if it is no longer
+        waiting (taken by another replica, ended by a withdrawal of consent, or marked
+        by one)."""
+        update = {"updated_at": now, **changes}
+        operations = {"$set": update, "$push": {"status_history": {"$each": list(history)}}}
+        if start is not None:
+            lease = self.leases.lease_fields(now)
+            entry = {"started_at": now, "by": lease["lease_owner"], "channel": start}
+            update.update(lease, status=S.SENDING.value, channel=start, reason=None, next_attempt_at=now)
+            operations["$push"]["attempt_log"] = entry
+            operations["$inc"] = {"attempts": 1, "channel_attempts": 1}
+        else:
+            update.update(status=S(outcome.status).value, reason=outcome.reason,
+                          next_attempt_at=outcome.next_attempt_at, **(outcome.changes or {}))
+        taken = self.deliveries.update_one(
+            {"_id": delivery["_id"], "status": S.DEFERRED.value, "waiting_for": event_type,
+             "consent_withdrawn_at": None, **not_leased(now)}, operations)
+        if not taken.modified_count:
+            return None
+        resumed = {**delivery, **update, "status_history": [*delivery["status_history"], *history]}
+        if start is not None:
+            resumed.update(attempt_log=[*delivery["attempt_log"], entry], attempts=delivery["attempts"] + 1,
+                           channel_attempts=delivery["channel_attempts"] + 1)
+        return resumed
 
     def claim_stalled(self, now):
         """One delivery whose sender died mid-send (its lease ran out), leased to the
@@ -241,6 +299,12 @@ class DeliveryRepository:
         return self.counters.find_one_and_update(
             {"_id": key}, {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}},
             upsert=True, return_document=ReturnDocument.AFTER)["n"]
+
+    def uncount(self, key):
+        """Take back a count made for a delivery that turned out to exist already (a
+        redelivered event): counts are taken before the insert, so that the insert can
+        record the outcome they decide."""
+        self.counters.update_one({"_id": key}, {"$inc": {"n": -1}})
 
     def endpoint_disabled(self, endpoint_id):
         return bool((self.endpoints.find_one({"_id": endpoint_id}) or {}).get("disabled_at"))

@@ -196,7 +196,7 @@ class FakeDeliveries:
     def _free(self, document, now):
         return not (document.get("lease_until") and document["lease_until"] > now)
 
-    def create(self, document, now):
+    def create(self, document, now, outcome=None, start=None):
         key = (document["case_id"], document["kind"], document["recipient"])
         if key in self.docs:
             return None
@@ -206,7 +206,16 @@ class FakeDeliveries:
             "status": "queued", "status_history": [{"status": "queued", "at": now}], "attempts": 0,
             "channel_attempts": 0, "route_index": 0, "possible_repeat": False, "attempt_log": [],
             "next_attempt_at": now, "created_at": now, "outbox": []})
-        self._lease(document, now)
+        if outcome is not None:
+            status = getattr(outcome.status, "value", outcome.status)
+            document.update(status=status, reason=outcome.reason, next_attempt_at=outcome.next_attempt_at,
+                            lease_owner=None, lease_until=None, **copy.deepcopy(outcome.changes or {}))
+            document["status_history"].append({"status": status, "at": now, "reason": outcome.reason})
+        else:
+            self._lease(document, now)
+            if start is not None:
+                document.update(status="sending", channel=start, attempts=1, channel_attempts=1, attempt_log=[
+                    {"started_at": now, "by": document["lease_owner"], "channel": start}])
         self.docs[key] = document
         return copy.deepcopy(document)
 
@@ -231,9 +240,26 @@ class FakeDeliveries:
     def completion(self, case_id, event_type):
         return copy.deepcopy(self.completions.get((case_id, event_type)))
 
-    def claim_waiting(self, case_id, event_type, now):
-        return self._claim(lambda d: d["case_id"] == case_id and d["status"] == "deferred"
-                           and d.get("waiting_for") == event_type, now)
+    def waiting(self, case_id, event_type):
+        return [copy.deepcopy(d) for d in sorted(self.docs.values(), key=lambda d: d["created_at"])
+                if d["case_id"] == case_id and d["status"] == "deferred" and d.get("waiting_for") == event_type]
+
+    def resume(self, delivery, event_type, now, changes, history, start=None, outcome=None):
+        document = self.docs[delivery["_id"]]
+        if not (document["status"] == "deferred" and document.get("waiting_for") == event_type
+                and not document.get("consent_withdrawn_at") and self._free(document, now)):
+            return None
+        document.update(copy.deepcopy(changes))
+        document["status_history"].extend(copy.deepcopy(list(history)))
+        if start is not None:
+            self._lease(document, now)
+            document["attempt_log"].append({"started_at": now, "by": document["lease_owner"], "channel": start})
+            document.update(status="sending", channel=start, reason=None, next_attempt_at=now,
+                            attempts=document["attempts"] + 1, channel_attempts=document["channel_attempts"] + 1)
+        else:
+            document.update(status=getattr(outcome.status, "value", outcome.status), reason=outcome.reason,
+                            next_attempt_at=outcome.next_attempt_at, **copy.deepcopy(outcome.changes or {}))
+        return copy.deepcopy(document)
 
     def claim_stalled(self, now):
         claimed = self._claim(lambda d: d["status"] == "sending", now, possible_repeat=True)
@@ -295,6 +321,9 @@ class FakeDeliveries:
     def count(self, key, expires_at):
         self.counts[key] = self.counts.get(key, 0) + 1
         return self.counts[key]
+
+    def uncount(self, key):
+        self.counts[key] -= 1
 
     def endpoint_disabled(self, endpoint_id):
         return bool(self.endpoints.get(endpoint_id, {}).get("disabled_at"))
