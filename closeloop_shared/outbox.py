@@ -3,6 +3,11 @@ the same document (`outbox`, with `outbox_pending` and `updated_at`) by the same
 update; the service then publishes and pulls them. If it crashes in between, the relay
 timer publishes what is left. Delivery is at-least-once, so consumers are idempotent.
 
+Clearing is batched by group commit: the worker whose clear finds nobody writing writes
+it at once, with every clear that arrives meanwhile from the process's other workers
+(one round trip for the lot, next round); alone, a worker writes its own at once, as
+before. A clear lost to a crash is the relay's to redo, as a failed one always was.
+
 Each relay run also measures what is still waiting, for Prometheus (every series exists
 from the start, when the service ensures the outbox's index):
 closeloop_outbox_backlog_messages{service, collection} (events written, not yet published)
@@ -10,10 +15,11 @@ and closeloop_outbox_oldest_age_seconds{service, collection} (since the last wri
 oldest document flagged pending; 0 when none). Every replica measures the same
 collection: aggregate with max, never sum."""
 import logging
+import threading
 from datetime import timedelta, timezone
 
 from prometheus_client import Gauge
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 
 RELAY_GRACE = timedelta(seconds=5)
 log = logging.getLogger(__name__)
@@ -28,6 +34,24 @@ OLDEST_AGE = Gauge("closeloop_outbox_oldest_age_seconds",
 def labels_of(collection):
     """(service, collection): a service's database is named <prefix>_<service>."""
     return collection.database.name.rsplit("_", 1)[-1], collection.name
+
+
+class _Clears:
+    """A collection's outbox clears waiting to be written, and whether a worker is writing."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.waiting = []
+        self.writing = False
+
+
+_clears = {}
+_clears_guard = threading.Lock()
+
+
+def _clears_of(collection_name):
+    with _clears_guard:
+        return _clears.setdefault(collection_name, _Clears())
 
 
 class Outbox:
@@ -58,18 +82,39 @@ class Outbox:
             log.warning("outbox not cleared, the relay will republish", extra={"error": str(exc)[:200]})
 
     def _clear(self, document_id, pending):
-        if not pending:  # e.g. two writers pulled each other's leftovers: just clear the flag
-            self.collection.update_one({"_id": document_id, "outbox": []},
-                                       {"$set": {"outbox_pending": False}})
+        clears = _clears_of(self.collection.full_name)
+        with clears.lock:
+            clears.waiting.append((document_id, pending))
+            if clears.writing:  # the worker writing now takes it in its next round
+                return
+            clears.writing = True
+        try:
+            while True:
+                with clears.lock:
+                    batch, clears.waiting = clears.waiting, []
+                    if not batch:  # in the same hold as the check: no clear is left unwritten
+                        clears.writing = False
+                        return
+                self._clear_batch(batch)
+        except BaseException:  # the failed batch is the relay's; the next clear writes the rest
+            with clears.lock:
+                clears.writing = False
+            raise
+
+    def _clear_batch(self, batch):
+        """The usual case, one round trip: each document's outbox holds exactly the events
+        its writer published. Otherwise (another writer's events are in some of them too)
+        pull just the published ones, and drop the flag where nothing is left."""
+        exact = [UpdateOne({"_id": document_id, "outbox": pending} if pending else {"_id": document_id, "outbox": []},
+                           {"$set": {"outbox": [], "outbox_pending": False}}) for document_id, pending in batch]
+        if self.collection.bulk_write(exact, ordered=False).matched_count == len(batch):
             return
-        # The usual case, one write: the outbox holds exactly these events.
-        emptied = self.collection.update_one({"_id": document_id, "outbox": pending},
-                                             {"$set": {"outbox": [], "outbox_pending": False}})
-        if not emptied.modified_count:
-            # Another writer's events are in there too: leave those (and the flag) be.
-            self.collection.update_one(
-                {"_id": document_id},
-                {"$pull": {"outbox": {"id": {"$in": [e["id"] for e in pending]}}}})
+        with_events = [(document_id, pending) for document_id, pending in batch if pending]
+        if with_events:
+            self.collection.bulk_write([UpdateOne({"_id": document_id}, {"$pull": {"outbox": {"id": {"$in": [
+                event["id"] for event in pending]}}}}) for document_id, pending in with_events], ordered=False)
+            self.collection.bulk_write([UpdateOne({"_id": document_id, "outbox": []}, {"$set": {"outbox_pending": False}})
+                                        for document_id, _ in with_events], ordered=False)
 
     def relay(self, publish, now, limit=100):
         stale = list(self.collection.find(

@@ -48,7 +48,7 @@ def test_a_failed_clean_up_after_publishing_does_not_fail_the_caller(collection)
         def __getattr__(self, name):
             return getattr(collection, name)
 
-        def update_one(self, *args, **kwargs):
+        def bulk_write(self, *args, **kwargs):
             raise AutoReconnect("database blinked")
 
     sent = []

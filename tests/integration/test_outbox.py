@@ -1,6 +1,7 @@
 """The in-document outbox against the MongoDB-protocol server."""
 from datetime import timedelta
 
+import eventlet
 import pytest
 
 from closeloop_shared.clock import utcnow
@@ -51,3 +52,31 @@ def test_relay_ignores_fresh_writes_and_clears_an_emptied_flag(outbox):
                                   "updated_at": utcnow() - timedelta(minutes=1)})
     assert outbox.relay(lambda *_: pytest.fail("fresh events belong to their writer"), utcnow()) == 1
     assert outbox.collection.find_one({"_id": "d"})["outbox_pending"] is False
+
+
+def test_clears_arriving_while_one_is_written_are_written_together_in_the_next_round(outbox):
+    """Group commit: the worker writing a clear takes the clears that arrived meanwhile
+    from the process's other workers, one round trip for them all."""
+    documents = {f"g{i}": [event(f"g{i}")] for i in range(6)}
+    outbox.collection.insert_many([{"_id": key, "outbox": events, "outbox_pending": True, "updated_at": utcnow()}
+                                   for key, events in documents.items()])
+    writes = []
+    original = outbox.collection.bulk_write
+
+    class Recording:  # counts the round trips the outbox makes
+        def __getattr__(self, name):
+            return getattr(outbox.collection, name)
+
+        def bulk_write(self, requests, **options):
+            writes.append(len(requests))
+            eventlet.sleep(0.05)  # a slow write: the other workers' clears arrive meanwhile
+            return original(requests, **options)
+
+    workers = [Outbox(Recording()) for _ in documents]
+    pool = eventlet.GreenPool()
+    for worker, (key, events) in zip(workers, documents.items()):
+        pool.spawn(worker.flush, key, events, lambda *_: None)
+    pool.waitall()
+    assert writes == [1, 5]
+    assert all(d["outbox"] == [] and d["outbox_pending"] is False
+               for d in outbox.collection.find({"_id": {"$in": list(documents)}}))
