@@ -1,7 +1,7 @@
 """End-to-end throughput of Closeloop, next to the raw nameko event rate measured in the
 same run on the same broker.
 
-    .venv/bin/python -m bench.throughput [--n 500] [--concurrency 10] [--timeout 300]
+    .venv/bin/python -m bench.throughput [--n 500] [--concurrency 10] [--timeout 300] [--soak 100000]
     make bench
 
 What it does, all isolated from anything else running on the machine:
@@ -341,6 +341,61 @@ def peak_rss_mb(pid):
     return None
 
 
+def rss_mb(pid):
+    """VmRSS (resident now) of a live process in MB, or None."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def queued_messages(amqp_uri):
+    """Messages waiting or unacknowledged in every queue of this run's vhost (RabbitMQ's
+    management statistics; they lag a few seconds)."""
+    vhost = quote(amqp_uri.rsplit("/", 1)[1], safe="")
+    queues = requests.get(f"{RABBIT_API}/queues/{vhost}", auth=RABBIT_AUTH, timeout=10).json()
+    return sum(q.get("messages", 0) for q in queues if q["name"] != bus.DEAD_LETTER_QUEUE.name)
+
+
+def soak(amqp_uri, dbs, services, first, count, rate, every, timeout):
+    """Publishes `count` cases at `rate`/s in steps of `every`; after each step waits until
+    every queue is empty and reporting has folded all, then samples each service's
+    resident memory. Counting cases by query would scan ever larger collections on the
+    stand-in: the queues say when the system has caught up. Returns [(cases, {service: MB})]."""
+    samples, done = [], 0
+    while done < count:
+        step = min(every, count - done)
+        publish_feedback(amqp_uri, step, first=first + done, rate=rate)
+        done += step
+        deadline = time.monotonic() + timeout
+        while queued_messages(amqp_uri) or not folded(dbs):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"soak: the system had not caught up {timeout:.0f} s after {done} cases")
+            time.sleep(1)
+        time.sleep(6)  # the broker's statistics lag: make sure nothing arrived meanwhile
+        while queued_messages(amqp_uri) or not folded(dbs):
+            time.sleep(1)
+        samples.append((done, {name: rss_mb(process.pid) for name, process in services.items()}))
+        print(f"soak: {done:,} of {count:,} cases; RSS MB " + "  ".join(
+            f"{name} {mb:.0f}" for name, mb in samples[-1][1].items() if mb is not None), flush=True)
+    return samples
+
+
+def soak_summary(samples):
+    """{service: {first, last, max, growth_per_10k}}: RSS after the first step, after the
+    last, the highest seen, and the least-squares slope per 10,000 cases."""
+    summary = {}
+    for name in samples[0][1]:
+        points = [(cases, rss[name]) for cases, rss in samples if rss.get(name) is not None]
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        spread_x = sum((x - mean_x) ** 2 for x in xs)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread_x if spread_x else 0.0
+        summary[name] = {"first": ys[0], "last": ys[-1], "max": max(ys), "growth_per_10k": slope * 10_000}
+    return summary
+
+
 # --- where each case's cost goes ---------------------------------------------------------
 
 # Not a case's work: readiness probes and connection handshakes.
@@ -471,6 +526,15 @@ def run(args, work):
             sustained = {"cases": count, "rate": args.sustained_rate, "achieved_rate": achieved,
                          "latency_s": spread(latencies_of(completion_times(dbs), paced))}
 
+        soaked = None
+        if args.soak:
+            print(f"soak: {args.soak:,} cases at {args.soak_rate:g}/s, memory sampled every "
+                  f"{args.soak_every:,} ...", flush=True)
+            first = args.n + (sustained["cases"] if sustained else 0)
+            samples = soak(amqp_uri, dbs, services, first, args.soak, args.soak_rate, args.soak_every, args.timeout)
+            soaked = {"cases": args.soak, "rate": args.soak_rate, "samples": samples,
+                      "rss_mb": soak_summary(samples)}
+
         rss = {name: peak_rss_mb(process.pid) for name, process in services.items()}
         figures = {
             "n": args.n, "concurrency": args.concurrency, "nproc": os.cpu_count(),
@@ -478,6 +542,7 @@ def run(args, work):
             "cases_per_s": args.n / elapsed, "elapsed_s": elapsed,
             "latency_s": spread(latencies_of(times, published)),
             "sustained": sustained,
+            "soak": soaked,
             "reference_n": reference_n, "reference_events_per_s": reference_rate,
             "ratio": (args.n / elapsed) / reference_rate,
             "peak_rss_mb": rss,
@@ -513,6 +578,12 @@ def print_figures(f):
     print(f"reference (nameko)   {f['reference_events_per_s']:,.0f} events/s  "
           f"({f['reference_n']} events, dispatch -> handler, confirms on)")
     print(f"ratio                {f['ratio']:.3f}  (cases/s / reference events/s)")
+    if f["soak"]:
+        print(f"soak                 {f['soak']['cases']:,} cases at {f['soak']['rate']:g}/s: RSS MB after the "
+              "first step -> last (max; growth per 10,000 cases)")
+        for name, r in f["soak"]["rss_mb"].items():
+            print(f"  {name:10s} {r['first']:.0f} -> {r['last']:.0f}  (max {r['max']:.0f}; "
+                  f"{r['growth_per_10k']:+.1f} MB per 10,000)")
     rss = "  ".join(f"{name} {mb:.0f}" for name, mb in f["peak_rss_mb"].items() if mb is not None)
     total = sum(mb for mb in f["peak_rss_mb"].values() if mb is not None)
     print(f"peak RSS (MB)        {rss}  (total {total:.0f})")
@@ -528,6 +599,11 @@ def main(argv=None):
                         help="cases/s of the sustained phase (default 100)")
     parser.add_argument("--sustained-s", type=float, default=30,
                         help="seconds of the sustained phase; 0 skips it (default 30)")
+    parser.add_argument("--soak", type=int, default=0,
+                        help="cases of a memory soak after the other phases (e.g. 100000); 0 skips it")
+    parser.add_argument("--soak-rate", type=float, default=20, help="cases/s of the soak (default 20)")
+    parser.add_argument("--soak-every", type=int, default=1000,
+                        help="cases between memory samples of the soak (default 1000)")
     parser.add_argument("--reference-n", type=int, default=None,
                         help="events for the nameko reference (default: --n)")
     args = parser.parse_args(argv)
