@@ -52,11 +52,14 @@ def webhook_copies(notification, settings, repository):
             if e.wants(notification.template) and not repository.endpoint_disabled(e.endpoint_id)]
 
 
-def deliver(repository, channels, settings, organisation, notification, clock, publish):
+def deliver(repository, channels, settings, organisation, notification, clock, publish, arrived=None):
     """Everything one event causes: its notification and the webhook copies, each sent
-    at once when it may go (else left for the send timer)."""
+    at once when it may go (else left for the send timer). `arrived`: facts to remember
+    for a notification still to come (complete), with the first one's quotas."""
     for each in (notification, *webhook_copies(notification, settings, repository)):
-        delivery = accept(repository, channels, settings, organisation, each, clock(), publish, start=True)
+        delivery = accept(repository, channels, settings, organisation, each, clock(), publish, start=True,
+                          arrived=arrived)
+        arrived = None
         if delivery is not None:
             attempt(repository, channels, settings, delivery, clock, publish)
 
@@ -75,7 +78,8 @@ def _content(channel, notification, context, settings, now):
     return content
 
 
-def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False):
+def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False,
+           arrived=None):
     """Record the notification (once, whatever the redeliveries) with its route and its
     message for each channel on it. The delivery, leased, if it should be sent now; None
     if it exists already, waits (quiet hours, quota) or reaches nobody.
@@ -85,7 +89,9 @@ def accept(repository, channels, settings, organisation, notification: Notificat
     back if the delivery exists already. With `start`, a delivery to send now is inserted
     with its first channel's attempt begun (attempt() then sends it without recording
     the start again): a withdrawal of consent marked after that insert is one marked
-    after the attempt began, which the provider may have (as with start_attempt)."""
+    after the attempt began, which the provider may have (as with start_attempt).
+    `arrived` (case_id, event_type, facts): an event's facts to remember for a
+    notification still to come (complete), written in the same round trip as the quotas."""
     place = place_of(organisation, notification.store_id)
     chosen = settings.policy(place.brand_id)
     reachable = dict(notification.addresses)
@@ -97,11 +103,15 @@ def accept(repository, channels, settings, organisation, notification: Notificat
                "store_name": notification.context.get("store_name") or (
                    place.store.name if place.store else notification.store_id)}
     waits = notification.waits_for if settings.completion_wait > 0 else None
-    if waits:
-        arrived = repository.completion(notification.case_id, waits)  # it came first, on its own queue
-        if arrived is not None:
-            context.update(arrived)
-            waits = None
+    limits = _limits(settings, notification, now) if route else []
+    over, came_first = repository.take([(key, limit, expires_at) for key, limit, expires_at, _ in limits], now,
+                                       waits=(notification.case_id, waits) if waits and route else None,
+                                       arrived=arrived)
+    counted = [key for (key, *_), refused in zip(limits, over) if not refused]
+    over = {what: refused for (*_, what), refused in zip(limits, over)}
+    if came_first is not None:  # the facts it waits for came first, on their own queue
+        context.update(came_first)
+        waits = None
     contents, unusable = {}, []
     for channel, _ in route:
         try:
@@ -125,6 +135,8 @@ def accept(repository, channels, settings, organisation, notification: Notificat
         "waiting_for": waits, "context": {k: v for k, v in context.items() if k != "content"} if waits else None,
     }
     if not route:
+        for key in counted:  # nothing will be sent: it takes no quota
+            repository.uncount(key)
         delivery = repository.create(document, now)
         if delivery is None:
             return None  # a redelivered event: already given up
@@ -132,8 +144,7 @@ def accept(repository, channels, settings, organisation, notification: Notificat
             "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
         abandon(repository, settings, delivery, now, reason[:500], publish)
         return None
-    counted = []
-    outcome, counted_as = _outcome(repository, settings, chosen, place, notification, document, now, counted)
+    outcome, counted_as = _outcome(settings, chosen, place, notification, document, now, over)
     begins = None
     if start and outcome is None:  # sent now: the provider's per-minute limit is counted as the attempt begins
         first = route[0]
@@ -151,22 +162,30 @@ def accept(repository, channels, settings, organisation, notification: Notificat
     return delivery
 
 
-def _outcome(repository, settings, chosen, place, notification, document, now, counted):
-    """(Outcome, the metric it counts as) for a notification that may not go now: over
-    a quota, waiting for facts, quiet hours; (None, None) if it may. Appends the keys of
-    the counts it takes to `counted`."""
+def _limits(settings, notification, now):
+    """The quota windows a notification counts in: [(counter key, limit, when the
+    counter may be forgotten, which quota)]. A customer's day (suppressed over it), a
+    staff member's hour for non-urgent alerts (deferred over it)."""
     if notification.audience is Audience.CUSTOMER:
-        limit = settings.customer_daily_quota
         key, expires_at = quota.day_counter(notification.recipient, now)
-        counted.append(key)
-        if repository.count(key, expires_at) > limit:
-            # Kept in the log, not sent: a flood of submissions naming one person.
-            return Outcome(S.SUPPRESSED, f"over the daily quota of {limit} messages to this customer"), "suppressed"
+        return [(key, settings.customer_daily_quota, expires_at, Audience.CUSTOMER)]
     if notification.audience is Audience.STAFF and not notification.urgent:
         key, hour_ends = policy.staff_counter(notification.recipient, now)
-        counted.append(key)
-        if repository.count(key, hour_ends + timedelta(hours=1)) > settings.staff_hourly_quota:
-            return Outcome(S.DEFERRED, "over the staff member's hourly limit", hour_ends), "deferred"
+        return [(key, settings.staff_hourly_quota, hour_ends + timedelta(hours=1), Audience.STAFF)]
+    return []
+
+
+def _outcome(settings, chosen, place, notification, document, now, over):
+    """(Outcome, the metric it counts as) for a notification that may not go now: over
+    a quota (`over`: {Audience: whether its window was at its limit}), waiting for facts,
+    quiet hours; (None, None) if it may."""
+    if over.get(Audience.CUSTOMER):
+        # Kept in the log, not sent: a flood of submissions naming one person.
+        limit = settings.customer_daily_quota
+        return Outcome(S.SUPPRESSED, f"over the daily quota of {limit} messages to this customer"), "suppressed"
+    if over.get(Audience.STAFF):
+        _, hour_ends = policy.staff_counter(notification.recipient, now)
+        return Outcome(S.DEFERRED, "over the staff member's hourly limit", hour_ends), "deferred"
     opens = chosen.release_at(notification, now, place.zone)
     waits = document["waiting_for"]
     if waits:  # waits for the facts, or for the morning if that is later; the facts may come meanwhile
@@ -194,14 +213,24 @@ def _over_provider_limit(repository, settings, channel, address, now, counted=No
     return None
 
 
-def complete(repository, channels, settings, event_type, event, clock, publish):
+def facts_of(event_type, event):
+    """What the event adds to the notifications waiting for it (kinds.COMPLETIONS), as
+    (case_id, event_type, facts); None for an event nothing waits for."""
+    if event_type not in kinds.COMPLETIONS:
+        return None
+    return event["case_id"], event_type, kinds.COMPLETIONS[event_type](event)
+
+
+def complete(repository, channels, settings, event_type, event, clock, publish, remembered=False):
     """A later event's facts for the notifications of its case still waiting for them
     (kinds.COMPLETIONS): each is rendered again with them and released, at once or when
     its quiet hours end. A notification whose wait ran out already went without them.
     Each is taken by one conditional write that also records its new message and, when
-    it goes now, the start of its attempt."""
+    it goes now, the start of its attempt. `remembered`: the facts were remembered
+    already (deliver's `arrived`)."""
     extra = kinds.COMPLETIONS[event_type](event)
-    repository.remember_completion(event["case_id"], event_type, extra, clock())  # for one still to come
+    if not remembered:  # for one still to come (deliver remembers them with its quotas: remembered)
+        repository.remember_completion(event["case_id"], event_type, extra, clock())
     for delivery in repository.waiting(event["case_id"], event_type):
         now = clock()
         context = {**delivery["context"], **extra}

@@ -4,7 +4,8 @@ import hashlib
 import logging
 from datetime import timedelta
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.leases import Leases, not_leased
@@ -19,6 +20,13 @@ DUE_STATUSES = [S.QUEUED.value, S.DEFERRED.value, S.FAILED.value]
 # What a customer's withdrawal of consent still stops (services/notify/policy.py).
 NOT_SENT_STATUSES = sorted(status.value for status in NOT_SENT)
 COMPLETION_KEPT = timedelta(days=1)
+DUPLICATE_KEY = 11000
+
+
+def _completion_key(case_id, event_type):
+    """A remembered completion lives in notify_counters next to the quota windows (both
+    forgotten by the same TTL index), so that one bulk write answers both."""
+    return f"completion|{case_id}:{event_type}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +70,6 @@ class DeliveryRepository:
         self.deliveries = db["deliveries"]
         self.counters = db["notify_counters"]
         self.endpoints = db["webhook_endpoints"]
-        self.completions = db["notify_completions"]
         self.leases = Leases(self.deliveries)
         self.outbox = Outbox(self.deliveries)
 
@@ -83,7 +90,6 @@ class DeliveryRepository:
         deliveries.create_index([("member_id", ASCENDING), ("status", ASCENDING)])
         Outbox.ensure_indexes(deliveries)
         db["notify_counters"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
-        db["notify_completions"].create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
 
     # -- creating and claiming ---------------------------------------------------------
 
@@ -132,12 +138,47 @@ class DeliveryRepository:
     def remember_completion(self, case_id, event_type, facts, now):
         """A later event's facts for a case (kinds.COMPLETIONS), for a notification whose
         own event has not arrived yet; forgotten after a day."""
-        self.completions.update_one({"_id": f"{case_id}:{event_type}"},
-                                    {"$set": {"facts": facts, "expires_at": now + COMPLETION_KEPT}}, upsert=True)
+        self.take([], now, arrived=(case_id, event_type, facts))
 
     def completion(self, case_id, event_type):
-        found = self.completions.find_one({"_id": f"{case_id}:{event_type}"})
-        return found["facts"] if found else None
+        found = self.counters.find_one({"_id": _completion_key(case_id, event_type)})
+        return (found or {}).get("facts")
+
+    def take(self, limits, now, waits=None, arrived=None):
+        """One round trip for what a notification's event needs from the counters
+        collection (a bulk write of conditional upserts, each answered by its error):
+        - `limits` [(key, limit, expires_at)]: count one more in each window that is
+          under its limit; a window at its limit is left as it is (the upsert's insert
+          hits the existing key) and reported over;
+        - `waits` (case_id, event_type): whether that event's facts came first, on its
+          own queue (then they are read: the rare order);
+        - `arrived` (case_id, event_type, facts): remember an event's facts for a
+          notification still to come, for a day.
+        Returns ([over the limit?, per limit], the facts `waits` asks for or None)."""
+        operations = [UpdateOne({"_id": key, "n": {"$lt": limit}},
+                                {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}}, upsert=True)
+                      for key, limit, expires_at in limits]
+        if waits is not None:
+            operations.append(UpdateOne({"_id": _completion_key(*waits), "facts": {"$exists": False}},
+                                        {"$setOnInsert": {"expires_at": now + COMPLETION_KEPT}}, upsert=True))
+        if arrived is not None:
+            case_id, event_type, facts = arrived
+            operations.append(UpdateOne({"_id": _completion_key(case_id, event_type)},
+                                        {"$set": {"facts": facts, "expires_at": now + COMPLETION_KEPT}}, upsert=True))
+        refused = set()
+        if operations:
+            try:
+                self.counters.bulk_write(operations, ordered=False)
+            except BulkWriteError as error:
+                failures = error.details.get("writeErrors", [])
+                if any(failure.get("code") != DUPLICATE_KEY for failure in failures) \
+                        or error.details.get("writeConcernErrors"):
+                    raise
+                refused = {failure["index"] for failure in failures}
+        facts = None
+        if waits is not None and len(limits) in refused:  # its facts are there already
+            facts = self.completion(*waits)
+        return [index in refused for index in range(len(limits))], facts
 
     def waiting(self, case_id, event_type):
         """The case's deliveries waiting for `event_type`'s facts (kinds.COMPLETIONS), in

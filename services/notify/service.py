@@ -182,9 +182,11 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
 
     def _deliver(self, event_type, payload):
         event = ev.load(event_type, payload)
+        arrived = flows.facts_of(event_type, event)  # remembered with the first notification's quotas
         for each in notifications(event_type, event):
             flows.deliver(self.deliveries, self.providers.channels, self.providers.settings, self.org,
-                          each, utcnow, self.dispatch)
+                          each, utcnow, self.dispatch, arrived=arrived)
+            arrived = None
         if event_type in COMPLETIONS:
             flows.complete(self.deliveries, self.providers.channels, self.providers.settings, event_type, event,
-                           utcnow, self.dispatch)
+                           utcnow, self.dispatch, remembered=arrived is None)

@@ -325,6 +325,17 @@ class FakeDeliveries:
     def uncount(self, key):
         self.counts[key] -= 1
 
+    def take(self, limits, now, waits=None, arrived=None):
+        over = []
+        for key, limit, _ in limits:
+            over.append(self.counts.get(key, 0) >= limit)
+            if not over[-1]:
+                self.counts[key] = self.counts.get(key, 0) + 1
+        facts = self.completion(*waits) if waits is not None else None
+        if arrived is not None:
+            self.remember_completion(*arrived, now)
+        return over, facts
+
     def endpoint_disabled(self, endpoint_id):
         return bool(self.endpoints.get(endpoint_id, {}).get("disabled_at"))
 
