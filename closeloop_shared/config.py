@@ -117,6 +117,11 @@ DUPLICATE_WINDOW_SECONDS = "DUPLICATE_WINDOW_SECONDS"
 # How many of its newest timeline entries a case document keeps (all of them are in
 # the case_timeline collection: GET /v1/cases/{id}/timeline).
 CASE_TIMELINE_KEPT = "CASE_TIMELINE_KEPT"
+# How long a replica keeps reference data that rarely changes and is read for every
+# message (routing: SLA policies, duty rosters; intake: integrations by AMQP user;
+# closeloop_shared/cache.py): a change made through another replica shows within it, one
+# made through the same replica at once. 0 reads them for every message.
+REFERENCE_CACHE_SECONDS = "REFERENCE_CACHE_SECONDS"
 # The tiered revisit programme (services/followup/programme.py, tiers.py): months between
 # revisits per tier (JSON {tier: months}, merged over seed 002's), the tier rules (JSON,
 # tiers.TierRules fields), attempts before a customer is recorded unreachable, and the
@@ -211,6 +216,7 @@ DEFAULTS = {
     REPEAT_REMEDY_THRESHOLD: 2,
     DUPLICATE_WINDOW_SECONDS: 7 * 24 * 3600,
     CASE_TIMELINE_KEPT: 100,
+    REFERENCE_CACHE_SECONDS: 5,
     LADDER_ACK_STORE_STAFF_SECONDS: 30 * 60,
     LADDER_ACK_SUPERVISOR_SECONDS: 3600,
     LADDER_ACK_STORE_MANAGER_SECONDS: 2 * 3600,

@@ -12,6 +12,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.access import Principal, Scope, scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.bus import INBOUND_QUEUE, Unprocessable, consume_attributed, event_handler, timer
+from closeloop_shared.cache import TimedCache
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import setting
 from closeloop_shared.contract import Permission as P
@@ -26,6 +27,10 @@ from services.intake.schemas import OPENAPI, FeedbackIn
 
 log = logging.getLogger(__name__)
 FEEDBACK_IN = FeedbackIn()
+# (integrations collection, AMQP user) -> the active integration publishing as that user,
+# or None; a change shows within REFERENCE_CACHE_SECONDS (intake only keeps a copy: the
+# writes are routing's, announced by integration_changed).
+PUBLISHERS = TimedCache()
 
 
 class SubmissionLimiter(DependencyProvider):
@@ -110,7 +115,7 @@ class IntakeService(OpsEndpoints, FollowsOrganisation):
     def _bus_principal(self, publisher):
         """The integration behind an AMQP user; None for a trusted publisher;
         Unprocessable (dead-lettered) for anyone else."""
-        client = self.identity_stores.integrations.by_bus_user(publisher) if publisher else None
+        client = self._integration_of(publisher) if publisher else None
         if client is not None:
             principal = Principal.for_integration(client)
             if not principal.can(P.FEEDBACK_SUBMIT):
@@ -121,6 +126,14 @@ class IntakeService(OpsEndpoints, FollowsOrganisation):
             return None
         raise Unprocessable(f"feedback from an unknown publisher ({publisher or 'no user_id'}): "
                             "publish with your own AMQP user and user_id set")
+
+    def _integration_of(self, publisher):
+        """The active integration using this AMQP user (None: none), kept
+        REFERENCE_CACHE_SECONDS: a bus message is not a read of `integrations` each."""
+        integrations = self.identity_stores.integrations
+        return PUBLISHERS.get((integrations.collection.full_name, publisher),
+                              lambda: integrations.by_bus_user(publisher),
+                              setting(self.config, keys.REFERENCE_CACHE_SECONDS))
 
     def _accept(self, submission, store, via, submitted_by):
         case, created = flows.accept(self.feedback, self.dispatch, submission, store, via,
