@@ -32,7 +32,7 @@ from nameko.messaging import Consumer, QueueConsumer
 from nameko.standalone.events import get_event_exchange
 from nameko.timer import Timer
 
-from closeloop_shared.config import AMQP_URI, setting
+from closeloop_shared.config import AMQP_URI, BUS_QUEUE_TYPE, setting
 from closeloop_shared.events import EMITTERS, SUBSCRIPTIONS
 from closeloop_shared.metrics import DEAD_LETTERS
 
@@ -72,6 +72,33 @@ def delay_queue(seconds):
     name = f"closeloop.retry.{int(seconds * 1000)}ms"
     return Queue(name, exchange=Exchange(name, type="fanout", durable=True), durable=True,
                  queue_arguments={"x-message-ttl": int(seconds * 1000), "x-dead-letter-exchange": ""})
+
+
+# BUS_QUEUE_TYPE: the type of the bus's work queues (the inbound queues and every event
+# subscriber queue). "quorum" replicates them over a RabbitMQ cluster (README "Scaling
+# out"). The broker refuses to redeclare a queue with another type (PRECONDITION_FAILED),
+# so every declaration of a work queue (DeclareQueues, each consumer and event handler,
+# the broker definitions of deploy/broker_users.py) goes through with_queue_type. The
+# dead-letter and retry delay queues stay classic: they are declared by tools that know
+# no configuration (deploy/dead_letters.py), and a message waits in a delay queue seconds.
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def queue_type_arguments(queue_type):
+    """The x-queue-type argument of a work queue: none for classic (as before the setting
+    existed, so an existing deployment's queues stay equivalent), "quorum" for quorum."""
+    if queue_type not in QUEUE_TYPES:
+        raise ValueError(f"{BUS_QUEUE_TYPE} must be one of {', '.join(QUEUE_TYPES)}, not {queue_type!r}")
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+
+
+def with_queue_type(queue, queue_type):
+    """`queue` as declared in a bus of work queues of `queue_type`."""
+    arguments = {k: v for k, v in (queue.queue_arguments or {}).items() if k != "x-queue-type"}
+    arguments.update(queue_type_arguments(queue_type))
+    return Queue(queue.name, exchange=queue.exchange, routing_key=queue.routing_key, durable=queue.durable,
+                 auto_delete=queue.auto_delete, exclusive=queue.exclusive, queue_arguments=arguments or None,
+                 binding_arguments=queue.binding_arguments)
 
 
 class Unprocessable(Exception):
@@ -176,6 +203,10 @@ class DeadLetteringQueueConsumer(QueueConsumer):
 class _DeadLetteringMixin:
     queue_consumer = DeadLetteringQueueConsumer()
 
+    def setup(self):
+        super().setup()  # nameko's EventHandler builds its queue here; a Consumer was given one
+        self.queue = with_queue_type(self.queue, setting(self.container.config, BUS_QUEUE_TYPE))
+
     def _ack(self, message):
         settle(self.queue_consumer.ack_message, message, "ack")
 
@@ -263,14 +294,28 @@ timer = ConfiguredTimer.decorator
 
 
 def subscriber_queues(config):
-    """Every event queue of the system, named and bound exactly as nameko's
-    @event_handler declares it (SERVICE_POOL handlers, reliable delivery)."""
+    """Every event queue of the system, named, bound and typed exactly as our
+    @event_handler declares it (SERVICE_POOL handlers, reliable delivery, BUS_QUEUE_TYPE)."""
+    queue_type = setting(config, BUS_QUEUE_TYPE)
     return [
-        Queue(f"evt-{EMITTERS[event_type]}-{event_type}--{service}.{method}",
-              exchange=get_event_exchange(EMITTERS[event_type], config), routing_key=event_type,
-              durable=True, auto_delete=False, exclusive=False)
+        with_queue_type(Queue(f"evt-{EMITTERS[event_type]}-{event_type}--{service}.{method}",
+                              exchange=get_event_exchange(EMITTERS[event_type], config), routing_key=event_type,
+                              durable=True, auto_delete=False, exclusive=False), queue_type)
         for event_type, consumers in SUBSCRIPTIONS.items() for service, method in consumers
     ]
+
+
+def inbound_queues(config):
+    """The queues on closeloop.inbound (intake's feedback, followup's visits and
+    appointments), typed as BUS_QUEUE_TYPE says."""
+    queue_type = setting(config, BUS_QUEUE_TYPE)
+    return [with_queue_type(queue, queue_type)
+            for queue in (INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, *APPOINTMENT_QUEUES.values())]
+
+
+def startup_queues(config):
+    """Every queue a service declares when it starts (DeclareQueues)."""
+    return [*inbound_queues(config), DEAD_LETTER_QUEUE, *subscriber_queues(config)]
 
 
 class DeclareQueues(DependencyProvider):
@@ -282,6 +327,5 @@ class DeclareQueues(DependencyProvider):
         config = self.container.config
         with Connection(setting(config, AMQP_URI)) as connection:
             channel = connection.default_channel
-            for queue in [INBOUND_QUEUE, VISIT_COMPLETED_QUEUE, *APPOINTMENT_QUEUES.values(), DEAD_LETTER_QUEUE,
-                          *subscriber_queues(config)]:
+            for queue in startup_queues(config):
                 queue(channel).declare()

@@ -4,6 +4,9 @@ Durations are seconds so tests can shrink them without changing units.
 """
 
 AMQP_URI = "AMQP_URI"
+# The bus's work queues (inbound and event queues): "classic", or "quorum" on a RabbitMQ
+# cluster (README "Scaling out": an existing classic queue is not turned into a quorum one).
+BUS_QUEUE_TYPE = "BUS_QUEUE_TYPE"
 MONGO_URI = "MONGO_URI"
 # Each service owns one database named f"{prefix}_{service_name}"; tests isolate by prefix.
 MONGO_DB_PREFIX = "MONGO_DB_PREFIX"
@@ -155,6 +158,7 @@ CONSOLE_SECURE_COOKIES = "CONSOLE_SECURE_COOKIES"
 CONSOLE_POLL_SECONDS = "CONSOLE_POLL_SECONDS"
 
 DEFAULTS = {
+    BUS_QUEUE_TYPE: "classic",
     MONGO_URI: "mongodb://127.0.0.1:27017/?retryWrites=false&directConnection=true",
     MONGO_DB_PREFIX: "closeloop",
     ORG_SEED_PATH: "deploy/seeds/org.yaml",

@@ -50,10 +50,10 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from closeloop_shared import bus
 from closeloop_shared import events as ev
 from closeloop_shared.bus import (
     DEAD_LETTER_EXCHANGE,
-    DEAD_LETTER_QUEUE,
     FEEDBACK_SUBMITTED_KEY,
     INBOUND_EXCHANGE,
     INBOUND_QUEUE,
@@ -64,6 +64,7 @@ from closeloop_shared.bus import (
     retry_pause,
     subscriber_queues,
 )
+from closeloop_shared.config import BUS_QUEUE_TYPE, DEFAULTS
 from nameko.standalone.events import get_event_exchange
 
 VHOST = "/"
@@ -89,10 +90,10 @@ def event_exchange(service):
     return get_event_exchange(service, {}).name
 
 
-def startup_queues():
+def startup_queues(queue_type=DEFAULTS[BUS_QUEUE_TYPE]):
     """The queues every service declares (and binds) when it starts, as
-    closeloop_shared.bus.DeclareQueues does."""
-    return [INBOUND_QUEUE, *FOLLOWUP_INBOUND_QUEUES, DEAD_LETTER_QUEUE, *subscriber_queues({})]
+    closeloop_shared.bus.DeclareQueues does, the work queues of type `queue_type`."""
+    return bus.startup_queues({BUS_QUEUE_TYPE: queue_type})
 
 
 def consumed_queues(service):
@@ -189,11 +190,12 @@ def check_password(password, password_hash_b64):
     return password_hash(password, salt=raw[:4]) == password_hash_b64
 
 
-def topology(vhost=VHOST):
+def topology(vhost=VHOST, queue_type=DEFAULTS[BUS_QUEUE_TYPE]):
     """The bus's exchanges, queues and bindings in definitions form: what the services
     declare at start (startup_queues and their exchanges) and the retry delay queues,
-    with the same properties, so that the services' own declarations are equivalent."""
-    queues = [*startup_queues(), *retry_queues()]
+    with the same properties (the deployment's BUS_QUEUE_TYPE), so that the services' own
+    declarations are equivalent."""
+    queues = [*startup_queues(queue_type), *retry_queues()]
     exchanges = {queue.exchange.name: queue.exchange for queue in queues}
     return {
         "exchanges": [{"name": exchange.name, "vhost": vhost, "type": exchange.type,
@@ -210,10 +212,10 @@ def topology(vhost=VHOST):
     }
 
 
-def definitions(passwords, vhost=VHOST):
+def definitions(passwords, vhost=VHOST, queue_type=DEFAULTS[BUS_QUEUE_TYPE]):
     """RabbitMQ definitions for a deployment: the vhost, `users()` with their password
-    hashes and permissions, and the bus's `topology()`; `passwords` maps each user's
-    password_variable to its password."""
+    hashes and permissions, and the bus's `topology()` with work queues of `queue_type`;
+    `passwords` maps each user's password_variable to its password."""
     everyone = users()
     return {
         "vhosts": [{"name": vhost}],
@@ -225,5 +227,5 @@ def definitions(passwords, vhost=VHOST):
         "topic_permissions": [{"user": user.name, "vhost": vhost, "exchange": topic.exchange,
                                "write": topic.write, "read": topic.read}
                               for user in everyone for topic in user.topic_permissions],
-        **topology(vhost),
+        **topology(vhost, queue_type),
     }

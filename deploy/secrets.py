@@ -14,8 +14,8 @@ writes
 
 An existing .env is kept (its passwords are reused) and so are an existing keyfile and
 key pair; the definitions are always written again from .env and the code, so re-run
-this after changing a RabbitMQ password in .env or after an upgrade that adds a queue,
-then `docker compose restart rabbitmq`. --force starts over: new passwords and keys
+this after changing a RabbitMQ password or BUS_QUEUE_TYPE in .env or after an upgrade
+that adds a queue, then `docker compose restart rabbitmq`. --force starts over: new passwords and keys
 (MongoDB keeps the users it created on its first start, with their old passwords).
 
 Who can read what: .env and the directory are the owner's alone (600 / 700); inside the
@@ -34,7 +34,7 @@ import secrets as random  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from closeloop_shared.config import DEFAULTS, MONGO_DB_PREFIX  # noqa: E402
+from closeloop_shared.config import BUS_QUEUE_TYPE, DEFAULTS, MONGO_DB_PREFIX  # noqa: E402
 from closeloop_shared.tokens import write_key_pair  # noqa: E402
 from deploy import broker_users  # noqa: E402
 
@@ -140,7 +140,9 @@ def init(secrets_dir="secrets", env_path=".env", force=False, out=print):
     secrets_dir.mkdir(parents=True, exist_ok=True)
     secrets_dir.chmod(0o700)
 
-    definitions = broker_users.definitions(values)
+    # the work queues' type is part of the definitions: the broker declares them at boot
+    queue_type = read_env(env_path).get(BUS_QUEUE_TYPE) or DEFAULTS[BUS_QUEUE_TYPE]
+    definitions = broker_users.definitions(values, queue_type=queue_type)
     write_private(secrets_dir / DEFINITIONS, json.dumps(definitions, indent=2) + "\n", mode=0o644)
     names = ", ".join(user["name"] for user in definitions["users"])
     out(f"{secrets_dir / DEFINITIONS}: RabbitMQ users {names} (deploy/broker_users.py)")

@@ -18,6 +18,7 @@ import yaml
 from kombu import Connection
 from pymongo.uri_parser import parse_uri
 
+from closeloop_shared import bus
 from closeloop_shared.bus import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -27,6 +28,7 @@ from closeloop_shared.bus import (
     delay_queue,
     retry_pause,
 )
+from closeloop_shared.config import BUS_QUEUE_TYPE
 from closeloop_shared.tokens import Signer
 from deploy import broker_users
 from deploy import replicas as deploy_replicas
@@ -392,6 +394,7 @@ OPTIONAL |= {"NOTIFY_SMS_ENDPOINT", "NOTIFY_SMS_ACCESS_KEY_ID", "NOTIFY_SMS_ACCE
              "NOTIFY_WECHAT_MODE", "NOTIFY_WECHAT_TEMPLATES", "NOTIFY_WECOM_ROBOTS", "NOTIFY_WEBHOOKS",
              "NOTIFY_CUSTOMER_CHANNELS", "NOTIFY_STAFF_CHANNELS", "NOTIFY_QUIET_HOURS", "NOTIFY_BRAND_POLICIES",
              "NOTIFY_SMS_RECEIPT_TOKEN", "NOTIFY_WECHAT_SERVER_TOKEN"}
+OPTIONAL |= {"BUS_QUEUE_TYPE"}  # empty: classic work queues
 SECRETS_MOUNT = "/run/secrets"
 
 
@@ -656,6 +659,19 @@ def test_every_delay_queue_the_bus_uses_is_in_the_definitions():
         assert delay.name in names and matches(broker_users.RETRY_PATTERN, delay.name)
 
 
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_the_definitions_type_the_work_queues_as_the_services_declare_them(queue_type):
+    """The broker declares the queues at boot from the definitions; a service declaring
+    one with another x-queue-type would be refused (PRECONDITION_FAILED)."""
+    defined = {q["name"]: q["arguments"] for q in broker_users.topology(queue_type=queue_type)["queues"]}
+    declared = bus.startup_queues({BUS_QUEUE_TYPE: queue_type})
+    assert all(defined[queue.name] == dict(queue.queue_arguments or {}) for queue in declared)
+    work = {queue.name for queue in bus.inbound_queues({})} | {queue.name for queue in bus.subscriber_queues({})}
+    quorum = {name for name, arguments in defined.items() if arguments.get("x-queue-type") == "quorum"}
+    assert quorum == (work if queue_type == "quorum" else set())
+    assert DEAD_LETTER_QUEUE.name not in quorum
+
+
 # --- python -m deploy.secrets init --------------------------------------------------------
 
 def recomputed_hash_matches(password, password_hash):
@@ -725,6 +741,17 @@ def test_secrets_init_keeps_an_existing_env_unless_forced(initialised, capsys):
     assert deploy_secrets.main(["init", "--dir", str(secrets_dir), "--env", str(env), "--force"]) == 0
     assert env.read_text() != before
     assert (secrets_dir / deploy_secrets.MONGO_KEYFILE).read_text() != keyfile
+
+
+def test_secrets_init_writes_the_work_queues_of_the_envs_queue_type(initialised):
+    env, secrets_dir, _ = initialised
+    assert deploy_secrets.read_env(env)[BUS_QUEUE_TYPE] == "classic"
+    env.write_text(env.read_text().replace(f"{BUS_QUEUE_TYPE}=classic", f"{BUS_QUEUE_TYPE}=quorum"))
+    assert deploy_secrets.main(["init", "--dir", str(secrets_dir), "--env", str(env)]) == 0
+    definitions = json.loads((secrets_dir / deploy_secrets.DEFINITIONS).read_text())
+    arguments = {q["name"]: q["arguments"] for q in definitions["queues"]}
+    assert arguments[INBOUND_QUEUE.name] == {"x-queue-type": "quorum"}
+    assert arguments[DEAD_LETTER_QUEUE.name] == {}
 
 
 def test_secrets_init_refuses_an_env_with_placeholders(tmp_path, capsys):
