@@ -54,14 +54,27 @@ def webhook_copies(notification, settings, repository):
 
 def deliver(repository, channels, settings, organisation, notification, clock, publish, arrived=None):
     """Everything one event causes: its notification and the webhook copies, each sent
-    at once when it may go (else left for the send timer). `arrived`: facts to remember
-    for a notification still to come (complete), with the first one's quotas."""
+    at once when it may go (else left for the send timer). `arrived` (case_id,
+    event_type, facts): the event completes notifications waiting for its facts
+    (kinds.COMPLETIONS): remembered with the first one's quotas (for one still to
+    come), and the first waiting one is released in the same write as the first one's
+    insert; the others as complete() does."""
+    plans = None
     for each in (notification, *webhook_copies(notification, settings, repository)):
-        delivery = accept(repository, channels, settings, organisation, each, clock(), publish, start=True,
-                          arrived=arrived)
+        delivery, plans = _accept(repository, channels, settings, organisation, each, clock(), publish,
+                                  start=True, arrived=arrived, completes=arrived is not None)
         arrived = None
         if delivery is not None:
             attempt(repository, channels, settings, delivery, clock, publish)
+        for plan, resumed in plans:
+            resume(repository, channels, settings, plan, resumed, clock, publish)
+
+
+def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False,
+           arrived=None):
+    """_accept without completing anything: the delivery to send now, or None."""
+    delivery, _ = _accept(repository, channels, settings, organisation, notification, now, publish, start, arrived)
+    return delivery
 
 
 def _content(channel, notification, context, settings, now):
@@ -78,8 +91,8 @@ def _content(channel, notification, context, settings, now):
     return content
 
 
-def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False,
-           arrived=None):
+def _accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False,
+            arrived=None, completes=False):
     """Record the notification (once, whatever the redeliveries) with its route and its
     message for each channel on it. The delivery, leased, if it should be sent now; None
     if it exists already, waits (quiet hours, quota) or reaches nobody.
@@ -91,7 +104,10 @@ def accept(repository, channels, settings, organisation, notification: Notificat
     the start again): a withdrawal of consent marked after that insert is one marked
     after the attempt began, which the provider may have (as with start_attempt).
     `arrived` (case_id, event_type, facts): an event's facts to remember for a
-    notification still to come (complete), written in the same round trip as the quotas."""
+    notification still to come (complete), written in the same round trip as the quotas.
+    `completes`: release what waits for them (resumptions), the first in the same round
+    trip as the insert. (the delivery or None, [(Resumption, the delivery it released
+    or None)] for the caller to send: resume())."""
     place = place_of(organisation, notification.store_id)
     chosen = settings.policy(place.brand_id)
     reachable = dict(notification.addresses)
@@ -134,32 +150,40 @@ def accept(repository, channels, settings, organisation, notification: Notificat
         # kept only while it may be rendered again (COMPLETIONS); never the complaint itself
         "waiting_for": waits, "context": {k: v for k, v in context.items() if k != "content"} if waits else None,
     }
+    # what the event completes, found once its facts are remembered (take) for any still to come
+    plans = resumptions(repository, settings, *arrived, now) if completes and arrived is not None else []
     if not route:
         for key in counted:  # nothing will be sent: it takes no quota
             repository.uncount(key)
         delivery = repository.create(document, now)
-        if delivery is None:
-            return None  # a redelivered event: already given up
-        reason = "no reachable channel" if not unusable else \
-            "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
-        abandon(repository, settings, delivery, now, reason[:500], publish)
-        return None
+        if delivery is not None:  # else a redelivered event: already given up
+            reason = "no reachable channel" if not unusable else \
+                "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
+            abandon(repository, settings, delivery, now, reason[:500], publish)
+        return None, [(plan, repository.resume(now=plan.now, **plan.waiting)) for plan in plans]
     outcome, counted_as = _outcome(settings, chosen, place, notification, document, now, over)
     begins = None
     if start and outcome is None:  # sent now: the provider's per-minute limit is counted as the attempt begins
         first = route[0]
         outcome = _over_provider_limit(repository, settings, first["channel"], first["address"], now, counted)
         begins, counted_as = (first["channel"], None) if outcome is None else (None, "deferred")
-    delivery = repository.create(document, now, outcome=outcome, start=begins)
+    released = []
+    if plans:  # one round trip for this insert and the first release
+        delivery, resumed = repository.create_and_resume(document, now, plans[0].waiting, outcome=outcome,
+                                                         start=begins)
+        released = [(plans[0], resumed), *((plan, repository.resume(now=plan.now, **plan.waiting))
+                                           for plan in plans[1:])]
+    else:
+        delivery = repository.create(document, now, outcome=outcome, start=begins)
     if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
         for key in counted:
             repository.uncount(key)
-        return None
+        return None, released
     if outcome is not None:
         if counted_as:
             metrics.count(delivery["channel"], notification.template, counted_as)
-        return None
-    return delivery
+        return None, released
+    return delivery, released
 
 
 def _limits(settings, notification, now):
@@ -221,18 +245,35 @@ def facts_of(event_type, event):
     return event["case_id"], event_type, kinds.COMPLETIONS[event_type](event)
 
 
-def complete(repository, channels, settings, event_type, event, clock, publish, remembered=False):
+def complete(repository, channels, settings, event_type, event, clock, publish):
     """A later event's facts for the notifications of its case still waiting for them
     (kinds.COMPLETIONS): each is rendered again with them and released, at once or when
     its quiet hours end. A notification whose wait ran out already went without them.
     Each is taken by one conditional write that also records its new message and, when
-    it goes now, the start of its attempt. `remembered`: the facts were remembered
-    already (deliver's `arrived`)."""
+    it goes now, the start of its attempt. (An event that tells someone itself does
+    this in deliver, with `arrived`.)"""
     extra = kinds.COMPLETIONS[event_type](event)
-    if not remembered:  # for one still to come (deliver remembers them with its quotas: remembered)
-        repository.remember_completion(event["case_id"], event_type, extra, clock())
-    for delivery in repository.waiting(event["case_id"], event_type):
-        now = clock()
+    repository.remember_completion(event["case_id"], event_type, extra, clock())  # for one still to come
+    for plan in resumptions(repository, settings, event["case_id"], event_type, extra, clock()):
+        resume(repository, channels, settings, plan, repository.resume(now=plan.now, **plan.waiting), clock, publish)
+
+
+@dataclasses.dataclass
+class Resumption:
+    """How one delivery waiting for an event's facts is taken (repository.resume's
+    arguments, `waiting`), the counts taken for it, and the metric it counts as."""
+    now: object
+    waiting: dict
+    counted: list
+    counts_as: str | None = None
+
+
+def resumptions(repository, settings, case_id, event_type, extra, now):
+    """A Resumption for each delivery of the case waiting for `event_type`'s facts
+    (`extra`): its message rendered again with them; released at once (its attempt
+    begun) or deferred (quiet hours; the provider's limit this minute)."""
+    plans = []
+    for delivery in repository.waiting(case_id, event_type):
         context = {**delivery["context"], **extra}
         again = dataclasses.replace(_stored(delivery), context=context)
         contents = dict(delivery["contents"])
@@ -242,27 +283,37 @@ def complete(repository, channels, settings, event_type, event, clock, publish, 
             except templates.InvalidMessage as exc:  # keeps what it had: still a true message
                 log.warning("message not renderable with the new facts", extra={
                     "kind": delivery["kind"], "channel": step["channel"], "error": str(exc)[:200]})
-        changes = {"contents": contents, "waiting_for": None, "context": None}
+        waiting = {"delivery": delivery, "event_type": event_type,
+                   "changes": {"contents": contents, "waiting_for": None, "context": None}}
         channel = delivery["route"][delivery["route_index"]]
         arrived = {"status": S.QUEUED.value, "at": now, "reason": f"{event_type} arrived",
                    "channel": delivery.get("channel")}
         quiet_until = delivery.get("quiet_until")
         if quiet_until is not None and quiet_until > now:
             outcome = Outcome(S.DEFERRED, "quiet hours", quiet_until)
-            repository.resume(delivery, event_type, now, changes, [_line(outcome, now, delivery)], outcome=outcome)
+            plans.append(Resumption(now, {**waiting, "history": [_line(outcome, now, delivery)], "outcome": outcome}, []))
             continue
         counted = []
         limited = _over_provider_limit(repository, settings, channel["channel"], channel["address"], now, counted)
         if limited is not None:
-            if repository.resume(delivery, event_type, now, changes, [arrived, _line(limited, now, delivery)],
-                                 outcome=limited) is not None:
-                metrics.count(delivery["channel"], delivery["template"], "deferred")
+            plans.append(Resumption(now, {**waiting, "history": [arrived, _line(limited, now, delivery)],
+                                          "outcome": limited}, [], "deferred"))
             continue
-        resumed = repository.resume(delivery, event_type, now, changes, [arrived], start=channel["channel"])
-        if resumed is None:  # another replica took it, or consent was withdrawn meanwhile
-            for key in counted:
-                repository.uncount(key)
-            continue
+        plans.append(Resumption(now, {**waiting, "history": [arrived], "start": channel["channel"]}, counted))
+    return plans
+
+
+def resume(repository, channels, settings, plan, resumed, clock, publish):
+    """After a Resumption's write: the delivery it released sent (`resumed`: the
+    delivery as the write left it, None if another replica took it or consent was
+    withdrawn meanwhile)."""
+    if resumed is None:
+        for key in plan.counted:
+            repository.uncount(key)
+        return
+    if plan.counts_as:
+        metrics.count(resumed["channel"], resumed["template"], plan.counts_as)
+    if plan.waiting.get("start"):
         attempt(repository, channels, settings, resumed, clock, publish)
 
 

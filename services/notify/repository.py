@@ -4,7 +4,8 @@ import hashlib
 import logging
 from datetime import timedelta
 
-from pymongo import ASCENDING, ReturnDocument, UpdateOne
+from bson import ObjectId
+from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from closeloop_shared.contract import DeliveryStatus as S
@@ -101,6 +102,11 @@ class DeliveryRepository:
         - `outcome` (Outcome): recorded already ended or waiting (deferred, suppressed),
           with both lines of its status history and no lease;
         - neither: queued and leased to the caller, who attempts it (attempt)."""
+        document = self._new(document, now, outcome, start)
+        return document if insert_new(self.deliveries, document) else None
+
+    def _new(self, document, now, outcome, start):
+        """The document create() inserts."""
         idempotency_key, message_id = identity(document["case_id"], document["kind"], document["recipient"])
         document = {
             **document, "idempotency_key": idempotency_key, "message_id": message_id,
@@ -120,7 +126,26 @@ class DeliveryRepository:
             if start is not None:
                 document.update(status=S.SENDING.value, channel=start, attempts=1, channel_attempts=1,
                                 attempt_log=[{"started_at": now, "by": document["lease_owner"], "channel": start}])
-        return document if insert_new(self.deliveries, document) else None
+        return document
+
+    def create_and_resume(self, document, now, waiting, outcome=None, start=None):
+        """create() and resume() in one round trip (a bulk write: case_routed's staff
+        alert and the acknowledgement it completes). `waiting`: resume()'s arguments
+        for one waiting delivery. (the delivery created or None, the delivery resumed
+        or None), each as create() and resume() would answer."""
+        document = self._new(document, now, outcome, start)
+        document.setdefault("_id", ObjectId())  # as insert_one would: the caller's copy names it
+        where, operations, resumed = self._resumption(now=now, **waiting)
+        try:
+            result = self.deliveries.bulk_write([InsertOne(document), UpdateOne(where, operations)], ordered=False)
+            created, modified = document, result.modified_count
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors", [])
+            if any(failure.get("code") != DUPLICATE_KEY or failure.get("index") != 0 for failure in failures) \
+                    or error.details.get("writeConcernErrors"):
+                raise
+            created, modified = None, error.details.get("nModified", 0)  # a redelivered event: it exists
+        return created, (resumed if modified else None)
 
     def claim_due(self, now):
         """The delivery due first (quiet hours over, retry time come), leased to the
@@ -194,6 +219,11 @@ class DeliveryRepository:
         deferred to a time). The delivery as it now is, or None if it is no longer
         waiting (taken by another replica, ended by a withdrawal of consent, or marked
         by one)."""
+        where, operations, resumed = self._resumption(delivery, event_type, now, changes, history, start, outcome)
+        return resumed if self.deliveries.update_one(where, operations).modified_count else None
+
+    def _resumption(self, delivery, event_type, now, changes, history, start=None, outcome=None):
+        """resume()'s (filter, update, the delivery as the update leaves it)."""
         update = {"updated_at": now, **changes}
         operations = {"$set": update, "$push": {"status_history": {"$each": list(history)}}}
         if start is not None:
@@ -205,16 +235,13 @@ class DeliveryRepository:
         else:
             update.update(status=S(outcome.status).value, reason=outcome.reason,
                           next_attempt_at=outcome.next_attempt_at, **(outcome.changes or {}))
-        taken = self.deliveries.update_one(
-            {"_id": delivery["_id"], "status": S.DEFERRED.value, "waiting_for": event_type,
-             "consent_withdrawn_at": None, **not_leased(now)}, operations)
-        if not taken.modified_count:
-            return None
+        where = {"_id": delivery["_id"], "status": S.DEFERRED.value, "waiting_for": event_type,
+                 "consent_withdrawn_at": None, **not_leased(now)}
         resumed = {**delivery, **update, "status_history": [*delivery["status_history"], *history]}
         if start is not None:
             resumed.update(attempt_log=[*delivery["attempt_log"], entry], attempts=delivery["attempts"] + 1,
                            channel_attempts=delivery["channel_attempts"] + 1)
-        return resumed
+        return where, operations, resumed
 
     def claim_stalled(self, now):
         """One delivery whose sender died mid-send (its lease ran out), leased to the

@@ -219,6 +219,9 @@ class FakeDeliveries:
         self.docs[key] = document
         return copy.deepcopy(document)
 
+    def create_and_resume(self, document, now, waiting, outcome=None, start=None):
+        return self.create(document, now, outcome, start), self.resume(now=now, **waiting)
+
     def _claim(self, due, now, **changes):
         for document in sorted(self.docs.values(), key=lambda d: (d["next_attempt_at"] or now, d["created_at"])):
             if due(document) and self._free(document, now):

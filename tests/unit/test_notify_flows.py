@@ -399,6 +399,41 @@ def test_without_routing_the_acknowledgement_goes_after_the_wait_without_a_promi
     assert len(world.sent("sms")) == 1
 
 
+def handle(world, event_type, event):
+    """As notify's service handles an event: its own notifications, the first of which
+    also completes what waits for its facts (in the same writes)."""
+    arrived = flows.facts_of(event_type, event)
+    for each in kinds.notifications(event_type, event):
+        flows.deliver(world.deliveries, world.channels, world.settings, CHART, each, world.clock, world.publish,
+                      arrived=arrived)
+        arrived = None
+    if arrived is not None:
+        complete(world, event)
+
+
+def test_case_routed_tells_its_staff_and_releases_the_waiting_acknowledgement_together():
+    world = waiting_world()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    world.now += timedelta(seconds=1)
+    handle(world, ev.CASE_ROUTED, routed_for("c42"))
+    (sms,) = world.sent("sms")
+    assert sms["content"].params["promise"] == "我们将于11-24 05:30前联系您"
+    assert len(world.sent("wecom")) == 1                                   # the assignee's alert
+    ack = next(d for d in world.deliveries.docs.values() if d["kind"] == "acknowledgement")
+    assert [h["status"] for h in ack["status_history"]] == ["queued", "deferred", "queued", "sent"]
+    assert [a["outcome"] for a in ack["attempt_log"]] == ["sent"] and ack["context"] is None
+    handle(world, ev.CASE_ROUTED, routed_for("c42"))                       # redelivered: nothing again
+    assert len(world.sent("sms")) == 1 and len(world.sent("wecom")) == 1
+
+
+def test_case_routed_handled_first_is_remembered_with_its_staff_alerts_quota():
+    world = waiting_world()
+    handle(world, ev.CASE_ROUTED, routed_for("c42"))
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert "前联系您" in world.sent("sms")[0]["content"].params["promise"]
+    assert len(world.sent("wecom")) == 1
+
+
 def test_at_night_the_promise_is_added_and_the_message_still_waits_for_the_morning():
     world = waiting_world(now=NIGHT)
     world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
