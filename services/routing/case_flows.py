@@ -7,13 +7,14 @@ from datetime import timedelta
 
 from closeloop_shared import events as ev
 from closeloop_shared.config import (
-    DEFAULTS, DUPLICATE_WINDOW_SECONDS, REMEDY_APPROVAL_LIMITS_FEN, REPEAT_REMEDY_THRESHOLD,
+    DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN, REPEAT_REMEDY_THRESHOLD,
     REPEAT_REMEDY_WINDOW_SECONDS)
 from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseAction, Permission
 from closeloop_shared.events import new_event as outgoing
 from services.routing import clocks, deadline_flows, duplicates, ladder, lifecycle, remedies, sla
 from services.routing.flows import (
-    EVERYWHERE, REFERRAL_CHANNELS, ActionForbidden, CaseNotFound, _act, _first_responded, get_case)
+    DUPLICATE_LINK, DUPLICATE_WINDOW, EVERYWHERE, REFERRAL_CHANNELS, ActionForbidden, CaseNotFound, _act,
+    _first_responded, get_case, linked_event)
 from services.routing.lifecycle import CaseView
 from services.routing.refusals import ActionRefused
 
@@ -25,9 +26,6 @@ class RemedyRules:
     limits: remedies.Limits = remedies.Limits.from_config(DEFAULTS[REMEDY_APPROVAL_LIMITS_FEN])
     repeat_window: timedelta = timedelta(seconds=DEFAULTS[REPEAT_REMEDY_WINDOW_SECONDS])
     repeat_threshold: int = DEFAULTS[REPEAT_REMEDY_THRESHOLD]
-
-
-DUPLICATE_WINDOW = timedelta(seconds=DEFAULTS[DUPLICATE_WINDOW_SECONDS])
 
 
 def _event(kind, case, actor, now, **fields):
@@ -300,17 +298,19 @@ def _target(repository, other_id, scope, field):
         raise ActionRefused("validation_failed", f"no case {other_id}", field)
 
 
+def _linker(related_id, actor, reason, now):
+    """The step linking a case to `related_id` (nothing when it is linked already)."""
+    def step(case, view):
+        if related_id in view.related:
+            return {}, None, []
+        changes, entry = lifecycle.link(view, actor, related_id, reason, now)
+        return changes, entry, [linked_event(case, actor, related_id, reason, now)]
+    return step
+
+
 def _link_both(repository, case_id, other_id, actor, reason, scope, now):
-    def linker(related_id):
-        def step(case, view):
-            if related_id in view.related:
-                return {}, None, []
-            changes, entry = lifecycle.link(view, actor, related_id, reason, now)
-            return changes, entry, [_event(ev.CASE_LINKED, case, actor, now, related_case_id=related_id,
-                                           reason=reason)]
-        return step
-    first = _run(repository, case_id, scope, now, linker(other_id))
-    second = _run(repository, other_id, scope, now, linker(case_id))
+    first = _run(repository, case_id, scope, now, _linker(other_id, actor, reason, now))
+    second = _run(repository, other_id, scope, now, _linker(case_id, actor, reason, now))
     return first, second
 
 
@@ -326,12 +326,27 @@ def link(repository, case_id, other_id, principal, scope, now):
 
 
 def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW):
-    """After routing: records the case's customer keys and links it with the same
-    customer's cases at the same store within `window` (both sides, on both timelines).
-    Idempotent: a case whose keys are recorded was linked already. Returns
-    [(case, events)] of every case written."""
-    if "customer_keys" in case:
-        return []
+    """After routing: the same customer's cases the new case was linked to at routing
+    (flows.route) are linked back to it, each on its timeline with its case_linked.
+    Idempotent: a case already linked back is not written again (a redelivery).
+    A case routed without its customer's keys (before routing recorded them) is
+    recognised here, and linked on both sides. Returns [(case, events)] of every case
+    written."""
+    if "customer_keys" not in case:
+        return _recognise_and_link(repository, case, now, window)
+    written = []
+    for other_id in case.get("related") or ():
+        try:
+            linked = _run(repository, other_id, EVERYWHERE, now,
+                          _linker(case["_id"], "system", DUPLICATE_LINK, now))
+        except (ActionRefused, CaseNotFound):  # archived meanwhile: history, not linked
+            continue
+        if linked[1]:
+            written.append(linked)
+    return written
+
+
+def _recognise_and_link(repository, case, now, window):
     keys = duplicates.customer_keys(case.get("customer"))
     candidates = repository.of_customer(keys, case["submitted_at"] - window)
     related = duplicates.related(dict(case, customer_keys=keys), candidates, window)
@@ -344,7 +359,7 @@ def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW):
     written = [_run(repository, case["_id"], EVERYWHERE, now, keep_keys)]
     for other_id in related:
         try:
-            first, second = _link_both(repository, case["_id"], other_id, "system", "duplicate",
+            first, second = _link_both(repository, case["_id"], other_id, "system", DUPLICATE_LINK,
                                        EVERYWHERE, now)
         except ActionRefused:  # an archived case is history: not linked
             continue

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Callable
 
 from closeloop_shared import events as ev
-from closeloop_shared.config import setting
+from closeloop_shared.config import REFERENCE_CACHE_SECONDS, setting
 from closeloop_shared.contract import ACTIVE_CASE_STATUSES, ClockName
 from closeloop_shared.events import new_event as outgoing
 from services.routing import calendar_flows, clocks, duty_flows, ladder, lifecycle, policy, policy_flows
@@ -38,11 +38,12 @@ def case_rules(config, cases, policies, calendars, rosters, org):
     """The CaseRules of this moment from routing's stores and its nameko config;
     policies are read only when a new case needs one."""
     builtins = policy.builtin_policies_from(config)
+    cached = setting(config, REFERENCE_CACHE_SECONDS)  # policies and rosters change rarely
     return CaseRules(
-        choose_policy=lambda facts: policy.choose(policy_flows.active_policies(policies), facts, builtins),
+        choose_policy=lambda facts: policy.choose(policy_flows.active_policies(policies, cached), facts, builtins),
         calendar_of=lambda store_id: calendar_flows.calendar_for(calendars, org, store_id),
         assign=lambda store_id, category, severity, now: duty_flows.assignee_for(
-            cases, rosters, org, store_id, category, severity, now),
+            cases, rosters, org, store_id, category, severity, now, cached),
         ack_timeouts=ladder.timeouts(lambda key: setting(config, key)),
         rungs_of=lambda store_id: ladder.resolve_rungs(org, store_id))
 

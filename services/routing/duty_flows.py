@@ -5,6 +5,7 @@ publishes the events returned."""
 import logging
 from datetime import timedelta
 
+from closeloop_shared.cache import TimedCache
 from closeloop_shared.contract import Role
 from services.routing import duty, flows, ladder, lifecycle
 
@@ -20,10 +21,18 @@ class RosterRefused(Exception):
         self.status, self.code, self.message, self.field = status, code, message, field
 
 
-def roster_for(repository, store_id):
-    """The store's roster, or None when it has none."""
-    doc = repository.get(store_id)
-    return duty.Roster.from_doc(doc) if doc else None
+_ROSTERS = TimedCache()  # (collection, store id) -> the store's Roster or None
+
+
+def roster_for(repository, store_id, cache_seconds=0):
+    """The store's roster, or None when it has none; read again after `cache_seconds`
+    (a change through this process: at once)."""
+    def load():
+        doc = repository.get(store_id)
+        return duty.Roster.from_doc(doc) if doc else None
+    if not cache_seconds:
+        return load()
+    return _ROSTERS.get((repository.cache_key, store_id), load, cache_seconds)
 
 
 def _checked_shift(org, store_id, index, body):
@@ -61,6 +70,7 @@ def set_roster(repository, org, store_id, shifts, expected_version, actor, now):
     roster = duty.Roster(store_id, checked, stored_version + 1)
     if not repository.put(roster.to_doc(), stored_version, actor, now):
         raise RosterRefused(409, "concurrent_update", "the roster changed meanwhile; read it again", "version")
+    _ROSTERS.forget(repository.cache_key)
     log.info("roster set", extra={"store_id": store_id, "version": roster.version, "by": actor})
     return roster
 
@@ -75,12 +85,14 @@ def open_cases(cases_repository, store_id, staff_ids):
             for doc in cases_repository.active_assigned_at(store_id, staff_ids)]
 
 
-def assignee_for(cases_repository, rosters, org, store_id, category, severity, now):
+def assignee_for(cases_repository, rosters, org, store_id, category, severity, now, roster_cache_seconds=0):
     """duty.Assignment of a new case: the fitting person on duty with the fewest open
-    cases at the store, else the ladder's rung (duty.assign)."""
+    cases at the store, else the ladder's rung (duty.assign). The open cases are read
+    fresh; the roster may be `roster_cache_seconds` old (roster_for)."""
     members = [p.staff_id for p in org.active_staff() if p.store_id == store_id]
     counts = duty.open_counts(open_cases(cases_repository, store_id, members))
-    return duty.assign(roster_for(rosters, store_id), org, store_id, category, severity, counts, now)
+    roster = roster_for(rosters, store_id, roster_cache_seconds)
+    return duty.assign(roster, org, store_id, category, severity, counts, now)
 
 
 class ReassignRefused(Exception):

@@ -2,14 +2,15 @@
 policy. Each returns the case as written and the events that write put in its outbox
 (for the caller to publish; closeloop_shared.outbox)."""
 import logging
+from datetime import timedelta
 
 from closeloop_shared import events as ev
 from closeloop_shared.access import Scope, contact_view
-from closeloop_shared.config import DEFAULTS, TRIAGE_CONFIDENCE_THRESHOLD
+from closeloop_shared.config import DEFAULTS, DUPLICATE_WINDOW_SECONDS, TRIAGE_CONFIDENCE_THRESHOLD
 from closeloop_shared.contract import REFERRAL_CHANNELS, Role, TriageStatus
 from closeloop_shared.events import new_event as outgoing
 from closeloop_shared.org import LADDER
-from services.routing import classification, clocks, deadline_flows, ladder, lifecycle, policy, sla
+from services.routing import classification, clocks, deadline_flows, duplicates, ladder, lifecycle, policy, sla
 
 MAX_ATTEMPTS = 5
 EVERYWHERE = Scope(None)  # the system's own actions (deadlines, revisits) reach every case
@@ -29,9 +30,12 @@ class ActionForbidden(Exception):
 
 
 TRIAGE_THRESHOLD = DEFAULTS[TRIAGE_CONFIDENCE_THRESHOLD]
+DUPLICATE_WINDOW = timedelta(seconds=DEFAULTS[DUPLICATE_WINDOW_SECONDS])
+DUPLICATE_LINK = "duplicate"  # the reason of a link made because the same customer complained again
 
 
-def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESHOLD):
+def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESHOLD,
+          duplicate_window=DUPLICATE_WINDOW):
     """A new case from case_submitted: classified (with confidence, runner-up, the
     deciding words and the model version) and given a severity; its SLA policy chosen
     by condition and its clocks armed on the store's calendar; assigned to the fitting
@@ -41,10 +45,11 @@ def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESH
     two suggestions; a submitter's category is taken as is. A consumer-association or
     media referral goes to the store manager and the customer-service department at
     once and owes a written report (its policy's report clock).
-    Idempotent: a redelivered event finds the case already there and changes nothing."""
-    existing = repository.get(submitted["case_id"])
-    if existing:
-        return existing, []
+    The customer is recognised by their keys (member id, phone) and the case is linked to
+    the same customer's cases at the store within `duplicate_window` (their side of the
+    link: case_flows.link_duplicates), all in the case's first write.
+    Idempotent: a redelivered event finds the case already there (the insert loses to
+    it) and changes nothing. Not read first: a redelivery is rare, a read every time."""
     store_id, channel = submitted["store_id"], submitted["channel"]
     decision = classification.classify(submitted["content"], submitted.get("category"))
     assessed = classification.assess_severity(channel, submitted["content"])
@@ -101,6 +106,7 @@ def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESH
             now, "referral_received", "system", authority=(submitted.get("referral") or {}).get("authority"),
             reference_number=(submitted.get("referral") or {}).get("reference_number"),
             informed=[p["staff_id"] for p in informed], report_due=deadlines.get("report_due")))
+    related = _recognise_customer(repository, case, now, duplicate_window)
     case["outbox"] = [outgoing(ev.CASE_ROUTED, {
         "case_id": case["_id"], "case_number": case["case_number"], "store_id": store_id,
         "category": category, "severity": severity, "assignee": assignee, "rung": state.level,
@@ -109,9 +115,35 @@ def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESH
         "model_version": decision.model_version, "classified_by": decision.source,
         "triage": in_triage, "policy_id": sla_policy.policy_id, "ack_due_at": state.ack_due_at,
         "informed": informed, "referral": submitted.get("referral")})]
+    case["outbox"] += [linked_event(case, "system", other_id, DUPLICATE_LINK, now) for other_id in related]
     if repository.insert(case):
         return case, case["outbox"]
     return repository.get(case["_id"]), []
+
+
+def _recognise_customer(repository, case, now, window):
+    """Record the customer's keys on the new case and link it to the same customer's
+    cases at the store within `window` (duplicates.related; an archived case is history,
+    not linked): changes `case` in place and returns the ids linked, oldest first."""
+    keys = duplicates.customer_keys(case.get("customer"))
+    candidates = [other for other in repository.of_customer(keys, case["submitted_at"] - window)
+                  if other.get("status") != lifecycle.CaseStatus.ARCHIVED.value]
+    related = duplicates.related(dict(case, customer_keys=keys), candidates, window)
+    case["customer_keys"] = keys
+    case["timeline"].append(lifecycle.entry(now, "customer_recognised", "system", keys=len(keys),
+                                            duplicates=len(related)))
+    for other_id in related:
+        changes, entry = lifecycle.link(lifecycle.CaseView.of(case), "system", other_id, DUPLICATE_LINK, now)
+        case.update(changes)
+        case["timeline"].append(entry)
+    return related
+
+
+def linked_event(case, actor, related_id, reason, now):
+    """case_linked of `case` now related to `related_id` (reason: duplicate or staff)."""
+    return outgoing(ev.CASE_LINKED, {"case_id": case["_id"], "case_number": case["case_number"],
+                                     "store_id": case["store_id"], "actor": actor, "at": now,
+                                     "related_case_id": related_id, "reason": reason})
 
 
 def visible(case, scope):

@@ -4,6 +4,7 @@ touches running cases: they keep the clock specs (and policy id and version) the
 were armed with."""
 import logging
 
+from closeloop_shared.cache import TimedCache
 from services.routing.policy import SlaPolicy, validate
 
 log = logging.getLogger(__name__)
@@ -21,9 +22,17 @@ class PolicyConflict(Exception):
         self.code, self.message = code, message
 
 
-def active_policies(repository):
-    """The stored policies in force, for policy.choose (with the built-in defaults)."""
-    return [SlaPolicy.from_doc(doc) for doc in repository.active()]
+_ACTIVE = TimedCache()  # (collection, "active") -> the stored policies in force
+
+
+def active_policies(repository, cache_seconds=0):
+    """The stored policies in force, for policy.choose (with the built-in defaults);
+    read again after `cache_seconds` (a change through this process: at once)."""
+    def load():
+        return tuple(SlaPolicy.from_doc(doc) for doc in repository.active())
+    if not cache_seconds:
+        return load()
+    return _ACTIVE.get((repository.cache_key, "active"), load, cache_seconds)
 
 
 def _stored(policy, actor, now):
@@ -67,6 +76,7 @@ def create(repository, builtins, body, actor, now):
     doc = _stored(policy, actor, now)
     if not repository.insert(doc):
         raise PolicyConflict("policy_exists", f"a policy {policy.policy_id} exists; change it with PUT")
+    _ACTIVE.forget(repository.cache_key)
     log.info("SLA policy created", extra={"policy_id": policy.policy_id, "by": actor})
     return view(doc)
 
@@ -80,6 +90,7 @@ def _next_version(repository, policy_id, expected_version, change, actor, now):
                              f"not {expected_version}: read it again and redo the change")
     policy = validate(change(SlaPolicy.from_doc(current)))
     stored = repository.replace(current, _stored(policy, actor, now))
+    _ACTIVE.forget(repository.cache_key)
     if stored is None:
         raise PolicyConflict("version_conflict", f"policy {policy_id} changed meanwhile: read it again")
     log.info("SLA policy changed", extra={"policy_id": policy_id, "version": policy.version,

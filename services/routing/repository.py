@@ -1,4 +1,4 @@
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
@@ -90,7 +90,8 @@ class CaseRepository:
             return []
         return list(self.cases.find(
             {"customer_keys": {"$in": list(keys)}, "submitted_at": {"$gte": since}},
-            {"_id": 1, "store_id": 1, "submitted_at": 1, "customer_keys": 1, "merged_into": 1, "remedies": 1}))
+            {"_id": 1, "store_id": 1, "status": 1, "submitted_at": 1, "customer_keys": 1, "merged_into": 1,
+             "remedies": 1}))
 
     def get(self, case_id):
         return self.cases.find_one({"_id": case_id})
@@ -133,11 +134,13 @@ class CaseRepository:
             update["$set"]["outbox_pending"] = True
         if push:
             update["$push"] = push
-        result = self.cases.update_one({"_id": case["_id"], "version": case["version"]}, update)
-        if not result.modified_count:
+        # One round trip: the write returns the case as it wrote it (no read after it).
+        updated = self.cases.find_one_and_update({"_id": case["_id"], "version": case["version"]}, update,
+                                                 return_document=ReturnDocument.AFTER)
+        if updated is None:
             return None
         self._record(case["_id"], entries)
-        return self.get(case["_id"])
+        return updated
 
     def due(self, now, limit):
         """Cases whose next deadline check is due. Deliberately no lease here: a check
@@ -254,6 +257,11 @@ class RosterRepository:
         self.shift_ends = db["shift_ends"]
         self.leases = Leases(self.shift_ends)
 
+    @property
+    def cache_key(self):
+        """Which database this is, for caches of rosters read from it."""
+        return self.rosters.full_name
+
     def get(self, store_id):
         return self.rosters.find_one({"_id": store_id})
 
@@ -298,6 +306,11 @@ class PolicyRepository:
 
     def __init__(self, db):
         self.policies = db["sla_policies"]
+
+    @property
+    def cache_key(self):
+        """Which database this is, for caches of policies read from it."""
+        return self.policies.full_name
 
     @staticmethod
     def ensure_indexes(db):

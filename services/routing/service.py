@@ -90,10 +90,10 @@ class RoutingService(OpsEndpoints, AuditsPersonalData):
         submitted = ev.load(ev.CASE_SUBMITTED, payload)
         if self.org.store(submitted["store_id"]) is None:
             raise Unprocessable(f"unknown store {submitted['store_id']!r}")
-        case, events = flows.route(self.cases, self.org, self._rules(), submitted, utcnow(),
-                                   setting(self.config, keys.TRIAGE_CONFIDENCE_THRESHOLD))
-        self._publish(case, events)
         window = timedelta(seconds=setting(self.config, keys.DUPLICATE_WINDOW_SECONDS))
+        case, events = flows.route(self.cases, self.org, self._rules(), submitted, utcnow(),
+                                   setting(self.config, keys.TRIAGE_CONFIDENCE_THRESHOLD), window)
+        self._publish(case, events)
         for linked, link_events in case_flows.link_duplicates(self.cases, case, utcnow(), window):
             self._publish(linked, link_events)
         log.info("case routed", extra={"case_number": case["case_number"],

@@ -22,6 +22,8 @@ EVERY_DAY = [0, 1, 2, 3, 4, 5, 6]
 class FakeRosters:
     """RosterRepository's get/put in memory (conditional on the version)."""
 
+    cache_key = "test.rosters"
+
     def __init__(self):
         self.docs = {}
 
@@ -120,3 +122,15 @@ def test_a_reassigned_case_on_the_bottom_rung_names_its_new_owner_there():
     moved, _ = duty_flows.reassign(cases, CHART, "c1", "sh-xh-rv", "换人跟进", MANAGER, scope_of(MANAGER, CHART), T0)
     assert moved["ladder"]["people"] == ["sh-xh-rv"]
     assert moved["ladder"]["notes"][-1]["kind"] == "handed_over"
+
+
+def test_routing_keeps_a_roster_until_it_expires_or_changes_through_this_process():
+    rosters = FakeRosters()
+    rosters.cache_key = f"test.rosters.{id(rosters)}"  # entries of no other test
+    assert duty_flows.roster_for(rosters, STORE, 60) is None
+    rosters.docs[STORE] = {"store_id": STORE, "shifts": [], "version": 1}  # written by another replica
+    assert duty_flows.roster_for(rosters, STORE, 60) is None               # not seen within the 60 s
+    assert duty_flows.roster_for(rosters, STORE).version == 1              # uncached reads see it
+    set_through_here = duty_flows.set_roster(rosters, CHART, STORE, [shift("d", 9, 18, ["sh-xh-s1"])], 1,
+                                             "sh-xh-mg", T0)
+    assert duty_flows.roster_for(rosters, STORE, 60) == set_through_here   # at once

@@ -493,7 +493,7 @@ def test_the_timeline_names_the_principal():
     case_flows.reopen(cases, CASE_RULES, case_id, MANAGER[0].actor, "顾客来电", "staff", at(5), MANAGER[1])
     actors = {e["action"]: e["actor"] for e in cases.get(case_id)["timeline"]}
     assert actors == {"submitted": "customer", "routed": "system", "ladder_notified": "system",
-                      "referral_received": "system", "responded": "sh-xh-sv",
+                      "referral_received": "system", "customer_recognised": "system", "responded": "sh-xh-sv",
                       "report_filed": "sh-xh-mg", "report_signed_off": "gm-001", "resolved": "rm-east",
                       "reopened": "sh-xh-mg"}
 
@@ -501,15 +501,47 @@ def test_the_timeline_names_the_principal():
 def test_new_cases_of_the_same_customer_at_the_store_are_linked_on_both_and_once():
     cases = FakeCases()
     first = routed(cases, member_id="VIP-7")
-    case_flows.link_duplicates(cases, cases.get(first), at(0))
+    assert case_flows.link_duplicates(cases, cases.get(first), at(0)) == []  # nobody to link back to
     elsewhere = routed(cases, phone="+8613800000000")
-    second = routed(cases, phone="139 1234 5678")  # the same phone, written differently
+    event = submitted("hotline", phone="139 1234 5678")  # the same phone, written differently
+    second, routed_events = flows.route(cases, CHART, CASE_RULES, event, T0)
+    # the new case's side is in its first write, with its case_linked after case_routed
+    assert [e["type"] for e in routed_events] == [ev.CASE_ROUTED, ev.CASE_LINKED]
+    assert second["related"] == [first] and second["customer_keys"] == ["phone:+8613912345678"]
+    assert [e["action"] for e in second["timeline"][-2:]] == ["customer_recognised", "linked"]
+    written = case_flows.link_duplicates(cases, cases.get(second["_id"]), at(1))
+    assert [(case["_id"], [e["type"] for e in events]) for case, events in written] == [(first, [ev.CASE_LINKED])]
+    assert cases.get(second["_id"])["related"] == [first] and cases.get(first)["related"] == [second["_id"]]
+    assert "related" not in cases.get(elsewhere)
+    assert cases.get(first)["timeline"][-1]["after"] == {"related": [second["_id"]]}
+    # redelivered: the insert loses to the stored case, nothing is written again
+    assert flows.route(cases, CHART, CASE_RULES, event, at(2))[1] == []
+    assert case_flows.link_duplicates(cases, cases.get(second["_id"]), at(2)) == []
+    assert cases.get(first)["timeline_count"] == cases.timelines[first][-1]["seq"]
+    assert [e["action"] for e in cases.timelines[first]].count("linked") == 1
+
+
+def test_an_archived_case_of_the_same_customer_is_not_linked():
+    cases = FakeCases()
+    first = routed(cases, member_id="VIP-8")
+    cases.docs[first]["status"] = "archived"
+    second = cases.get(routed(cases, member_id="VIP-8"))
+    assert "related" not in second and second["timeline"][-1]["duplicates"] == 0
+    assert case_flows.link_duplicates(cases, second, at(1)) == []
+
+
+def test_a_case_routed_before_customer_keys_were_recorded_is_recognised_and_linked_on_both():
+    cases = FakeCases()
+    first = routed(cases, member_id="VIP-9")
+    second = routed(cases, member_id="VIP-9")
+    for case_id in (first, second):  # as an earlier routing left them
+        for key in ("customer_keys", "related"):
+            cases.docs[case_id].pop(key, None)
+    cases.docs[first]["customer_keys"] = ["member:VIP-9"]
     written = case_flows.link_duplicates(cases, cases.get(second), at(1))
     assert [e["type"] for _, events in written for e in events] == [ev.CASE_LINKED, ev.CASE_LINKED]
+    assert cases.get(second)["customer_keys"] == ["member:VIP-9", "phone:+8613912345678"]
     assert cases.get(second)["related"] == [first] and cases.get(first)["related"] == [second]
-    assert "related" not in cases.get(elsewhere)
-    assert cases.get(first)["timeline"][-1]["after"] == {"related": [second]}
-    assert case_flows.link_duplicates(cases, cases.get(second), at(2)) == []  # redelivered: done already
 
 
 # -- random sequences of actions ----------------------------------------------------------

@@ -66,7 +66,7 @@ def test_an_unsure_case_goes_to_the_supervisor_with_two_suggestions(chart):
     _, case, events = route(chart, "一般般")
     assert case["triage"]["status"] == "pending" and len(case["triage"]["suggestions"]) == 2
     assert case["rung"] == 1 and case["assignee"]["role"] == "supervisor"
-    assert case["timeline"][-1]["action"] == "triage_queued"
+    assert [e["action"] for e in case["timeline"][-2:]] == ["triage_queued", "customer_recognised"]
     assert events[0]["payload"]["triage"] is True
 
 
