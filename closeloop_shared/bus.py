@@ -18,6 +18,7 @@ loop reconnects by itself); every consumer is idempotent. A message is acked onl
 its republication or dead letter was confirmed, so a failure there never loses it.
 """
 import contextlib
+import copy
 import logging
 import time
 from functools import partial
@@ -96,9 +97,9 @@ def with_queue_type(queue, queue_type):
     """`queue` as declared in a bus of work queues of `queue_type`."""
     arguments = {k: v for k, v in (queue.queue_arguments or {}).items() if k != "x-queue-type"}
     arguments.update(queue_type_arguments(queue_type))
-    return Queue(queue.name, exchange=queue.exchange, routing_key=queue.routing_key, durable=queue.durable,
-                 auto_delete=queue.auto_delete, exclusive=queue.exclusive, queue_arguments=arguments or None,
-                 binding_arguments=queue.binding_arguments)
+    typed = copy.copy(queue)  # every other attribute as it was; the module's queues unchanged
+    typed.queue_arguments = arguments or None
+    return typed
 
 
 class Unprocessable(Exception):
