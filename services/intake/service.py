@@ -93,6 +93,14 @@ class IntakeService(OpsEndpoints, FollowsOrganisation):
             raise Unprocessable(refused.message)
         self._accept(submission, store, "bus", cases.submitter(principal, publisher))
 
+    @event_handler(ev.ROUTING, ev.INTEGRATION_CHANGED)
+    def on_integration_changed(self, payload):
+        """As every service keeps its copy; then this replica forgets the publishers it
+        knew, so a revoked integration is refused at once here (elsewhere within
+        REFERENCE_CACHE_SECONDS)."""
+        super().on_integration_changed(payload)
+        PUBLISHERS.forget(self.identity_stores.integrations.collection.full_name)
+
     @event_handler(ev.FOLLOWUP, ev.REVISIT_COMPLAINT_VOICED)
     def on_revisit_complaint_voiced(self, payload):
         """A complaint voiced during a revisit becomes a case like any other, submitted

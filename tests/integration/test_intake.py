@@ -9,6 +9,7 @@ from closeloop_shared import events as ev
 from closeloop_shared import org
 from closeloop_shared.clock import utcnow
 from closeloop_shared.mongo import database_name
+from nameko.standalone.events import event_dispatcher
 from tests.fixtures import ROOT, wait_for
 from closeloop_shared.auth import IntegrationStore
 from services.intake import cases
@@ -92,6 +93,35 @@ def test_same_external_reference_twice_by_http_and_bus_concurrently_yields_one_c
     eventlet.sleep(0.5)
     assert db["cases"].count_documents({"external_ref.id": "msg-778"}) == 1
     assert len(submitted_events.of_type(ev.CASE_SUBMITTED)) == 1
+
+
+def test_a_deactivated_integrations_bus_user_is_refused_as_soon_as_intake_hears_of_it(
+        container_factory, service_config, web_config, amqp_bus, mongo_client):
+    """Intake keeps which integration publishes as which AMQP user for a few seconds
+    (REFERENCE_CACHE_SECONDS); integration_changed makes the replica that hears it forget."""
+    config = dict(service_config, **web_config, INBOUND_TRUSTED_PUBLISHERS="nobody", REFERENCE_CACHE_SECONDS=3600)
+    container = container_factory(IntakeService, config)
+    container.start()
+    db = mongo_client[database_name(service_config, "intake")]
+    register_integration(db, bus_user="guest")
+    amqp_bus.publish_feedback(feedback_body("active"))
+    wait_for(lambda: db["cases"].find_one({"external_ref.id": "active"}), what="the integration's case")
+
+    client = db["integrations"].find_one({"bus_user": "guest"})
+    deactivated = integrations.changed_event(dict(client, client_id=client["_id"], active=False,
+                                                  version=client["version"] + 1))
+    event_dispatcher(config)(ev.ROUTING, ev.INTEGRATION_CHANGED, ev.dump(ev.INTEGRATION_CHANGED, deactivated))
+    wait_for(lambda: not db["integrations"].find_one({"bus_user": "guest"})["active"], what="the copy updated")
+    amqp_bus.publish_feedback(feedback_body("after"))
+    letters = wait_for(amqp_bus.dead_letters, what="the refused message")
+    assert "unknown publisher" in letters[0]["headers"]["x-closeloop-reason"]
+    assert db["cases"].find_one({"external_ref.id": "after"}) is None
+
+
+def feedback_body(ref):
+    return {"store_id": "SH-XH-001", "channel": "wechat", "customer": {"name": "刘女士", "phone": "13812345678"},
+            "content": "美容师态度不好", "occurred_at": "2026-11-23T10:00:00+08:00",
+            "external_ref": {"source": "pos", "id": ref}}
 
 
 def test_bus_submission_creates_case(submitted_events, intake, feedback, amqp_bus, db):
