@@ -59,7 +59,6 @@ def deliver(repository, channels, settings, organisation, notification, clock, p
     (kinds.COMPLETIONS): remembered with the first one's quotas (for one still to
     come), and the first waiting one is released in the same write as the first one's
     insert; the others as complete() does."""
-    plans = None
     for each in (notification, *webhook_copies(notification, settings, repository)):
         delivery, plans = _accept(repository, channels, settings, organisation, each, clock(), publish,
                                   start=True, arrived=arrived, completes=arrived is not None)
@@ -70,10 +69,9 @@ def deliver(repository, channels, settings, organisation, notification, clock, p
             resume(repository, channels, settings, plan, resumed, clock, publish)
 
 
-def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False,
-           arrived=None):
-    """_accept without completing anything: the delivery to send now, or None."""
-    delivery, _ = _accept(repository, channels, settings, organisation, notification, now, publish, start, arrived)
+def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False):
+    """_accept for a notification that completes nothing: the delivery to send now, or None."""
+    delivery, _ = _accept(repository, channels, settings, organisation, notification, now, publish, start)
     return delivery
 
 
@@ -291,7 +289,8 @@ def resumptions(repository, settings, case_id, event_type, extra, now):
         quiet_until = delivery.get("quiet_until")
         if quiet_until is not None and quiet_until > now:
             outcome = Outcome(S.DEFERRED, "quiet hours", quiet_until)
-            plans.append(Resumption(now, {**waiting, "history": [_line(outcome, now, delivery)], "outcome": outcome}, []))
+            plans.append(Resumption(now, {**waiting, "history": [_line(outcome, now, delivery)], "outcome": outcome},
+                                    []))
             continue
         counted = []
         limited = _over_provider_limit(repository, settings, channel["channel"], channel["address"], now, counted)

@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 
 from bson import ObjectId
-from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from closeloop_shared.contract import DeliveryStatus as S
@@ -129,23 +129,26 @@ class DeliveryRepository:
         return document
 
     def create_and_resume(self, document, now, waiting, outcome=None, start=None):
-        """create() and resume() in one round trip (a bulk write: case_routed's staff
-        alert and the acknowledgement it completes). `waiting`: resume()'s arguments
-        for one waiting delivery. (the delivery created or None, the delivery resumed
-        or None), each as create() and resume() would answer."""
+        """create() and resume() in one round trip (case_routed's staff alert and the
+        acknowledgement it completes): one update command of two, the insert being an
+        upsert that inserts only if the delivery's key is new (pymongo sends a bulk of
+        mixed inserts and updates as two commands). `waiting`: resume()'s arguments for
+        one waiting delivery. (the delivery created or None, the delivery resumed or
+        None), each as create() and resume() would answer."""
         document = self._new(document, now, outcome, start)
-        document.setdefault("_id", ObjectId())  # as insert_one would: the caller's copy names it
+        document.setdefault("_id", ObjectId())
+        key = {name: document[name] for name in ("case_id", "kind", "recipient")}  # the unique index
+        insert = UpdateOne(key, {"$setOnInsert": {k: v for k, v in document.items() if k not in key}}, upsert=True)
         where, operations, resumed = self._resumption(now=now, **waiting)
         try:
-            result = self.deliveries.bulk_write([InsertOne(document), UpdateOne(where, operations)], ordered=False)
-            created, modified = document, result.modified_count
-        except BulkWriteError as error:
-            failures = error.details.get("writeErrors", [])
-            if any(failure.get("code") != DUPLICATE_KEY or failure.get("index") != 0 for failure in failures) \
-                    or error.details.get("writeConcernErrors"):
+            result = self.deliveries.bulk_write([insert, UpdateOne(where, operations)], ordered=False).bulk_api_result
+        except BulkWriteError as error:  # two upserts of one new key at once: the other one inserted it
+            result = error.details
+            if any(failure.get("code") != DUPLICATE_KEY or failure.get("index") != 0
+                   for failure in result.get("writeErrors", [])) or result.get("writeConcernErrors"):
                 raise
-            created, modified = None, error.details.get("nModified", 0)  # a redelivered event: it exists
-        return created, (resumed if modified else None)
+        created = document if any(u["index"] == 0 for u in result.get("upserted", [])) else None
+        return created, (resumed if result.get("nModified") else None)
 
     def claim_due(self, now):
         """The delivery due first (quiet hours over, retry time come), leased to the
