@@ -92,7 +92,8 @@ def settle(repository, row, session=None, repeat_facts_moved=True, follow=True):
     them all)."""
     neighbours = []
     if repeat_facts_moved:
-        if row.get("customer_key") and row.get("submitted_at"):
+        # a case of no known category yet repeats none and is repeated by none: no read
+        if row.get("customer_key") and row.get("submitted_at") and category_of(row):
             neighbours = repository.customer_cases(row, max(pre.REPEAT_WINDOWS), session)
         row["repeat_gap_days"] = repeat_gap_days(row, neighbours)
     new = pre.contribution(row)
@@ -163,14 +164,19 @@ def fold_all(repository, patience=30.0, pause=0.05):
         time.sleep(pause)
 
 
+def category_of(row):
+    """The case's category as last corrected, else as classified (None: not yet known)."""
+    return row.get("corrected_category") or row.get("category")
+
+
 def repeat_gap_days(row, neighbours):
     """Days since the same customer's latest earlier case of the same category (within
     the longest window), or None; `neighbours` are the customer's other cases around it."""
-    category = row.get("corrected_category") or row.get("category")
+    category = category_of(row)
     if not category or not row.get("submitted_at"):
         return None
     earlier = [other["submitted_at"] for other in neighbours if other["submitted_at"] <= row["submitted_at"]
-               and (other.get("corrected_category") or other.get("category")) == category]
+               and category_of(other) == category]
     return (row["submitted_at"] - max(earlier)).days if earlier else None
 
 
