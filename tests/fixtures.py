@@ -2,6 +2,7 @@
 server (or MONGO_URI), RabbitMQ through nameko's per-test vhost (`rabbit_config`),
 an SMTP sink, the bus helpers to publish raw messages and read dead letters, and a
 recorder service standing in for the consumers of chosen events."""
+import contextlib
 import email
 import email.policy
 import json
@@ -12,9 +13,11 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from kombu import Connection
+from nameko.containers import get_container_cls
 from nameko.events import event_handler
 
 from closeloop_shared import bus
@@ -89,6 +92,11 @@ def mongo_uri(tmp_path_factory):
 
 @pytest.fixture
 def mongo_prefix():
+    return new_mongo_prefix()
+
+
+def new_mongo_prefix():
+    """Database names no other test uses."""
     return f"t{uuid.uuid4().hex[:10]}"
 
 
@@ -144,9 +152,8 @@ def token_keys(tmp_path_factory):
     return TokenMinter(directory / "signing.pem", directory / "public.jwks.json")
 
 
-@pytest.fixture
-def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys):
-    """nameko config for one test: its own vhost and its own databases."""
+def nameko_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys):
+    """nameko config on the given vhost (rabbit_config) and databases (mongo_prefix)."""
     return dict(rabbit_config, **{
         MONGO_URI: mongo_uri,
         MONGO_DB_PREFIX: mongo_prefix,
@@ -159,6 +166,39 @@ def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys
         AUTH_PUBLIC_KEYS_FILE: str(token_keys.jwks_path),
         AUTH_SIGNING_KEY_FILE: str(token_keys.private_path),
     })
+
+
+@pytest.fixture
+def service_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys):
+    """nameko config for one test: its own vhost and its own databases."""
+    return nameko_config(rabbit_config, mongo_uri, mongo_prefix, smtp_sink, token_keys)
+
+
+@pytest.fixture(scope="module")
+def fresh_rabbit_config(request, vhost_pipeline):
+    """fresh_rabbit_config() -> a rabbit_config on a new vhost, deleted when the module is
+    done: for containers a module's tests share (a container costs about a second to start)."""
+    amqp = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    with contextlib.ExitStack() as vhosts:
+        def fresh():
+            vhost = vhosts.enter_context(vhost_pipeline.get())
+            return {"AMQP_URI": f"{amqp.scheme}://{amqp.netloc}/{vhost}", "username": amqp.username,
+                    "vhost": vhost}
+        yield fresh
+
+
+@pytest.fixture(scope="module")
+def module_container_factory():
+    """nameko's container_factory, its containers killed when the module is done."""
+    containers = []
+
+    def make(service_class, config):
+        container = get_container_cls(config)(service_class, config)
+        containers.append(container)
+        return container
+    yield make
+    for container in containers:
+        container.kill()
 
 
 class Bus:

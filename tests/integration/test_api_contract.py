@@ -4,6 +4,8 @@ machine-readable error shape."""
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from nameko.constants import WEB_SERVER_CONFIG_KEY
+from nameko.testing.utils import find_free_port
 
 from services.followup.schemas import OPENAPI as FOLLOWUP_API
 from services.followup.service import FollowupService
@@ -15,18 +17,37 @@ from services.reporting.schemas import OPENAPI as REPORTING_API
 from services.reporting.service import ReportingService
 from services.routing.schemas import OPENAPI as ROUTING_API
 from services.routing.service import RoutingService
+from tests.fixtures import nameko_config, new_mongo_prefix
 
 pytestmark = pytest.mark.integration
 
-FUZZ = settings(max_examples=4, deadline=None,  # per operation: ~100 operations, each its own container
+FUZZ = settings(max_examples=4, deadline=None,  # per operation: ~100 operations
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.filter_too_much])
 
 
-def base_url(container_factory, service_class, service_config, web_config):
-    container = container_factory(service_class, dict(service_config, **web_config))
-    container.start()
-    return "http://" + web_config["WEB_SERVER_ADDRESS"]
+@pytest.fixture(scope="module")
+def edge(fresh_rabbit_config, mongo_uri, smtp_sink, token_keys, module_container_factory):
+    """edge(service_class) -> the base URL of that service running in a container. One
+    container per service serves all of its operations (starting one per operation cost
+    about a minute of CI); each service has its own vhost and databases, as each
+    operation had before, and only one runs at a time, so nothing another service
+    publishes is handled here."""
+    running = {}  # {service_class: (container, base URL)}: one service at a time
+
+    def url(service_class):
+        if service_class not in running:
+            for container, _ in running.values():
+                container.kill()
+            running.clear()
+            address = f"127.0.0.1:{find_free_port()}"
+            config = dict(nameko_config(fresh_rabbit_config(), mongo_uri, new_mongo_prefix(), smtp_sink, token_keys),
+                          **{WEB_SERVER_CONFIG_KEY: address})
+            container = module_container_factory(service_class, config)
+            container.start()
+            running[service_class] = (container, "http://" + address)
+        return running[service_class][1]
+    return url
 
 
 def check(case, url, headers):
@@ -48,18 +69,18 @@ def as_general_manager(token_keys):
 
 
 @pytest.fixture
-def intake_url(container_factory, service_config, web_config):
-    return base_url(container_factory, IntakeService, service_config, web_config)
+def intake_url(edge):
+    return edge(IntakeService)
 
 
 @pytest.fixture
-def routing_url(container_factory, service_config, web_config):
-    return base_url(container_factory, RoutingService, service_config, web_config)
+def routing_url(edge):
+    return edge(RoutingService)
 
 
 @pytest.fixture
-def followup_url(container_factory, service_config, web_config):
-    return base_url(container_factory, FollowupService, service_config, web_config)
+def followup_url(edge):
+    return edge(FollowupService)
 
 
 @schemathesis.openapi.from_dict(INTAKE_API).parametrize()
@@ -81,13 +102,13 @@ def test_followup_edge(case, followup_url, as_general_manager):
 
 
 @pytest.fixture
-def notify_url(container_factory, service_config, web_config):
-    return base_url(container_factory, NotifyService, service_config, web_config)
+def notify_url(edge):
+    return edge(NotifyService)
 
 
 @pytest.fixture
-def reporting_url(container_factory, service_config, web_config):
-    return base_url(container_factory, ReportingService, service_config, web_config)
+def reporting_url(edge):
+    return edge(ReportingService)
 
 
 @schemathesis.openapi.from_dict(NOTIFY_API).parametrize()
