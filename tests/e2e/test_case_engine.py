@@ -94,8 +94,8 @@ def test_a_hotline_complaint_on_the_eve_of_a_holiday_waits_for_the_make_up_satur
     assert datetime.fromisoformat(case["deadlines"]["first_response_due"]) == submitted_at + timedelta(hours=24)
 
 
-def test_a_paused_case_moves_its_deadlines_by_the_pause(stack, token_keys):
-    system = stack()
+def test_a_paused_case_moves_its_deadlines_by_the_pause(shared_stack, token_keys):
+    system = shared_stack()
     clerk = As(system, token_keys, "sh-xh-s1")
     case = routed(system, submit(system))
     before = datetime.fromisoformat(case["deadlines"]["resolution_due"])
@@ -131,8 +131,8 @@ def test_the_ladder_climbs_two_rungs_and_stops_at_an_acknowledgement(stack, toke
     assert case["rung"] == 2 and case["ladder"]["acknowledged_by"] == "sh-xh-mg"
 
 
-def test_a_12315_referral_owes_a_report_signed_off_by_the_general_manager(stack, token_keys):
-    system = stack()
+def test_a_12315_referral_owes_a_report_signed_off_by_the_general_manager(shared_stack, token_keys):
+    system = shared_stack()
     manager, gm = As(system, token_keys, "sh-xh-mg"), As(system, token_keys, "gm-001")
     case_id = submit(system, channel="consumer_association", content="消协转来投诉:顾客办卡后被多收费用,要求说明",
                      referral={"authority": "上海市消费者权益保护委员会", "reference_number": "12315-2026-0042",
@@ -153,8 +153,8 @@ def test_a_12315_referral_owes_a_report_signed_off_by_the_general_manager(stack,
     assert {"report_filed", "report_signed_off"} <= set(actions(signed.json()))
 
 
-def test_a_remedy_above_the_store_managers_limit_waits_for_the_regional_manager(stack, token_keys):
-    system = stack()
+def test_a_remedy_above_the_store_managers_limit_waits_for_the_regional_manager(shared_stack, token_keys):
+    system = shared_stack()
     manager, regional = As(system, token_keys, "sh-xh-mg"), As(system, token_keys, "rm-east")
     case_id = routed(system, submit(system, content="做完光子嫩肤脸上起了水泡,要求赔偿医药费"))["case_id"]
     proposed = manager.post("routing", f"/v1/cases/{case_id}/propose-remedy",
