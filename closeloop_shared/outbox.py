@@ -3,10 +3,11 @@ the same document (`outbox`, with `outbox_pending` and `updated_at`) by the same
 update; the service then publishes and pulls them. If it crashes in between, the relay
 timer publishes what is left. Delivery is at-least-once, so consumers are idempotent.
 
-Clearing is batched by group commit: the worker whose clear finds nobody writing writes
-it at once, with every clear that arrives meanwhile from the process's other workers
-(one round trip for the lot, next round); alone, a worker writes its own at once, as
-before. A clear lost to a crash is the relay's to redo, as a failed one always was.
+Clearing is batched by group commit: a worker whose clear finds nobody writing writes it
+at once; clears that arrive meanwhile from the process's other workers wait, and one of
+them writes them all as the next round (one round trip for the lot). Each caller returns
+once its own clear is written, as before. A clear lost to a crash is the relay's to redo,
+as a failed one always was.
 
 Each relay run also measures what is still waiting, for Prometheus (every series exists
 from the start, when the service ensures the outbox's index):
@@ -37,12 +38,19 @@ def labels_of(collection):
 
 
 class _Clears:
-    """A collection's outbox clears waiting to be written, and whether a worker is writing."""
+    """A collection's outbox clears waiting to be written, and whether a worker is
+    writing a round of them (the others wait for it: `turn`)."""
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.turn = threading.Condition()
         self.waiting = []
         self.writing = False
+
+
+class _Clear:
+    def __init__(self, document_id, pending):
+        self.document_id, self.pending = document_id, pending
+        self.done, self.error = False, None
 
 
 _clears = {}
@@ -82,24 +90,31 @@ class Outbox:
             log.warning("outbox not cleared, the relay will republish", extra={"error": str(exc)[:200]})
 
     def _clear(self, document_id, pending):
-        clears = _clears_of(self.collection.full_name)
-        with clears.lock:
-            clears.waiting.append((document_id, pending))
-            if clears.writing:  # the worker writing now takes it in its next round
-                return
-            clears.writing = True
-        try:
-            while True:
-                with clears.lock:
-                    batch, clears.waiting = clears.waiting, []
-                    if not batch:  # in the same hold as the check: no clear is left unwritten
-                        clears.writing = False
-                        return
-                self._clear_batch(batch)
-        except BaseException:  # the failed batch is the relay's; the next clear writes the rest
-            with clears.lock:
+        """Group commit: wait while another worker writes a round; then, unless that round
+        took this clear, write every clear waiting (this one among them) as the next
+        round. A caller returns once its own clear is written (or raises its round's
+        error), at most two rounds after it came."""
+        clears, mine = _clears_of(self.collection.full_name), _Clear(document_id, pending)
+        with clears.turn:
+            clears.waiting.append(mine)
+            while clears.writing and not mine.done:
+                clears.turn.wait()
+            if not mine.done:
+                clears.writing = True
+                batch, clears.waiting = clears.waiting, []
+        if not mine.done:
+            error = None
+            try:
+                self._clear_batch([(clear.document_id, clear.pending) for clear in batch])
+            except Exception as exc:  # the round's documents are the relay's: each caller hears why
+                error = exc
+            with clears.turn:
+                for clear in batch:
+                    clear.done, clear.error = True, error
                 clears.writing = False
-            raise
+                clears.turn.notify_all()
+        if mine.error is not None:
+            raise mine.error
 
     def _clear_batch(self, batch):
         """The usual case, one round trip: each document's outbox holds exactly the events

@@ -55,8 +55,9 @@ def test_relay_ignores_fresh_writes_and_clears_an_emptied_flag(outbox):
 
 
 def test_clears_arriving_while_one_is_written_are_written_together_in_the_next_round(outbox):
-    """Group commit: the worker writing a clear takes the clears that arrived meanwhile
-    from the process's other workers, one round trip for them all."""
+    """Group commit: the clears that arrive from the process's other workers while one is
+    written wait and go together in the next round, one round trip for them all; each
+    worker returns once its own clear is written."""
     documents = {f"g{i}": [event(f"g{i}")] for i in range(6)}
     outbox.collection.insert_many([{"_id": key, "outbox": events, "outbox_pending": True, "updated_at": utcnow()}
                                    for key, events in documents.items()])
@@ -72,11 +73,12 @@ def test_clears_arriving_while_one_is_written_are_written_together_in_the_next_r
             eventlet.sleep(0.05)  # a slow write: the other workers' clears arrive meanwhile
             return original(requests, **options)
 
-    workers = [Outbox(Recording()) for _ in documents]
+    def worker(key, events):  # returns once its own document is cleared
+        Outbox(Recording()).flush(key, events, lambda *_: None)
+        return outbox.collection.find_one({"_id": key})["outbox_pending"]
+
     pool = eventlet.GreenPool()
-    for worker, (key, events) in zip(workers, documents.items()):
-        pool.spawn(worker.flush, key, events, lambda *_: None)
-    pool.waitall()
-    assert writes == [1, 5]
+    still_pending = list(pool.starmap(worker, documents.items()))
+    assert writes == [1, 5] and still_pending == [False] * len(documents)
     assert all(d["outbox"] == [] and d["outbox_pending"] is False
                for d in outbox.collection.find({"_id": {"$in": list(documents)}}))
