@@ -61,19 +61,23 @@ class FactsRepository:
         Outbox.ensure_indexes(db["weekly_digests"])
 
     def atomically(self, work):
-        """Run work(session) in one transaction (retried on write conflicts)."""
+        """Run work(session) in one transaction (retried on write conflicts); an event
+        found already recorded ends it with nothing written."""
         try:
             with self.db.client.start_session() as session:
                 session.with_transaction(work)
-        except DuplicateKeyError:  # a concurrent delivery of the same event committed it first
+        except AlreadyRecorded:  # a redelivery, or a concurrent delivery committed it first
             return
 
     def record(self, key, event_type, payload, received_at, enrichment, session=None):
         """Keep the event as received, first thing in the event's transaction: a
-        redelivery's insert fails on the key (DuplicateKeyError), which aborts the
-        transaction before it wrote anything and ends it in `atomically`."""
-        self.events.insert_one({"_id": key, "type": event_type, "payload": payload,
-                                "received_at": received_at, "enrichment": enrichment}, session=session)
+        redelivery's insert fails on the key, which aborts the transaction before it
+        wrote anything (AlreadyRecorded ends it in `atomically`)."""
+        try:
+            self.events.insert_one({"_id": key, "type": event_type, "payload": payload,
+                                    "received_at": received_at, "enrichment": enrichment}, session=session)
+        except DuplicateKeyError as exc:
+            raise AlreadyRecorded(key) from exc
 
     def row(self, case_id, session=None):
         return self.facts.find_one({"_id": case_id}, session=session)
@@ -188,6 +192,10 @@ class FactsRepository:
         return self.facts.find({"status": {"$in": list(OPEN_STATUSES)}}, {
             "_id": 0, "status": 1, "severity": 1, "breaches": 1, "first_responded_at": 1, "resolved_at": 1,
             "first_response_due": 1, "resolution_due": 1})
+
+
+class AlreadyRecorded(Exception):
+    """The event is in reporting_events already: this delivery counts nothing."""
 
 
 class FoldRaced(RuntimeError):
