@@ -52,27 +52,35 @@ def webhook_copies(notification, settings, repository):
             if e.wants(notification.template) and not repository.endpoint_disabled(e.endpoint_id)]
 
 
+def handle_event(repository, channels, settings, organisation, event_type, event, clock, publish):
+    """Everything an event tells people (kinds.notifications), each delivered; what
+    waits for its facts (kinds.COMPLETIONS) is completed with the first notification's
+    writes, or on its own if the event tells nobody itself."""
+    arrived = facts_of(event_type, event)
+    for notification in kinds.notifications(event_type, event):
+        deliver(repository, channels, settings, organisation, notification, clock, publish, arrived=arrived)
+        arrived = None
+    if arrived is not None:
+        complete(repository, channels, settings, event_type, event, clock, publish)
+
+
 def deliver(repository, channels, settings, organisation, notification, clock, publish, arrived=None):
-    """Everything one event causes: its notification and the webhook copies, each sent
-    at once when it may go (else left for the send timer). `arrived` (case_id,
-    event_type, facts): the event completes notifications waiting for its facts
+    """Everything one notification causes: it and the webhook copies, each sent at once
+    when it may go (else left for the send timer). `arrived` (case_id, event_type,
+    facts): the event completes notifications waiting for its facts
     (kinds.COMPLETIONS): remembered with the first one's quotas (for one still to
     come), and the first waiting one is released in the same write as the first one's
-    insert; the others as complete() does."""
+    insert; the others as complete() does. A released one is sent after the new one,
+    its attempt begun then (start_attempt: refused if it was taken over or its
+    customer withdrew consent meanwhile)."""
     for each in (notification, *webhook_copies(notification, settings, repository)):
-        delivery, plans = _accept(repository, channels, settings, organisation, each, clock(), publish,
-                                  start=True, arrived=arrived, completes=arrived is not None)
+        delivery, released = _accept(repository, channels, settings, organisation, each, clock(), publish,
+                                     arrived=arrived)
         arrived = None
-        if delivery is not None:
-            attempt(repository, channels, settings, delivery, clock, publish)
-        for plan, resumed in plans:
-            resume(repository, channels, settings, plan, resumed, clock, publish)
-
-
-def accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False):
-    """_accept for a notification that completes nothing: the delivery to send now, or None."""
-    delivery, _ = _accept(repository, channels, settings, organisation, notification, now, publish, start)
-    return delivery
+        if delivery is not None:  # inserted with its attempt begun: sent now, before any other send
+            attempt(repository, channels, settings, delivery, clock, publish, begun=True)
+        for resumption, resumed in released:
+            send_released(repository, channels, settings, resumption, resumed, clock, publish)
 
 
 def _content(channel, notification, context, settings, now):
@@ -89,23 +97,22 @@ def _content(channel, notification, context, settings, now):
     return content
 
 
-def _accept(repository, channels, settings, organisation, notification: Notification, now, publish, start=False,
-            arrived=None, completes=False):
+def _accept(repository, channels, settings, organisation, notification: Notification, now, publish, arrived=None):
     """Record the notification (once, whatever the redeliveries) with its route and its
     message for each channel on it. The delivery, leased, if it should be sent now; None
     if it exists already, waits (quiet hours, quota) or reaches nobody.
 
     What happens to it (quotas, quiet hours, waiting for facts) is decided before the
-    insert, so that the insert records it: one write. The counts a quota takes are taken
-    back if the delivery exists already. With `start`, a delivery to send now is inserted
-    with its first channel's attempt begun (attempt() then sends it without recording
-    the start again): a withdrawal of consent marked after that insert is one marked
-    after the attempt began, which the provider may have (as with start_attempt).
+    insert, so that the insert records it: one write. The counts a quota takes are given
+    back if the delivery exists already. A delivery to send now is inserted with its first
+    channel's attempt begun, for the caller to send at once (attempt with begun): a
+    withdrawal of consent marked after that insert is one marked after the attempt
+    began, which the provider may have (as after start_attempt).
     `arrived` (case_id, event_type, facts): an event's facts to remember for a
-    notification still to come (complete), written in the same round trip as the quotas.
-    `completes`: release what waits for them (resumptions), the first in the same round
-    trip as the insert. (the delivery or None, [(Resumption, the delivery it released
-    or None)] for the caller to send: resume())."""
+    notification still to come (complete), written in the same round trip as the quotas,
+    and what waits for them released (resumptions), the first in the same round trip as
+    the insert. (the delivery or None, [(a resumption, the delivery it released or
+    None)] for the caller to send: send_released())."""
     place = place_of(organisation, notification.store_id)
     chosen = settings.policy(place.brand_id)
     reachable = dict(notification.addresses)
@@ -123,6 +130,30 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
                                        arrived=arrived)
     counted = [key for (key, *_), refused in zip(limits, over) if not refused]
     over = {what: refused for (*_, what), refused in zip(limits, over)}
+    delivery, outcome, counted_as, released, later = _record(
+        repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
+        came_first, counted)
+    released += [(resumption, repository.resume(**resumption)) for resumption in later]
+    if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
+        _give_back(repository, counted)
+        return None, released
+    if not delivery["route"]:
+        abandon(repository, settings, delivery, now, outcome.reason, publish)
+        return None, released
+    if outcome is not None:
+        if counted_as:
+            metrics.count(delivery["channel"], notification.template, counted_as)
+        return None, released
+    return delivery, released
+
+
+def _record(repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
+            came_first, counted):
+    """_accept's part between the quotas' counts (`counted`, extended by the provider's
+    per-minute count) and the insert, included: (the delivery inserted or None, its
+    Outcome (one reaching nobody: abandoned, by the caller), the metric it counts as,
+    [(resumption, released delivery or None)] written with the insert, the resumptions
+    still to write)."""
     if came_first is not None:  # the facts it waits for came first, on their own queue
         context.update(came_first)
         waits = None
@@ -149,39 +180,31 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
         "waiting_for": waits, "context": {k: v for k, v in context.items() if k != "content"} if waits else None,
     }
     # what the event completes, found once its facts are remembered (take) for any still to come
-    plans = resumptions(repository, settings, *arrived, now) if completes and arrived is not None else []
+    resumptions = _resumptions(repository, settings, *arrived, now) if arrived is not None else []
     if not route:
-        for key in counted:  # nothing will be sent: it takes no quota
-            repository.uncount(key)
-        delivery = repository.create(document, now)
-        if delivery is not None:  # else a redelivered event: already given up
-            reason = "no reachable channel" if not unusable else \
-                "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
-            abandon(repository, settings, delivery, now, reason[:500], publish)
-        return None, [(plan, repository.resume(now=plan.now, **plan.waiting)) for plan in plans]
+        _give_back(repository, counted)  # nothing will be sent: it takes no quota
+        reason = "no reachable channel" if not unusable else \
+            "no channel could carry it: " + "; ".join(f"{u['channel']}: {u['reason']}" for u in unusable)
+        return repository.create(document, now), Outcome(S.ABANDONED, reason[:500]), None, [], resumptions
     outcome, counted_as = _outcome(settings, chosen, place, notification, document, now, over)
     begins = None
-    if start and outcome is None:  # sent now: the provider's per-minute limit is counted as the attempt begins
+    if outcome is None:  # sent now: the provider's per-minute limit is counted as the attempt begins
         first = route[0]
         outcome = _over_provider_limit(repository, settings, first["channel"], first["address"], now, counted)
         begins, counted_as = (first["channel"], None) if outcome is None else (None, "deferred")
-    released = []
-    if plans:  # one round trip for this insert and the first release
-        delivery, resumed = repository.create_and_resume(document, now, plans[0].waiting, outcome=outcome,
+    if resumptions:  # one round trip for this insert and the first release
+        delivery, resumed = repository.create_and_resume(document, now, resumptions[0], outcome=outcome,
                                                          start=begins)
-        released = [(plans[0], resumed), *((plan, repository.resume(now=plan.now, **plan.waiting))
-                                           for plan in plans[1:])]
-    else:
-        delivery = repository.create(document, now, outcome=outcome, start=begins)
-    if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
-        for key in counted:
-            repository.uncount(key)
-        return None, released
-    if outcome is not None:
-        if counted_as:
-            metrics.count(delivery["channel"], notification.template, counted_as)
-        return None, released
-    return delivery, released
+        return delivery, outcome, counted_as, [(resumptions[0], resumed)], resumptions[1:]
+    return repository.create(document, now, outcome=outcome, start=begins), outcome, counted_as, [], []
+
+
+def _give_back(repository, counted):
+    """Take back the counts made for a delivery that will not be recorded as counted
+    (it existed already, reaches nobody, or its recording failed); once."""
+    for key in counted:
+        repository.uncount(key)
+    counted.clear()
 
 
 def _limits(settings, notification, now):
@@ -247,30 +270,21 @@ def complete(repository, channels, settings, event_type, event, clock, publish):
     """A later event's facts for the notifications of its case still waiting for them
     (kinds.COMPLETIONS): each is rendered again with them and released, at once or when
     its quiet hours end. A notification whose wait ran out already went without them.
-    Each is taken by one conditional write that also records its new message and, when
-    it goes now, the start of its attempt. (An event that tells someone itself does
-    this in deliver, with `arrived`.)"""
+    Each is taken by one conditional write that also records its new message; one that
+    goes now is then attempted (start_attempt, as for any delivery claimed). (An event
+    that tells someone itself does this in deliver, with `arrived`.)"""
     extra = kinds.COMPLETIONS[event_type](event)
     repository.remember_completion(event["case_id"], event_type, extra, clock())  # for one still to come
-    for plan in resumptions(repository, settings, event["case_id"], event_type, extra, clock()):
-        resume(repository, channels, settings, plan, repository.resume(now=plan.now, **plan.waiting), clock, publish)
+    for resumption in _resumptions(repository, settings, event["case_id"], event_type, extra, clock()):
+        send_released(repository, channels, settings, resumption, repository.resume(**resumption), clock, publish)
 
 
-@dataclasses.dataclass
-class Resumption:
-    """How one delivery waiting for an event's facts is taken (repository.resume's
-    arguments, `waiting`), the counts taken for it, and the metric it counts as."""
-    now: object
-    waiting: dict
-    counted: list
-    counts_as: str | None = None
-
-
-def resumptions(repository, settings, case_id, event_type, extra, now):
-    """A Resumption for each delivery of the case waiting for `event_type`'s facts
-    (`extra`): its message rendered again with them; released at once (its attempt
-    begun) or deferred (quiet hours; the provider's limit this minute)."""
-    plans = []
+def _resumptions(repository, settings, case_id, event_type, extra, now):
+    """repository.resume's arguments for each delivery of the case waiting for
+    `event_type`'s facts (`extra`): its message rendered again with them; released
+    (queued, leased to the caller, to attempt: send_released) or still deferred by its
+    quiet hours."""
+    resumptions = []
     for delivery in repository.waiting(case_id, event_type):
         context = {**delivery["context"], **extra}
         again = dataclasses.replace(_stored(delivery), context=context)
@@ -281,38 +295,26 @@ def resumptions(repository, settings, case_id, event_type, extra, now):
             except templates.InvalidMessage as exc:  # keeps what it had: still a true message
                 log.warning("message not renderable with the new facts", extra={
                     "kind": delivery["kind"], "channel": step["channel"], "error": str(exc)[:200]})
-        waiting = {"delivery": delivery, "event_type": event_type,
-                   "changes": {"contents": contents, "waiting_for": None, "context": None}}
-        channel = delivery["route"][delivery["route_index"]]
-        arrived = {"status": S.QUEUED.value, "at": now, "reason": f"{event_type} arrived",
-                   "channel": delivery.get("channel")}
+        resumption = {"delivery": delivery, "event_type": event_type, "now": now,
+                      "changes": {"contents": contents, "waiting_for": None, "context": None}}
         quiet_until = delivery.get("quiet_until")
         if quiet_until is not None and quiet_until > now:
             outcome = Outcome(S.DEFERRED, "quiet hours", quiet_until)
-            plans.append(Resumption(now, {**waiting, "history": [_line(outcome, now, delivery)], "outcome": outcome},
-                                    []))
+            resumptions.append({**resumption, "history": [_line(outcome, now, delivery)], "outcome": outcome})
             continue
-        counted = []
-        limited = _over_provider_limit(repository, settings, channel["channel"], channel["address"], now, counted)
-        if limited is not None:
-            plans.append(Resumption(now, {**waiting, "history": [arrived, _line(limited, now, delivery)],
-                                          "outcome": limited}, [], "deferred"))
-            continue
-        plans.append(Resumption(now, {**waiting, "history": [arrived], "start": channel["channel"]}, counted))
-    return plans
+        released_line = {"status": S.QUEUED.value, "at": now, "reason": f"{event_type} arrived",
+                         "channel": delivery.get("channel")}
+        resumptions.append({**resumption, "history": [released_line], "release": True})
+    return resumptions
 
 
-def resume(repository, channels, settings, plan, resumed, clock, publish):
-    """After a Resumption's write: the delivery it released sent (`resumed`: the
+def send_released(repository, channels, settings, resumption, resumed, clock, publish):
+    """After a resumption's write: the delivery it released attempted (`resumed`: the
     delivery as the write left it, None if another replica took it or consent was
-    withdrawn meanwhile)."""
-    if resumed is None:
-        for key in plan.counted:
-            repository.uncount(key)
-        return
-    if plan.counts_as:
-        metrics.count(resumed["channel"], resumed["template"], plan.counts_as)
-    if plan.waiting.get("start"):
+    withdrawn meanwhile). Its attempt begins now, by start_attempt, like any claimed
+    delivery's: however long this sender took to get here (another delivery's send
+    before it), a takeover or a withdrawal of consent meanwhile stops it."""
+    if resumed is not None and resumption.get("release"):
         attempt(repository, channels, settings, resumed, clock, publish)
 
 
@@ -356,9 +358,13 @@ def _attempt_claimed(claim, repository, channels, settings, clock, publish, limi
     return limit
 
 
-def attempt(repository, channels, settings, delivery, clock, publish):
+def attempt(repository, channels, settings, delivery, clock, publish, begun=False):
     """One attempt on the delivery's current channel (the caller holds its lease), then
-    its outcome; a channel that cannot carry it hands over to the next at once."""
+    its outcome; a channel that cannot carry it hands over to the next at once.
+    `begun`: the write that just inserted the delivery began its first attempt (accept),
+    and nothing was sent since: it is sent without start_attempt. Anything else, held
+    for however long, begins its attempt by start_attempt, which a lost lease or a
+    withdrawal of consent refuses."""
     if not delivery.get("route"):  # recorded by notify before routes: it cannot say where it went
         repository.finish(delivery, S.ABANDONED, clock(), reason="recorded before delivery routes; not resent")
         return
@@ -369,17 +375,22 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         step = delivery["route"][delivery["route_index"]]
         channel, address = step["channel"], step["address"]
         now = clock()
-        if not _begun(delivery, channel):
-            limited = _over_provider_limit(repository, settings, channel, address, now)
+        if not begun:
+            counted = []
+            limited = _over_provider_limit(repository, settings, channel, address, now, counted)
             if limited is not None:
                 _defer(repository, delivery, now, limited.next_attempt_at, limited.reason)
                 return
-            delivery = repository.start_attempt(delivery, channel, now)
-            if delivery is None:
+            started = repository.start_attempt(delivery, channel, now)
+            if started is None or started.get("consent_withdrawn_at"):
+                _give_back(repository, counted)  # no message to the provider
+            if started is None:
                 return  # the lease was lost: whoever took the delivery over sends it
-            if delivery.get("consent_withdrawn_at"):  # marked while this sender held it: not handed over
-                _suppress_withdrawn(repository, delivery, now, {"outcome": S.SUPPRESSED.value})
+            if started.get("consent_withdrawn_at"):  # marked while this sender held it: refused, not begun
+                _suppress_withdrawn(repository, started, now)
                 return
+            delivery = started
+        begun = False  # the next channel's attempt (after a failure) is begun by start_attempt
         idempotency_key, message_id = identity(delivery["case_id"], delivery["kind"], delivery["recipient"])
         outgoing = Outgoing(address, Content(**delivery["contents"][channel]), idempotency_key, message_id,
                             key=f"{delivery['case_id']}:{delivery['kind']}")
@@ -400,15 +411,6 @@ def attempt(repository, channels, settings, delivery, clock, publish):
         if channel == C.WEBHOOK.value:
             repository.endpoint_succeeded(address)
         return
-
-
-def _begun(delivery, channel):
-    """Whether this sender began the attempt on `channel` in the write that gave it the
-    delivery (accept with start, or complete): an attempt still open, by its lease."""
-    attempts = delivery.get("attempt_log") or ()
-    if not attempts or "outcome" in attempts[-1] or not delivery.get("lease_owner"):
-        return False
-    return attempts[-1].get("channel") == channel and attempts[-1].get("by") == delivery["lease_owner"]
 
 
 def record_receipts(repository, channels, settings, channel, reports, clock, publish):

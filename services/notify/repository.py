@@ -128,18 +128,18 @@ class DeliveryRepository:
                                 attempt_log=[{"started_at": now, "by": document["lease_owner"], "channel": start}])
         return document
 
-    def create_and_resume(self, document, now, waiting, outcome=None, start=None):
+    def create_and_resume(self, document, now, resumption, outcome=None, start=None):
         """create() and resume() in one round trip (case_routed's staff alert and the
         acknowledgement it completes): one update command of two, the insert being an
         upsert that inserts only if the delivery's key is new (pymongo sends a bulk of
-        mixed inserts and updates as two commands). `waiting`: resume()'s arguments for
-        one waiting delivery. (the delivery created or None, the delivery resumed or
+        mixed inserts and updates as two commands). `resumption`: resume()'s arguments
+        for one waiting delivery. (the delivery created or None, the delivery resumed or
         None), each as create() and resume() would answer."""
         document = self._new(document, now, outcome, start)
         document.setdefault("_id", ObjectId())
         key = {name: document[name] for name in ("case_id", "kind", "recipient")}  # the unique index
         insert = UpdateOne(key, {"$setOnInsert": {k: v for k, v in document.items() if k not in key}}, upsert=True)
-        where, operations, resumed = self._resumption(now=now, **waiting)
+        where, operations, resumed = self._resumption(**resumption)
         try:
             result = self.deliveries.bulk_write([insert, UpdateOne(where, operations)], ordered=False).bulk_api_result
         except BulkWriteError as error:  # two upserts of one new key at once: the other one inserted it
@@ -214,37 +214,30 @@ class DeliveryRepository:
         return list(self.deliveries.find({"case_id": case_id, "status": S.DEFERRED.value,
                                           "waiting_for": event_type}).sort("created_at", ASCENDING))
 
-    def resume(self, delivery, event_type, now, changes, history, start=None, outcome=None):
+    def resume(self, delivery, event_type, now, changes, history, release=False, outcome=None):
         """Take a delivery waiting for `event_type` (as waiting() read it), in one
         conditional write: the new `changes` (its contents rendered with the facts), the
-        lines of `history`, and either `start` (a channel: leased to the caller with that
-        channel's attempt begun, as create(start=) does) or `outcome` (still waiting:
-        deferred to a time). The delivery as it now is, or None if it is no longer
-        waiting (taken by another replica, ended by a withdrawal of consent, or marked
-        by one)."""
-        where, operations, resumed = self._resumption(delivery, event_type, now, changes, history, start, outcome)
+        lines of `history`, and either `release` (queued, due now and leased to the
+        caller, its attempt NOT begun: the caller's attempt() begins it with
+        start_attempt, which a lost lease or a withdrawal of consent refuses, however
+        long the caller took to get to it) or `outcome` (still waiting: deferred to a
+        time). The delivery as it now is, or None if it is no longer waiting (taken by
+        another replica, ended by a withdrawal of consent, or marked by one)."""
+        where, operations, resumed = self._resumption(delivery, event_type, now, changes, history, release, outcome)
         return resumed if self.deliveries.update_one(where, operations).modified_count else None
 
-    def _resumption(self, delivery, event_type, now, changes, history, start=None, outcome=None):
+    def _resumption(self, delivery, event_type, now, changes, history, release=False, outcome=None):
         """resume()'s (filter, update, the delivery as the update leaves it)."""
         update = {"updated_at": now, **changes}
-        operations = {"$set": update, "$push": {"status_history": {"$each": list(history)}}}
-        if start is not None:
-            lease = self.leases.lease_fields(now)
-            entry = {"started_at": now, "by": lease["lease_owner"], "channel": start}
-            update.update(lease, status=S.SENDING.value, channel=start, reason=None, next_attempt_at=now)
-            operations["$push"]["attempt_log"] = entry
-            operations["$inc"] = {"attempts": 1, "channel_attempts": 1}
+        if release:
+            update.update(self.leases.lease_fields(now), status=S.QUEUED.value, reason=None, next_attempt_at=now)
         else:
             update.update(status=S(outcome.status).value, reason=outcome.reason,
                           next_attempt_at=outcome.next_attempt_at, **(outcome.changes or {}))
         where = {"_id": delivery["_id"], "status": S.DEFERRED.value, "waiting_for": event_type,
                  "consent_withdrawn_at": None, **not_leased(now)}
-        resumed = {**delivery, **update, "status_history": [*delivery["status_history"], *history]}
-        if start is not None:
-            resumed.update(attempt_log=[*delivery["attempt_log"], entry], attempts=delivery["attempts"] + 1,
-                           channel_attempts=delivery["channel_attempts"] + 1)
-        return where, operations, resumed
+        operations = {"$set": update, "$push": {"status_history": {"$each": list(history)}}}
+        return where, operations, {**delivery, **update, "status_history": [*delivery["status_history"], *history]}
 
     def claim_stalled(self, now):
         """One delivery whose sender died mid-send (its lease ran out), leased to the
@@ -266,14 +259,21 @@ class DeliveryRepository:
 
     def start_attempt(self, delivery, channel, now):
         """Record that an attempt by `channel` begins (status sending: if the sender dies
-        now, claim_stalled takes it over); the delivery as it now is, or None if the
-        lease was lost meanwhile."""
+        now, claim_stalled takes it over), only while the caller holds the lease and the
+        customer has not withdrawn consent. The delivery as it now is; None if the lease
+        was lost meanwhile (whoever took it over sends it); the delivery unchanged, its
+        consent_withdrawn_at set, if a withdrawal marked it while the caller held it
+        (mark_withdrawn): no attempt begun, the caller ends it (a read, only then)."""
         entry = {"started_at": now, "by": delivery["lease_owner"], "channel": channel}
-        return self.deliveries.find_one_and_update(
-            {"_id": delivery["_id"], "lease_owner": delivery["lease_owner"]},
+        held = {"_id": delivery["_id"], "lease_owner": delivery["lease_owner"]}
+        started = self.deliveries.find_one_and_update(
+            {**held, "consent_withdrawn_at": None},
             {"$push": {"attempt_log": entry}, "$inc": {"attempts": 1, "channel_attempts": 1},
              "$set": {"channel": channel, "status": S.SENDING.value, "updated_at": now}},
             return_document=ReturnDocument.AFTER)
+        if started is not None:
+            return started
+        return self.deliveries.find_one({**held, "consent_withdrawn_at": {"$ne": None}})
 
     def hold(self, delivery):
         """Renew the delivery's lease while the block runs (a send in progress)."""

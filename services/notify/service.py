@@ -24,7 +24,7 @@ from closeloop_shared.mongo import Repository
 from closeloop_shared.ops import AuditsPersonalData, FollowsOrganisation, OpsEndpoints
 from services.notify import flows, receipts, views
 from services.notify.configuration import build_channels, load_settings
-from services.notify.kinds import contact_key, notifications
+from services.notify.kinds import contact_key
 from services.notify.repository import DeliveryRepository
 from services.notify.schemas import OPENAPI, RECEIPTS, SMS_REPORTS_IN, WECHAT_RECEIPTS
 
@@ -181,13 +181,5 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         return json_response(200, {"deliveries": [views.delivery_view(d, request.principal) for d in found]})
 
     def _deliver(self, event_type, payload):
-        event = ev.load(event_type, payload)
-        # what waits for this event's facts is completed with the first notification's writes
-        arrived = flows.facts_of(event_type, event)
-        for each in notifications(event_type, event):
-            flows.deliver(self.deliveries, self.providers.channels, self.providers.settings, self.org,
-                          each, utcnow, self.dispatch, arrived=arrived)
-            arrived = None
-        if arrived is not None:  # the event told nobody itself
-            flows.complete(self.deliveries, self.providers.channels, self.providers.settings, event_type, event,
-                           utcnow, self.dispatch)
+        flows.handle_event(self.deliveries, self.providers.channels, self.providers.settings, self.org,
+                           event_type, ev.load(event_type, payload), utcnow, self.dispatch)

@@ -77,7 +77,7 @@ class FakeCases:
         stored["timeline"] = (stored["timeline"] + copy.deepcopy(entries))[-self.timeline_kept:]
         stored["timeline_count"] = count + len(entries)
         stored["outbox"] = stored.get("outbox", []) + events
-        return self.get(case["_id"])
+        return {k: v for k, v in self.get(case["_id"]).items() if k != "outbox"}  # as CaseRepository.update
 
     def due(self, now, limit):
         due = [d for d in self.docs.values() if d.get("next_check_at") and d["next_check_at"] <= now]
@@ -219,8 +219,8 @@ class FakeDeliveries:
         self.docs[key] = document
         return copy.deepcopy(document)
 
-    def create_and_resume(self, document, now, waiting, outcome=None, start=None):
-        return self.create(document, now, outcome, start), self.resume(now=now, **waiting)
+    def create_and_resume(self, document, now, resumption, outcome=None, start=None):
+        return self.create(document, now, outcome, start), self.resume(**resumption)
 
     def _claim(self, due, now, **changes):
         for document in sorted(self.docs.values(), key=lambda d: (d["next_attempt_at"] or now, d["created_at"])):
@@ -247,18 +247,16 @@ class FakeDeliveries:
         return [copy.deepcopy(d) for d in sorted(self.docs.values(), key=lambda d: d["created_at"])
                 if d["case_id"] == case_id and d["status"] == "deferred" and d.get("waiting_for") == event_type]
 
-    def resume(self, delivery, event_type, now, changes, history, start=None, outcome=None):
+    def resume(self, delivery, event_type, now, changes, history, release=False, outcome=None):
         document = self.docs[delivery["_id"]]
         if not (document["status"] == "deferred" and document.get("waiting_for") == event_type
                 and not document.get("consent_withdrawn_at") and self._free(document, now)):
             return None
         document.update(copy.deepcopy(changes))
         document["status_history"].extend(copy.deepcopy(list(history)))
-        if start is not None:
+        if release:
             self._lease(document, now)
-            document["attempt_log"].append({"started_at": now, "by": document["lease_owner"], "channel": start})
-            document.update(status="sending", channel=start, reason=None, next_attempt_at=now,
-                            attempts=document["attempts"] + 1, channel_attempts=document["channel_attempts"] + 1)
+            document.update(status="queued", reason=None, next_attempt_at=now)
         else:
             document.update(status=getattr(outcome.status, "value", outcome.status), reason=outcome.reason,
                             next_attempt_at=outcome.next_attempt_at, **copy.deepcopy(outcome.changes or {}))
@@ -275,6 +273,8 @@ class FakeDeliveries:
         document = self.docs[delivery["_id"]]
         if document.get("lease_owner") != delivery.get("lease_owner"):
             return None
+        if document.get("consent_withdrawn_at"):  # refused: no attempt begins
+            return copy.deepcopy(document)
         document["attempt_log"].append({"started_at": now, "by": document["lease_owner"], "channel": channel})
         document.update(attempts=document["attempts"] + 1, channel_attempts=document["channel_attempts"] + 1,
                         channel=channel, status="sending")

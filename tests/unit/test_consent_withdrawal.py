@@ -14,7 +14,7 @@ from services.notify import flows, kinds
 from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
 from tests.unit.fakes import FakeDeliveries
 from services.notify.channels import ChannelError, Failure
-from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World
+from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World, handle
 from tests.unit.test_notify_templates import CUSTOMER, appointment, routed, submitted
 
 MEMBER = "M-0001"
@@ -153,20 +153,22 @@ def test_a_redelivered_withdrawal_changes_nothing():
     assert world.deliveries.docs == after
 
 
-def test_a_message_a_sender_holds_is_ended_by_its_sender_not_sent():
-    world = ConsentWorld(now=DAYTIME)
-    notification = kinds.notification(ev.APPOINTMENT_REMINDER_DUE,
-                                      appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT)))
-    held = flows.accept(world.deliveries, world.channels, world.settings, CHART,
-                        notification, world.now, world.publish)
-    assert held is not None and held["lease_owner"]   # accepted, about to be sent by this sender
+def test_an_acknowledgement_released_while_the_staff_alert_is_sent_is_ended_by_its_sender_not_sent():
+    world = ConsentWorld(now=DAYTIME, NOTIFY_ACK_WAIT_SECONDS=20)
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT)))  # the acknowledgement waits for case_routed
+    world.now += timedelta(seconds=1)
+    wecom, withdrawn = world.channels["wecom"], []
+    send_alert = wecom.send
 
-    assert world.withdraw() == 1                        # marked: its sender holds it
-    flows.attempt(world.deliveries, world.channels, world.settings, held, world.clock, world.publish)
-    (reminder,) = world.of("appointment_reminder")
-    assert reminder["status"] == "suppressed" and reminder["reason"] == CONSENT_WITHDRAWN
-    assert reminder["attempt_log"][-1]["outcome"] == "suppressed"
-    assert not any(world.sent(c) for c in world.channels)
+    def withdraw_while_sending(outgoing):  # the customer withdraws while the assignee's alert is being sent
+        withdrawn.append(world.withdraw())
+        return send_alert(outgoing)
+    wecom.send = withdraw_while_sending
+    handle(world, ev.CASE_ROUTED, routed(case_id=submitted()["case_id"]))
+    assert withdrawn == [1] and len(world.sent("wecom")) == 1          # marked: its sender held it
+    (acknowledgement,) = world.of("acknowledgement")
+    assert acknowledgement["status"] == "suppressed" and acknowledgement["reason"] == CONSENT_WITHDRAWN
+    assert not any(world.sent(c) for c in ("wechat", "sms", "email"))
 
 
 def test_a_retry_waiting_is_stopped_and_a_message_after_the_withdrawal_goes():

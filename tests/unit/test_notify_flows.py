@@ -400,15 +400,9 @@ def test_without_routing_the_acknowledgement_goes_after_the_wait_without_a_promi
 
 
 def handle(world, event_type, event):
-    """As notify's service handles an event: its own notifications, the first of which
-    also completes what waits for its facts (in the same writes)."""
-    arrived = flows.facts_of(event_type, event)
-    for each in kinds.notifications(event_type, event):
-        flows.deliver(world.deliveries, world.channels, world.settings, CHART, each, world.clock, world.publish,
-                      arrived=arrived)
-        arrived = None
-    if arrived is not None:
-        complete(world, event)
+    """As notify's service handles an event (flows.handle_event)."""
+    flows.handle_event(world.deliveries, world.channels, world.settings, CHART, event_type, event, world.clock,
+                       world.publish)
 
 
 def test_case_routed_tells_its_staff_and_releases_the_waiting_acknowledgement_together():
@@ -443,3 +437,27 @@ def test_at_night_the_promise_is_added_and_the_message_still_waits_for_the_morni
     world.now = NINE
     world.tick()
     assert "前联系您" in world.sent("sms")[0]["content"].params["promise"]
+
+
+def test_a_released_acknowledgement_is_sent_once_though_the_staff_alert_outlasts_its_lease():
+    world = waiting_world()
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    world.now += timedelta(seconds=1)
+    wecom, slow = world.channels["wecom"], [True]
+    send_alert = wecom.send
+
+    def send_at_the_providers_timeout(outgoing):  # 11 s: the acknowledgement's 10 s lease runs out meanwhile
+        if slow.pop() if slow else False:
+            world.now += timedelta(seconds=11)
+            for delivery in world.deliveries.docs.values():  # the alert's own lease is renewed by hold()
+                if delivery["kind"] != "acknowledgement" and delivery.get("lease_owner"):
+                    delivery["lease_until"] = world.now + timedelta(seconds=10)
+            # meanwhile any replica's timers: the take-over scan (every 2 s) and the send timer
+            flows.take_over_stalled(world.deliveries, world.channels, world.settings, world.clock, world.publish, 10)
+            world.tick()
+        return send_alert(outgoing)
+    wecom.send = send_at_the_providers_timeout
+    handle(world, ev.CASE_ROUTED, routed_for("c42"))
+    assert len(world.sent("sms")) == 1 and len(world.sent("wecom")) == 1
+    ack = next(d for d in world.deliveries.docs.values() if d["kind"] == "acknowledgement")
+    assert ack["status"] == "sent" and [a["outcome"] for a in ack["attempt_log"]] == ["sent"]
