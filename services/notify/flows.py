@@ -104,7 +104,8 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
 
     What happens to it (quotas, quiet hours, waiting for facts) is decided before the
     insert, so that the insert records it: one write. The counts a quota takes are given
-    back if the delivery exists already. A delivery to send now is inserted with its first
+    back if the delivery exists already, or if anything fails before it is recorded (the
+    redelivered event counts again). A delivery to send now is inserted with its first
     channel's attempt begun, for the caller to send at once (attempt with begun): a
     withdrawal of consent marked after that insert is one marked after the attempt
     began, which the provider may have (as after start_attempt).
@@ -130,9 +131,13 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
                                        arrived=arrived)
     counted = [key for (key, *_), refused in zip(limits, over) if not refused]
     over = {what: refused for (*_, what), refused in zip(limits, over)}
-    delivery, outcome, counted_as, released, later = _record(
-        repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-        came_first, counted)
+    try:
+        delivery, outcome, counted_as, released, later = _record(
+            repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
+            came_first, counted)
+    except Exception:  # not recorded: the redelivered event counts again
+        _give_back(repository, counted)
+        raise
     released += [(resumption, repository.resume(**resumption)) for resumption in later]
     if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
         _give_back(repository, counted)

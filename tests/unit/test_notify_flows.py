@@ -461,3 +461,19 @@ def test_a_released_acknowledgement_is_sent_once_though_the_staff_alert_outlasts
     assert len(world.sent("sms")) == 1 and len(world.sent("wecom")) == 1
     ack = next(d for d in world.deliveries.docs.values() if d["kind"] == "acknowledgement")
     assert ack["status"] == "sent" and [a["outcome"] for a in ack["attempt_log"]] == ["sent"]
+
+
+def test_a_failure_before_the_delivery_is_recorded_gives_its_quota_counts_back():
+    world = World(NOTIFY_CUSTOMER_DAILY_QUOTA=1)
+    create = world.deliveries.create
+
+    def storage_down(*args, **kwargs):
+        raise ConnectionError("storage unreachable")
+    world.deliveries.create = storage_down
+    for _ in range(2):  # the event, then its redelivery: each fails
+        with pytest.raises(ConnectionError):
+            world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert set(world.deliveries.counts.values()) == {0}
+    world.deliveries.create = create
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))  # storage back: within the quota of 1
+    assert len(world.sent("sms")) == 1 and world.only()["status"] == "sent"
