@@ -177,36 +177,56 @@ class DeliveryRepository:
         collection (a bulk write of conditional upserts, each answered by its error):
         - `limits` [(key, limit, expires_at)]: count one more in each window that is
           under its limit; a window at its limit is left as it is (the upsert's insert
-          hits the existing key) and reported over;
+          hits the existing key) and reported over; a limit of 0 or less refuses
+          everything without writing;
         - `waits` (case_id, event_type): whether that event's facts came first, on its
           own queue (then they are read: the rare order);
         - `arrived` (case_id, event_type, facts): remember an event's facts for a
           notification still to come, for a day.
+        A window's first count (or a completion's first write) can lose its insert to a
+        concurrent one of the same key (both found no document): that refusal is no
+        answer, so refused counts and facts are tried once more, when the key exists (a
+        round trip only then: a second refusal is the limit). A refused `waits` needs no
+        second try: the facts are read, and are there only if they came first.
         Returns ([over the limit?, per limit], the facts `waits` asks for or None)."""
-        operations = [UpdateOne({"_id": key, "n": {"$lt": limit}},
-                                {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}}, upsert=True)
-                      for key, limit, expires_at in limits]
+        operations, counting = [], []  # counting: per limit, its operation's index (None: refused unwritten)
+        for key, limit, expires_at in limits:
+            counting.append(len(operations) if limit > 0 else None)
+            if limit > 0:
+                operations.append(UpdateOne({"_id": key, "n": {"$lt": limit}},
+                                            {"$inc": {"n": 1}, "$setOnInsert": {"expires_at": expires_at}},
+                                            upsert=True))
+        asks = None
         if waits is not None:
+            asks = len(operations)
             operations.append(UpdateOne({"_id": _completion_key(*waits), "facts": {"$exists": False}},
                                         {"$setOnInsert": {"expires_at": now + COMPLETION_KEPT}}, upsert=True))
         if arrived is not None:
             case_id, event_type, facts = arrived
             operations.append(UpdateOne({"_id": _completion_key(case_id, event_type)},
                                         {"$set": {"facts": facts, "expires_at": now + COMPLETION_KEPT}}, upsert=True))
-        refused = set()
-        if operations:
-            try:
-                self.counters.bulk_write(operations, ordered=False)
-            except BulkWriteError as error:
-                failures = error.details.get("writeErrors", [])
-                if any(failure.get("code") != DUPLICATE_KEY for failure in failures) \
-                        or error.details.get("writeConcernErrors"):
-                    raise
-                refused = {failure["index"] for failure in failures}
-        facts = None
-        if waits is not None and len(limits) in refused:  # its facts are there already
-            facts = self.completion(*waits)
-        return [index in refused for index in range(len(limits))], facts
+        refused = self._upserts(operations)
+        again = sorted(refused - {asks})
+        if again:
+            refused_again = self._upserts([operations[index] for index in again])
+            refused = (refused - set(again)) | {again[index] for index in refused_again}
+        facts = self.completion(*waits) if asks is not None and asks in refused else None
+        return [index is None or index in refused for index in counting], facts
+
+    def _upserts(self, operations):
+        """Run conditional upserts in one bulk write: the indexes of those refused by a
+        duplicate key (their filter matched nothing and the key exists)."""
+        if not operations:
+            return set()
+        try:
+            self.counters.bulk_write(operations, ordered=False)
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors", [])
+            if any(failure.get("code") != DUPLICATE_KEY for failure in failures) \
+                    or error.details.get("writeConcernErrors"):
+                raise
+            return {failure["index"] for failure in failures}
+        return set()
 
     def waiting(self, case_id, event_type):
         """The case's deliveries waiting for `event_type`'s facts (kinds.COMPLETIONS), in

@@ -330,8 +330,8 @@ class FakeDeliveries:
 
     def take(self, limits, now, waits=None, arrived=None):
         over = []
-        for key, limit, _ in limits:
-            over.append(self.counts.get(key, 0) >= limit)
+        for key, limit, _ in limits:  # a limit of 0 or less: refused, nothing written (as the repository)
+            over.append(limit <= 0 or self.counts.get(key, 0) >= limit)
             if not over[-1]:
                 self.counts[key] = self.counts.get(key, 0) + 1
         facts = self.completion(*waits) if waits is not None else None

@@ -477,3 +477,10 @@ def test_a_failure_before_the_delivery_is_recorded_gives_its_quota_counts_back()
     world.deliveries.create = create
     world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))  # storage back: within the quota of 1
     assert len(world.sent("sms")) == 1 and world.only()["status"] == "sent"
+
+
+def test_a_customer_quota_of_zero_suppresses_every_message_and_counts_none():
+    world = World(NOTIFY_CUSTOMER_DAILY_QUOTA=0)
+    world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
+    assert world.sent("sms") == [] and world.only()["status"] == "suppressed"
+    assert world.deliveries.counts == {}

@@ -1,0 +1,121 @@
+"""notify's DeliveryRepository against the MongoDB-protocol stand-in: the quota counters'
+conditional upserts (a first count that loses its insert to a concurrent one, a quota
+of 0) and how a waiting delivery is released and its attempt begun (the lease and a
+withdrawal of consent decide, at start_attempt)."""
+from datetime import timedelta
+
+import pytest
+from pymongo.errors import BulkWriteError
+
+from closeloop_shared.clock import utcnow
+from services.notify.repository import DeliveryRepository, Outcome
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def repository(mongo_client, mongo_prefix):
+    db = mongo_client[f"{mongo_prefix}_notify"]
+    DeliveryRepository.ensure_indexes(db)
+    return DeliveryRepository(db)
+
+
+class ConcurrentFirstWriter:
+    """The counters collection as a writer sees it when another one inserts the same
+    key between its filter finding nothing and its own insert: the first bulk write's
+    operations on `key` are refused with a duplicate key, the other writer's document
+    being there by then; later writes go through."""
+
+    def __init__(self, collection, key, theirs):
+        self.collection, self.key, self.theirs, self.raced = collection, key, theirs, False
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+    def bulk_write(self, operations, ordered=True):
+        if self.raced:
+            return self.collection.bulk_write(operations, ordered=ordered)
+        self.raced = True
+        self.collection.insert_one({"_id": self.key, **self.theirs})
+        lost = [i for i, operation in enumerate(operations) if operation._filter["_id"] == self.key]
+        others = [operation for i, operation in enumerate(operations) if i not in lost]
+        if others:
+            self.collection.bulk_write(others, ordered=ordered)
+        raise BulkWriteError({"writeErrors": [{"index": i, "code": 11000, "errmsg": "E11000 duplicate key"}
+                                              for i in lost], "writeConcernErrors": [], "nInserted": 0,
+                              "nUpserted": 0, "nMatched": 0, "nModified": 0, "nRemoved": 0, "upserted": []})
+
+
+def test_a_first_count_that_loses_its_insert_to_a_concurrent_one_is_counted_not_refused(repository):
+    now = utcnow()
+    expires = now + timedelta(days=1)
+    real = repository.counters
+    repository.counters = ConcurrentFirstWriter(real, "+8613812345678|2026-11-24", {"n": 1, "expires_at": expires})
+    assert repository.take([("+8613812345678|2026-11-24", 10, expires)], now) == ([False], None)
+    assert real.find_one({"_id": "+8613812345678|2026-11-24"})["n"] == 2
+
+
+def test_the_retry_of_a_lost_first_count_still_refuses_a_window_at_its_limit(repository):
+    now = utcnow()
+    expires = now + timedelta(days=1)
+    real = repository.counters
+    repository.counters = ConcurrentFirstWriter(real, "staff|sh-xh-mg|h", {"n": 1, "expires_at": expires})
+    assert repository.take([("staff|sh-xh-mg|h", 1, expires)], now) == ([True], None)
+    assert real.find_one({"_id": "staff|sh-xh-mg|h"})["n"] == 1
+
+
+def test_facts_whose_first_write_loses_to_a_concurrent_wait_are_remembered(repository):
+    now = utcnow()
+    real = repository.counters
+    repository.counters = ConcurrentFirstWriter(real, "completion|c42:case_routed",
+                                                {"expires_at": now + timedelta(days=1)})
+    repository.remember_completion("c42", "case_routed", {"first_response_due": "11-24 05:30"}, now)
+    assert repository.completion("c42", "case_routed") == {"first_response_due": "11-24 05:30"}
+
+
+def test_a_quota_of_zero_refuses_the_first_message_of_a_window_without_writing(repository):
+    now = utcnow()
+    over, _ = repository.take([("+8613812345678|2026-11-24", 0, now + timedelta(days=1)),
+                               ("staff|sh-xh-mg|h", 30, now + timedelta(hours=2))], now)
+    assert over == [True, False]
+    assert repository.counters.find_one({"_id": "+8613812345678|2026-11-24"}) is None
+
+
+def waiting_acknowledgement(repository, now):
+    document = {"case_id": "c42", "case_number": "CL-1", "store_id": "SH-XH-001", "kind": "acknowledgement",
+                "template": "acknowledgement", "audience": "customer", "recipient": "+8613812345678",
+                "customer_keys": [], "member_id": "M-0001", "locale": "zh-CN", "urgent": False,
+                "route": [{"channel": "sms", "address": "+8613812345678"}], "contents": {"sms": {"text": "x"}},
+                "unusable": [], "channel": "sms", "waiting_for": "case_routed", "context": {}}
+    return repository.create(document, now, outcome=Outcome("deferred", "waiting for case_routed",
+                                                            now + timedelta(seconds=20)))
+
+
+def released(repository, now):
+    delivery = waiting_acknowledgement(repository, now)
+    return repository.resume(delivery, "case_routed", now, {"waiting_for": None, "context": None},
+                             [{"status": "queued", "at": now, "reason": "case_routed arrived"}], release=True)
+
+
+def test_a_released_delivery_is_queued_and_leased_with_no_attempt_begun(repository):
+    now = utcnow()
+    resumed = released(repository, now)
+    stored = repository.deliveries.find_one({"_id": resumed["_id"]})
+    assert stored["status"] == resumed["status"] == "queued" and stored["attempt_log"] == []
+    assert stored["lease_owner"] == resumed["lease_owner"] and stored["lease_until"] > now
+    started = repository.start_attempt(resumed, "sms", now)
+    assert started["status"] == "sending" and [a["by"] for a in started["attempt_log"]] == [resumed["lease_owner"]]
+
+
+def test_start_attempt_refuses_a_delivery_taken_over_or_marked_consent_withdrawn(repository):
+    now = utcnow()
+    resumed = released(repository, now)
+    later = now + timedelta(seconds=11)  # its lease ran out while its sender sent something else
+    taken = repository.claim_due(later)
+    assert taken["_id"] == resumed["_id"] and repository.start_attempt(resumed, "sms", later) is None
+
+    other = dict(resumed, lease_owner=taken["lease_owner"])
+    assert repository.mark_withdrawn(taken, later)
+    refused = repository.start_attempt(other, "sms", later)
+    assert refused["consent_withdrawn_at"] is not None and refused["attempt_log"] == []
+    assert repository.deliveries.find_one({"_id": resumed["_id"]})["attempt_log"] == []
