@@ -50,6 +50,18 @@ def identity(case_id, kind, recipient):
     return digest, f"<{digest}@closeloop>"
 
 
+def attempt_entry(lease_owner, channel, now):
+    """An attempt's line in attempt_log as it begins (its outcome is added when it ends)."""
+    return {"started_at": now, "by": lease_owner, "channel": channel}
+
+
+def begun_fields(lease, channel, now):
+    """A new delivery's fields leased to its sender (`lease`: lease_owner, lease_until)
+    with its first attempt, on `channel`, begun: what start_attempt would record."""
+    return {**lease, "status": S.SENDING.value, "channel": channel, "attempts": 1, "channel_attempts": 1,
+            "attempt_log": [attempt_entry(lease["lease_owner"], channel, now)]}
+
+
 class DeliveryRepository:
     """notify's delivery log: one document per logical notification (case, kind,
     recipient) with its route (channels and addresses, in order), the message rendered
@@ -121,11 +133,10 @@ class DeliveryRepository:
                             lease_owner=None, lease_until=None, **(outcome.changes or {}))
             document["status_history"].append({"status": status, "at": now, "reason": outcome.reason,
                                                "channel": document.get("channel")})
+        elif start is not None:
+            document.update(begun_fields(self.leases.lease_fields(now), start, now))
         else:
             document.update(self.leases.lease_fields(now))
-            if start is not None:
-                document.update(status=S.SENDING.value, channel=start, attempts=1, channel_attempts=1,
-                                attempt_log=[{"started_at": now, "by": document["lease_owner"], "channel": start}])
         return document
 
     def create_and_resume(self, document, now, resumption, outcome=None, start=None):
@@ -284,7 +295,7 @@ class DeliveryRepository:
         was lost meanwhile (whoever took it over sends it); the delivery unchanged, its
         consent_withdrawn_at set, if a withdrawal marked it while the caller held it
         (mark_withdrawn): no attempt begun, the caller ends it (a read, only then)."""
-        entry = {"started_at": now, "by": delivery["lease_owner"], "channel": channel}
+        entry = attempt_entry(delivery["lease_owner"], channel, now)
         held = {"_id": delivery["_id"], "lease_owner": delivery["lease_owner"]}
         started = self.deliveries.find_one_and_update(
             {**held, "consent_withdrawn_at": None},

@@ -184,8 +184,9 @@ class FakeDeliveries:
 
     def __init__(self, now):
         from datetime import timedelta
-        from services.notify.repository import identity
+        from services.notify.repository import attempt_entry, begun_fields, identity
         self.now, self.identity, self.lease = now, identity, timedelta(seconds=self.LEASE)
+        self.attempt_entry, self.begun_fields = attempt_entry, begun_fields
         self.docs, self.tokens, self.counts, self.endpoints = {}, iter(range(1, 10**9)), {}, {}
         self.published, self.completions = [], {}
         self.outbox = self
@@ -214,8 +215,8 @@ class FakeDeliveries:
         else:
             self._lease(document, now)
             if start is not None:
-                document.update(status="sending", channel=start, attempts=1, channel_attempts=1, attempt_log=[
-                    {"started_at": now, "by": document["lease_owner"], "channel": start}])
+                lease = {"lease_owner": document["lease_owner"], "lease_until": document["lease_until"]}
+                document.update(self.begun_fields(lease, start, now))
         self.docs[key] = document
         return copy.deepcopy(document)
 
@@ -275,7 +276,7 @@ class FakeDeliveries:
             return None
         if document.get("consent_withdrawn_at"):  # refused: no attempt begins
             return copy.deepcopy(document)
-        document["attempt_log"].append({"started_at": now, "by": document["lease_owner"], "channel": channel})
+        document["attempt_log"].append(self.attempt_entry(document["lease_owner"], channel, now))
         document.update(attempts=document["attempts"] + 1, channel_attempts=document["channel_attempts"] + 1,
                         channel=channel, status="sending")
         return copy.deepcopy(document)
