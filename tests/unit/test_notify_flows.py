@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from closeloop_shared import events as ev
 from closeloop_shared import org
-from services.notify import flows, kinds, receipts
+from services.notify import flows, kinds, policy, receipts
 from services.notify.channels import ChannelError, Failure
 from services.notify.configuration import load_settings
 from tests.unit.fakes import FakeChannel, FakeDeliveries
@@ -422,7 +422,10 @@ def test_case_routed_tells_its_staff_and_releases_the_waiting_acknowledgement_to
 
 def test_case_routed_handled_first_is_remembered_with_its_staff_alerts_quota():
     world = waiting_world()
-    handle(world, ev.CASE_ROUTED, routed_for("c42"))
+    handle(world, ev.CASE_ROUTED, routed_for("c42"))                     # facts and quota: one round trip
+    (alert,) = [d for d in world.deliveries.docs.values() if d["audience"] == "staff"]
+    assert world.deliveries.counts[policy.staff_counter(alert["recipient"], world.now)[0]] == 1
+    assert world.deliveries.completion("c42", ev.CASE_ROUTED) is not None
     world.event(ev.CASE_SUBMITTED, customer(phone="+8613812345678"))
     assert "前联系您" in world.sent("sms")[0]["content"].params["promise"]
     assert len(world.sent("wecom")) == 1
