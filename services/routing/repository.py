@@ -1,4 +1,5 @@
-from pymongo import ASCENDING, ReturnDocument
+from bson import decode, encode
+from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
@@ -122,25 +123,42 @@ class CaseRepository:
             {"_id": 1, "assignee": 1, "category": 1, "severity": 1}))
 
     def update(self, case, changes, entries, events, now):
-        """The updated case, or None when someone else changed it first."""
-        update = {"$set": dict(changes, updated_at=now), "$inc": {"version": 1}}
+        """The updated case, or None when someone else changed it first. `case` is the
+        whole document as read (get, due)."""
+        fields = dict(changes, updated_at=now)
+        update = {"$set": fields, "$inc": {"version": 1}}
         push = {}
         if entries:
             entries = self._numbered(case, entries, case.get("timeline_count", len(case.get("timeline", []))))
             push["timeline"] = {"$each": entries, "$slice": -self.timeline_kept}
-            update["$set"]["timeline_count"] = entries[-1]["seq"]
+            fields["timeline_count"] = entries[-1]["seq"]
         if events:
             push["outbox"] = {"$each": events}
-            update["$set"]["outbox_pending"] = True
+            fields["outbox_pending"] = True
         if push:
             update["$push"] = push
-        # One round trip: the write returns the case as it wrote it (no read after it).
-        updated = self.cases.find_one_and_update({"_id": case["_id"], "version": case["version"]}, update,
-                                                 return_document=ReturnDocument.AFTER)
-        if updated is None:
+        # update_one through the _id index and no read after it (_as_written):
+        # find_one_and_update scans the whole collection on the MongoDB stand-in, 82.5 ms
+        # per update at 5,000 cases against 7.6 ms for this one (with its case_timeline insert).
+        result = self.cases.update_one({"_id": case["_id"], "version": case["version"]}, update)
+        if not result.modified_count:
             return None
         self._record(case["_id"], entries)
-        return updated
+        return self._as_written(case, fields, entries)
+
+    def _as_written(self, case, fields, entries):
+        """`case` as the update above left it, built here rather than read back: the write
+        matched the version read, and every versioned field changes only by a
+        version-checked write, so the stored case is the one read with the $set fields,
+        version + 1 and the timeline's $push/$slice applied. Passed through BSON so
+        that it has the types a read returns (lists for tuples, plain str for str enums,
+        aware datetimes to the millisecond). Without `outbox`: a flush empties it outside
+        the version (the caller holds the events it added)."""
+        written = dict(case, **fields, version=case["version"] + 1)
+        if entries:
+            written["timeline"] = (list(case.get("timeline", [])) + entries)[-self.timeline_kept:]
+        written.pop("outbox", None)
+        return decode(encode(written), codec_options=self.cases.codec_options)
 
     def due(self, now, limit):
         """Cases whose next deadline check is due. Deliberately no lease here: a check

@@ -4,6 +4,7 @@ waiting for the regional manager, 409s naming the allowed actions, the root caus
 closing, duplicates linked and merged, and the whole timeline a page at a time."""
 import json
 import uuid
+from datetime import timedelta
 
 import bson
 import pytest
@@ -12,8 +13,10 @@ from nameko.standalone.events import event_dispatcher
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
 from closeloop_shared.config import CASE_TIMELINE_KEPT, DEFAULTS
+from closeloop_shared.contract import CaseStatus
 from closeloop_shared.mongo import database_name
 from services.routing import lifecycle
+from services.routing.repository import CaseRepository
 from services.routing.service import RoutingService
 from tests.fixtures import wait_for
 
@@ -209,3 +212,29 @@ def test_a_case_reopened_again_and_again_keeps_a_bounded_document(routing, heard
     assert sizes[1] <= sizes[0] * 1.05  # 12 more rounds, (almost) no bigger: the timeline is capped
     assert mongo_client[database_name(routing, "routing")]["case_timeline"].count_documents(
         {"case_id": case_id}) == case["timeline_count"]
+
+
+def test_a_case_update_returns_the_case_exactly_as_stored_but_its_outbox(mongo_client, service_config):
+    """CaseRepository.update builds the case it wrote instead of reading it back: the
+    same fields and types as a read (tuples as lists, str enums as str, datetimes to the
+    millisecond), the timeline sliced like $push/$slice, version + 1; the outbox is left
+    out (a flush empties it outside the version). A stale version writes nothing."""
+    db = mongo_client[database_name(service_config, "routing")]
+    cases = CaseRepository(db, timeline_kept=3)
+    now = utcnow().replace(microsecond=123456)  # the database keeps 123 ms of it
+    assert cases.insert({"_id": "c1", "version": 4, "status": "assigned", "submitted_at": now,
+                         "outbox": [], "outbox_pending": False,
+                         "timeline": [{"at": now, "action": "routed", "actor": "system"}] * 2})
+    read = cases.get("c1")
+    later = now + timedelta(microseconds=1234567)
+    entries = [{"at": later, "action": f"step{n}", "actor": "system"} for n in range(2)]
+    updated = cases.update(read, {"status": CaseStatus.INVESTIGATING, "pair": (1, 2), "next_check_at": later},
+                           entries, [{"id": "e1", "type": "x", "payload": {}}], later)
+    stored = cases.get("c1")
+    assert stored["outbox"] == [{"id": "e1", "type": "x", "payload": {}}] and stored["outbox_pending"] is True
+    assert updated == {k: v for k, v in stored.items() if k != "outbox"}
+    assert [type(updated[k]) for k in ("status", "pair")] == [str, list]
+    assert updated["version"] == 5 and updated["timeline_count"] == 4
+    assert [e["seq"] for e in updated["timeline"]] == [2, 3, 4]
+    assert cases.update(read, {"status": "resolved"}, [], [], later) is None
+    assert cases.get("c1") == stored
