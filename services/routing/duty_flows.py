@@ -30,8 +30,6 @@ def roster_for(repository, store_id, cache_seconds=0):
     def load():
         doc = repository.get(store_id)
         return duty.Roster.from_doc(doc) if doc else None
-    if not cache_seconds:
-        return load()
     return _ROSTERS.get((repository.cache_key, store_id), load, cache_seconds)
 
 

@@ -30,8 +30,6 @@ def active_policies(repository, cache_seconds=0):
     read again after `cache_seconds` (a change through this process: at once)."""
     def load():
         return tuple(SlaPolicy.from_doc(doc) for doc in repository.active())
-    if not cache_seconds:
-        return load()
     return _ACTIVE.get((repository.cache_key, "active"), load, cache_seconds)
 
 
