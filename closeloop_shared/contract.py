@@ -91,6 +91,12 @@ class TriageStatus(str, Enum):
     RESOLVED = "resolved"
 
 
+class LinkReason(str, Enum):
+    """Why two cases are related (case_linked's reason)."""
+    DUPLICATE = "duplicate"  # the same customer complained again at the store (routing found it)
+    STAFF = "staff"          # a member of staff linked them
+
+
 class Permission(str, Enum):
     """What a caller may do (function level). Which objects it may do it to is its
     scope (closeloop_shared.access.Scope)."""

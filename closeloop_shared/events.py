@@ -10,7 +10,7 @@ import uuid
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from closeloop_shared.contract import (
-    Category, Channel, ClockBasis, ClockName, CustomerTier, Permission, PrincipalKind, RefundOption,
+    Category, Channel, ClockBasis, ClockName, CustomerTier, LinkReason, Permission, PrincipalKind, RefundOption,
     RemedyStatus, RemedyType, RevisitPurpose, Role, RootCause, Severity, StoreStatus)
 
 # Event names, grouped by the service that owns (emits) them.
@@ -423,7 +423,7 @@ class ReportSignedOff(CaseEvent):
 
 class CaseLinked(CaseEvent):
     related_case_id = fields.String(required=True)
-    reason = fields.String(required=True, validate=validate.OneOf(("duplicate", "staff")))
+    reason = fields.String(required=True, validate=validate.OneOf([r.value for r in LinkReason]))
 
 
 class CaseMerged(CaseEvent):
