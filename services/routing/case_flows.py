@@ -9,12 +9,12 @@ from closeloop_shared import events as ev
 from closeloop_shared.config import (
     DEFAULTS, REMEDY_APPROVAL_LIMITS_FEN, REPEAT_REMEDY_THRESHOLD,
     REPEAT_REMEDY_WINDOW_SECONDS)
-from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseAction, Permission
+from closeloop_shared.contract import ACTIVE_CASE_STATUSES, CaseAction, LinkReason, Permission
 from closeloop_shared.events import new_event as outgoing
 from services.routing import clocks, deadline_flows, duplicates, ladder, lifecycle, remedies, sla
 from services.routing.flows import (
-    DUPLICATE_LINK, DUPLICATE_WINDOW, EVERYWHERE, REFERRAL_CHANNELS, ActionForbidden, CaseNotFound, _act,
-    _first_responded, get_case, linked_event)
+    DUPLICATE_WINDOW, EVERYWHERE, REFERRAL_CHANNELS, ActionForbidden, CaseNotFound, _act, _first_responded,
+    case_event, customer_duplicates, get_case, recognised_entry)
 from services.routing.lifecycle import CaseView
 from services.routing.refusals import ActionRefused
 
@@ -26,11 +26,6 @@ class RemedyRules:
     limits: remedies.Limits = remedies.Limits.from_config(DEFAULTS[REMEDY_APPROVAL_LIMITS_FEN])
     repeat_window: timedelta = timedelta(seconds=DEFAULTS[REPEAT_REMEDY_WINDOW_SECONDS])
     repeat_threshold: int = DEFAULTS[REPEAT_REMEDY_THRESHOLD]
-
-
-def _event(kind, case, actor, now, **fields):
-    return outgoing(kind, {"case_id": case["_id"], "case_number": case["case_number"],
-                           "store_id": case["store_id"], "actor": actor, "at": now, **fields})
 
 
 def _run(repository, case_id, scope, now, step):
@@ -67,7 +62,7 @@ def acknowledge(repository, chart, case_id, principal, scope, now):
                 raise ActionRefused("below_rung", str(refused))
             changes["ladder"] = state.to_doc()
             entry["ladder_acknowledged_by"] = state.acknowledged_by
-        return changes, entry, [_event(ev.CASE_ACKNOWLEDGED, case, principal.actor, now, rung=view.rung)]
+        return changes, entry, [case_event(ev.CASE_ACKNOWLEDGED, case, principal.actor, now, rung=view.rung)]
     return _run(repository, case_id, scope, now, step)
 
 
@@ -91,23 +86,23 @@ def report_to_superior(repository, chart, case_id, principal, scope, message, no
         ladder = [person.as_dict() for person in chart.ladder(case["store_id"])]
         superior = ladder[min(view.rung + 1, len(ladder) - 1)]
         changes, entry = lifecycle.report_to_superior(view, principal.actor, message, superior, now)
-        return changes, entry, [_event(ev.CASE_REPORTED_TO_SUPERIOR, case, principal.actor, now,
-                                       superior=superior, message=message)]
+        return changes, entry, [case_event(ev.CASE_REPORTED_TO_SUPERIOR, case, principal.actor, now,
+                                           superior=superior, message=message)]
     return _run(repository, case_id, scope, now, step)
 
 
 def request_info(repository, case_id, principal, scope, question, now):
     def step(case, view):
         changes, entry = lifecycle.request_info(view, principal.actor, question, now)
-        return changes, entry, [_event(ev.CASE_PAUSED, case, principal.actor, now, question=question)]
+        return changes, entry, [case_event(ev.CASE_PAUSED, case, principal.actor, now, question=question)]
     return _run(repository, case_id, scope, now, step)
 
 
 def resume(repository, calendars, case_id, principal, scope, answer, now):
     def step(case, view):
         changes, entry = lifecycle.resume(view, principal.actor, answer, now, calendars(case["store_id"]))
-        return changes, entry, [_event(ev.CASE_RESUMED, case, principal.actor, now,
-                                       deadlines=sla.deadlines(changes["clocks"]))]
+        return changes, entry, [case_event(ev.CASE_RESUMED, case, principal.actor, now,
+                                           deadlines=sla.deadlines(changes["clocks"]))]
     return _run(repository, case_id, scope, now, step)
 
 
@@ -133,7 +128,7 @@ def propose_remedy(repository, chart, rules, case_id, principal, scope, proposal
                                   view.resolution_round + 1, principal.actor, principal.role, ladder,
                                   rules.limits, repeat, now, proposal.get("note") or "")
         changes, entry = lifecycle.propose_remedy(view, remedy, now)
-        return changes, entry, [_event(
+        return changes, entry, [case_event(
             ev.REMEDY_PROPOSED, case, principal.actor, now, remedy_id=remedy.remedy_id, type=remedy.type.value,
             refund_option=remedy.refund_option.value if remedy.refund_option else None,
             amount_fen=remedy.amount_fen, status=remedy.status.value, approver=remedy.approver,
@@ -148,7 +143,7 @@ def decide_remedy(repository, rules, case_id, remedy_id, approve, reason, princi
         pending = lifecycle.pending_remedy(view, remedy_id)
         decided = remedies.decide(pending, approve, principal.actor, principal.role, rules.limits, reason, now)
         changes, entry = lifecycle.decide_remedy(view, decided, now)
-        return changes, entry, [_event(
+        return changes, entry, [case_event(
             ev.REMEDY_DECIDED, case, principal.actor, now, remedy_id=remedy_id, type=decided.type.value,
             refund_option=decided.refund_option.value if decided.refund_option else None,
             amount_fen=decided.amount_fen, decision=decided.status.value, proposed_by=decided.proposed_by,
@@ -191,16 +186,16 @@ def record_root_cause(repository, chart, case_id, principal, scope, cause, actio
 def file_report(repository, case_id, principal, scope, summary, now):
     def step(case, view):
         changes, entry = lifecycle.file_report(view, principal.actor, summary, now)
-        return changes, entry, [_event(ev.REPORT_FILED, case, principal.actor, now,
-                                       revision=changes["report"]["revision"],
-                                       report_due=case["clocks"]["report"]["due_at"])]
+        return changes, entry, [case_event(ev.REPORT_FILED, case, principal.actor, now,
+                                           revision=changes["report"]["revision"],
+                                           report_due=case["clocks"]["report"]["due_at"])]
     return _run(repository, case_id, scope, now, step)
 
 
 def sign_off_report(repository, case_id, principal, scope, now):
     def step(case, view):
         changes, entry, on_time = lifecycle.sign_off_report(view, principal.actor, now)
-        return changes, entry, [_event(ev.REPORT_SIGNED_OFF, case, principal.actor, now, on_time=on_time)]
+        return changes, entry, [case_event(ev.REPORT_SIGNED_OFF, case, principal.actor, now, on_time=on_time)]
     return _run(repository, case_id, scope, now, step)
 
 
@@ -304,7 +299,8 @@ def _linker(related_id, actor, reason, now):
         if related_id in view.related:
             return {}, None, []
         changes, entry = lifecycle.link(view, actor, related_id, reason, now)
-        return changes, entry, [linked_event(case, actor, related_id, reason, now)]
+        return changes, entry, [case_event(ev.CASE_LINKED, case, actor, now, related_case_id=related_id,
+                                           reason=reason)]
     return step
 
 
@@ -321,7 +317,8 @@ def link(repository, case_id, other_id, principal, scope, now):
     if other_id == case_id:
         raise ActionRefused("validation_failed", "a case is not related to itself", "related")
     _target(repository, other_id, scope, "related")
-    (case, events), other = _link_both(repository, case_id, other_id, principal.actor, "staff", scope, now)
+    (case, events), other = _link_both(repository, case_id, other_id, principal.actor, LinkReason.STAFF.value,
+                                       scope, now)
     return case, events, [other]
 
 
@@ -338,7 +335,7 @@ def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW):
     for other_id in case.get("related") or ():
         try:
             linked = _run(repository, other_id, EVERYWHERE, now,
-                          _linker(case["_id"], "system", DUPLICATE_LINK, now))
+                          _linker(case["_id"], "system", LinkReason.DUPLICATE.value, now))
         except (ActionRefused, CaseNotFound):  # archived meanwhile: history, not linked
             continue
         if linked[1]:
@@ -347,23 +344,25 @@ def link_duplicates(repository, case, now, window=DUPLICATE_WINDOW):
 
 
 def _recognise_and_link(repository, case, now, window):
-    keys = duplicates.customer_keys(case.get("customer"))
-    candidates = repository.of_customer(keys, case["submitted_at"] - window)
-    related = duplicates.related(dict(case, customer_keys=keys), candidates, window)
+    """link_duplicates for a case routed without its customer's keys: the keys go on it,
+    then each duplicate (flows.customer_duplicates) is linked on both sides, the other
+    case first, so that one archived or gone meanwhile is skipped before the new case
+    names it (no one-sided link)."""
+    keys, related = customer_duplicates(repository, case, window)
 
     def keep_keys(current, view):
         if "customer_keys" in current:
             return {}, None, []
-        return {"customer_keys": keys}, lifecycle.entry(now, "customer_recognised", "system",
-                                                        keys=len(keys), duplicates=len(related)), []
+        return {"customer_keys": keys}, recognised_entry(keys, related, now), []
     written = [_run(repository, case["_id"], EVERYWHERE, now, keep_keys)]
     for other_id in related:
         try:
-            first, second = _link_both(repository, case["_id"], other_id, "system", DUPLICATE_LINK,
-                                       EVERYWHERE, now)
-        except ActionRefused:  # an archived case is history: not linked
+            theirs = _run(repository, other_id, EVERYWHERE, now,
+                          _linker(case["_id"], "system", LinkReason.DUPLICATE.value, now))
+        except (ActionRefused, CaseNotFound):  # archived or gone meanwhile: history, not linked
             continue
-        written += [first, second]
+        written += [theirs, _run(repository, case["_id"], EVERYWHERE, now,
+                                 _linker(other_id, "system", LinkReason.DUPLICATE.value, now))]
     return written
 
 
@@ -375,7 +374,7 @@ def merge(repository, case_id, into_id, principal, scope, now):
 
     def merged(case, view):
         changes, entry = lifecycle.merge(view, principal.actor, into_id, now)
-        return changes, entry, [_event(ev.CASE_MERGED, case, principal.actor, now, into_case_id=into_id),
+        return changes, entry, [case_event(ev.CASE_MERGED, case, principal.actor, now, into_case_id=into_id),
                                 _closed(case, now, merged_into=into_id)]
 
     def absorb(case, view):
@@ -388,7 +387,7 @@ def merge(repository, case_id, into_id, principal, scope, now):
 def archive(repository, case_id, principal, scope, now):
     def step(case, view):
         changes, entry = lifecycle.archive(view, principal.actor, now)
-        return changes, entry, [_event(ev.CASE_ARCHIVED, case, principal.actor, now)]
+        return changes, entry, [case_event(ev.CASE_ARCHIVED, case, principal.actor, now)]
     return _run(repository, case_id, scope, now, step)
 
 

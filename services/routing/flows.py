@@ -7,7 +7,7 @@ from datetime import timedelta
 from closeloop_shared import events as ev
 from closeloop_shared.access import Scope, contact_view
 from closeloop_shared.config import DEFAULTS, DUPLICATE_WINDOW_SECONDS, TRIAGE_CONFIDENCE_THRESHOLD
-from closeloop_shared.contract import REFERRAL_CHANNELS, Role, TriageStatus
+from closeloop_shared.contract import REFERRAL_CHANNELS, LinkReason, Role, TriageStatus
 from closeloop_shared.events import new_event as outgoing
 from closeloop_shared.org import LADDER
 from services.routing import classification, clocks, deadline_flows, duplicates, ladder, lifecycle, policy, sla
@@ -31,7 +31,6 @@ class ActionForbidden(Exception):
 
 TRIAGE_THRESHOLD = DEFAULTS[TRIAGE_CONFIDENCE_THRESHOLD]
 DUPLICATE_WINDOW = timedelta(seconds=DEFAULTS[DUPLICATE_WINDOW_SECONDS])
-DUPLICATE_LINK = "duplicate"  # the reason of a link made because the same customer complained again
 
 
 def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESHOLD,
@@ -115,35 +114,45 @@ def route(repository, org, rules, submitted, now, triage_threshold=TRIAGE_THRESH
         "model_version": decision.model_version, "classified_by": decision.source,
         "triage": in_triage, "policy_id": sla_policy.policy_id, "ack_due_at": state.ack_due_at,
         "informed": informed, "referral": submitted.get("referral")})]
-    case["outbox"] += [linked_event(case, "system", other_id, DUPLICATE_LINK, now) for other_id in related]
+    case["outbox"] += [case_event(ev.CASE_LINKED, case, "system", now, related_case_id=other_id,
+                                  reason=LinkReason.DUPLICATE.value) for other_id in related]
     if repository.insert(case):
         return case, case["outbox"]
     return repository.get(case["_id"]), []
 
 
-def _recognise_customer(repository, case, now, window):
-    """Record the customer's keys on the new case and link it to the same customer's
-    cases at the store within `window` (duplicates.related; an archived case is history,
-    not linked): changes `case` in place and returns the ids linked, oldest first."""
+def customer_duplicates(repository, case, window):
+    """(the customer's keys, the ids of the same customer's cases at the store within
+    `window` of `case`, oldest first): duplicates.related over the stored cases sharing
+    a key; an archived case is history, not linked."""
     keys = duplicates.customer_keys(case.get("customer"))
     candidates = [other for other in repository.of_customer(keys, case["submitted_at"] - window)
                   if other.get("status") != lifecycle.CaseStatus.ARCHIVED.value]
-    related = duplicates.related(dict(case, customer_keys=keys), candidates, window)
+    return keys, duplicates.related(dict(case, customer_keys=keys), candidates, window)
+
+
+def recognised_entry(keys, related, now):
+    return lifecycle.entry(now, "customer_recognised", "system", keys=len(keys), duplicates=len(related))
+
+
+def _recognise_customer(repository, case, now, window):
+    """Record the customer's keys on the new case and link it to their duplicates
+    (customer_duplicates): changes `case` in place and returns the ids linked."""
+    keys, related = customer_duplicates(repository, case, window)
     case["customer_keys"] = keys
-    case["timeline"].append(lifecycle.entry(now, "customer_recognised", "system", keys=len(keys),
-                                            duplicates=len(related)))
+    case["timeline"].append(recognised_entry(keys, related, now))
     for other_id in related:
-        changes, entry = lifecycle.link(lifecycle.CaseView.of(case), "system", other_id, DUPLICATE_LINK, now)
+        changes, entry = lifecycle.link(lifecycle.CaseView.of(case), "system", other_id,
+                                        LinkReason.DUPLICATE.value, now)
         case.update(changes)
         case["timeline"].append(entry)
     return related
 
 
-def linked_event(case, actor, related_id, reason, now):
-    """case_linked of `case` now related to `related_id` (reason: duplicate or staff)."""
-    return outgoing(ev.CASE_LINKED, {"case_id": case["_id"], "case_number": case["case_number"],
-                                     "store_id": case["store_id"], "actor": actor, "at": now,
-                                     "related_case_id": related_id, "reason": reason})
+def case_event(kind, case, actor, now, **fields):
+    """An event about `case` done by `actor` at `now` (events.CaseEvent), with `fields`."""
+    return outgoing(kind, {"case_id": case["_id"], "case_number": case["case_number"],
+                           "store_id": case["store_id"], "actor": actor, "at": now, **fields})
 
 
 def visible(case, scope):

@@ -544,6 +544,26 @@ def test_a_case_routed_before_customer_keys_were_recorded_is_recognised_and_link
     assert cases.get(second)["related"] == [first] and cases.get(first)["related"] == [second]
 
 
+
+def test_a_case_routed_before_customer_keys_were_recorded_links_no_archived_or_vanished_case():
+    """The other side is linked first: an archived candidate is no candidate, and one
+    gone by the time it is linked is skipped before the new case names it."""
+    cases = FakeCases()
+    archived, gone = routed(cases, member_id="VIP-10"), routed(cases, member_id="VIP-10")
+    second = routed(cases, member_id="VIP-10")
+    for case_id in (archived, gone, second):  # as an earlier routing left them
+        for key in ("customer_keys", "related"):
+            cases.docs[case_id].pop(key, None)
+    cases.docs[archived].update(customer_keys=["member:VIP-10"], status="archived")
+    cases.docs[gone]["customer_keys"] = ["member:VIP-10"]
+    candidates = cases.of_customer(["member:VIP-10"], T0 - timedelta(days=1))
+    del cases.docs[gone]
+    cases.of_customer = lambda keys, since: candidates  # read before it went
+    written = case_flows.link_duplicates(cases, cases.get(second), at(1))
+    assert [events for _, events in written] == [[]]  # only the keys and the recognition
+    assert "related" not in cases.get(second) and "related" not in cases.get(archived)
+    assert cases.get(second)["timeline"][-1]["action"] == "customer_recognised"
+
 # -- random sequences of actions ----------------------------------------------------------
 
 seconds = st.integers(min_value=60, max_value=200_000)
