@@ -26,9 +26,11 @@ test-slow: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m deploy.demo
 
+# Throughput, cost per case, sustained latency (bench/throughput.py);
+# BENCH_ARGS="--soak 100000" adds the memory soak.
 bench: $(VENV)/.installed
 	deploy/ensure-rabbitmq.sh
-	$(PY) -m bench.throughput
+	$(PY) -m bench.throughput $(BENCH_ARGS)
 
 # The fault run (bench/faults.py): kills every service and restarts RabbitMQ while
 # feedback flows, then prints what was lost or doubled. FAULTS_ARGS="--n 10000" for the full run.
