@@ -297,13 +297,17 @@ class DeliveryRepository:
         (mark_withdrawn): no attempt begun, the caller ends it (a read, only then)."""
         entry = attempt_entry(delivery["lease_owner"], channel, now)
         held = {"_id": delivery["_id"], "lease_owner": delivery["lease_owner"]}
-        started = self.deliveries.find_one_and_update(
-            {**held, "consent_withdrawn_at": None},
-            {"$push": {"attempt_log": entry}, "$inc": {"attempts": 1, "channel_attempts": 1},
-             "$set": {"channel": channel, "status": S.SENDING.value, "updated_at": now}},
-            return_document=ReturnDocument.AFTER)
-        if started is not None:
-            return started
+        changes = {"channel": channel, "status": S.SENDING.value, "updated_at": now}
+        # update_one, not find_one_and_update (which scans the collection on the MongoDB
+        # stand-in): the lease means nobody else changed what the caller holds, so the
+        # delivery as it now is can be written out here
+        if self.deliveries.update_one(
+                {**held, "consent_withdrawn_at": None},
+                {"$push": {"attempt_log": entry}, "$inc": {"attempts": 1, "channel_attempts": 1},
+                 "$set": changes}).matched_count:
+            return {**delivery, **changes, "attempt_log": [*delivery.get("attempt_log", []), entry],
+                    "attempts": delivery.get("attempts", 0) + 1,
+                    "channel_attempts": delivery.get("channel_attempts", 0) + 1}
         return self.deliveries.find_one({**held, "consent_withdrawn_at": {"$ne": None}})
 
     def hold(self, delivery):
@@ -383,11 +387,16 @@ class DeliveryRepository:
         """The provider reports a sent message delivered: the delivery's template, or None
         if no such sent delivery (unknown, another channel's, or already recorded)."""
         history = {"status": S.DELIVERED.value, "at": now, "reason": None, "channel": channel}
-        updated = self.deliveries.find_one_and_update(
-            self._reported(channel, match),
-            {"$set": {"status": S.DELIVERED.value, "delivered_at": now, "receipt": receipt, "updated_at": now},
-             "$push": {"status_history": history}}, projection={"template": 1})
-        return updated["template"] if updated else None
+        # a read through the report's index, then a write by _id that only a sent delivery
+        # matches (two reports of one message record it once); find_one_and_update would
+        # scan the collection on the MongoDB stand-in
+        reported = self.deliveries.find_one(self._reported(channel, match), {"template": 1})
+        if reported is None or not self.deliveries.update_one(
+                {"_id": reported["_id"], "status": S.SENT.value},
+                {"$set": {"status": S.DELIVERED.value, "delivered_at": now, "receipt": receipt, "updated_at": now},
+                 "$push": {"status_history": history}}).modified_count:
+            return None
+        return reported["template"]
 
     def claim_undelivered(self, channel, match, now):
         """A sent delivery the provider reports undelivered, leased to the caller."""
