@@ -332,20 +332,12 @@ def cpu_seconds(pid):
     return None
 
 
-def peak_rss_mb(pid):
-    """VmHWM of a live process in MB, or None."""
+def memory_mb(pid, field):
+    """A memory figure of a live process in MB (`field` of /proc/<pid>/status: VmHWM the
+    peak resident, VmRSS the resident now), or None."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
-def rss_mb(pid):
-    """VmRSS (resident now) of a live process in MB, or None."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return None
 
@@ -376,7 +368,7 @@ def soak(amqp_uri, dbs, services, first, count, rate, every, timeout):
         time.sleep(6)  # the broker's statistics lag: make sure nothing arrived meanwhile
         while queued_messages(amqp_uri) or not folded(dbs):
             time.sleep(1)
-        samples.append((done, {name: rss_mb(process.pid) for name, process in services.items()}))
+        samples.append((done, {name: memory_mb(process.pid, "VmRSS") for name, process in services.items()}))
         print(f"soak: {done:,} of {count:,} cases; RSS MB " + "  ".join(
             f"{name} {mb:.0f}" for name, mb in samples[-1][1].items() if mb is not None), flush=True)
     return samples
@@ -535,7 +527,7 @@ def run(args, work):
             soaked = {"cases": args.soak, "rate": args.soak_rate, "samples": samples,
                       "rss_mb": soak_summary(samples)}
 
-        rss = {name: peak_rss_mb(process.pid) for name, process in services.items()}
+        rss = {name: memory_mb(process.pid, "VmHWM") for name, process in services.items()}
         figures = {
             "n": args.n, "concurrency": args.concurrency, "nproc": os.cpu_count(),
             **per_case,
