@@ -1,4 +1,5 @@
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.mongo import insert_new
 from closeloop_shared.outbox import Outbox
@@ -21,11 +22,20 @@ class FeedbackRepository:
     def find_by_dedupe_key(self, key):
         return self.cases.find_one({"dedupe_key": key})
 
-    def next_sequence(self, name):
-        counter = self.counters.find_one_and_update(
-            {"_id": name}, {"$inc": {"value": 1}}, upsert=True,
-            return_document=ReturnDocument.AFTER)
-        return counter["value"]
+    def next_sequence(self, name, tries=3):
+        """The next number of sequence `name` (created at 1). Two replicas drawing a new
+        day's first number at once race to create its counter: the loser gets a duplicate
+        key (MongoDB) or no document (seen on the stand-in), and simply draws again."""
+        for _ in range(tries):
+            try:
+                counter = self.counters.find_one_and_update(
+                    {"_id": name}, {"$inc": {"value": 1}}, upsert=True,
+                    return_document=ReturnDocument.AFTER)
+            except DuplicateKeyError:
+                continue
+            if counter is not None:
+                return counter["value"]
+        raise RuntimeError(f"no number drawn from sequence {name} in {tries} tries")
 
     def insert(self, case):
         """The stored case, and whether this call created it (False: a concurrent
