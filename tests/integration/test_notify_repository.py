@@ -46,22 +46,18 @@ class ConcurrentFirstWriter:
                               "nUpserted": 0, "nMatched": 0, "nModified": 0, "nRemoved": 0, "upserted": []})
 
 
-def test_a_first_count_that_loses_its_insert_to_a_concurrent_one_is_counted_not_refused(repository):
+@pytest.mark.parametrize("key, limit, refused, count", [
+    ("+8613812345678|2026-11-24", 10, False, 2),  # counted, not refused as "over"
+    ("staff|sh-xh-mg|h", 1, True, 1),             # the retry still refuses a window at its limit
+])
+def test_a_first_count_that_loses_its_insert_to_a_concurrent_one_is_counted_again(repository, key, limit, refused,
+                                                                                   count):
     now = utcnow()
     expires = now + timedelta(days=1)
     real = repository.counters
-    repository.counters = ConcurrentFirstWriter(real, "+8613812345678|2026-11-24", {"n": 1, "expires_at": expires})
-    assert repository.take([("+8613812345678|2026-11-24", 10, expires)], now) == ([False], None)
-    assert real.find_one({"_id": "+8613812345678|2026-11-24"})["n"] == 2
-
-
-def test_the_retry_of_a_lost_first_count_still_refuses_a_window_at_its_limit(repository):
-    now = utcnow()
-    expires = now + timedelta(days=1)
-    real = repository.counters
-    repository.counters = ConcurrentFirstWriter(real, "staff|sh-xh-mg|h", {"n": 1, "expires_at": expires})
-    assert repository.take([("staff|sh-xh-mg|h", 1, expires)], now) == ([True], None)
-    assert real.find_one({"_id": "staff|sh-xh-mg|h"})["n"] == 1
+    repository.counters = ConcurrentFirstWriter(real, key, {"n": 1, "expires_at": expires})
+    assert repository.take([(key, limit, expires)], now) == ([refused], None)
+    assert real.find_one({"_id": key})["n"] == count
 
 
 def test_facts_whose_first_write_loses_to_a_concurrent_wait_are_remembered(repository):
