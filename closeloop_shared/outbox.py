@@ -103,16 +103,18 @@ class Outbox:
                 clears.writing = True
                 batch, clears.waiting = clears.waiting, []
         if not mine.done:
-            error = None
+            error = RuntimeError("the worker writing this round was stopped")
             try:
                 self._clear_batch([(clear.document_id, clear.pending) for clear in batch])
+                error = None
             except Exception as exc:  # the round's documents are the relay's: each caller hears why
                 error = exc
-            with clears.turn:
-                for clear in batch:
-                    clear.done, clear.error = True, error
-                clears.writing = False
-                clears.turn.notify_all()
+            finally:  # even when the writer is killed (GreenletExit): the others must not wait for ever
+                with clears.turn:
+                    for clear in batch:
+                        clear.done, clear.error = True, error
+                    clears.writing = False
+                    clears.turn.notify_all()
         if mine.error is not None:
             raise mine.error
 

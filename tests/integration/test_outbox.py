@@ -82,3 +82,28 @@ def test_clears_arriving_while_one_is_written_are_written_together_in_the_next_r
     assert writes == [1, 5] and still_pending == [False] * len(documents)
     assert all(d["outbox"] == [] and d["outbox_pending"] is False
                for d in outbox.collection.find({"_id": {"$in": list(documents)}}))
+
+
+def test_a_writer_killed_mid_round_leaves_the_next_clear_free_to_write(outbox):
+    """A worker killed while it writes a round (nameko kills workers with GreenletExit)
+    hands the turn on: later clears are written, not left waiting for ever."""
+    outbox.collection.insert_many([{"_id": key, "outbox": [event(key)], "outbox_pending": True, "updated_at": utcnow()}
+                                   for key in ("k1", "k2")])
+    original = outbox.collection.bulk_write
+
+    class Stuck:
+        def __getattr__(self, name):
+            return getattr(outbox.collection, name)
+
+        def bulk_write(self, requests, **options):
+            eventlet.sleep(10)  # killed meanwhile
+            return original(requests, **options)
+
+    killed = eventlet.spawn(Outbox(Stuck()).flush, "k1", outbox.collection.find_one({"_id": "k1"})["outbox"],
+                            lambda *_: None)
+    eventlet.sleep(0.05)
+    killed.kill()
+    with eventlet.Timeout(5):
+        outbox.flush("k2", outbox.collection.find_one({"_id": "k2"})["outbox"], lambda *_: None)
+    assert outbox.collection.find_one({"_id": "k2"})["outbox_pending"] is False
+    assert outbox.collection.find_one({"_id": "k1"})["outbox_pending"] is True  # the relay's to send again
