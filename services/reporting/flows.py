@@ -94,6 +94,7 @@ def settle(repository, row, session=None, repeat_facts_moved=True, follow=True):
     if repeat_facts_moved:
         # a case of no known category yet repeats none and is repeated by none: no read
         if row.get("customer_key") and row.get("submitted_at") and category_of(row):
+            repository.mark_customer(row["customer_key"], session)
             neighbours = repository.customer_cases(row, max(pre.REPEAT_WINDOWS), session)
         row["repeat_gap_days"] = repeat_gap_days(row, neighbours)
     new = pre.contribution(row)

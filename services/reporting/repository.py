@@ -45,6 +45,7 @@ class FactsRepository:
         self.pending = db[f"{prefix}pending_increments"]
         self.folder = db[f"{prefix}report_folder"]
         self.folder_leases = Leases(self.folder)
+        self.customer_marks = db[f"{prefix}customer_marks"]
         self.events = db["reporting_events"]
         self.digests = db["weekly_digests"]
         self.digest_outbox = Outbox(self.digests)
@@ -85,6 +86,13 @@ class FactsRepository:
     def save(self, row, session=None):
         """Write the case's whole row (read and changed in the same transaction)."""
         self.facts.replace_one({"_id": row["_id"]}, row, upsert=True, session=session)
+
+    def mark_customer(self, customer_key, session=None):
+        """Write the customer's mark in the event's transaction before reading their other
+        cases: two events of one customer's cases at once then conflict on it and one is
+        retried, seeing what the other committed. Without it each could read the other's
+        case as it was before (snapshots), both commit, and a repeat is missed."""
+        self.customer_marks.update_one({"_id": customer_key}, {"$inc": {"events": 1}}, upsert=True, session=session)
 
     def customer_cases(self, row, window_days, session=None):
         """The same customer's other cases submitted within `window_days` either side of

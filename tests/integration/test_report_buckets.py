@@ -4,6 +4,7 @@ equal to the live ones; a report reads them by scope."""
 import uuid
 from datetime import date, datetime, time, timedelta
 
+import eventlet
 import pytest
 from nameko.standalone.events import event_dispatcher
 
@@ -129,6 +130,32 @@ def test_a_repeat_counts_whichever_case_the_read_model_hears_of_first(db):
     rebuilt = FactsRepository(db, REBUILD)
     flows.rebuild(live, rebuilt)
     assert flows.differences(live, rebuilt) == {}
+
+
+def test_two_cases_of_a_customer_completed_at_the_same_moment_still_find_their_repeat(db):
+    """Each case's routing gives it its category while the other's does the same: both
+    transactions read the other case before either commits (snapshots). The customer's
+    mark makes them conflict, so one is retried and finds the repeat."""
+
+    class BothReadFirst(FactsRepository):  # each reads the customer's cases, then waits for the other
+        def customer_cases(self, row, window_days, session=None):
+            found = super().customer_cases(row, window_days, session)
+            eventlet.sleep(0.2)
+            return found
+
+    live = BothReadFirst(db)
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=3)
+    earlier = history(uuid.uuid4().hex, "SH-1", t0, "+8613800000012")
+    later = history(uuid.uuid4().hex, "SH-1", t0 + timedelta(days=1), "+8613800000012")
+    take_all(live, [earlier[0], later[0]])  # submitted: no category yet
+    pool = eventlet.GreenPool()
+    for routed in (earlier[1], later[1]):
+        pool.spawn(take_all, live, [routed])
+    pool.waitall()
+    flows.fold_all(live)
+    span = reports.span_of(t0 - timedelta(days=1), t0 + timedelta(days=2))
+    whole = reports.report(live, reports.GroupBy.NONE, reports.plan(reports.GroupBy.NONE, ORG, None), span)
+    assert (whole["groups"]["all"]["cases"], whole["groups"]["all"]["repeat"]["30"]["cases"]) == (2, 1)
 
 
 def test_the_replay_command_rebuilds_and_proves_equality(db, mongo_uri, mongo_prefix, monkeypatch, capsys):
