@@ -36,7 +36,8 @@ class FactsRepository:
     `pending_increments` (what events taken in add to the buckets, one document per event
     (_id its key) until a folder applies it), `report_folder` (the folder's lease: one
     folder at a time across replicas) and `reporting_events` (every event as received, to
-    rebuild the others by replay)."""
+    rebuild the others by replay) and `customer_marks` (one small document per customer,
+    written by events that read the customer's other cases: mark_customer)."""
 
     def __init__(self, db, prefix=LIVE):
         self.db = db
