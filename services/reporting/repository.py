@@ -35,7 +35,7 @@ class FactsRepository:
     `report_buckets` (the pre-aggregated facts, services/reporting/facts.py),
     `pending_increments` (what events taken in add to the buckets, one document per event
     (_id its key) until a folder applies it), `report_folder` (the folder's lease: one
-    folder at a time across replicas) and `reporting_events` (every event as received, to
+    folder at a time across replicas), `reporting_events` (every event as received, to
     rebuild the others by replay) and `customer_marks` (one small document per customer,
     written by events that read the customer's other cases: mark_customer)."""
 
