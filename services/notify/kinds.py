@@ -53,11 +53,13 @@ class Rule:
     urgent: Callable[[dict], bool] = _never
     waits_for: str | None = None                  # a later event whose facts it should say (COMPLETIONS)
     subject: str = "case_id"                      # the event field naming what it is about (its case)
+    caused_at: str | None = None                  # customers: the event field saying when its cause happened
 
 
 RULES = {rule.event: rule for rule in (
     # waits briefly for routing's deadlines, so it can promise the case's own first-response time
-    Rule(ev.CASE_SUBMITTED, "acknowledgement", Audience.CUSTOMER, "customer", waits_for=ev.CASE_ROUTED),
+    Rule(ev.CASE_SUBMITTED, "acknowledgement", Audience.CUSTOMER, "customer", waits_for=ev.CASE_ROUTED,
+         caused_at="submitted_at"),
     # a referral's customer-service department is told at once too (seed 004)
     Rule(ev.CASE_ROUTED, "assigned", Audience.STAFF, "assignee", others="informed",
          urgent=lambda e: e["severity"] == Severity.CRITICAL.value),
@@ -74,9 +76,9 @@ RULES = {rule.event: rule for rule in (
     # appointments (followup): a booking or its new time is confirmed, and the customer
     # reminded the day before; each time of an appointment is a notification of its own
     Rule(ev.APPOINTMENT_CONFIRMED, "appointment_confirmation", Audience.CUSTOMER, "customer",
-         occurrence=lambda e: e["starts_at"].isoformat()),
+         occurrence=lambda e: e["starts_at"].isoformat(), caused_at="confirmed_at"),
     Rule(ev.APPOINTMENT_REMINDER_DUE, "appointment_reminder", Audience.CUSTOMER, "customer",
-         occurrence=lambda e: e["starts_at"].isoformat()),
+         occurrence=lambda e: e["starts_at"].isoformat(), caused_at="reminded_at"),
     # the store (and the booking system, by a webhook of this kind) hears of each request
     Rule(ev.APPOINTMENT_CHANGE_REQUESTED, "appointment_change_requested", Audience.STAFF, "store_staff",
          occurrence=lambda e: e["requested_at"].isoformat()),
