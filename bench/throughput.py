@@ -53,6 +53,7 @@ from closeloop_shared.mongo import connect  # noqa: E402
 from closeloop_shared.standins import (  # noqa: E402
     free_port, standin_mongo_uri, start_mongo_standin, start_smtp_sink)
 from deploy import local  # noqa: E402
+from services.reporting.repository import WAITING  # noqa: E402
 
 RABBIT_API = os.environ.get("BENCH_RABBIT_API", "http://127.0.0.1:15672/api")
 RABBIT_AUTH = ("guest", "guest")
@@ -252,7 +253,7 @@ def progress(dbs):
 
 def folded(dbs):
     """Nothing waits in reporting to be folded into its buckets."""
-    return dbs["reporting"]["pending_increments"].find_one({}, {"_id": 1}) is None
+    return dbs["reporting"]["reporting_events"].find_one(WAITING, {"_id": 1}) is None
 
 
 def wait_until_done(dbs, amqp_uri, n, first_publish, timeout):

@@ -29,9 +29,10 @@ FOLD_BATCH = 500  # pending increments (events) folded per transaction
 
 
 def take_in(repository, event_type, payload, received_at, organisation):
-    """Record and count one event once, however often it is delivered: the event, the
-    row's change and what it adds to the buckets (one pending increment, under the
-    event's key) commit together or not at all. The shared buckets are left to the
+    """Record and count one event once, however often it is delivered: the row's change
+    and the event's record with what it adds to the buckets (its pending increments)
+    commit together or not at all (a redelivery's record fails on the event's key and
+    undoes the rest). The shared buckets are left to the
     folder (`fold`), run here at once when nobody else is folding: concurrent handlers
     never write the same bucket. Returns the case's row when this delivery counted it
     (None: a redelivery, or no case's event)."""
@@ -42,11 +43,10 @@ def take_in(repository, event_type, payload, received_at, organisation):
 
     def transaction(session):  # retried on a write conflict: only the committed try counts
         counted.clear()
-        repository.record(key, event_type, payload, received_at, extra, session=session)
         counted["row"], delta = project(repository, event_type, data, extra, session)
-        if delta:
-            repository.queue(key, pre.entries(delta), received_at, session=session)
-            counted["queued"] = True
+        increments = pre.entries(delta)
+        repository.record(key, event_type, payload, received_at, extra, increments, session=session)
+        counted["queued"] = bool(increments)
 
     repository.atomically(transaction)
     if counted.get("queued"):

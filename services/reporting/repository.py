@@ -1,9 +1,10 @@
 import contextlib
+import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client.core import GaugeMetricFamily
-from pymongo import ASCENDING, DeleteOne, UpdateOne
+from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.clock import CHINA, utcnow
@@ -15,9 +16,18 @@ from services.reporting import facts as pre
 from services.reporting import kpis
 from services.reporting.kpis import OPEN_STATUSES
 
+log = logging.getLogger(__name__)
+
 LIVE = ""              # the collections the service reads and writes
 REBUILD = "rebuild_"   # where a replay rebuilds them, to be compared with the live ones
 FOLDER = "folder"      # the one lease document of a model's folder
+EVENTS = "reporting_events"
+# Where a live model's increments waited before they travelled on their event's record:
+# what an older release left there is moved onto the records once (adopt_legacy_pending).
+LEGACY_PENDING = "pending_increments"
+# Waiting to be folded: a record whose increments are not in the buckets yet carries
+# `queued_at` (an indexed range read finds them oldest first; folding unsets it).
+WAITING = {"queued_at": {"$gt": datetime(1970, 1, 1, tzinfo=timezone.utc)}}
 
 # Which models this process is folding now (by pending collection): a worker that finds
 # its process already folding skips the fold without asking the database for the lease.
@@ -33,21 +43,23 @@ def _process_lock(name):
 class FactsRepository:
     """reporting's read model, built only from events: `case_facts` (one row per case),
     `report_buckets` (the pre-aggregated facts, services/reporting/facts.py),
-    `pending_increments` (what events taken in add to the buckets, one document per event
-    (_id its key) until a folder applies it), `report_folder` (the folder's lease: one
-    folder at a time across replicas), `reporting_events` (every event as received, to
-    rebuild the others by replay) and `customer_marks` (one small document per customer,
-    written by events that read the customer's other cases: mark_customer)."""
+    `reporting_events` (every event as received, to rebuild the others by replay, with
+    what it adds to the buckets until a folder applies it), `report_folder` (the folder's
+    lease: one folder at a time across replicas) and `customer_marks` (one small document
+    per customer, written by events that read the customer's other cases: mark_customer).
+    A rebuild (prefix REBUILD) replays the live records: its increments wait in
+    `rebuild_pending_increments` instead, one document per event."""
 
     def __init__(self, db, prefix=LIVE):
         self.db = db
         self.facts = db[f"{prefix}case_facts"]
         self.buckets = db[f"{prefix}report_buckets"]
-        self.pending = db[f"{prefix}pending_increments"]
+        self.events = db[EVENTS]
+        # where this model's increments wait to be folded: on the live records themselves
+        self.pending = self.events if prefix == LIVE else db[f"{prefix}pending_increments"]
         self.folder = db[f"{prefix}report_folder"]
         self.folder_leases = Leases(self.folder)
         self.customer_marks = db[f"{prefix}customer_marks"]
-        self.events = db["reporting_events"]
         self.digests = db["weekly_digests"]
         self.digest_outbox = Outbox(self.digests)
 
@@ -57,9 +69,10 @@ class FactsRepository:
         facts.create_index([("submitted_at", ASCENDING), ("store_id", ASCENDING)])
         facts.create_index([("status", ASCENDING), ("severity", ASCENDING)])
         facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
-        db["reporting_events"].create_index([("received_at", ASCENDING)])
+        db[EVENTS].create_index([("received_at", ASCENDING)])
         db[f"{prefix}report_buckets"].create_index([("shard", ASCENDING), ("period", ASCENDING)])
-        db[f"{prefix}pending_increments"].create_index([("queued_at", ASCENDING)])  # folded oldest first
+        pending = db[EVENTS] if prefix == LIVE else db[f"{prefix}pending_increments"]
+        pending.create_index([("queued_at", ASCENDING)])  # what waits, folded oldest first
         Outbox.ensure_indexes(db["weekly_digests"])
 
     def atomically(self, work):
@@ -71,13 +84,17 @@ class FactsRepository:
         except AlreadyRecorded:  # a redelivery, or a concurrent delivery committed it first
             return
 
-    def record(self, key, event_type, payload, received_at, enrichment, session=None):
-        """Keep the event as received, first thing in the event's transaction: a
-        redelivery's insert fails on the key, which aborts the transaction before it
-        wrote anything (AlreadyRecorded ends it in `atomically`)."""
+    def record(self, key, event_type, payload, received_at, enrichment, increments, session=None):
+        """Keep the event as received with what it adds to the buckets ([[bucket, path, n]],
+        waiting to be folded; [] adds nothing), in one write at the end of the event's
+        transaction: a redelivery's insert fails on the key, which aborts the transaction
+        and all it wrote (AlreadyRecorded ends it in `atomically`)."""
+        document = {"_id": key, "type": event_type, "payload": payload, "received_at": received_at,
+                    "enrichment": enrichment}
+        if increments:
+            document.update(queued_at=received_at, increments=increments)
         try:
-            self.events.insert_one({"_id": key, "type": event_type, "payload": payload,
-                                    "received_at": received_at, "enrichment": enrichment}, session=session)
+            self.events.insert_one(document, session=session)
         except DuplicateKeyError as exc:
             raise AlreadyRecorded(key) from exc
 
@@ -109,13 +126,14 @@ class FactsRepository:
     # -- pending increments and their folding into the buckets ----------------------------
 
     def queue(self, key, increments, queued_at, session=None):
-        """Keep what event `key` adds to the buckets ([[bucket, path, n]]) until it is
-        folded; under the event's key, so a redelivery cannot queue it twice."""
+        """A rebuild's way to keep what replayed event `key` adds to the buckets until it
+        is folded (the live model keeps it on the event's record: `record`); under the
+        event's key, so it cannot be queued twice."""
         self.pending.insert_one({"_id": key, "queued_at": queued_at, "increments": increments}, session=session)
 
     def pending_batch(self, limit, session=None):
-        """The oldest `limit` pending increments: [{_id, increments}]."""
-        return list(self.pending.find({}, {"increments": 1}, sort=[("queued_at", ASCENDING)], limit=limit,
+        """The oldest `limit` events whose increments wait: [{_id, increments}]."""
+        return list(self.pending.find(WAITING, {"increments": 1}, sort=[("queued_at", ASCENDING)], limit=limit,
                                       session=session))
 
     def increment(self, delta, session=None):
@@ -127,20 +145,43 @@ class FactsRepository:
                                     ordered=False, session=session)
 
     def unqueue(self, keys, session=None):
-        """Drop folded pending increments: one round trip, each by _id. Raises if one was
-        already gone (folded by someone else): the transaction must then not commit."""
+        """Mark folded increments as folded (their records stay, without them): one round
+        trip. Raises if one was folded already (by someone else): the transaction must
+        then not commit."""
         if keys:
-            removed = self.pending.bulk_write([DeleteOne({"_id": key}) for key in keys], ordered=False,
-                                              session=session).deleted_count
-            if removed != len(keys):
-                raise FoldRaced(f"{len(keys) - removed} of {len(keys)} pending increments already folded")
+            unset = self.pending.update_many({"_id": {"$in": list(keys)}, **WAITING},
+                                             {"$unset": {"queued_at": "", "increments": ""}}, session=session)
+            if unset.modified_count != len(keys):
+                raise FoldRaced(f"{len(keys) - unset.modified_count} of {len(keys)} pending increments already folded")
 
     def any_pending(self):
-        return self.pending.find_one({}, {"_id": 1}) is not None
+        return self.pending.find_one(WAITING, {"_id": 1}) is not None
 
     def backlog(self):
-        """How many events' increments wait to be folded (the collection's count)."""
-        return self.pending.estimated_document_count()
+        """How many events' increments wait to be folded."""
+        return self.pending.count_documents(WAITING)
+
+    @classmethod
+    def on_start(cls, db):
+        """Once per process, before any worker: take over what an older release left."""
+        cls(db).adopt_legacy_pending()
+
+    def adopt_legacy_pending(self):
+        """Move what an older release left waiting in `pending_increments` onto the
+        events' records (each by its key, once: replicas starting together cannot move one
+        again after it was folded), then drop the collection. Returns how many moved."""
+        legacy = self.db[LEGACY_PENDING]
+        if LEGACY_PENDING not in self.db.list_collection_names(filter={"name": LEGACY_PENDING}):
+            return 0
+        moves = [UpdateOne({"_id": waiting["_id"], "adopted_at": {"$exists": False}},
+                           {"$set": {"queued_at": waiting["queued_at"], "increments": waiting["increments"],
+                                     "adopted_at": utcnow()}})
+                 for waiting in legacy.find({})]
+        moved = self.events.bulk_write(moves, ordered=False).modified_count if moves else 0
+        legacy.drop()
+        if moved:
+            log.info("pending increments moved onto their events", extra={"moved": moved})
+        return moved
 
     @contextlib.contextmanager
     def folding(self):

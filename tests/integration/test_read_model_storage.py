@@ -5,13 +5,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from pymongo.errors import DuplicateKeyError
-
 from closeloop_shared import events as ev
 from closeloop_shared.clock import utcnow
 from services.reporting import facts as pre
 from services.reporting import flows, read_model
-from services.reporting.repository import FOLDER, FactsRepository, FoldRaced
+from services.reporting.repository import FOLDER, WAITING, AlreadyRecorded, FactsRepository, FoldRaced
 
 pytestmark = pytest.mark.integration
 STAFF = {"staff_id": "s", "name": "张丽", "role": "store_manager", "email": None}
@@ -75,10 +73,12 @@ def test_pending_increments_are_kept_once_per_event_and_folded_into_buckets_by_o
     facts, replica = FactsRepository(db), FactsRepository(db)
     now = utcnow()
     day, month = "store:SH-1:day:2026-11-24", "store:SH-1:month:2026-11"
-    facts.queue("case_submitted:a", [[day, "c.hygiene.cases", 1], [month, "c.hygiene.cases", 1]], now)
-    facts.queue("case_submitted:b", [[day, "c.hygiene.cases", 1]], now + timedelta(seconds=1))
-    with pytest.raises(DuplicateKeyError):  # a redelivery cannot queue its event twice
-        facts.queue("case_submitted:a", [[day, "c.hygiene.cases", 1]], now)
+    record = lambda key, at, increments: facts.record(key, ev.CASE_SUBMITTED, {}, at, {}, increments)  # noqa: E731
+    record("case_submitted:a", now, [[day, "c.hygiene.cases", 1], [month, "c.hygiene.cases", 1]])
+    record("case_submitted:b", now + timedelta(seconds=1), [[day, "c.hygiene.cases", 1]])
+    record("case_routed:b", now + timedelta(seconds=2), [])  # adds nothing: nothing waits
+    with pytest.raises(AlreadyRecorded):  # a redelivery cannot queue its event twice
+        record("case_submitted:a", now, [[day, "c.hygiene.cases", 1]])
     assert facts.backlog() == 2
     assert [p["_id"] for p in facts.pending_batch(1)] == ["case_submitted:a"]  # oldest first
 
@@ -94,7 +94,10 @@ def test_pending_increments_are_kept_once_per_event_and_folded_into_buckets_by_o
         "_id": day, **pre.bucket_fields(day), "c": {"hygiene": {"cases": 2}}}
     assert db["report_buckets"].find_one({"_id": month})["c"]["hygiene"]["cases"] == 1
     assert facts.backlog() == 0
-    with pytest.raises(FoldRaced):  # gone already: another folder applied it
+    assert db["reporting_events"].count_documents({}) == 3  # the records stay, for replay
+    assert db["reporting_events"].count_documents(WAITING) == 0
+    assert "increments" not in db["reporting_events"].find_one({"_id": "case_submitted:a"})
+    with pytest.raises(FoldRaced):  # folded already: another folder applied it
         facts.unqueue(["case_submitted:a"])
 
     with pytest.raises(RuntimeError):

@@ -12,7 +12,7 @@ from closeloop_shared import events as ev
 from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.org import Brand, Organisation, Region, Store
 from services.reporting import facts, flows, replay, reports
-from services.reporting.repository import FOLDER, REBUILD, FactsRepository
+from services.reporting.repository import FOLDER, REBUILD, WAITING, FactsRepository
 from services.reporting.service import ReportingService
 from tests.fixtures import wait_for
 
@@ -305,9 +305,8 @@ def test_many_events_for_one_store_and_day_delivered_concurrently_and_twice_coun
     deliver(first)
     assert db["report_buckets"].count_documents({}) == 0  # no handler touched a bucket
     assert db["reporting_events"].count_documents({}) == 60
-    waiting = list(db["pending_increments"].find({}))
-    assert 0 < live.backlog() == len(waiting) <= 60  # at most one per event (a case's early events add nothing)
-    assert {p["_id"] for p in waiting} <= {e["_id"] for e in db["reporting_events"].find({}, {"_id": 1})}
+    waiting = list(db["reporting_events"].find(WAITING))
+    assert 0 < live.backlog() == len(waiting) < 60  # a case's early events add nothing
     region_day = f"region:east:day:{t0.astimezone(CHINA).date().isoformat()}"
     assert facts.folded(p["increments"] for p in waiting)[region_day]["c.hygiene.cases"] == 20  # each case once
     assert day_totals(live, t0)["cases"] == 0  # reports read buckets only
@@ -392,3 +391,30 @@ def test_the_service_counts_events_of_one_store_and_day_delivered_twice_at_once_
     assert day["c"]["hygiene"]["cases"] == 30 and day["c"]["hygiene"]["status:investigating"] == 30
     assert day["c"]["hygiene"]["first_response:on_time"] == 30
     assert "closeloop_report_pending_increments 0.0" in web_session.get("/metrics").text
+
+
+def test_what_an_older_release_left_pending_is_moved_onto_its_events_once_and_counted_once(db):
+    """An older release kept each event's increments in `pending_increments`: the new one
+    moves them onto the events' records at start (two replicas starting together move
+    each once, even after one was folded meanwhile), drops the collection, and the
+    buckets count each event once."""
+    live = FactsRepository(db)
+    t0 = utcnow().replace(microsecond=0) - timedelta(days=1)
+    folder_elsewhere = live.folder_leases.lease_fields()  # nobody folds while the old release's queue is built
+    db["report_folder"].insert_one({"_id": FOLDER, **folder_elsewhere})
+    take_all(live, [e for i in range(3) for e in history(uuid.uuid4().hex, "SH-1", t0, f"+86137000000{i:02d}")])
+    waiting = list(db["reporting_events"].find(WAITING, {"queued_at": 1, "increments": 1}))
+    db["pending_increments"].insert_many(waiting)  # as the older release kept them
+    db["reporting_events"].update_many({}, {"$unset": {"queued_at": "", "increments": ""}})
+    assert live.backlog() == 0
+    db["report_folder"].update_one({"_id": FOLDER}, {"$set": {"lease_until": utcnow() - timedelta(seconds=1)}})
+
+    legacy = list(db["pending_increments"].find({}))
+    FactsRepository.on_start(db)
+    assert "pending_increments" not in db.list_collection_names()
+    assert live.backlog() == len(waiting)
+    flows.fold_all(live)
+    db["pending_increments"].insert_many(legacy)  # a replica that read them before the drop moves them again
+    assert live.adopt_legacy_pending() == 0 and live.backlog() == 0
+    FactsRepository.on_start(db)  # nothing left: nothing to do
+    assert day_totals(live, t0)["cases"] == 3

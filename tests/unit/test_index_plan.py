@@ -13,7 +13,7 @@ def test_a_plan_lists_each_index_with_its_collection_keys_and_options():
     plan = index_plan(FactsRepository.ensure_indexes, "closeloop_reporting")
     assert {"collection": "case_facts", "keys": [("submitted_at", 1), ("store_id", 1)], "options": {}} in plan
     assert {entry["collection"] for entry in plan} == {"case_facts", "reporting_events", "report_buckets",
-                                                      "pending_increments", "weekly_digests"}
+                                                      "weekly_digests"}
 
 
 def test_the_fingerprint_is_stable_and_changes_with_the_plan():
