@@ -2,12 +2,12 @@
 (exchange closeloop.inbound, routing key feedback.submitted): the same JSON."""
 from datetime import datetime, timedelta
 
-import phonenumbers
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from closeloop_shared import openapi
 from closeloop_shared.openapi import StrictSchema
 from closeloop_shared.clock import CHINA, utcnow
+from closeloop_shared.contacts import e164
 from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, REFERRAL_CHANNELS, Channel, CustomerTier
 from closeloop_shared.events import CATEGORIES, CHANNELS, LOCALES
 
@@ -18,14 +18,12 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=CHINA)
 
 
 def normalise_phone(raw):
-    """E.164 for any number a customer might give (mainland numbers without +86 too)."""
+    """E.164 for any number a customer might give (mainland numbers without +86 too);
+    refused with e164's reason ("not a phone number", "not a valid phone number")."""
     try:
-        number = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException:
-        raise ValidationError("not a phone number")
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return e164(raw)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Phone(fields.String):
