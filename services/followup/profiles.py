@@ -12,12 +12,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
-import phonenumbers
-
 from closeloop_shared.access import contact_view
+from closeloop_shared.contacts import e164 as normalise_phone  # ValueError if not a valid number
 from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, Permission
 
-DEFAULT_REGION = "CN"
 MAX_IMPORT_ROWS = 5000
 
 
@@ -76,18 +74,6 @@ class RowRejected(ValueError):
     def __init__(self, fields_):
         super().__init__(fields_)
         self.fields = fields_
-
-
-def normalise_phone(raw, region=DEFAULT_REGION):
-    """E.164 of a phone as people type it ("138 1234 5678", "+86 21 6123 4567");
-    ValueError when it is not a valid number."""
-    try:
-        number = phonenumbers.parse(str(raw).strip(), region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number: {exc}") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _hours(value):
