@@ -1,22 +1,20 @@
 """Duplicate cases: the same customer (member id or normalised phone) complaining at the
 same store again within a window is linked to the earlier cases as related. Pure: no
 nameko, no pymongo."""
-import phonenumbers
+from closeloop_shared.contacts import e164
 
 MEMBER, PHONE = "member", "phone"
 
 
 def normalised_phone(raw):
-    """E.164 for a number phonenumbers can parse (mainland numbers without +86 too), else
-    the digits as given: a key, not a dialable number."""
+    """E.164 for a valid number (mainland numbers without +86 too), else the digits as
+    given: a key, not a dialable number."""
     if not raw:
         return None
     try:
-        number = phonenumbers.parse(raw, "CN")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        digits = "".join(ch for ch in raw if ch.isdigit())
-        return digits or None
+        return e164(raw)
+    except ValueError:
+        return "".join(ch for ch in str(raw) if ch.isdigit()) or None
 
 
 def customer_keys(contact):
