@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Callable
 
-import phonenumbers
-
 from closeloop_shared import contacts
 from closeloop_shared import events as ev
 from closeloop_shared.contract import NotifyChannel, Severity
@@ -120,17 +118,8 @@ def customer_keys(contact):
 
 def contact_key(contact):
     """The key of one handle as someone types it: a phone (any usual form), an e-mail,
-    or an openid."""
-    contact = contact.strip()
-    if "@" in contact:
-        return contacts.digest(contact.lower())
-    try:
-        number = phonenumbers.parse(contact, "CN")
-        if phonenumbers.is_valid_number(number):
-            return contacts.digest(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-    except phonenumbers.NumberParseException:
-        pass
-    return contacts.digest(contact)
+    or an openid; normalised as customer_keys normalises each kind, so they match."""
+    return contacts.digest(contacts.typed_handle(contact))
 
 
 def notifications(event_type, event):
