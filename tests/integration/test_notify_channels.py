@@ -141,6 +141,23 @@ def test_a_wrong_secret_fails_the_gateways_signature_check(gateway):
     assert gateway.sent == []
 
 
+@pytest.mark.parametrize("address, sent", [
+    ("+85291234567", "85291234567"),    # another country: with its code, as the international route takes it
+    ("138 1234 5678", "13812345678"),   # not E.164, still the number
+])
+def test_aliyun_gets_a_mainland_number_national_and_another_with_its_country_code(gateway, address, sent):
+    aliyun(gateway).send(outgoing(address, **SMS))
+    assert gateway.sent[-1]["PhoneNumbers"] == sent
+
+
+@pytest.mark.parametrize("address", ["+861381234567", "not a number", ""])
+def test_an_address_that_is_no_valid_number_is_refused_for_good_before_the_gateway(gateway, address):
+    before = len(gateway.requests)
+    error = failure_of(aliyun(gateway).send, outgoing(address, **SMS))
+    assert (error.failure, error.code) == (Failure.PERMANENT, "invalid_number")
+    assert len(gateway.requests) == before
+
+
 @pytest.mark.parametrize("answer, failure", [
     ({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控", "RequestId": "r1"}, Failure.THROTTLED),
     ({"Code": "isv.MOBILE_NUMBER_ILLEGAL", "Message": "非法手机号", "RequestId": "r2"}, Failure.PERMANENT),

@@ -21,9 +21,9 @@ import uuid
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-import phonenumbers
 import requests
 
+from closeloop_shared.contacts import e164
 from services.notify.channels import ChannelError, Failure, Receipt, http_failure
 
 API_VERSION = "2017-05-25"
@@ -54,11 +54,10 @@ def signature(params, secret, method="GET"):
 
 def national_mobile(phone):
     """An E.164 mainland mobile as Aliyun takes it (11 digits); others with their
-    country code (00 prefix dropped), as its international route expects."""
-    number = phonenumbers.parse(phone, "CN")
-    if number.country_code == 86:
-        return str(number.national_number)
-    return f"{number.country_code}{number.national_number}"
+    country code (00 prefix dropped), as its international route expects. ValueError
+    for an address that is no valid number. (No other country code begins with 86.)"""
+    number = e164(phone)
+    return number[len("+86"):] if number.startswith("+86") else number[len("+"):]
 
 
 class AliyunSmsChannel:
@@ -87,8 +86,11 @@ class AliyunSmsChannel:
         if not outgoing.content.template:
             raise ChannelError(Failure.PERMANENT, "no_template_code", "no SMS template code for this kind")
         try:
-            response = self.session.get(self.endpoint, params=self.request_params(outgoing),
-                                        timeout=self.timeout)
+            params = self.request_params(outgoing)
+        except ValueError as exc:  # no valid number: Aliyun would refuse it (isv.MOBILE_NUMBER_ILLEGAL)
+            raise ChannelError(Failure.PERMANENT, "invalid_number", str(exc)) from None
+        try:
+            response = self.session.get(self.endpoint, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
             raise ChannelError(Failure.TRANSIENT, type(exc).__name__, "gateway unreachable") from None
         try:
