@@ -42,6 +42,9 @@ from closeloop_shared.standins import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+# Stores open all day, for a stack whose satisfaction revisits must fall due within
+# seconds whatever the hour the test runs (they wait for store hours).
+ALWAYS_OPEN = {"CALENDAR_DEFAULT_HOURS": "00:00-24:00"}
 
 
 def feedback_body(**overrides):

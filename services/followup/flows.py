@@ -18,7 +18,7 @@ from closeloop_shared.contract import (
     AppointmentStatus, ContactStopped, CustomerTier, RevisitPurpose, RevisitTaskStatus, Role)
 from closeloop_shared.events import new_event
 from services.followup import appointments as appointments_domain
-from services.followup import programme, tiers
+from services.followup import programme, revisits as revisits_domain, tiers
 from services.followup import opening as opening_domain
 from services.followup.opening import OpeningHours
 from services.followup.profiles import MAX_IMPORT_ROWS, ContactHours, Profile, import_rows, read_csv
@@ -57,6 +57,25 @@ def survey_candidates(org, store_id):
     people = [*org.all_active(Role.SUPERVISOR, store_id=store_id), *org.all_active(Role.STORE_MANAGER, store_id=store_id),
               *org.all_active(Role.CUSTOMER_SERVICE, brand_id=brand_id)]
     return [p.as_dict() for p in people]
+
+
+def case_resolved(revisits, customers, org, calendars, resolved, delay_seconds, now):
+    """Schedule the satisfaction revisit of a resolution round, inside the store's open
+    hours; a customer who withdrew consent gets one too, kept visibly cancelled (not
+    asked). The revisit, or None if this round has one already (a redelivery)."""
+    owner = revisits_domain.surveyor(resolved, survey_candidates(org, resolved["store_id"]))
+    revisit = revisits_domain.schedule(resolved, owner, delay_seconds,
+                                       opening_of(calendars, org, resolved["store_id"]), now)
+    member_id = resolved["customer"].get("member_id")
+    profile = customers.get(member_id) if member_id else None
+    if profile is not None and not profile.get("consent"):
+        revisit.update(status=revisits_domain.RevisitStatus.CANCELLED.value,
+                       cancel_reason=ContactStopped.CONSENT_WITHDRAWN.value)
+    if not revisits.insert(revisit):
+        return None
+    if member_id:  # it is the customer's survey of the window: a programme's survey waits its turn
+        customers.record_survey(member_id, revisit["due_at"])
+    return revisit
 
 
 def tier_of(document, settings, now):
@@ -475,13 +494,14 @@ def no_show_revisit(customers, tasks, org, calendars, appointment, now):
 
 # -- store calendars (routing's, announced by store_calendar_changed) ---------------------
 
-def store_calendar_changed(calendars, customers, tasks, appointments, org, policy, announced, now):
+def store_calendar_changed(calendars, customers, tasks, revisits, appointments, org, policy, announced, now):
     """routing announced a store's calendar: on the days whose open hours changed against
-    followup's copy, the store's waiting revisit calls and owed reminders move to open time
-    (a time a person chose by rescheduling stays); then the copy is replaced if this is
-    newer. Moves first: a handler that fails part-way leaves the copy as it was, so the
-    redelivery computes the same changes and finishes them (each move is conditional).
-    (calls moved, reminders moved); (0, 0) for a repeat or older news."""
+    followup's copy, the store's waiting revisit calls (programme and satisfaction) and
+    owed reminders move to open time (a time a person chose by rescheduling stays); then
+    the copy is replaced if this is newer. Moves first: a handler that fails part-way
+    leaves the copy as it was, so the redelivery computes the same changes and finishes
+    them (each move is conditional). (calls moved, reminders moved); (0, 0) for a repeat
+    or older news."""
     store_id = announced["store_id"]
     stored = {"timezone": announced["timezone"], "weekly": announced["weekly"],
               "horizon_from": announced["horizon_from"].isoformat(), "horizon_to": announced["horizon_to"].isoformat(),
@@ -490,13 +510,13 @@ def store_calendar_changed(calendars, customers, tasks, appointments, org, polic
     previous = calendars.get(store_id)
     if previous is not None and previous["as_of"] >= announced["as_of"]:
         return 0, 0
-    moved = _move_into_open_hours(customers, tasks, appointments, policy, store_id, previous, stored, now) \
+    moved = _move_into_open_hours(customers, tasks, revisits, appointments, policy, store_id, previous, stored, now) \
         if store_id in org.stores else (0, 0)
     calendars.replace(store_id, stored, announced["as_of"], now)
     return moved
 
 
-def _move_into_open_hours(customers, tasks, appointments, policy, store_id, previous, stored, now):
+def _move_into_open_hours(customers, tasks, revisits, appointments, policy, store_id, previous, stored, now):
     new = OpeningHours.from_announcement(stored)
     old = OpeningHours.from_announcement(previous) if previous and previous.get("weekly") else None
     calls = reminders = 0
@@ -511,6 +531,9 @@ def _move_into_open_hours(customers, tasks, appointments, policy, store_id, prev
             due_at = programme.slot(task["due_at"].astimezone(new.zone).date(), hours, len(task["attempts"]),
                                     new.timezone, new)
             calls += due_at != task["due_at"] and tasks.move(task, due_at, now)
+        for revisit in revisits.waiting_between(store_id, max(start, now), end):
+            due_at = new.first_open(max(revisit.get("due_from", revisit["due_at"]), now))
+            calls += due_at != revisit["due_at"] and revisits.move(revisit, due_at, now)
         for appointment in appointments.reminders_between(store_id, max(start, now), end):
             at = appointments_domain.reminder_at(appointment["starts_at"], new.timezone, policy, now, new)
             reminders += at != appointment["reminder_at"] and appointments.move_reminder(appointment, at, now)

@@ -87,6 +87,21 @@ class OpeningHours:
     def instant(self, day, minute):
         return datetime.combine(day, time(minute // 60, minute % 60), self.zone).astimezone(timezone.utc)
 
+    def first_open(self, moment):
+        """`moment` if the store is open then, else when it next opens (within
+        SEARCH_DAYS; a store closed longer keeps `moment`: better late than never asked)."""
+        local = moment.astimezone(self.zone)
+        minute = local.hour * 60 + local.minute
+        for offset in range(SEARCH_DAYS + 1):
+            day = local.date() + timedelta(days=offset)
+            for start, end in self.windows_on(day):
+                if offset == 0 and end <= minute:
+                    continue
+                if offset == 0 and start <= minute:
+                    return moment
+                return self.instant(day, start)
+        return moment
+
 
 def _day(value):
     if value is None or isinstance(value, date) and not isinstance(value, datetime):

@@ -23,6 +23,10 @@ class RevisitRepository:
         revisits.create_index([("case_id", ASCENDING), ("round", ASCENDING)], unique=True)
         revisits.create_index([("status", ASCENDING), ("due_at", ASCENDING)])
         revisits.create_index([("customer.member_id", ASCENDING), ("status", ASCENDING)])
+        # a store's waiting revisits by when they are due, or were first meant to be, for
+        # moving them when its open hours change
+        revisits.create_index([("store_id", ASCENDING), ("status", ASCENDING), ("due_at", ASCENDING)])
+        revisits.create_index([("store_id", ASCENDING), ("status", ASCENDING), ("due_from", ASCENDING)])
         Outbox.ensure_indexes(revisits)
 
     def insert(self, revisit):
@@ -53,6 +57,23 @@ class RevisitRepository:
             self.leases.release(claimed)
             return None
         return event
+
+    def waiting_between(self, store_id, start, end):
+        """The store's scheduled revisits due, or first meant to be due (`due_from`),
+        from `start` to before `end` (None: ever after); each once."""
+        span = {"$gte": start} if end is None else {"$gte": start, "$lt": end}
+        found = {}
+        for field in ("due_at", "due_from"):
+            for revisit in self.revisits.find({"store_id": store_id, "status": RevisitStatus.SCHEDULED.value,
+                                               field: span}, {"outbox": 0}):
+                found[revisit["_id"]] = revisit
+        return list(found.values())
+
+    def move(self, revisit, due_at, now):
+        """A scheduled revisit to a new time, unless it changed meanwhile (False)."""
+        return self.revisits.update_one(
+            {"_id": revisit["_id"], "status": RevisitStatus.SCHEDULED.value, "due_at": revisit["due_at"]},
+            {"$set": {"due_at": due_at, "updated_at": now}}).modified_count == 1
 
     def cancel_open(self, case_id, now):
         """Revisits not yet answered for a case that was reopened: nobody should ask

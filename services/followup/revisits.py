@@ -29,9 +29,12 @@ def surveyor(resolved, candidates):
     return resolved["revisit_owner"]  # a one-person store: better asked by them than never
 
 
-def schedule(resolved, owner, delay_seconds, now):
+def schedule(resolved, owner, delay_seconds, opening, now):
     """The revisit of a resolution round; a round after a reopening is a recovery
-    re-survey (the customer was unhappy once: asked again once it is put right)."""
+    re-survey (the customer was unhappy once: asked again once it is put right). Due
+    `delay_seconds` after the resolution (`due_from`), or when the store next opens
+    after that (`opening`): whoever calls the customer is at work then."""
+    due_from = resolved["resolved_at"] + timedelta(seconds=float(delay_seconds))
     return {
         "_id": uuid.uuid4().hex,
         "case_id": resolved["case_id"],
@@ -44,7 +47,8 @@ def schedule(resolved, owner, delay_seconds, now):
         "locale": resolved["locale"],
         "remedy": resolved["remedy"],
         "resolved_at": resolved["resolved_at"],
-        "due_at": resolved["resolved_at"] + timedelta(seconds=float(delay_seconds)),
+        "due_from": due_from,
+        "due_at": opening.first_open(due_from),
         "status": RevisitStatus.SCHEDULED.value,
         "scheduled_at": now,
         "updated_at": now,

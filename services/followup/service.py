@@ -17,7 +17,7 @@ from closeloop_shared.config import setting
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation
 from closeloop_shared.contract import Permission as P
-from closeloop_shared.contract import AppointmentStatus, ContactStopped, RevisitTaskStatus
+from closeloop_shared.contract import AppointmentStatus, RevisitTaskStatus
 from closeloop_shared.http import (
     HttpError, http, json_response, load_or_422, read_json, required_arg, requires)
 from closeloop_shared.mongo import Repository
@@ -54,17 +54,10 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
 
     @event_handler(ev.ROUTING, ev.CASE_RESOLVED)
     def on_case_resolved(self, payload):
-        resolved = ev.load(ev.CASE_RESOLVED, payload)
-        owner = revisits.surveyor(resolved, flows.survey_candidates(self.org, resolved["store_id"]))
-        revisit = revisits.schedule(resolved, owner, setting(self.config, keys.REVISIT_DELAY_SECONDS), utcnow())
-        member_id = resolved["customer"].get("member_id")
-        profile = self.customers.get(member_id) if member_id else None
-        if profile is not None and not profile.get("consent"):  # kept, visibly not asked
-            revisit.update(status=revisits.RevisitStatus.CANCELLED.value, cancel_reason=ContactStopped.CONSENT_WITHDRAWN.value)
-        if self.revisits.insert(revisit):
-            # it is the customer's survey of the window: a programme's survey waits its turn
-            if resolved["customer"].get("member_id"):
-                self.customers.record_survey(resolved["customer"]["member_id"], revisit["due_at"])
+        revisit = flows.case_resolved(self.revisits, self.customers, self.org, self.calendars,
+                                      ev.load(ev.CASE_RESOLVED, payload),
+                                      setting(self.config, keys.REVISIT_DELAY_SECONDS), utcnow())
+        if revisit is not None:
             log.info("revisit scheduled", extra={"case_number": revisit["case_number"],
                                                  "due_at": revisit["due_at"].isoformat()})
 
@@ -124,7 +117,7 @@ class FollowupService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
         copy, and the store's waiting calls and reminders moved into open time."""
         announced = ev.load(ev.STORE_CALENDAR_CHANGED, payload)
         calls, reminders = flows.store_calendar_changed(
-            self.calendars, self.customers, self.tasks, self.appointments, self.org,
+            self.calendars, self.customers, self.tasks, self.revisits, self.appointments, self.org,
             flows.reminder_policy(self.config), announced, utcnow())
         if calls or reminders:
             log.info("revisits and reminders moved to open hours", extra={

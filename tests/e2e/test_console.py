@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.e2e.console_browser import PHONE, chromium, console_for  # noqa: F401  (fixtures)
-from tests.fixtures import wait_for
+from tests.fixtures import ALWAYS_OPEN, wait_for
 
 pytestmark = pytest.mark.e2e
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -34,7 +34,7 @@ def _routed(system, case_id):
 
 
 def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa: F811
-    system = stack({"REVISIT_DELAY_SECONDS": 1, "REVISIT_SCAN_INTERVAL_SECONDS": 1})
+    system = stack({"REVISIT_DELAY_SECONDS": 1, **ALWAYS_OPEN, "REVISIT_SCAN_INTERVAL_SECONDS": 1})
     console = console_for(system, STAFF)
 
     # the store manager's queue picks up a new complaint by itself (short polling)

@@ -6,7 +6,7 @@ import requests
 
 import pytest
 
-from tests.fixtures import wait_for
+from tests.fixtures import ALWAYS_OPEN, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +30,7 @@ def metric(text, name, **labels):
 
 
 def test_complaint_travels_the_whole_loop(stack, smtp_sink, amqp_bus):
-    system = stack({"REVISIT_DELAY_SECONDS": 1, "REVISIT_SCAN_INTERVAL_SECONDS": 0.5,
+    system = stack({"REVISIT_DELAY_SECONDS": 1, **ALWAYS_OPEN, "REVISIT_SCAN_INTERVAL_SECONDS": 0.5,
                     "SLA_SCAN_INTERVAL_SECONDS": 0.5})
 
     # 1. in by HTTP and by bus

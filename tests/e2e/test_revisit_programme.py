@@ -14,7 +14,7 @@ import requests
 
 from closeloop_shared import bus
 from closeloop_shared.clock import utcnow
-from tests.fixtures import wait_for
+from tests.fixtures import ALWAYS_OPEN, wait_for
 
 pytestmark = pytest.mark.e2e
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -27,7 +27,7 @@ def customer(member_id, email):
 
 
 def test_the_revisit_programme_end_to_end(stack, smtp_sink, amqp_bus, token_keys):
-    system = stack({"REVISIT_DELAY_SECONDS": 1, "REVISIT_SCAN_INTERVAL_SECONDS": 1, "FOLLOWUP_MAX_ATTEMPTS": 2,
+    system = stack({"REVISIT_DELAY_SECONDS": 1, **ALWAYS_OPEN, "REVISIT_SCAN_INTERVAL_SECONDS": 1, "FOLLOWUP_MAX_ATTEMPTS": 2,
                     "OUTBOX_RELAY_INTERVAL_SECONDS": 1})
 
     def as_staff(staff_id, method, path, body=None):

@@ -2,7 +2,8 @@
 MongoDB-protocol server: routing announces every store's calendar when it starts and
 each change (store_calendar_changed); followup keeps its own copy (never reading
 routing's collections) and moves a waiting revisit call off a closure and a day-before
-reminder into the store's new opening hours; an older announcement changes nothing."""
+reminder and a satisfaction revisit into the store's new opening hours; an older
+announcement changes nothing."""
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -65,6 +66,16 @@ def test_closures_and_opening_hours_move_waiting_calls_and_reminders(stack, web_
                                "starts_at": starts.isoformat(), "version": 1}, routing_key=bus.APPOINTMENT_BOOKED_KEY)
     booked = wait_for(lambda: db["appointments"].find_one({"_id": "A-50"}), what="the booking")
     assert local(booked["reminder_at"]).hour == 10
+    # a case resolved at 22:00, after closing: its satisfaction revisit (3 days on) waits
+    # until the store opens at 10:00
+    resolved_at = datetime.combine(local(utcnow()).date(), time(22), SHANGHAI)
+    event_dispatcher(config)(ev.ROUTING, ev.CASE_RESOLVED, ev.dump(ev.CASE_RESOLVED, {
+        "case_id": "c-late", "case_number": "CL-20270310-000001", "store_id": STORE, "category": "hygiene",
+        "remedy": {"type": "apology"}, "resolved_at": resolved_at, "on_time": True, "resolution_round": 1,
+        "customer": {"name": "刘女士", "phone": "+8613812345678"},
+        "revisit_owner": {"staff_id": "sh-xh-rv", "name": "赵敏", "role": "store_staff"}}))
+    survey = wait_for(lambda: db["revisits"].find_one({"case_id": "c-late"}), what="the satisfaction revisit")
+    assert local(survey["due_at"]) == datetime.combine(resolved_at.date() + timedelta(days=4), time(10), SHANGHAI)
 
     # a closure on the planned day: the call moves to the next day, same hour
     closed = requests.post(f"{routing_url}/v1/calendars/stores/{STORE}/closures", headers=as_manager, timeout=10,
@@ -86,6 +97,10 @@ def test_closures_and_opening_hours_move_waiting_calls_and_reminders(stack, web_
     reminder = wait_for(lambda: [a for a in [db["appointments"].find_one({"_id": "A-50"})]
                                  if local(a["reminder_at"]).hour == 14], what="the reminder in the new hours")[0]
     assert local(reminder["reminder_at"]).date() == starts.date() - timedelta(days=1)
+    survey = wait_for(lambda: [r for r in [db["revisits"].find_one({"case_id": "c-late"})]
+                               if local(r["due_at"]).hour == 14], what="the satisfaction revisit in the new hours")[0]
+    assert local(survey["due_at"]).date() in (resolved_at.date() + timedelta(days=4),  # or the day after, if
+                                              resolved_at.date() + timedelta(days=5))  # the closure fell on it
 
     # an older announcement (a replica behind, a redelivery) changes nothing
     newest = db["store_calendars"].find_one({"_id": STORE})

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from closeloop_shared import events as ev
 from closeloop_shared.quiet_hours import QuietHours
-from services.followup import appointments, programme
+from services.followup import appointments, programme, revisits
 from services.followup.opening import OpeningHours, call_time, changed_spans, reminder_time
 from services.followup.profiles import ContactHours
 from services.routing import calendar_flows
@@ -135,3 +135,27 @@ def test_a_store_open_late_reminds_before_midnight_inside_its_slot():
     starts = datetime(2027, 3, 12, 20, tzinfo=ZoneInfo("Asia/Shanghai"))
     at = reminder_time(starts, 10, QuietHours.parse("23:00-09:00"), opening, NOW)
     assert at == datetime(2027, 3, 11, 18, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@given(moment=st.datetimes(datetime(2027, 1, 1), datetime(2027, 12, 20), timezones=st.just(timezone.utc)), tz=ZONES)
+def test_a_satisfaction_revisit_falls_due_at_the_first_open_moment_from_when_it_is_meant(moment, tz):
+    calendar = store(tz, closures=[Closure(date(2027, 7, 1), date(2027, 7, 20), "装修")])
+    opening, _ = copy_of(calendar, tz, date(2027, 1, 1))
+    resolved = {"case_id": "c1", "case_number": "CL-1", "resolution_round": 1, "store_id": "SH-XH-001",
+                "customer": {}, "locale": "zh-CN", "remedy": {}, "resolved_at": moment - timedelta(days=3)}
+    revisit = revisits.schedule(resolved, {"staff_id": "sh-xh-rv"}, 3 * 24 * 3600, opening, NOW)
+    due = revisit["due_at"]
+    assert revisit["due_from"] == moment and due >= moment and calendar.is_open(due)
+    step = moment
+    while step + timedelta(minutes=10) <= due:  # closed all the way there
+        assert not calendar.is_open(step)
+        step += timedelta(minutes=10)
+
+
+def test_a_revisit_meant_while_the_store_is_open_is_due_then():
+    opening, _ = copy_of(store())
+    wednesday_3pm = datetime(2027, 3, 10, 7, 0, tzinfo=timezone.utc)
+    assert opening.first_open(wednesday_3pm) == wednesday_3pm
+    monday_3pm = datetime(2027, 3, 15, 7, 0, tzinfo=timezone.utc)  # closed on Mondays: Tuesday 14:00
+    assert opening.first_open(monday_3pm) == datetime(2027, 3, 16, 6, 0, tzinfo=timezone.utc)
+    assert OpeningHours.always_open("Asia/Shanghai").first_open(monday_3pm) == monday_3pm

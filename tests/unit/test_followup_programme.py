@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from closeloop_shared.access import ROLE_PERMISSIONS, Principal
 from closeloop_shared.contract import CustomerTier, PrincipalKind, Role, RevisitTaskStatus
 from services.followup import profiles, programme, revisits, tiers
+from services.followup.opening import OpeningHours
 
 NOW = datetime(2027, 3, 10, 2, 0, tzinfo=timezone.utc)
 STORES = frozenset({"SH-XH-001", "HZ-XH-001"})
@@ -191,6 +192,7 @@ def test_a_revisit_after_a_reopening_is_a_recovery_re_survey():
     def resolved(round_):
         return {"case_id": "c1", "case_number": "CL-1", "resolution_round": round_, "store_id": "SH-XH-001",
                 "customer": {}, "locale": "zh-CN", "remedy": {}, "resolved_at": NOW}
-    assert revisits.schedule(resolved(1), OWNER, 60, NOW)["recovery"] is False
-    second = revisits.schedule(resolved(2), OWNER, 60, NOW)
+    always = OpeningHours.always_open("Asia/Shanghai")
+    assert revisits.schedule(resolved(1), OWNER, 60, always, NOW)["recovery"] is False
+    second = revisits.schedule(resolved(2), OWNER, 60, always, NOW)
     assert second["recovery"] is True and second["owner"] == OWNER and second["due_at"] == NOW + timedelta(minutes=1)
