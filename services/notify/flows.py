@@ -27,6 +27,9 @@ ATTEMPTS_PER_CHANNEL = 6
 THROTTLE_PAUSE = timedelta(seconds=60)
 # Abandoned deliveries to a webhook endpoint before it is disabled.
 WEBHOOK_FAILURES_TO_DISABLE = 3
+# The event field saying when a customer message's cause happened, by template
+# (kinds.Rule.caused_at): what a withdrawal of consent is compared with.
+CAUSE_FIELDS = {rule.template: rule.caused_at for rule in kinds.RULES.values()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +137,7 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
     try:
         delivery, outcome, counted_as, released, later = _record(
             repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-            came_first, counted)
+            came_first, counted, _caused_at(notification, now))
     except Exception:  # not recorded: the redelivered event counts again
         _give_back(repository, counted)
         raise
@@ -153,12 +156,12 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
 
 
 def _record(repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-            came_first, counted):
+            came_first, counted, caused):
     """_accept's part between the quotas' counts (`counted`, extended by the provider's
     per-minute count) and the insert, included: (the delivery inserted or None, its
     Outcome (one reaching nobody: abandoned, by the caller), the metric it counts as,
     [(resumption, released delivery or None)] written with the insert, the resumptions
-    still to write)."""
+    still to write). `caused`: when its cause happened (_caused_at)."""
     if came_first is not None:  # the facts it waits for came first, on their own queue
         context.update(came_first)
         waits = None
@@ -176,9 +179,10 @@ def _record(repository, settings, notification, now, arrived, place, chosen, rou
         "store_id": notification.store_id, "kind": notification.kind, "template": notification.template,
         "audience": notification.audience.value, "recipient": notification.recipient,
         "customer_keys": list(notification.customer_keys),
-        # who the customer is to followup, so their withdrawal of consent finds it (None: staff)
-        "member_id": notification.context.get("person", {}).get("member_id")
-        if notification.audience is Audience.CUSTOMER else None,
+        # who the customer is to followup, and when what caused the message happened, so their
+        # withdrawal of consent finds it and knows whether it covers it (None: staff)
+        "member_id": _member_id(notification),
+        "caused_at": caused if notification.audience is Audience.CUSTOMER else None,
         "locale": notification.locale, "urgent": notification.urgent, "route": route,
         "contents": contents, "unusable": unusable, "channel": route[0]["channel"] if route else None,
         # kept only while it may be rendered again (COMPLETIONS); never the complaint itself
@@ -202,6 +206,22 @@ def _record(repository, settings, notification, now, arrived, place, chosen, rou
                                                          start=begins)
         return delivery, outcome, counted_as, [(resumptions[0], resumed)], resumptions[1:]
     return repository.create(document, now, outcome=outcome, start=begins), outcome, counted_as, [], []
+
+
+def _member_id(notification):
+    """Who a customer is to followup (their withdrawal of consent names them by it); None for staff."""
+    if notification.audience is not Audience.CUSTOMER:
+        return None
+    return notification.context.get("person", {}).get("member_id")
+
+
+def _caused_at(notification, now):
+    """When what caused a customer message happened, as its event says (kinds.Rule.caused_at:
+    the complaint submitted, the appointment confirmed, the reminder due), not when notify
+    got to the event. A kind whose event says no such time falls back to now, the
+    delivery's created_at (as policy.caused_at does for deliveries recorded before it was kept)."""
+    field = CAUSE_FIELDS.get(notification.template)
+    return (notification.context.get(field) if field else None) or now
 
 
 def _give_back(repository, counted):
@@ -505,15 +525,15 @@ def abandon(repository, settings, delivery, now, reason, publish, result=None):
 
 def consent_withdrawn(repository, event, now):
     """A customer withdrew consent: every message to them notify still holds (deferred
-    by quiet hours, waiting for a retry or for facts, queued) is ended, suppressed with
-    the reason "consent withdrawn" in its log; sent ones are history, staff told about
-    their cases are not touched. One a sender holds at this moment is marked, and its
-    sender ends it instead of sending it (attempt), unless the provider has it already.
-    A repeated event finds nothing left to stop. How many were stopped or marked."""
+    by quiet hours, waiting for a retry or for facts, queued) and caused before they
+    withdrew is ended, suppressed with the reason "consent withdrawn" in its log; sent
+    ones are history, staff told about their cases are not touched. One a sender holds
+    at this moment is marked, and its sender ends it instead of sending it (attempt),
+    unless the provider has it already. A repeated event finds nothing left to stop.
+    How many were stopped or marked."""
     withdrawal = policy.Withdrawal.of(event)
     stopped = 0
-    for delivery in repository.held_for_customer(withdrawal.member_id, sorted(withdrawal.customer_keys),
-                                                 withdrawal.withdrawn_at):
+    for delivery in repository.held_for_customer(withdrawal.member_id, sorted(withdrawal.customer_keys)):
         if not withdrawal.stops(delivery):
             continue
         claimed = repository.claim_held(delivery, now)

@@ -111,6 +111,20 @@ NOT_SENT = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliverySt
 CONSENT_WITHDRAWN = "consent withdrawn"
 
 
+def caused_at(delivery):
+    """When what caused a customer delivery happened (the complaint submitted, the
+    appointment confirmed, the reminder due): its own caused_at; for one recorded before
+    notify kept it, or of a kind whose event says no such time, when it was made."""
+    return delivery.get("caused_at") or delivery["created_at"]
+
+
+def covers(withdrawn_at, caused):
+    """Whether a withdrawal at `withdrawn_at` covers a message caused at `caused`: one
+    caused at or before it, however late notify hears of its event. One caused later is
+    an answer to something the customer did since (a new complaint's acknowledgement)."""
+    return caused <= withdrawn_at
+
+
 @dataclass(frozen=True)
 class Withdrawal:
     """A customer's withdrawal of consent to be contacted (followup's
@@ -134,8 +148,8 @@ class Withdrawal:
             or not self.customer_keys.isdisjoint(delivery.get("customer_keys") or ())
 
     def stops(self, delivery):
-        """Whether the withdrawal ends this delivery: a message to the customer, made
-        before they withdrew, not sent yet. Sent or delivered ones are history; one made
-        later is an answer to something they did since (a new complaint's acknowledgement)."""
-        return (self.concerns(delivery) and delivery["created_at"] <= self.withdrawn_at
+        """Whether the withdrawal ends this delivery: a message to the customer, caused
+        before they withdrew (covers: by its cause, not by when notify made it), not sent
+        yet. Sent or delivered ones are history."""
+        return (self.concerns(delivery) and covers(self.withdrawn_at, caused_at(delivery))
                 and DeliveryStatus(delivery["status"]) in NOT_SENT)

@@ -344,17 +344,22 @@ class DeliveryRepository:
 
     # -- consent withdrawn ---------------------------------------------------------------------
 
-    def held_for_customer(self, member_id, customer_keys, made_by):
-        """Deliveries to a customer, made by `made_by`, not sent yet (waiting, due, or
-        claimed by a sender), found by their member id or by any handle's digest; each once."""
-        waiting = {"status": {"$in": NOT_SENT_STATUSES}, "audience": Audience.CUSTOMER.value,
-                   "created_at": {"$lte": made_by}}
+    def held_for_customer(self, member_id, customer_keys):
+        """Deliveries to a customer not sent yet (waiting, due, or claimed by a sender),
+        found by their member id or by any handle's digest; each once, in the order they
+        were made. Which of them a withdrawal stops is policy.Withdrawal.stops's to say, by
+        when each one's cause happened (caused_at, else created_at: no one field to bound
+        a query by). Each read's filter is exactly an index's keys (customer_keys; member_id
+        and status): the stand-in scans the whole collection for a filter with a field its
+        index lacks, so a handle's deliveries not sent yet are picked out here (a customer
+        has few; a withdrawal is rare)."""
         found = {}
         if customer_keys:
-            for delivery in self.deliveries.find({"customer_keys": {"$in": list(customer_keys)}, **waiting}):
-                found[delivery["_id"]] = delivery
-        if member_id:
-            for delivery in self.deliveries.find({"member_id": member_id, **waiting}):
+            for delivery in self.deliveries.find({"customer_keys": {"$in": list(customer_keys)}}):
+                if delivery["status"] in NOT_SENT_STATUSES and delivery.get("audience") == Audience.CUSTOMER.value:
+                    found[delivery["_id"]] = delivery
+        if member_id:  # set on customer deliveries only
+            for delivery in self.deliveries.find({"member_id": member_id, "status": {"$in": NOT_SENT_STATUSES}}):
                 found[delivery["_id"]] = delivery
         return sorted(found.values(), key=lambda d: d["created_at"])
 

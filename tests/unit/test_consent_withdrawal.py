@@ -1,7 +1,7 @@
 """A customer's withdrawal of consent reaches what notify still holds for them
 (services/notify/policy.Withdrawal, flows.consent_withdrawn) over in-memory fakes:
-which deliveries it stops, what it leaves alone, and that a repeat changes nothing.
-followup's digests of a profile's handles are notify's own."""
+which deliveries it stops (by when their cause happened), what it leaves alone, and
+that a repeat changes nothing. followup's digests of a profile's handles are notify's own."""
 import copy
 from datetime import timedelta
 
@@ -10,7 +10,7 @@ import pytest
 from closeloop_shared import events as ev
 from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.contacts import handle_digests as contact_keys
-from services.notify import flows, kinds
+from services.notify import flows, kinds, policy
 from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
 from tests.unit.fakes import FakeDeliveries
 from services.notify.channels import ChannelError, Failure
@@ -25,10 +25,9 @@ KEYS = kinds.customer_keys(CONTACT)
 class ConsentDeliveries(FakeDeliveries):
     """FakeDeliveries with the repository's consent-withdrawal queries."""
 
-    def held_for_customer(self, member_id, customer_keys, made_by):
+    def held_for_customer(self, member_id, customer_keys):
         return [copy.deepcopy(d) for d in sorted(self.docs.values(), key=lambda d: d["created_at"])
-                if d["audience"] == "customer" and d["created_at"] <= made_by
-                and d["status"] in ("queued", "deferred", "failed", "sending")
+                if d["audience"] == "customer" and d["status"] in ("queued", "deferred", "failed", "sending")
                 and ((member_id and d.get("member_id") == member_id)
                      or set(customer_keys) & set(d.get("customer_keys") or ()))]
 
@@ -64,7 +63,7 @@ class ConsentWorld(World):
 
 def delivery(**fields):
     return {"audience": "customer", "member_id": MEMBER, "customer_keys": KEYS, "status": "deferred",
-            "created_at": DAYTIME, **fields}
+            "created_at": DAYTIME, "caused_at": DAYTIME, **fields}
 
 
 WITHDRAWAL = Withdrawal(MEMBER, frozenset(KEYS), DAYTIME + timedelta(hours=1))
@@ -95,9 +94,31 @@ def test_the_customer_is_found_by_member_id_or_by_any_handle():
         {"phone": "+8613900000000"})))
 
 
-def test_a_message_made_after_the_withdrawal_is_an_answer_to_something_newer():
-    assert not WITHDRAWAL.stops(delivery(created_at=WITHDRAWAL.withdrawn_at + timedelta(seconds=1)))
-    assert WITHDRAWAL.stops(delivery(created_at=WITHDRAWAL.withdrawn_at))
+def test_a_message_caused_after_the_withdrawal_is_an_answer_to_something_newer():
+    later = WITHDRAWAL.withdrawn_at + timedelta(seconds=1)
+    assert not WITHDRAWAL.stops(delivery(caused_at=later, created_at=later))
+    assert WITHDRAWAL.stops(delivery(caused_at=WITHDRAWAL.withdrawn_at))
+
+
+def test_a_message_is_judged_by_its_cause_not_by_when_notify_made_it():
+    # the reminder fell due before the withdrawal, but notify got to its event after it
+    late = WITHDRAWAL.withdrawn_at + timedelta(minutes=2)
+    assert WITHDRAWAL.stops(delivery(caused_at=DAYTIME, created_at=late))
+    assert not WITHDRAWAL.stops(delivery(caused_at=late, created_at=DAYTIME))
+
+
+def test_a_delivery_recorded_before_causes_were_kept_is_judged_by_when_it_was_made():
+    old = delivery(created_at=DAYTIME)
+    del old["caused_at"]
+    assert policy.caused_at(old) == DAYTIME and WITHDRAWAL.stops(old)
+    assert not WITHDRAWAL.stops(dict(old, created_at=WITHDRAWAL.withdrawn_at + timedelta(seconds=1)))
+
+
+@pytest.mark.parametrize("rule", [r for r in kinds.RULES.values() if r.audience is kinds.Audience.CUSTOMER],
+                         ids=lambda rule: rule.template)
+def test_every_customer_message_says_which_event_field_tells_when_its_cause_happened(rule):
+    assert rule.caused_at in ev.SCHEMAS[rule.event].fields
+    assert ev.SCHEMAS[rule.event].fields[rule.caused_at].required
 
 
 def test_the_withdrawal_names_a_customer_by_the_digests_notify_files_them_under():
@@ -184,6 +205,27 @@ def test_a_retry_waiting_is_stopped_and_a_message_after_the_withdrawal_goes():
     world.now = DAYTIME + timedelta(minutes=5)          # they complain afterwards: that is answered
     for channel in world.channels.values():
         channel.failures.clear()
-    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT)))
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT), submitted_at=world.now))
     assert world.of("acknowledgement")[0]["status"] == "sent"
+
+
+# -- judged by the cause ------------------------------------------------------------------------
+
+def test_a_delivery_made_after_the_withdrawal_time_but_caused_before_it_is_stopped_when_the_withdrawal_arrives():
+    world = ConsentWorld(now=NIGHT)
+    withdrawn_at = NIGHT - timedelta(minutes=1)  # followup's time; notify hears of it only now
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT),
+                                                         reminded_at=withdrawn_at - timedelta(seconds=1)))
+    assert world.of("appointment_reminder")[0]["status"] == "deferred"  # quiet hours
+    assert world.withdraw(at=withdrawn_at) == 1
+    assert world.of("appointment_reminder")[0]["status"] == "suppressed"
+
+
+def test_a_held_delivery_recorded_before_causes_were_kept_is_still_stopped():
+    world = ConsentWorld(now=NIGHT)
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT)))
+    (stored,) = world.of("appointment_reminder")
+    del world.deliveries.docs[stored["_id"]]["caused_at"]  # as an older release recorded it
+    assert world.withdraw() == 1
+    assert world.of("appointment_reminder")[0]["status"] == "suppressed"
 
