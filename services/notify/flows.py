@@ -112,6 +112,9 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
     channel's attempt begun, for the caller to send at once (attempt with begun): a
     withdrawal of consent marked after that insert is one marked after the attempt
     began, which the provider may have (as after start_attempt).
+    A customer message whose customer withdrew consent at or after its cause (a
+    withdrawal notify heard before this event) is recorded suppressed at once: nothing
+    sent, no quota counted, no fact waited for.
     `arrived` (case_id, event_type, facts): an event's facts to remember for a
     notification still to come (complete), written in the same round trip as the quotas,
     and what waits for them released (resumptions), the first in the same round trip as
@@ -127,8 +130,12 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
     context = {**notification.context, "timezone": place.zone.key,
                "store_name": notification.context.get("store_name") or (
                    place.store.name if place.store else notification.store_id)}
-    waits = notification.waits_for if settings.completion_wait > 0 else None
-    limits = _limits(settings, notification, now) if route else []
+    caused = _caused_at(notification, now)
+    # a withdrawal heard before this event (each event has its own queue): recorded ended,
+    # before any quota is counted or any fact waited for
+    withdrawn = _withdrawn_before(repository, notification, caused)
+    waits = notification.waits_for if settings.completion_wait > 0 and not withdrawn else None
+    limits = _limits(settings, notification, now) if route and not withdrawn else []
     over, came_first = repository.take([(key, limit, expires_at) for key, limit, expires_at, _ in limits], now,
                                        waits=(notification.case_id, waits) if waits and route else None,
                                        arrived=arrived)
@@ -137,13 +144,16 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
     try:
         delivery, outcome, counted_as, released, later = _record(
             repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-            came_first, counted, _caused_at(notification, now))
+            came_first, counted, caused, withdrawn)
     except Exception:  # not recorded: the redelivered event counts again
         _give_back(repository, counted)
         raise
     released += [(resumption, repository.resume(**resumption)) for resumption in later]
     if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
         _give_back(repository, counted)
+        return None, released
+    if withdrawn:
+        _count_withdrawn(delivery)
         return None, released
     if not delivery["route"]:
         abandon(repository, settings, delivery, now, outcome.reason, publish)
@@ -156,12 +166,13 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
 
 
 def _record(repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-            came_first, counted, caused):
+            came_first, counted, caused, withdrawn):
     """_accept's part between the quotas' counts (`counted`, extended by the provider's
     per-minute count) and the insert, included: (the delivery inserted or None, its
     Outcome (one reaching nobody: abandoned, by the caller), the metric it counts as,
     [(resumption, released delivery or None)] written with the insert, the resumptions
-    still to write). `caused`: when its cause happened (_caused_at)."""
+    still to write). `caused`: when its cause happened (_caused_at); `withdrawn`: the
+    customer withdrew consent since (then it is recorded suppressed, whatever its route)."""
     if came_first is not None:  # the facts it waits for came first, on their own queue
         context.update(came_first)
         waits = None
@@ -190,6 +201,9 @@ def _record(repository, settings, notification, now, arrived, place, chosen, rou
     }
     # what the event completes, found once its facts are remembered (take) for any still to come
     resumptions = _resumptions(repository, settings, *arrived, now) if arrived is not None else []
+    if withdrawn:  # never sent, and nobody phones a customer who asked not to be contacted
+        outcome = Outcome(S.SUPPRESSED, policy.CONSENT_WITHDRAWN)
+        return repository.create(document, now, outcome=outcome), outcome, None, [], resumptions
     if not route:
         _give_back(repository, counted)  # nothing will be sent: it takes no quota
         reason = "no reachable channel" if not unusable else \
@@ -222,6 +236,16 @@ def _caused_at(notification, now):
     delivery's created_at (as policy.caused_at does for deliveries recorded before it was kept)."""
     field = CAUSE_FIELDS.get(notification.template)
     return (notification.context.get(field) if field else None) or now
+
+
+def _withdrawn_before(repository, notification, caused):
+    """Whether the customer withdrew consent at or after the message's cause: a withdrawal
+    notify heard before this event, on its own queue (consent_withdrawn records each).
+    One read, for customer messages only."""
+    if notification.audience is not Audience.CUSTOMER:
+        return False
+    return policy.withdrawn_since(
+        repository.withdrawals_of(_member_id(notification), list(notification.customer_keys)), caused)
 
 
 def _give_back(repository, counted):
@@ -529,11 +553,15 @@ def consent_withdrawn(repository, event, now):
     withdrew is ended, suppressed with the reason "consent withdrawn" in its log; sent
     ones are history, staff told about their cases are not touched. One a sender holds
     at this moment is marked, and its sender ends it instead of sending it (attempt),
-    unless the provider has it already. A repeated event finds nothing left to stop.
-    How many were stopped or marked."""
+    unless the provider has it already. The withdrawal is recorded first, so that a
+    message caused before it whose event notify hears of later (its own queue) is
+    recorded suppressed when it is made (_accept). A repeated event records nothing new
+    and finds nothing left to stop. How many were stopped or marked."""
     withdrawal = policy.Withdrawal.of(event)
+    keys = sorted(withdrawal.customer_keys)
+    repository.record_withdrawal(withdrawal.member_id, keys, withdrawal.withdrawn_at)
     stopped = 0
-    for delivery in repository.held_for_customer(withdrawal.member_id, sorted(withdrawal.customer_keys)):
+    for delivery in repository.held_for_customer(withdrawal.member_id, keys):
         if not withdrawal.stops(delivery):
             continue
         claimed = repository.claim_held(delivery, now)
@@ -549,7 +577,11 @@ def _suppress_withdrawn(repository, delivery, now, attempt_result=None):
     released = repository.finish(delivery, S.SUPPRESSED, now, reason=policy.CONSENT_WITHDRAWN,
                                  attempt=attempt_result, changes={"waiting_for": None, "context": None})
     if released:
-        metrics.count(delivery.get("channel"), delivery["template"], "suppressed")
-        log.info("delivery stopped: consent withdrawn", extra={"case_id": delivery["case_id"],
-                                                              "kind": delivery["kind"]})
+        _count_withdrawn(delivery)
     return released
+
+
+def _count_withdrawn(delivery):
+    """A delivery ended because its customer withdrew consent, in the metrics and the log."""
+    metrics.count(delivery.get("channel"), delivery["template"], "suppressed")
+    log.info("delivery stopped: consent withdrawn", extra={"case_id": delivery["case_id"], "kind": delivery["kind"]})

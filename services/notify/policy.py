@@ -12,7 +12,8 @@ Pure: no nameko, no pymongo.
   for the next hour), per provider a minute (WeCom: per robot, its published 20).
 - Consent: once a customer withdraws consent to be contacted, nothing notify still holds
   for them (waiting for quiet hours to end, for a retry, for the facts it should say) is
-  sent; what went out already stays in the log as it was (Withdrawal)."""
+  sent, nor anything caused before the withdrawal that notify hears of only later (each
+  event has its own queue); what went out already stays in the log as it was (Withdrawal)."""
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -123,6 +124,12 @@ def covers(withdrawn_at, caused):
     caused at or before it, however late notify hears of its event. One caused later is
     an answer to something the customer did since (a new complaint's acknowledgement)."""
     return caused <= withdrawn_at
+
+
+def withdrawn_since(withdrawn_ats, caused):
+    """Whether any recorded withdrawal (of the customer's member id or a handle) covers a
+    message caused at `caused`: it is then never sent."""
+    return any(covers(withdrawn_at, caused) for withdrawn_at in withdrawn_ats)
 
 
 @dataclass(frozen=True)

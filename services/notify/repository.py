@@ -24,6 +24,12 @@ COMPLETION_KEPT = timedelta(days=1)
 DUPLICATE_KEY = 11000
 
 
+def _withdrawal_keys(member_id, customer_keys):
+    """The consent_withdrawals documents a customer's withdrawal is kept under: their
+    member id and each handle's digest (a message may name them by either)."""
+    return [*([f"member|{member_id}"] if member_id else []), *(f"handle|{key}" for key in customer_keys)]
+
+
 def _completion_key(case_id, event_type):
     """A remembered completion lives in notify_counters next to the quota windows (both
     forgotten by the same TTL index), so that one bulk write answers both."""
@@ -76,13 +82,15 @@ class DeliveryRepository:
     identity, so it is recognisable.
 
     Also: counters for the quotas and provider limits (forgotten after their window),
-    the outbound webhook endpoints' failure streaks, and the outbox of
-    notification_failed events."""
+    the outbound webhook endpoints' failure streaks, the customers' withdrawals of
+    consent (consent_withdrawals: one document per member id and per handle's digest,
+    found by _id), and the outbox of notification_failed events."""
 
     def __init__(self, db):
         self.deliveries = db["deliveries"]
         self.counters = db["notify_counters"]
         self.endpoints = db["webhook_endpoints"]
+        self.withdrawals = db["consent_withdrawals"]
         self.leases = Leases(self.deliveries)
         self.outbox = Outbox(self.deliveries)
 
@@ -216,21 +224,22 @@ class DeliveryRepository:
             case_id, event_type, facts = arrived
             operations.append(UpdateOne({"_id": _completion_key(case_id, event_type)},
                                         {"$set": {"facts": facts, "expires_at": now + COMPLETION_KEPT}}, upsert=True))
-        refused = self._upserts(operations)
+        refused = self._upserts(self.counters, operations)
         again = sorted(refused - {asks})
         if again:
-            refused_again = self._upserts([operations[index] for index in again])
+            refused_again = self._upserts(self.counters, [operations[index] for index in again])
             refused = (refused - set(again)) | {again[index] for index in refused_again}
         facts = self.completion(*waits) if asks is not None and asks in refused else None
         return [index is None or index in refused for index in counting], facts
 
-    def _upserts(self, operations):
-        """Run conditional upserts in one bulk write: the indexes of those refused by a
-        duplicate key (their filter matched nothing and the key exists)."""
+    @staticmethod
+    def _upserts(collection, operations):
+        """Run conditional upserts in one bulk write on `collection`: the indexes of those
+        refused by a duplicate key (their filter matched nothing and the key exists)."""
         if not operations:
             return set()
         try:
-            self.counters.bulk_write(operations, ordered=False)
+            collection.bulk_write(operations, ordered=False)
         except BulkWriteError as error:
             failures = error.details.get("writeErrors", [])
             if any(failure.get("code") != DUPLICATE_KEY for failure in failures) \
@@ -362,6 +371,26 @@ class DeliveryRepository:
             for delivery in self.deliveries.find({"member_id": member_id, "status": {"$in": NOT_SENT_STATUSES}}):
                 found[delivery["_id"]] = delivery
         return sorted(found.values(), key=lambda d: d["created_at"])
+
+    def record_withdrawal(self, member_id, customer_keys, withdrawn_at):
+        """Remember a customer's withdrawal of consent under their member id and each
+        handle's digest, one document per key keeping the latest withdrawn_at, for the
+        messages whose events notify hears of after it (withdrawals_of). A redelivered
+        withdrawal changes nothing. One bulk write of upserts; one that loses its insert
+        to a concurrent one of the same key is written again (the key exists then)."""
+        operations = [UpdateOne({"_id": key}, {"$max": {"withdrawn_at": withdrawn_at}}, upsert=True)
+                      for key in _withdrawal_keys(member_id, customer_keys)]
+        refused = self._upserts(self.withdrawals, operations)
+        if refused:
+            self.withdrawals.bulk_write([operations[index] for index in sorted(refused)], ordered=False)
+
+    def withdrawals_of(self, member_id, customer_keys):
+        """When the customer withdrew consent, as recorded under their member id or any
+        handle's digest (record_withdrawal): one read by _id."""
+        keys = _withdrawal_keys(member_id, customer_keys)
+        if not keys:
+            return []
+        return [found["withdrawn_at"] for found in self.withdrawals.find({"_id": {"$in": keys}}, {"withdrawn_at": 1})]
 
     def claim_held(self, delivery, now):
         """Lease a delivery still waiting (nobody sending it, not sent): the delivery with

@@ -1,7 +1,8 @@
 """notify's DeliveryRepository against the MongoDB-protocol stand-in: the quota counters'
 conditional upserts (a first count that loses its insert to a concurrent one, a quota
 of 0) and how a waiting delivery is released and its attempt begun (the lease and a
-withdrawal of consent decide, at start_attempt)."""
+withdrawal of consent decide, at start_attempt); the customers' withdrawals of consent kept
+once per key, and the deliveries a withdrawal looks at."""
 from datetime import timedelta
 
 import pytest
@@ -115,3 +116,34 @@ def test_start_attempt_refuses_a_delivery_taken_over_or_marked_consent_withdrawn
     refused = repository.start_attempt(other, "sms", later)
     assert refused["consent_withdrawn_at"] is not None and refused["attempt_log"] == []
     assert repository.deliveries.find_one({"_id": resumed["_id"]})["attempt_log"] == []
+
+
+def test_a_withdrawal_is_kept_once_per_key_with_its_latest_time_and_read_back_by_any_key(repository):
+    now = utcnow().replace(microsecond=0)  # as stored: milliseconds
+    repository.record_withdrawal("M-0001", ["k-phone", "k-mail"], now)
+    repository.record_withdrawal("M-0001", ["k-phone", "k-mail"], now)                       # redelivered
+    repository.record_withdrawal("M-0001", ["k-phone"], now - timedelta(hours=1))            # an older one, late
+    stored = {d["_id"]: d["withdrawn_at"] for d in repository.withdrawals.find({})}
+    assert stored == {"member|M-0001": now, "handle|k-phone": now, "handle|k-mail": now}
+    assert repository.withdrawals_of(None, ["k-mail", "k-other"]) == [now]
+    assert repository.withdrawals_of("M-0001", []) == [now]
+    assert repository.withdrawals_of("M-0002", ["k-other"]) == [] and repository.withdrawals_of(None, []) == []
+
+
+def test_a_withdrawals_first_write_that_loses_its_insert_to_a_concurrent_one_is_written_again(repository):
+    now = utcnow()
+    real = repository.withdrawals
+    repository.withdrawals = ConcurrentFirstWriter(real, "handle|k-phone", {"withdrawn_at": now - timedelta(days=1)})
+    repository.record_withdrawal("M-0001", ["k-phone"], now)
+    assert real.find_one({"_id": "handle|k-phone"})["withdrawn_at"] > now - timedelta(seconds=1)
+    assert real.find_one({"_id": "member|M-0001"}) is not None
+
+
+def test_held_for_customer_finds_a_message_made_after_the_withdrawal_time_by_member_id_or_handle(repository):
+    now = utcnow()
+    waiting = waiting_acknowledgement(repository, now + timedelta(minutes=5))  # made after the withdrawal's time
+    repository.deliveries.update_one({"_id": waiting["_id"]}, {"$set": {"customer_keys": ["k-phone"]}})
+    assert [d["_id"] for d in repository.held_for_customer("M-0001", [])] == [waiting["_id"]]
+    assert [d["_id"] for d in repository.held_for_customer(None, ["k-phone"])] == [waiting["_id"]]
+    assert [d["_id"] for d in repository.held_for_customer("M-0001", ["k-phone"])] == [waiting["_id"]]
+    assert repository.held_for_customer("M-0002", ["k-other"]) == []

@@ -189,6 +189,7 @@ class FakeDeliveries:
         self.attempt_entry, self.begun_fields = attempt_entry, begun_fields
         self.docs, self.tokens, self.counts, self.endpoints = {}, iter(range(1, 10**9)), {}, {}
         self.published, self.completions = [], {}
+        self.withdrawals = {}  # consent_withdrawals: key -> the latest withdrawn_at
         self.outbox = self
 
     def _lease(self, document, now):
@@ -339,6 +340,18 @@ class FakeDeliveries:
         if arrived is not None:
             self.remember_completion(*arrived, now)
         return over, facts
+
+    @staticmethod
+    def _withdrawal_keys(member_id, customer_keys):
+        return [*([f"member|{member_id}"] if member_id else []), *(f"handle|{key}" for key in customer_keys)]
+
+    def record_withdrawal(self, member_id, customer_keys, withdrawn_at):
+        for key in self._withdrawal_keys(member_id, customer_keys):
+            self.withdrawals[key] = max(self.withdrawals.get(key, withdrawn_at), withdrawn_at)
+
+    def withdrawals_of(self, member_id, customer_keys):
+        return [self.withdrawals[key] for key in self._withdrawal_keys(member_id, customer_keys)
+                if key in self.withdrawals]
 
     def endpoint_disabled(self, endpoint_id):
         return bool(self.endpoints.get(endpoint_id, {}).get("disabled_at"))

@@ -1,7 +1,9 @@
 """A customer's withdrawal of consent reaches what notify still holds for them
 (services/notify/policy.Withdrawal, flows.consent_withdrawn) over in-memory fakes:
-which deliveries it stops (by when their cause happened), what it leaves alone, and
-that a repeat changes nothing. followup's digests of a profile's handles are notify's own."""
+which deliveries it stops, what it leaves alone, and that a repeat changes nothing;
+and what notify hears of after it, though caused before it (each event has its own
+queue), is recorded suppressed when it is made. followup's digests of a profile's
+handles are notify's own."""
 import copy
 from datetime import timedelta
 
@@ -11,10 +13,11 @@ from closeloop_shared import events as ev
 from closeloop_shared.contract import DeliveryStatus as S
 from closeloop_shared.contacts import handle_digests as contact_keys
 from services.notify import flows, kinds, policy
+from services.notify.metrics import CHANNELS
 from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
 from tests.unit.fakes import FakeDeliveries
 from services.notify.channels import ChannelError, Failure
-from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World, handle
+from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World, handle, metric
 from tests.unit.test_notify_templates import CUSTOMER, appointment, routed, submitted
 
 MEMBER = "M-0001"
@@ -114,6 +117,13 @@ def test_a_delivery_recorded_before_causes_were_kept_is_judged_by_when_it_was_ma
     assert not WITHDRAWAL.stops(dict(old, created_at=WITHDRAWAL.withdrawn_at + timedelta(seconds=1)))
 
 
+def test_any_recorded_withdrawal_at_or_after_the_cause_covers_it():
+    withdrawn_at = WITHDRAWAL.withdrawn_at
+    assert policy.withdrawn_since([withdrawn_at - timedelta(days=9), withdrawn_at], withdrawn_at)
+    assert not policy.withdrawn_since([withdrawn_at], withdrawn_at + timedelta(seconds=1))
+    assert not policy.withdrawn_since([], withdrawn_at)
+
+
 @pytest.mark.parametrize("rule", [r for r in kinds.RULES.values() if r.audience is kinds.Audience.CUSTOMER],
                          ids=lambda rule: rule.template)
 def test_every_customer_message_says_which_event_field_tells_when_its_cause_happened(rule):
@@ -209,7 +219,88 @@ def test_a_retry_waiting_is_stopped_and_a_message_after_the_withdrawal_goes():
     assert world.of("acknowledgement")[0]["status"] == "sent"
 
 
-# -- judged by the cause ------------------------------------------------------------------------
+# -- a withdrawal heard before the event that causes a message ----------------------------------
+
+def suppressed_reminders():
+    return sum(metric("closeloop_notifications_total", channel=channel, kind="appointment_reminder",
+                      outcome="suppressed") for channel in CHANNELS)
+
+
+def test_a_reminder_due_before_the_withdrawal_but_heard_after_it_is_suppressed_when_made_and_never_sent():
+    world = ConsentWorld(now=DAYTIME)
+    due = DAYTIME - timedelta(seconds=5)        # followup: the reminder fell due, then the customer withdrew
+    suppressed = suppressed_reminders()
+    assert world.withdraw(at=DAYTIME - timedelta(seconds=1)) == 0  # notify hears of the withdrawal first
+    world.now = DAYTIME + timedelta(seconds=3)
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT),
+                                                         reminded_at=due))
+    (reminder,) = world.of("appointment_reminder")
+    assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
+    assert reminder["caused_at"] == due and reminder["created_at"] == world.now
+    assert [h["status"] for h in reminder["status_history"]] == ["queued", "suppressed"]
+    assert reminder["attempt_log"] == [] and not reminder.get("lease_owner")
+    assert not any(count for count in world.deliveries.counts.values())  # no quota taken
+    assert suppressed_reminders() == suppressed + 1
+    world.now = NINE
+    world.tick()
+    assert not any(world.sent(c) for c in world.channels)
+    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)  # nobody phones them instead
+
+
+def test_a_confirmation_heard_after_the_withdrawal_finds_it_by_a_handle_or_the_member_id_alone():
+    world = ConsentWorld(now=DAYTIME)
+    world.withdraw(at=DAYTIME, member_id="M-OTHER", keys=[KEYS[1]])  # filed under the e-mail only
+    world.event(ev.APPOINTMENT_CONFIRMED, appointment(ev.APPOINTMENT_CONFIRMED, customer=dict(CONTACT),
+                                                      confirmed_at=DAYTIME - timedelta(seconds=1)))
+    world.withdraw(at=DAYTIME, keys=[])                                # filed under the member id only
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT),
+                                                         reminded_at=DAYTIME))
+    assert {d["status"] for d in world.of("appointment_")} == {S.SUPPRESSED.value}
+    assert not any(world.sent(c) for c in world.channels)
+
+
+def test_an_acknowledgement_of_an_earlier_complaint_neither_waits_nor_is_sent_nor_phoned():
+    world = ConsentWorld(now=DAYTIME, NOTIFY_ACK_WAIT_SECONDS=20)
+    world.withdraw(at=DAYTIME)
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT, phone=None, email=None, wechat_openid=None),
+                                             submitted_at=DAYTIME - timedelta(minutes=1)))  # reaches nobody
+    world.event(ev.CASE_SUBMITTED, submitted(case_id="c43", customer=dict(CONTACT),
+                                             submitted_at=DAYTIME - timedelta(minutes=1)))
+    acknowledgements = world.of("acknowledgement")
+    assert len(acknowledgements) == 2
+    assert all(d["status"] == "suppressed" and d["reason"] == CONSENT_WITHDRAWN and d["waiting_for"] is None
+               for d in acknowledgements)
+    assert world.deliveries.completions == {}  # no wait for case_routed's facts
+    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)
+
+
+def test_a_message_caused_after_the_withdrawal_goes_while_one_caused_before_it_does_not():
+    world = ConsentWorld(now=DAYTIME)
+    world.withdraw(at=DAYTIME)
+    world.now = DAYTIME + timedelta(minutes=5)
+    world.event(ev.CASE_SUBMITTED, submitted(case_id="c-new", customer=dict(CONTACT), submitted_at=world.now))
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT),
+                                                         reminded_at=DAYTIME - timedelta(minutes=1)))
+    assert world.of("acknowledgement")[0]["status"] == "sent"
+    assert world.of("appointment_reminder")[0]["status"] == "suppressed"
+    assert sum(len(world.sent(c)) for c in world.channels) == 1
+
+
+def test_staff_told_about_a_withdrawn_customers_case_are_told_as_before():
+    world = ConsentWorld(now=DAYTIME)
+    world.withdraw(at=DAYTIME)
+    world.event(ev.CASE_ROUTED, routed(severity="critical"))
+    (assigned,) = world.of("assigned", audience="staff")
+    assert assigned["status"] == "sent" and assigned["caused_at"] is None
+
+
+def test_a_redelivered_withdrawal_keeps_one_record_per_key_with_the_latest_time():
+    world = ConsentWorld(now=DAYTIME)
+    world.withdraw(at=DAYTIME)
+    world.withdraw(at=DAYTIME)
+    world.withdraw(at=DAYTIME - timedelta(hours=1))  # an older one redelivered late changes nothing
+    assert world.deliveries.withdrawals == {f"member|{MEMBER}": DAYTIME, **{f"handle|{k}": DAYTIME for k in KEYS}}
+
 
 def test_a_delivery_made_after_the_withdrawal_time_but_caused_before_it_is_stopped_when_the_withdrawal_arrives():
     world = ConsentWorld(now=NIGHT)
