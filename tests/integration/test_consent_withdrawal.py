@@ -2,7 +2,8 @@
 MongoDB-protocol server: a day-before reminder deferred by quiet hours, then the
 customer's consent withdrawn on followup's HTTP API, and the reminder is never sent
 (suppressed, "consent withdrawn", in notify's delivery log); a redelivered
-customer_consent_withdrawn changes nothing."""
+customer_consent_withdrawn changes nothing. And a reminder due before the withdrawal
+that notify handles after it (its own queue) is recorded suppressed, never sent."""
 import copy
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -100,3 +101,46 @@ def test_a_reminder_deferred_by_quiet_hours_is_never_sent_once_consent_is_withdr
     eventlet.sleep(1.5)
     assert {d["_id"]: d for d in deliveries.find({"case_id": "A-CW-1"})} == before
     assert smtp_sink.to(EMAIL) == []
+
+
+def test_a_reminder_due_before_the_withdrawal_but_handled_after_it_is_recorded_suppressed_and_never_sent(
+        stack, amqp_bus, heard, smtp_sink):
+    """notify gives each event its own queue: here it handles the withdrawal first, then
+    the reminder that fell due a moment before it, which must not go out."""
+    email = "consent.cw2@example.com"
+    keys = customer_keys({"phone": "+8613812345679", "email": email})
+    publish = event_dispatcher(stack)
+    withdrawn_at = utcnow()
+    withdrawal = ev.new_event(ev.CUSTOMER_CONSENT_WITHDRAWN, {
+        "member_id": "M-CW-2", "customer_keys": keys, "withdrawn_at": withdrawn_at})["payload"]
+    publish(ev.FOLLOWUP, ev.CUSTOMER_CONSENT_WITHDRAWN, withdrawal)
+    publish(ev.FOLLOWUP, ev.CUSTOMER_CONSENT_WITHDRAWN, withdrawal)  # redelivered
+    withdrawals = collection(stack, "notify", "consent_withdrawals")
+    wait_for(lambda: len(heard.of_type(ev.CUSTOMER_CONSENT_WITHDRAWN)) == 2, what="both on the bus")
+    wait_for(lambda: withdrawals.count_documents({}) == 1 + len(keys), what="the withdrawal recorded")
+    eventlet.sleep(1)  # the repeat handled too: still one record per key
+    assert {d["_id"] for d in withdrawals.find({})} == {"member|M-CW-2", *(f"handle|{k}" for k in keys)}
+
+    customer = {"name": "刘女士", "phone": "+8613812345679", "email": email, "member_id": "M-CW-2"}
+    appointment = {"case_id": "A-CW-2", "appointment_id": "A-CW-2", "store_id": "SH-XH-001", "customer": customer,
+                   "service_item": "补水面部护理", "starts_at": in_days(1)}
+    publish(ev.FOLLOWUP, ev.APPOINTMENT_REMINDER_DUE, ev.new_event(ev.APPOINTMENT_REMINDER_DUE, dict(
+        appointment, reminded_at=withdrawn_at - timedelta(seconds=1)))["payload"])
+    # confirmed after the withdrawal (consent given again, say): that one is not stopped
+    publish(ev.FOLLOWUP, ev.APPOINTMENT_CONFIRMED, ev.new_event(ev.APPOINTMENT_CONFIRMED, dict(
+        appointment, confirmed_at=withdrawn_at + timedelta(seconds=1)))["payload"])
+
+    deliveries = collection(stack, "notify", "deliveries")
+    wait_for(lambda: deliveries.count_documents({"case_id": "A-CW-2"}) == 2, what="both messages recorded")
+    found = {d["template"]: d for d in deliveries.find({"case_id": "A-CW-2"})}
+    reminder, confirmation = found["appointment_reminder"], found["appointment_confirmation"]
+    assert reminder["status"] == "suppressed" and reminder["reason"] == "consent withdrawn"
+    assert [h["status"] for h in reminder["status_history"]] == ["queued", "suppressed"]
+    assert reminder["attempt_log"] == [] and reminder["caused_at"] < withdrawn_at
+    assert confirmation["status"] == "deferred" and confirmation["reason"] == "quiet hours"
+
+    # its time is due: the send timer has nothing of the reminder's to send
+    deliveries.update_one({"_id": reminder["_id"]}, {"$set": {"next_attempt_at": utcnow()}})
+    eventlet.sleep(1.5)
+    assert deliveries.find_one({"_id": reminder["_id"]})["status"] == "suppressed"
+    assert smtp_sink.to(email) == []
