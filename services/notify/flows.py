@@ -132,7 +132,9 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
                    place.store.name if place.store else notification.store_id)}
     caused = _caused_at(notification, now)
     # a withdrawal heard before this event (each event has its own queue): recorded ended,
-    # before any quota is counted or any fact waited for
+    # before any quota is counted or any fact waited for. Still open: a withdrawal recorded
+    # and done scanning held deliveries between this read and the insert (the quota round
+    # trip) misses this one
     withdrawn = _withdrawn_before(repository, notification, caused)
     waits = notification.waits_for if settings.completion_wait > 0 and not withdrawn else None
     limits = _limits(settings, notification, now) if route and not withdrawn else []
