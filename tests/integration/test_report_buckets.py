@@ -306,7 +306,7 @@ def test_many_events_for_one_store_and_day_delivered_concurrently_and_twice_coun
     assert db["report_buckets"].count_documents({}) == 0  # no handler touched a bucket
     assert db["reporting_events"].count_documents({}) == 60
     waiting = list(db["reporting_events"].find(WAITING))
-    assert 0 < live.backlog() == len(waiting) < 60  # a case's early events add nothing
+    assert 0 < live.backlog() == len(waiting) <= 60  # at most one per event (some add nothing)
     region_day = f"region:east:day:{t0.astimezone(CHINA).date().isoformat()}"
     assert facts.folded(p["increments"] for p in waiting)[region_day]["c.hygiene.cases"] == 20  # each case once
     assert day_totals(live, t0)["cases"] == 0  # reports read buckets only
