@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 
 from closeloop_shared.access import contact_view
-from closeloop_shared.contacts import e164 as normalise_phone  # ValueError if not a valid number
+from closeloop_shared.contacts import e164  # ValueError if not a valid number
 from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, Permission
 
 MAX_IMPORT_ROWS = 5000
@@ -125,7 +125,7 @@ def profile_from_row(row, known_stores, now):
 
     take("member_id", lambda v: str(v).strip(), required=True)
     take("name", lambda v: str(v).strip(), required=True)
-    take("phone", lambda v: normalise_phone(v) if v not in (None, "") else None)
+    take("phone", lambda v: e164(v) if v not in (None, "") else None)
     take("home_store_id", _store(known_stores), required=True)
     take("preferred_channel", _channel)
     take("contact_hours", _hours)

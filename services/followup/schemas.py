@@ -9,7 +9,7 @@ from closeloop_shared import openapi
 from closeloop_shared.contract import CUSTOMER_NOTIFY_CHANNELS, AppointmentStatus, Category, CustomerTier
 from closeloop_shared.events import LOCALES
 from closeloop_shared.openapi import StrictSchema
-from services.followup.profiles import normalise_phone
+from closeloop_shared.contacts import e164
 
 
 class OutcomeIn(StrictSchema):
@@ -78,7 +78,7 @@ class E164Phone(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
-            return normalise_phone(super()._deserialize(value, attr, data, **kwargs))
+            return e164(super()._deserialize(value, attr, data, **kwargs))
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
