@@ -145,6 +145,9 @@ REPORTING_DIGEST_INTERVAL_SECONDS = "REPORTING_DIGEST_INTERVAL_SECONDS"
 # reporting folds the increments its handlers queue into the shared report buckets right
 # after each event when no other replica is folding, and from a timer every interval.
 REPORTING_FOLD_INTERVAL_SECONDS = "REPORTING_FOLD_INTERVAL_SECONDS"
+# ... and how often it looks for increments a release before 2026-11 left in
+# `pending_increments` (an upgrade's old replicas may still add some) to fold them too.
+REPORTING_LEGACY_FOLD_INTERVAL_SECONDS = "REPORTING_LEGACY_FOLD_INTERVAL_SECONDS"
 # The staff console (services/console): the five services' base URLs it calls (compose:
 # their names on the compose network; `make run`: the local ports), how long it waits for
 # an answer, whether its cookies are Secure (behind HTTPS), how often a page re-reads itself.
@@ -238,6 +241,7 @@ DEFAULTS = {
     REPORTING_DIGEST_HOUR: 9,
     REPORTING_DIGEST_INTERVAL_SECONDS: 300,
     REPORTING_FOLD_INTERVAL_SECONDS: 1,
+    REPORTING_LEGACY_FOLD_INTERVAL_SECONDS: 60,
     CONSOLE_INTAKE_URL: "http://127.0.0.1:8001",
     CONSOLE_ROUTING_URL: "http://127.0.0.1:8010",
     CONSOLE_FOLLOWUP_URL: "http://127.0.0.1:8003",

@@ -139,8 +139,7 @@ class Repository(DependencyProvider):
 
     The repository class may define `ensure_indexes(db)`; its indexes are built by an
     index migration (migrate_indexes): once when they change, by one replica (unindexed
-    queries are slow on every server and painfully so on the stand-in). It may define
-    `on_start(db)`: run after them, before any worker (data an older release left).
+    queries are slow on every server and painfully so on the stand-in).
     """
 
     def __init__(self, repository_class, **kwargs):
@@ -152,9 +151,6 @@ class Repository(DependencyProvider):
         ensure_indexes = getattr(self.repository_class, "ensure_indexes", None)
         if ensure_indexes:
             migrate_indexes(self.database, self.repository_class.__qualname__, ensure_indexes)
-        on_start = getattr(self.repository_class, "on_start", None)
-        if on_start:
-            on_start(self.database)
 
     def stop(self):
         self.client.close()

@@ -533,7 +533,10 @@ def _move_into_open_hours(customers, tasks, revisits, appointments, policy, stor
             calls += due_at != task["due_at"] and tasks.move(task, due_at, now)
         for revisit in revisits.waiting_between(store_id, max(start, now), end):
             due_at = new.first_open(max(revisit.get("due_from", revisit["due_at"]), now))
-            calls += due_at != revisit["due_at"] and revisits.move(revisit, due_at, now)
+            if due_at != revisit["due_at"] and revisits.move(revisit, due_at, now):
+                calls += 1
+                if revisit["customer"].get("member_id"):  # the programme spaces its surveys from it
+                    customers.record_survey(revisit["customer"]["member_id"], due_at)
         for appointment in appointments.reminders_between(store_id, max(start, now), end):
             at = appointments_domain.reminder_at(appointment["starts_at"], new.timezone, policy, now, new)
             reminders += at != appointment["reminder_at"] and appointments.move_reminder(appointment, at, now)

@@ -43,10 +43,10 @@ def take_in(repository, event_type, payload, received_at, organisation):
 
     def transaction(session):  # retried on a write conflict: only the committed try counts
         counted.clear()
-        counted["row"], delta = project(repository, event_type, data, extra, session)
+        row, delta = project(repository, event_type, data, extra, session)
         increments = pre.entries(delta)
         repository.record(key, event_type, payload, received_at, extra, increments, session=session)
-        counted["queued"] = bool(increments)
+        counted.update(row=row, queued=bool(increments))  # only once recorded: a redelivery counts nothing
 
     repository.atomically(transaction)
     if counted.get("queued"):
@@ -179,6 +179,15 @@ def repeat_gap_days(row, neighbours):
     earlier = [other["submitted_at"] for other in neighbours if other["submitted_at"] <= row["submitted_at"]
                and category_of(other) == category]
     return (row["submitted_at"] - max(earlier)).days if earlier else None
+
+
+def fold_legacy(repository, batches=20):
+    """What an older release left waiting in `pending_increments` (one document per
+    event), folded into the buckets like any pending increments, under the same folder's
+    lease as every fold, old release or new: each folded once, while replicas of both
+    releases run side by side during an upgrade. Idle (nothing left there), one read."""
+    legacy = repository.legacy()
+    return fold(legacy, batches=batches) if legacy.any_pending() else 0
 
 
 def fold_backlog(repository, batches=20):

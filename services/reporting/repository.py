@@ -1,5 +1,5 @@
 import contextlib
-import logging
+import copy
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -16,20 +16,18 @@ from services.reporting import facts as pre
 from services.reporting import kpis
 from services.reporting.kpis import OPEN_STATUSES
 
-log = logging.getLogger(__name__)
-
 LIVE = ""              # the collections the service reads and writes
 REBUILD = "rebuild_"   # where a replay rebuilds them, to be compared with the live ones
 FOLDER = "folder"      # the one lease document of a model's folder
 EVENTS = "reporting_events"
 # Where a live model's increments waited before they travelled on their event's record:
-# what an older release left there is moved onto the records once (adopt_legacy_pending).
+# what an older release left there is folded from there (flows.fold_legacy).
 LEGACY_PENDING = "pending_increments"
 # Waiting to be folded: a record whose increments are not in the buckets yet carries
 # `queued_at` (an indexed range read finds them oldest first; folding unsets it).
 WAITING = {"queued_at": {"$gt": datetime(1970, 1, 1, tzinfo=timezone.utc)}}
 
-# Which models this process is folding now (by pending collection): a worker that finds
+# Which models this process is folding now (by folder): a worker that finds
 # its process already folding skips the fold without asking the database for the lease.
 _folding = {}
 _folding_guard = threading.Lock()
@@ -71,8 +69,9 @@ class FactsRepository:
         facts.create_index([("customer_key", ASCENDING), ("submitted_at", ASCENDING)])
         db[EVENTS].create_index([("received_at", ASCENDING)])
         db[f"{prefix}report_buckets"].create_index([("shard", ASCENDING), ("period", ASCENDING)])
-        pending = db[EVENTS] if prefix == LIVE else db[f"{prefix}pending_increments"]
-        pending.create_index([("queued_at", ASCENDING)])  # what waits, folded oldest first
+        # what waits, folded oldest first; sparse: a folded record has no queued_at
+        (db[EVENTS] if prefix == LIVE else db[f"{prefix}pending_increments"]).create_index(
+            [("queued_at", ASCENDING)], sparse=True)
         Outbox.ensure_indexes(db["weekly_digests"])
 
     def atomically(self, work):
@@ -161,34 +160,19 @@ class FactsRepository:
         """How many events' increments wait to be folded."""
         return self.pending.count_documents(WAITING)
 
-    @classmethod
-    def on_start(cls, db):
-        """Once per process, before any worker: take over what an older release left."""
-        cls(db).adopt_legacy_pending()
-
-    def adopt_legacy_pending(self):
-        """Move what an older release left waiting in `pending_increments` onto the
-        events' records (each by its key, once: replicas starting together cannot move one
-        again after it was folded), then drop the collection. Returns how many moved."""
-        legacy = self.db[LEGACY_PENDING]
-        if LEGACY_PENDING not in self.db.list_collection_names(filter={"name": LEGACY_PENDING}):
-            return 0
-        moves = [UpdateOne({"_id": waiting["_id"], "adopted_at": {"$exists": False}},
-                           {"$set": {"queued_at": waiting["queued_at"], "increments": waiting["increments"],
-                                     "adopted_at": utcnow()}})
-                 for waiting in legacy.find({})]
-        moved = self.events.bulk_write(moves, ordered=False).modified_count if moves else 0
-        legacy.drop()
-        if moved:
-            log.info("pending increments moved onto their events", extra={"moved": moved})
-        return moved
+    def legacy(self):
+        """This model with an older release's `pending_increments` as its pending store
+        (what fold_legacy folds): the same buckets and folder."""
+        legacy = copy.copy(self)
+        legacy.pending = self.db[LEGACY_PENDING]
+        return legacy
 
     @contextlib.contextmanager
     def folding(self):
         """Hold the right to fold this model, if free: yields True (held: within this
         process and, by lease, across replicas; renewed while the block runs, released
         after, whatever happens) or False (another worker or replica is folding)."""
-        local = _process_lock(self.pending.full_name)
+        local = _process_lock(self.folder.full_name)
         if not local.acquire(blocking=False):
             yield False
             return

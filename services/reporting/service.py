@@ -10,7 +10,8 @@ from closeloop_shared.bus import event_handler, timer
 from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.config import (
     OUTBOX_RELAY_INTERVAL_SECONDS, REPORTING_AT_RISK_LEAD_SECONDS, REPORTING_DIGEST_HOUR,
-    REPORTING_DIGEST_INTERVAL_SECONDS, REPORTING_FOLD_INTERVAL_SECONDS, setting)
+    REPORTING_DIGEST_INTERVAL_SECONDS, REPORTING_FOLD_INTERVAL_SECONDS, REPORTING_LEGACY_FOLD_INTERVAL_SECONDS,
+    setting)
 from closeloop_shared.access import scope_of
 from closeloop_shared.auth import CurrentOrganisation, Identity
 from closeloop_shared.contract import Permission as P
@@ -81,6 +82,12 @@ class ReportingService(OpsEndpoints, FollowsOrganisation):
     def fold_increments(self):
         """What a handler left pending while another folded: into the buckets within moments."""
         flows.fold_backlog(self.facts)
+
+    @timer(REPORTING_LEGACY_FOLD_INTERVAL_SECONDS)
+    def fold_legacy_increments(self):
+        """What a release before 2026-11 left in pending_increments (an upgrade's old
+        replicas may still be adding some): folded once, like the rest."""
+        flows.fold_legacy(self.facts)
 
     @timer(REPORTING_DIGEST_INTERVAL_SECONDS)
     def send_weekly_digests(self):

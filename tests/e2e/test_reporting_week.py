@@ -17,6 +17,7 @@ from closeloop_shared.clock import CHINA, utcnow
 from closeloop_shared.mongo import connect_service_db
 from closeloop_shared.standins import free_port
 from deploy import local
+from services.reporting.repository import WAITING
 from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -131,7 +132,7 @@ def test_a_seeded_week_gives_the_expected_report_csv_summary_and_digest(services
     def settled():  # events reach reporting on separate queues, in any order: until every one is
         # recorded and folded into the buckets (read from its database: reports lag by moments)
         if reporting_db["reporting_events"].count_documents({}) < for_reporting or \
-                reporting_db["pending_increments"].find_one({}, {"_id": 1}):
+                reporting_db["reporting_events"].find_one(WAITING, {"_id": 1}):
             return None
         body = get("/v1/reports/kpis", by="region", **week).json()
         seen = [(g["cases"], g["resolved"], g["satisfaction"]["revisits"], g["on_time"]["first_response"]["counted"],
