@@ -27,9 +27,6 @@ ATTEMPTS_PER_CHANNEL = 6
 THROTTLE_PAUSE = timedelta(seconds=60)
 # Abandoned deliveries to a webhook endpoint before it is disabled.
 WEBHOOK_FAILURES_TO_DISABLE = 3
-# The event field saying when a customer message's cause happened, by template
-# (kinds.Rule.caused_at): what a withdrawal of consent is compared with.
-CAUSE_FIELDS = {rule.template: rule.caused_at for rule in kinds.RULES.values()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,12 +229,11 @@ def _member_id(notification):
 
 
 def _caused_at(notification, now):
-    """When what caused a customer message happened, as its event says (kinds.Rule.caused_at:
+    """When what caused a customer message happened, as its event says (Notification.caused_at:
     the complaint submitted, the appointment confirmed, the reminder due), not when notify
     got to the event. A kind whose event says no such time falls back to now, the
     delivery's created_at (as policy.caused_at does for deliveries recorded before it was kept)."""
-    field = CAUSE_FIELDS.get(notification.template)
-    return (notification.context.get(field) if field else None) or now
+    return notification.caused_at or now
 
 
 def _withdrawn_before(repository, notification, caused):

@@ -10,6 +10,7 @@ service.py, which nameko needs per event).
 Templates get the event's own fields (deadlines included) as variables, so what a
 message says about time always comes from the event."""
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 from typing import Callable
 
@@ -108,6 +109,9 @@ class Notification:
     context: dict = field(default_factory=dict)    # the template variables
     customer_keys: tuple = ()                      # customers: a digest of each handle
     waits_for: str | None = None
+    # customers: when what caused it happened, as its event says (Rule.caused_at), which a
+    # withdrawal of consent is compared with; None for staff, or an event saying no such time
+    caused_at: datetime | None = None
 
 
 def customer_keys(contact):
@@ -159,4 +163,5 @@ def notification(event_type, event, person=None):
         kind=kind, template=rule.template, audience=rule.audience, recipient=recipient,
         locale=event.get("locale") or "zh-CN", urgent=bool(rule.urgent(event)),
         addresses={c: a for c, a in addresses.items() if a}, preferred=preferred,
-        context={**event, "person": person}, customer_keys=keys, waits_for=rule.waits_for)
+        context={**event, "person": person}, customer_keys=keys, waits_for=rule.waits_for,
+        caused_at=event.get(rule.caused_at) if rule.caused_at else None)

@@ -131,6 +131,14 @@ def test_every_customer_message_says_which_event_field_tells_when_its_cause_happ
     assert ev.SCHEMAS[rule.event].fields[rule.caused_at].required
 
 
+def test_a_customer_notification_carries_when_its_cause_happened_and_a_staff_one_does_not():
+    reminded_at = DAYTIME - timedelta(minutes=3)
+    reminder = kinds.notification(ev.APPOINTMENT_REMINDER_DUE, appointment(
+        ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT), reminded_at=reminded_at))
+    assert reminder.caused_at == reminded_at
+    assert kinds.notification(ev.CASE_ROUTED, routed()).caused_at is None
+
+
 def test_the_withdrawal_names_a_customer_by_the_digests_notify_files_them_under():
     profile = {"phone": "+8613812345678", "email": "Liu@Example.com", "wechat_openid": "o-liu"}
     assert contact_keys(profile) == kinds.customer_keys(profile)
