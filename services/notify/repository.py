@@ -21,6 +21,14 @@ DUE_STATUSES = [S.QUEUED.value, S.DEFERRED.value, S.FAILED.value]
 # What a customer's withdrawal of consent still stops (services/notify/policy.py).
 NOT_SENT_STATUSES = sorted(status.value for status in NOT_SENT)
 COMPLETION_KEPT = timedelta(days=1)
+# What a withdrawal of consent reads of each delivery it looks at (held_for_customer):
+# whom it is to and when its cause happened (policy.Withdrawal.stops), whether a sender was
+# told already (flows.consent_withdrawn), and what ending it writes and counts
+# (flows._suppress_withdrawn: the history line's channel, the metric's template, the log's
+# case and kind). Never its contents: a customer's deliveries over the years.
+HELD_FIELDS = {name: 1 for name in (
+    "audience", "member_id", "customer_keys", "status", "caused_at", "created_at", "consent_withdrawn_at",
+    "case_id", "kind", "template", "channel")}
 DUPLICATE_KEY = 11000
 
 
@@ -361,14 +369,16 @@ class DeliveryRepository:
         a query by). Each read's filter is exactly an index's keys (customer_keys; member_id
         and status): the stand-in scans the whole collection for a filter with a field its
         index lacks, so a handle's deliveries not sent yet are picked out here (a customer
-        has few; a withdrawal is rare)."""
+        has few; a withdrawal is rare). Each comes with the fields the withdrawal reads
+        (HELD_FIELDS) only: the handle's read returns everything ever sent to it."""
         found = {}
         if customer_keys:
-            for delivery in self.deliveries.find({"customer_keys": {"$in": list(customer_keys)}}):
+            for delivery in self.deliveries.find({"customer_keys": {"$in": list(customer_keys)}}, HELD_FIELDS):
                 if delivery["status"] in NOT_SENT_STATUSES and delivery.get("audience") == Audience.CUSTOMER.value:
                     found[delivery["_id"]] = delivery
         if member_id:  # set on customer deliveries only
-            for delivery in self.deliveries.find({"member_id": member_id, "status": {"$in": NOT_SENT_STATUSES}}):
+            for delivery in self.deliveries.find({"member_id": member_id, "status": {"$in": NOT_SENT_STATUSES}},
+                                                 HELD_FIELDS):
                 found[delivery["_id"]] = delivery
         return sorted(found.values(), key=lambda d: d["created_at"])
 

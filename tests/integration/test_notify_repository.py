@@ -9,7 +9,8 @@ import pytest
 from pymongo.errors import BulkWriteError
 
 from closeloop_shared.clock import utcnow
-from services.notify.repository import DeliveryRepository, Outcome
+from services.notify import flows
+from services.notify.repository import HELD_FIELDS, DeliveryRepository, Outcome
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +148,16 @@ def test_held_for_customer_finds_a_message_made_after_the_withdrawal_time_by_mem
     assert [d["_id"] for d in repository.held_for_customer(None, ["k-phone"])] == [waiting["_id"]]
     assert [d["_id"] for d in repository.held_for_customer("M-0001", ["k-phone"])] == [waiting["_id"]]
     assert repository.held_for_customer("M-0002", ["k-other"]) == []
+
+
+def test_a_withdrawal_reads_only_what_it_needs_of_the_held_messages_and_ends_them_with_it(repository):
+    now = utcnow()
+    waiting = waiting_acknowledgement(repository, now)
+    repository.deliveries.update_one({"_id": waiting["_id"]}, {"$set": {"customer_keys": ["k-phone"]}})
+    (held,) = repository.held_for_customer("M-0001", ["k-phone"])
+    assert set(held) <= {"_id", *HELD_FIELDS} and "contents" not in held and "route" not in held
+    withdrawal = {"member_id": "M-0001", "customer_keys": ["k-phone"], "withdrawn_at": now + timedelta(minutes=1)}
+    assert flows.consent_withdrawn(repository, withdrawal, now + timedelta(minutes=1)) == 1
+    stored = repository.deliveries.find_one({"_id": waiting["_id"]})
+    assert (stored["status"], stored["reason"], stored["lease_owner"]) == ("suppressed", "consent withdrawn", None)
+    assert stored["status_history"][-1]["channel"] == "sms" and stored["contents"] == {"sms": {"text": "x"}}

@@ -177,10 +177,12 @@ class FakeOutbox:
 
 class FakeDeliveries:
     """notify's DeliveryRepository contract in memory, leases, counters, webhook
-    endpoints and the outbox included (the test drives the clock it passes)."""
+    endpoints, withdrawals of consent and the outbox included (the test drives the clock
+    it passes)."""
 
     LEASE = 10  # seconds
     DUE = ("queued", "deferred", "failed")
+    NOT_SENT = (*DUE, "sending")
 
     def __init__(self, now):
         from datetime import timedelta
@@ -295,7 +297,7 @@ class FakeDeliveries:
         document.update(status=status, reason=reason, next_attempt_at=next_attempt_at, lease_owner=None,
                         lease_until=None, **copy.deepcopy(changes or {}))
         document["status_history"].append({"status": status, "at": now, "reason": reason})
-        if attempt is not None and delivery["attempt_log"]:
+        if attempt is not None and delivery.get("attempt_log"):
             document["attempt_log"][len(delivery["attempt_log"]) - 1].update(attempt)
         document["outbox"].extend(copy.deepcopy(list(events)))
         return True
@@ -352,6 +354,30 @@ class FakeDeliveries:
     def withdrawals_of(self, member_id, customer_keys):
         return [self.withdrawals[key] for key in self._withdrawal_keys(member_id, customer_keys)
                 if key in self.withdrawals]
+
+    def held_for_customer(self, member_id, customer_keys):
+        """As the repository: only the fields it projects (HELD_FIELDS), so a flow reading
+        another one of a held delivery fails here as it would there."""
+        from services.notify.repository import HELD_FIELDS
+        return [{name: copy.deepcopy(d[name]) for name in ("_id", *HELD_FIELDS) if name in d}
+                for d in sorted(self.docs.values(), key=lambda d: d["created_at"])
+                if d["audience"] == "customer" and d["status"] in self.NOT_SENT
+                and ((member_id and d.get("member_id") == member_id)
+                     or set(customer_keys) & set(d.get("customer_keys") or ()))]
+
+    def claim_held(self, delivery, now):
+        document = self.docs[delivery["_id"]]
+        if document["status"] not in self.DUE or not self._free(document, now):
+            return None
+        self._lease(document, now)
+        return dict(delivery, _id=document["_id"], lease_owner=document["lease_owner"])  # as the repository
+
+    def mark_withdrawn(self, delivery, withdrawn_at):
+        document = self.docs[delivery["_id"]]
+        if document["status"] not in self.NOT_SENT:
+            return False
+        document["consent_withdrawn_at"] = withdrawn_at
+        return True
 
     def endpoint_disabled(self, endpoint_id):
         return bool(self.endpoints.get(endpoint_id, {}).get("disabled_at"))

@@ -25,34 +25,9 @@ CONTACT = {**CUSTOMER, "member_id": MEMBER, "wechat_openid": "o-liu"}
 KEYS = kinds.customer_keys(CONTACT)
 
 
-class ConsentDeliveries(FakeDeliveries):
-    """FakeDeliveries with the repository's consent-withdrawal queries."""
-
-    def held_for_customer(self, member_id, customer_keys):
-        return [copy.deepcopy(d) for d in sorted(self.docs.values(), key=lambda d: d["created_at"])
-                if d["audience"] == "customer" and d["status"] in ("queued", "deferred", "failed", "sending")
-                and ((member_id and d.get("member_id") == member_id)
-                     or set(customer_keys) & set(d.get("customer_keys") or ()))]
-
-    def claim_held(self, delivery, now):
-        document = self.docs[delivery["_id"]]
-        if document["status"] not in self.DUE or not self._free(document, now):
-            return None
-        self._lease(document, now)
-        return copy.deepcopy(document)
-
-    def mark_withdrawn(self, delivery, withdrawn_at):
-        document = self.docs[delivery["_id"]]
-        if document["status"] not in ("queued", "deferred", "failed", "sending"):
-            return False
-        document["consent_withdrawn_at"] = withdrawn_at
-        return True
-
-
 class ConsentWorld(World):
     def __init__(self, now=NIGHT, **config):
         super().__init__(now, **config)
-        self.deliveries = ConsentDeliveries(lambda: self.now)
 
     def withdraw(self, at=None, member_id=MEMBER, keys=KEYS):
         event = ev.load(ev.CUSTOMER_CONSENT_WITHDRAWN, ev.new_event(ev.CUSTOMER_CONSENT_WITHDRAWN, {
