@@ -11,6 +11,7 @@ import pytest
 
 from closeloop_shared.standins import free_port
 from services.notify.channels import ChannelError, Content, Failure, Outgoing
+from services.notify.channels import sms
 from services.notify.channels.sms import AliyunSmsChannel
 from services.notify.channels.smtp import SmtpChannel
 from services.notify.channels.webhooks import Endpoint, WebhookChannel
@@ -156,6 +157,15 @@ def test_an_address_that_is_no_valid_number_is_refused_for_good_before_the_gatew
     error = failure_of(aliyun(gateway).send, outgoing(address, **SMS))
     assert (error.failure, error.code) == (Failure.PERMANENT, "invalid_number")
     assert len(gateway.requests) == before
+
+
+def test_a_fault_of_our_own_while_building_the_request_is_no_invalid_number(gateway, monkeypatch):
+    def broken(params, secret, method="GET"):
+        raise ValueError("signing broke")
+    monkeypatch.setattr(sms, "signature", broken)
+    with pytest.raises(ValueError, match="signing broke"):  # not a ChannelError: the address is fine
+        aliyun(gateway).send(outgoing("+8613812345678", **SMS))
+    assert gateway.requests == []
 
 
 @pytest.mark.parametrize("answer, failure", [

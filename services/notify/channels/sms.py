@@ -67,11 +67,12 @@ class AliyunSmsChannel:
         self._secret, self.sign_name, self.region = access_key_secret, sign_name, region
         self.timeout, self.session = float(timeout), session or requests.Session()
 
-    def request_params(self, outgoing, now=None):
+    def request_params(self, outgoing, phone_numbers, now=None):
+        """The signed query of a SendSms request; `phone_numbers` as Aliyun takes it (national_mobile)."""
         content = outgoing.content
         params = {
             "AccessKeyId": self.access_key_id, "Action": "SendSms", "Format": "JSON",
-            "OutId": outgoing.idempotency_key, "PhoneNumbers": national_mobile(outgoing.address),
+            "OutId": outgoing.idempotency_key, "PhoneNumbers": phone_numbers,
             "RegionId": self.region, "SignName": self.sign_name,
             "SignatureMethod": "HMAC-SHA1", "SignatureNonce": uuid.uuid4().hex,
             "SignatureVersion": "1.0", "TemplateCode": content.template,
@@ -85,10 +86,13 @@ class AliyunSmsChannel:
     def send(self, outgoing):
         if not outgoing.content.template:
             raise ChannelError(Failure.PERMANENT, "no_template_code", "no SMS template code for this kind")
+        # the number alone: a ValueError from signing or encoding the request is our own
+        # fault, not the address's, and must not fail the delivery as invalid_number
         try:
-            params = self.request_params(outgoing)
+            phone_numbers = national_mobile(outgoing.address)
         except ValueError as exc:  # no valid number: Aliyun would refuse it (isv.MOBILE_NUMBER_ILLEGAL)
             raise ChannelError(Failure.PERMANENT, "invalid_number", str(exc)) from None
+        params = self.request_params(outgoing, phone_numbers)
         try:
             response = self.session.get(self.endpoint, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
