@@ -100,18 +100,26 @@ def _content(channel, notification, context, settings, now):
 def _accept(repository, channels, settings, organisation, notification: Notification, now, publish, arrived=None):
     """Record the notification (once, whatever the redeliveries) with its route and its
     message for each channel on it. The delivery, leased, if it should be sent now; None
-    if it exists already, waits (quiet hours, quota) or reaches nobody.
+    if it exists already, waits (quiet hours, quota), reaches nobody, or its customer
+    withdrew consent.
 
     What happens to it (quotas, quiet hours, waiting for facts) is decided before the
     insert, so that the insert records it: one write. The counts a quota takes are given
-    back if the delivery exists already, or if anything fails before it is recorded (the
-    redelivered event counts again). A delivery to send now is inserted with its first
-    channel's attempt begun, for the caller to send at once (attempt with begun): a
-    withdrawal of consent marked after that insert is one marked after the attempt
-    began, which the provider may have (as after start_attempt).
+    back if the delivery exists already, if its customer withdrew consent, or if anything
+    fails before it is recorded (the redelivered event counts again). A delivery to send
+    now is inserted with its first channel's attempt begun, for the caller to send at
+    once (attempt with begun): a withdrawal of consent marked after that insert is one
+    marked after the attempt began, which the provider may have (as after start_attempt).
+
     A customer message whose customer withdrew consent at or after its cause (a
-    withdrawal notify heard before this event) is recorded suppressed at once: nothing
-    sent, no quota counted, no fact waited for.
+    withdrawal notify heard on its own queue, before or while it handles this event) is
+    ended suppressed as soon as it is recorded: nothing sent, its quota counts given
+    back, nobody told to phone instead (_withdrawn_after_insert). The recorded
+    withdrawals are read once, AFTER the insert: consent_withdrawn records a withdrawal
+    before it scans the held deliveries, so either its scan finds this one (inserted
+    before the scan) or this read finds the withdrawal (recorded before the read);
+    whichever ends it, and both may, it ends once. Read before the insert, a withdrawal
+    recorded and scanned in between would miss it and it would be sent.
     `arrived` (case_id, event_type, facts): an event's facts to remember for a
     notification still to come (complete), written in the same round trip as the quotas,
     and what waits for them released (resumptions), the first in the same round trip as
@@ -128,13 +136,8 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
                "store_name": notification.context.get("store_name") or (
                    place.store.name if place.store else notification.store_id)}
     caused = _caused_at(notification, now)
-    # a withdrawal heard before this event (each event has its own queue): recorded ended,
-    # before any quota is counted or any fact waited for. Still open: a withdrawal recorded
-    # and done scanning held deliveries between this read and the insert (the quota round
-    # trip) misses this one
-    withdrawn = _withdrawn_before(repository, notification, caused)
-    waits = notification.waits_for if settings.completion_wait > 0 and not withdrawn else None
-    limits = _limits(settings, notification, now) if route and not withdrawn else []
+    waits = notification.waits_for if settings.completion_wait > 0 else None
+    limits = _limits(settings, notification, now) if route else []
     over, came_first = repository.take([(key, limit, expires_at) for key, limit, expires_at, _ in limits], now,
                                        waits=(notification.case_id, waits) if waits and route else None,
                                        arrived=arrived)
@@ -143,16 +146,16 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
     try:
         delivery, outcome, counted_as, released, later = _record(
             repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-            came_first, counted, caused, withdrawn)
+            came_first, counted, caused)
     except Exception:  # not recorded: the redelivered event counts again
         _give_back(repository, counted)
         raise
+    ended = _withdrawn_after_insert(repository, notification, delivery, caused, now, counted)
     released += [(resumption, repository.resume(**resumption)) for resumption in later]
     if delivery is None:  # a redelivered event: sent, being sent, or waiting; counted once already
         _give_back(repository, counted)
         return None, released
-    if withdrawn:
-        _count_withdrawn(delivery)
+    if ended:
         return None, released
     if not delivery["route"]:
         abandon(repository, settings, delivery, now, outcome.reason, publish)
@@ -165,13 +168,12 @@ def _accept(repository, channels, settings, organisation, notification: Notifica
 
 
 def _record(repository, settings, notification, now, arrived, place, chosen, route, context, waits, over,
-            came_first, counted, caused, withdrawn):
+            came_first, counted, caused):
     """_accept's part between the quotas' counts (`counted`, extended by the provider's
     per-minute count) and the insert, included: (the delivery inserted or None, its
     Outcome (one reaching nobody: abandoned, by the caller), the metric it counts as,
     [(resumption, released delivery or None)] written with the insert, the resumptions
-    still to write). `caused`: when its cause happened (_caused_at); `withdrawn`: the
-    customer withdrew consent since (then it is recorded suppressed, whatever its route)."""
+    still to write). `caused`: when its cause happened (_caused_at)."""
     if came_first is not None:  # the facts it waits for came first, on their own queue
         context.update(came_first)
         waits = None
@@ -200,9 +202,6 @@ def _record(repository, settings, notification, now, arrived, place, chosen, rou
     }
     # what the event completes, found once its facts are remembered (take) for any still to come
     resumptions = _resumptions(repository, settings, *arrived, now) if arrived is not None else []
-    if withdrawn:  # never sent, and nobody phones a customer who asked not to be contacted
-        outcome = Outcome(S.SUPPRESSED, policy.CONSENT_WITHDRAWN)
-        return repository.create(document, now, outcome=outcome), outcome, None, [], resumptions
     if not route:
         _give_back(repository, counted)  # nothing will be sent: it takes no quota
         reason = "no reachable channel" if not unusable else \
@@ -236,14 +235,44 @@ def _caused_at(notification, now):
     return notification.caused_at or now
 
 
-def _withdrawn_before(repository, notification, caused):
-    """Whether the customer withdrew consent at or after the message's cause: a withdrawal
-    notify heard before this event, on its own queue (consent_withdrawn records each).
-    One read, for customer messages only."""
+def _withdrawn_after_insert(repository, notification, delivery, caused, now, counted):
+    """The one read of a customer message's recorded withdrawals of consent, made after
+    its insert (`delivery`: what the insert recorded, None if it existed already) and
+    before anything is handed to a provider (_accept says why this order). Whether it
+    was found covered and ended here: suppressed (_end_withdrawn), its quota counts
+    (`counted`) given back. A redelivered event's delivery, which its first handling may
+    not have got to check (it died, or this read failed, after the insert), is marked
+    instead, as consent_withdrawn marks one a sender holds: whoever sends it next ends it
+    (attempt). Staff and webhook copies: no read."""
     if notification.audience is not Audience.CUSTOMER:
         return False
-    return policy.withdrawn_since(
+    withdrawn_at = policy.withdrawn_since(
         repository.withdrawals_of(_member_id(notification), list(notification.customer_keys)), caused)
+    if withdrawn_at is None:
+        return False
+    if delivery is None:
+        repository.mark_withdrawn_made(notification.case_id, notification.kind, notification.recipient,
+                                       withdrawn_at)
+        return False
+    if S(delivery["status"]) not in policy.NOT_SENT:  # recorded ended already (over the customer's quota)
+        return False
+    _give_back(repository, counted)
+    _end_withdrawn(repository, delivery, now)
+    return True
+
+
+def _end_withdrawn(repository, delivery, now):
+    """End a delivery just inserted whose customer withdrew consent, in the state the
+    insert left it in. Leased to this sender (to send now, its first attempt begun; or
+    reaching nobody): ended under that lease, the begun attempt taken back (the insert
+    began it only so that a takeover would know the provider may have it; nothing was
+    handed over). Recorded waiting (quiet hours, facts, a provider's limit): claimed as
+    consent_withdrawn claims a held one, so that when its scan ends it too, only one of
+    them does (and counts it)."""
+    if delivery.get("lease_owner"):
+        return _suppress_withdrawn(repository, delivery, now, not_begun=True)
+    claimed = repository.claim_held(delivery, now)
+    return _suppress_withdrawn(repository, claimed, now) if claimed is not None else False
 
 
 def _give_back(repository, counted):
@@ -551,9 +580,10 @@ def consent_withdrawn(repository, event, now):
     withdrew is ended, suppressed with the reason "consent withdrawn" in its log; sent
     ones are history, staff told about their cases are not touched. One a sender holds
     at this moment is marked, and its sender ends it instead of sending it (attempt),
-    unless the provider has it already. The withdrawal is recorded first, so that a
-    message caused before it whose event notify hears of later (its own queue) is
-    recorded suppressed when it is made (_accept). A repeated event records nothing new
+    unless the provider has it already. The withdrawal is recorded BEFORE the scan: a
+    message caused before it whose event notify handles later or at the same time (its
+    own queue) reads the recorded withdrawals after its insert (_accept), so either this
+    scan finds it or its read finds the withdrawal. A repeated event records nothing new
     and finds nothing left to stop. How many were stopped or marked."""
     withdrawal = policy.Withdrawal.of(event)
     keys = sorted(withdrawal.customer_keys)
@@ -570,10 +600,14 @@ def consent_withdrawn(repository, event, now):
     return stopped
 
 
-def _suppress_withdrawn(repository, delivery, now, attempt_result=None):
+def _suppress_withdrawn(repository, delivery, now, not_begun=False):
+    """End a delivery this sender holds, suppressed for consent withdrawn; `not_begun`:
+    its attempt, begun by the insert, never reached a provider and is taken back."""
     # suppressed, not abandoned: nobody should phone a customer who asked not to be contacted
-    released = repository.finish(delivery, S.SUPPRESSED, now, reason=policy.CONSENT_WITHDRAWN,
-                                 attempt=attempt_result, changes={"waiting_for": None, "context": None})
+    changes = {"waiting_for": None, "context": None}
+    if not_begun:
+        changes.update(attempts=0, channel_attempts=0, attempt_log=[])
+    released = repository.finish(delivery, S.SUPPRESSED, now, reason=policy.CONSENT_WITHDRAWN, changes=changes)
     if released:
         _count_withdrawn(delivery)
     return released

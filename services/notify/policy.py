@@ -127,9 +127,9 @@ def covers(withdrawn_at, caused):
 
 
 def withdrawn_since(withdrawn_ats, caused):
-    """Whether any recorded withdrawal (of the customer's member id or a handle) covers a
-    message caused at `caused`: it is then never sent."""
-    return any(covers(withdrawn_at, caused) for withdrawn_at in withdrawn_ats)
+    """The latest recorded withdrawal (of the customer's member id or a handle) that
+    covers a message caused at `caused`, which is then never sent; None if none does."""
+    return max((withdrawn_at for withdrawn_at in withdrawn_ats if covers(withdrawn_at, caused)), default=None)
 
 
 @dataclass(frozen=True)

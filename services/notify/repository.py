@@ -416,6 +416,13 @@ class DeliveryRepository:
             {"_id": delivery["_id"], "status": {"$in": NOT_SENT_STATUSES}},
             {"$set": {"consent_withdrawn_at": withdrawn_at}}).modified_count == 1
 
+    def mark_withdrawn_made(self, case_id, kind, recipient, withdrawn_at):
+        """mark_withdrawn for a delivery known by its key (the unique index's fields), as a
+        redelivered event knows the one its first handling made."""
+        return self.deliveries.update_one(
+            {"case_id": case_id, "kind": kind, "recipient": recipient, "status": {"$in": NOT_SENT_STATUSES}},
+            {"$set": {"consent_withdrawn_at": withdrawn_at}}).modified_count == 1
+
     # -- provider receipts -------------------------------------------------------------------
 
     @staticmethod

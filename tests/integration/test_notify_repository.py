@@ -161,3 +161,14 @@ def test_a_withdrawal_reads_only_what_it_needs_of_the_held_messages_and_ends_the
     stored = repository.deliveries.find_one({"_id": waiting["_id"]})
     assert (stored["status"], stored["reason"], stored["lease_owner"]) == ("suppressed", "consent withdrawn", None)
     assert stored["status_history"][-1]["channel"] == "sms" and stored["contents"] == {"sms": {"text": "x"}}
+
+
+def test_a_redelivered_events_delivery_is_marked_withdrawn_by_its_key_while_it_is_not_sent(repository):
+    now = utcnow().replace(microsecond=0)
+    waiting = waiting_acknowledgement(repository, now)
+    key = ("c42", "acknowledgement", "+8613812345678")
+    assert repository.mark_withdrawn_made(*key, now)
+    assert repository.deliveries.find_one({"_id": waiting["_id"]})["consent_withdrawn_at"] == now
+    assert not repository.mark_withdrawn_made("c42", "acknowledgement", "+8613900000000", now)  # no such delivery
+    repository.deliveries.update_one({"_id": waiting["_id"]}, {"$set": {"status": "sent"}})
+    assert not repository.mark_withdrawn_made(*key, now)  # sent: history

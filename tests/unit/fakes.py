@@ -379,6 +379,10 @@ class FakeDeliveries:
         document["consent_withdrawn_at"] = withdrawn_at
         return True
 
+    def mark_withdrawn_made(self, case_id, kind, recipient, withdrawn_at):
+        return (case_id, kind, recipient) in self.docs and self.mark_withdrawn(
+            {"_id": (case_id, kind, recipient)}, withdrawn_at)
+
     def endpoint_disabled(self, endpoint_id):
         return bool(self.endpoints.get(endpoint_id, {}).get("disabled_at"))
 

@@ -2,8 +2,9 @@
 (services/notify/policy.Withdrawal, flows.consent_withdrawn) over in-memory fakes:
 which deliveries it stops, what it leaves alone, and that a repeat changes nothing;
 and what notify hears of after it, though caused before it (each event has its own
-queue), is recorded suppressed when it is made. followup's digests of a profile's
-handles are notify's own."""
+queue), is ended suppressed as soon as it is made, also when the withdrawal is handled
+while the message is being made (its read of the withdrawals comes after its insert).
+followup's digests of a profile's handles are notify's own."""
 import copy
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from closeloop_shared.contacts import handle_digests as contact_keys
 from services.notify import flows, kinds, policy
 from services.notify.metrics import CHANNELS
 from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
-from tests.unit.fakes import FakeDeliveries
+from tests.unit.fakes import Crash, FakeDeliveries
 from services.notify.channels import ChannelError, Failure
 from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World, handle, metric
 from tests.unit.test_notify_templates import CUSTOMER, appointment, routed, submitted
@@ -94,9 +95,11 @@ def test_a_delivery_recorded_before_causes_were_kept_is_judged_by_when_it_was_ma
 
 def test_any_recorded_withdrawal_at_or_after_the_cause_covers_it():
     withdrawn_at = WITHDRAWAL.withdrawn_at
-    assert policy.withdrawn_since([withdrawn_at - timedelta(days=9), withdrawn_at], withdrawn_at)
-    assert not policy.withdrawn_since([withdrawn_at], withdrawn_at + timedelta(seconds=1))
-    assert not policy.withdrawn_since([], withdrawn_at)
+    earlier = withdrawn_at - timedelta(days=9)
+    assert policy.withdrawn_since([withdrawn_at, earlier], earlier) == withdrawn_at  # the latest covering one
+    assert policy.withdrawn_since([earlier, withdrawn_at], withdrawn_at) == withdrawn_at
+    assert policy.withdrawn_since([withdrawn_at], withdrawn_at + timedelta(seconds=1)) is None
+    assert policy.withdrawn_since([], withdrawn_at) is None
 
 
 @pytest.mark.parametrize("rule", [r for r in kinds.RULES.values() if r.audience is kinds.Audience.CUSTOMER],
@@ -222,7 +225,7 @@ def test_a_reminder_due_before_the_withdrawal_but_heard_after_it_is_suppressed_w
     assert reminder["caused_at"] == due and reminder["created_at"] == world.now
     assert [h["status"] for h in reminder["status_history"]] == ["queued", "suppressed"]
     assert reminder["attempt_log"] == [] and not reminder.get("lease_owner")
-    assert not any(count for count in world.deliveries.counts.values())  # no quota taken
+    assert not any(count for count in world.deliveries.counts.values())  # its quota counts given back
     assert suppressed_reminders() == suppressed + 1
     world.now = NINE
     world.tick()
@@ -242,7 +245,7 @@ def test_a_confirmation_heard_after_the_withdrawal_finds_it_by_a_handle_or_the_m
     assert not any(world.sent(c) for c in world.channels)
 
 
-def test_an_acknowledgement_of_an_earlier_complaint_neither_waits_nor_is_sent_nor_phoned():
+def test_an_acknowledgement_of_an_earlier_complaint_is_not_left_waiting_nor_sent_nor_phoned():
     world = ConsentWorld(now=DAYTIME, NOTIFY_ACK_WAIT_SECONDS=20)
     world.withdraw(at=DAYTIME)
     world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT, phone=None, email=None, wechat_openid=None),
@@ -252,8 +255,7 @@ def test_an_acknowledgement_of_an_earlier_complaint_neither_waits_nor_is_sent_no
     acknowledgements = world.of("acknowledgement")
     assert len(acknowledgements) == 2
     assert all(d["status"] == "suppressed" and d["reason"] == CONSENT_WITHDRAWN and d["waiting_for"] is None
-               for d in acknowledgements)
-    assert world.deliveries.completions == {}  # no wait for case_routed's facts
+               and d["context"] is None for d in acknowledgements)  # nothing left for case_routed to release
     assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)
 
 
@@ -303,3 +305,130 @@ def test_a_held_delivery_recorded_before_causes_were_kept_is_still_stopped():
     assert world.withdraw() == 1
     assert world.of("appointment_reminder")[0]["status"] == "suppressed"
 
+
+
+# -- a withdrawal handled while the message is being made (another replica, its own queue) -------
+
+class WithdrawnAroundTheInsert(FakeDeliveries):
+    """The customer's withdrawal, recorded and its held deliveries scanned in full by
+    another replica (flows.consent_withdrawn), lands while a message to them is being
+    made: `before` the insert (after the quota round trip: its scan finds nothing to
+    stop) or `after` it (its scan finds the new delivery). `reads` logs the order of
+    take, create and withdrawals_of."""
+
+    def __init__(self, now, withdraw, when="before"):
+        super().__init__(now)
+        self.withdraw, self.when, self.reads, self.scans = withdraw, when, [], []
+
+    def take(self, *args, **kwargs):
+        self.reads.append("take")
+        return super().take(*args, **kwargs)
+
+    def withdrawals_of(self, member_id, customer_keys):
+        self.reads.append("withdrawals_of")
+        return super().withdrawals_of(member_id, customer_keys)
+
+    def create(self, document, now, outcome=None, start=None):
+        self.reads.append("create")
+        customer = document["audience"] == "customer" and not self.scans
+        if customer and self.when == "before":
+            self.scans.append(self.withdraw())
+        created = super().create(document, now, outcome, start)
+        if customer and self.when == "after":
+            self.scans.append(self.withdraw())
+        return created
+
+
+def racing_world(now, when="before", **config):
+    world = ConsentWorld(now=now, **config)
+    world.deliveries = WithdrawnAroundTheInsert(lambda: world.now, lambda: world.withdraw(at=world.now), when)
+    return world
+
+
+def reminder_now(world):
+    world.event(ev.APPOINTMENT_REMINDER_DUE, appointment(ev.APPOINTMENT_REMINDER_DUE, customer=dict(CONTACT),
+                                                         reminded_at=world.now - timedelta(seconds=1)))
+    (reminder,) = world.of("appointment_reminder")
+    return reminder
+
+
+def test_a_reminder_to_send_at_once_whose_customer_withdraws_before_its_insert_is_ended_and_never_sent():
+    world = racing_world(DAYTIME)
+    suppressed = suppressed_reminders()
+    reminder = reminder_now(world)
+    assert world.deliveries.scans == [0]                # the scan ran before the insert: nothing to stop
+    assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
+    assert [h["status"] for h in reminder["status_history"]] == ["queued", "suppressed"]
+    assert reminder["attempt_log"] == [] and reminder["attempts"] == 0 and not reminder.get("lease_owner")
+    assert world.deliveries.counts and not any(world.deliveries.counts.values())  # day and SMS minute given back
+    assert suppressed_reminders() == suppressed + 1
+    assert not any(world.sent(c) for c in world.channels)
+    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)
+
+
+def test_the_withdrawals_are_read_once_after_the_insert_and_not_for_staff():
+    world = racing_world(DAYTIME)
+    reminder_now(world)
+    assert world.deliveries.reads == ["take", "create", "withdrawals_of"]
+    world.deliveries.reads.clear()
+    world.event(ev.CASE_ROUTED, routed(severity="critical"))
+    assert "withdrawals_of" not in world.deliveries.reads
+
+
+def test_a_reminder_deferred_by_quiet_hours_whose_customer_withdraws_before_its_insert_is_ended():
+    world = racing_world(NIGHT)
+    reminder = reminder_now(world)
+    assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
+    assert [h["status"] for h in reminder["status_history"]] == ["queued", "deferred", "suppressed"]
+    assert not any(world.deliveries.counts.values()) and not reminder.get("lease_owner")
+    world.now = NINE
+    world.tick()
+    assert not any(world.sent(c) for c in world.channels)
+
+
+def test_an_acknowledgement_waiting_for_its_facts_whose_customer_withdraws_before_its_insert_is_ended():
+    world = racing_world(DAYTIME, NOTIFY_ACK_WAIT_SECONDS=20)
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT), submitted_at=DAYTIME - timedelta(seconds=1)))
+    (acknowledgement,) = world.of("acknowledgement")
+    assert acknowledgement["status"] == S.SUPPRESSED.value and acknowledgement["waiting_for"] is None
+    assert acknowledgement["context"] is None
+    handle(world, ev.CASE_ROUTED, routed(case_id=submitted()["case_id"]))  # its facts: nothing to release
+    assert world.of("acknowledgement")[0]["status"] == S.SUPPRESSED.value
+    assert not any(world.sent(c) for c in ("wechat", "sms", "email"))
+
+
+def test_a_message_reaching_nobody_whose_customer_withdraws_before_its_insert_is_suppressed_not_abandoned():
+    world = racing_world(DAYTIME)
+    world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT, phone=None, email=None, wechat_openid=None),
+                                             submitted_at=DAYTIME - timedelta(seconds=1)))
+    (acknowledgement,) = world.of("acknowledgement")
+    assert acknowledgement["status"] == S.SUPPRESSED.value and acknowledgement["reason"] == CONSENT_WITHDRAWN
+    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)  # nobody phones them instead
+
+
+@pytest.mark.parametrize("now", [DAYTIME, NIGHT], ids=["sent at once: the scan marks it", "deferred: the scan ends it"])
+def test_a_withdrawal_whose_scan_finds_the_new_message_and_the_read_after_its_insert_end_it_once(now):
+    world = racing_world(now, when="after")
+    suppressed = suppressed_reminders()
+    reminder = reminder_now(world)
+    assert world.deliveries.scans == [1]
+    assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
+    assert [h["status"] for h in reminder["status_history"]].count(S.SUPPRESSED.value) == 1
+    assert suppressed_reminders() == suppressed + 1
+    assert not any(world.deliveries.counts.values())
+    assert not any(world.sent(c) for c in world.channels)
+
+
+def test_a_redelivered_event_marks_the_message_its_first_handling_died_before_checking():
+    world = racing_world(DAYTIME)
+    world.deliveries.withdrawals_of = lambda *keys: (_ for _ in ()).throw(Crash("died after the insert"))
+    with pytest.raises(Crash):
+        reminder_now(world)
+    assert world.of("appointment_reminder")[0]["status"] == "sending"  # its attempt begun by the insert
+    del world.deliveries.withdrawals_of
+    reminder_now(world)                                                 # the event redelivered
+    world.now += timedelta(seconds=FakeDeliveries.LEASE + 1)           # the dead sender's lease runs out
+    flows.take_over_stalled(world.deliveries, world.channels, world.settings, world.clock, world.publish, 10)
+    (reminder,) = world.of("appointment_reminder")
+    assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
+    assert not any(world.sent(c) for c in world.channels)
