@@ -98,9 +98,11 @@ class NotifyService(OpsEndpoints, FollowsOrganisation, AuditsPersonalData):
 
     @event_handler(ev.FOLLOWUP, ev.CUSTOMER_CONSENT_WITHDRAWN)
     def on_customer_consent_withdrawn(self, payload):
-        """What notify still holds for the customer is never sent (flows.consent_withdrawn)."""
+        """What notify still holds for the customer is never sent (flows.consent_withdrawn).
+        How many deliveries it stopped (for a waiter on the worker's result: a repeat stops none)."""
         stopped = flows.consent_withdrawn(self.deliveries, ev.load(ev.CUSTOMER_CONSENT_WITHDRAWN, payload), utcnow())
         log.info("consent withdrawn", extra={"deliveries_stopped": stopped})
+        return stopped
 
     @timer(keys.NOTIFY_RETRY_INTERVAL_SECONDS)
     def send_due(self):

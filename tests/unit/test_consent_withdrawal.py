@@ -18,7 +18,7 @@ from services.notify.metrics import CHANNELS
 from services.notify.policy import CONSENT_WITHDRAWN, Withdrawal
 from tests.unit.fakes import Crash, FakeDeliveries
 from services.notify.channels import ChannelError, Failure
-from tests.unit.test_notify_flows import CHART, DAYTIME, NIGHT, NINE, World, handle, metric
+from tests.unit.test_notify_flows import DAYTIME, NIGHT, NINE, World, handle, metric
 from tests.unit.test_notify_templates import CUSTOMER, appointment, routed, submitted
 
 MEMBER = "M-0001"
