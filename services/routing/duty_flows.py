@@ -88,7 +88,7 @@ def assignee_for(cases_repository, rosters, org, store_id, category, severity, n
     cases at the store, else the ladder's rung (duty.assign). The open cases are read
     fresh; the roster may be `roster_cache_seconds` old (roster_for)."""
     members = [p.staff_id for p in org.active_staff() if p.store_id == store_id]
-    counts = duty.open_counts(open_cases(cases_repository, store_id, members))
+    counts = cases_repository.active_counts_at(store_id, members)
     roster = roster_for(rosters, store_id, roster_cache_seconds)
     return duty.assign(roster, org, store_id, category, severity, counts, now)
 

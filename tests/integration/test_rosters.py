@@ -180,3 +180,19 @@ def test_the_routing_timer_hands_over_a_shift_that_just_ended(
         ("late-1", "shift_handover", "sh-xh-rv")
     done = db["shift_ends"].find_one({"store_id": STORE})
     assert done["done"] is True and done["handed_over"] == 1 and done["ended_at"] == ended
+
+
+def test_a_new_case_goes_to_whoever_holds_the_fewest_active_cases_counted_by_the_server(mongo_client, service_config):
+    db = mongo_client[database_name(service_config, "routing")]
+    CaseRepository.ensure_indexes(db)
+    chart = org.load(ROOT / "deploy/seeds/org.yaml")
+    now = utcnow()
+    cases = CaseRepository(db)
+    for n, (person, status) in enumerate([("sh-xh-rv", CaseStatus.ASSIGNED), ("sh-xh-rv", CaseStatus.INVESTIGATING),
+                                          ("sh-xh-s1", CaseStatus.ASSIGNED), ("sh-xh-s1", CaseStatus.RESOLVED),
+                                          ("sh-xh-s1", CaseStatus.CLOSED)]):
+        assert cases.insert(dict(open_case(f"load-{n}", chart.staff[person], now), status=status.value))
+    members = [p.staff_id for p in chart.active_staff() if p.store_id == STORE]
+    assert cases.active_counts_at(STORE, members) == {"sh-xh-rv": 2, "sh-xh-s1": 1}  # resolved and closed: not held
+    chosen = duty_flows.assignee_for(cases, RosterRepository(db), chart, STORE, "booking", "low", now)
+    assert chosen.person.staff_id == "sh-xh-s1"  # without the counts, the tie would go to sh-xh-rv

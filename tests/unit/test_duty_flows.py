@@ -1,5 +1,6 @@
 """services/routing/duty_flows.py over in-memory repositories: roster validation and
 versions, the assignee of a new case, a manager's reassignment."""
+from collections import Counter
 from datetime import datetime, time, timezone
 
 import pytest
@@ -42,6 +43,9 @@ class DutyCases(FakeCases):
     def active_assigned_at(self, store_id, staff_ids):
         return [d for d in self.docs.values() if d["store_id"] == store_id
                 and d["assignee"]["staff_id"] in staff_ids and CaseStatus(d["status"]) in lifecycle.ACTIVE]
+
+    def active_counts_at(self, store_id, staff_ids):
+        return Counter(d["assignee"]["staff_id"] for d in self.active_assigned_at(store_id, staff_ids))
 
 
 def shift(shift_id, start, end, staff_ids, **when):
