@@ -257,22 +257,27 @@ def _withdrawn_after_insert(repository, notification, delivery, caused, now, cou
     if S(delivery["status"]) not in policy.NOT_SENT:  # recorded ended already (over the customer's quota)
         return False
     _give_back(repository, counted)
-    _end_withdrawn(repository, delivery, now)
+    _end_withdrawn(repository, delivery, withdrawn_at, now)
     return True
 
 
-def _end_withdrawn(repository, delivery, now):
+def _end_withdrawn(repository, delivery, withdrawn_at, now):
     """End a delivery just inserted whose customer withdrew consent, in the state the
     insert left it in. Leased to this sender (to send now, its first attempt begun; or
     reaching nobody): ended under that lease, the begun attempt taken back (the insert
     began it only so that a takeover would know the provider may have it; nothing was
     handed over). Recorded waiting (quiet hours, facts, a provider's limit): claimed as
     consent_withdrawn claims a held one, so that when its scan ends it too, only one of
-    them does (and counts it)."""
+    them does (and counts it); held by someone else meanwhile (a sender, its time come):
+    marked, as that scan marks one, so that its holder ends it instead of sending it."""
     if delivery.get("lease_owner"):
-        return _suppress_withdrawn(repository, delivery, now, not_begun=True)
+        _suppress_withdrawn(repository, delivery, now, not_begun=True)
+        return
     claimed = repository.claim_held(delivery, now)
-    return _suppress_withdrawn(repository, claimed, now) if claimed is not None else False
+    if claimed is not None:
+        _suppress_withdrawn(repository, claimed, now)
+    else:
+        repository.mark_withdrawn(delivery, withdrawn_at)
 
 
 def _give_back(repository, counted):

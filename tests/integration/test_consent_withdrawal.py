@@ -157,6 +157,9 @@ def test_a_reminder_due_before_the_withdrawal_but_handled_after_it_is_recorded_s
 
     deliveries = collection(stack, "notify", "deliveries")
     wait_for(lambda: deliveries.count_documents({"case_id": "A-CW-2"}) == 2, what="both messages recorded")
+    # recorded first, then ended by the read of the withdrawals that follows the insert
+    wait_for(lambda: deliveries.find_one({"case_id": "A-CW-2", "template": "appointment_reminder",
+                                          "status": "suppressed"}), what="the reminder ended")
     found = {d["template"]: d for d in deliveries.find({"case_id": "A-CW-2"})}
     reminder, confirmation = found["appointment_reminder"], found["appointment_confirmation"]
     assert reminder["status"] == "suppressed" and reminder["reason"] == "consent withdrawn"

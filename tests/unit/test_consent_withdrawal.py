@@ -386,6 +386,25 @@ def test_a_reminder_deferred_by_quiet_hours_whose_customer_withdraws_before_its_
     assert not any(world.sent(c) for c in world.channels)
 
 
+class SenderTakesItFirst(WithdrawnAroundTheInsert):
+    """A sender (its time come, another replica) claims the just-deferred message before
+    the read after its insert can: that read marks it for the sender to end."""
+
+    def claim_held(self, delivery, now):
+        return None
+
+
+def test_a_deferred_message_a_sender_holds_when_the_withdrawal_is_read_is_marked_and_ended_by_its_sender():
+    world = ConsentWorld(now=NIGHT)
+    world.deliveries = SenderTakesItFirst(lambda: world.now, lambda: world.withdraw(at=world.now), "before")
+    reminder = reminder_now(world)
+    assert reminder["status"] == S.DEFERRED.value and reminder["consent_withdrawn_at"] == NIGHT
+    world.now = NINE
+    world.tick()  # the sender's attempt reads the mark
+    assert world.of("appointment_reminder")[0]["status"] == S.SUPPRESSED.value
+    assert not any(world.sent(c) for c in world.channels)
+
+
 def test_an_acknowledgement_waiting_for_its_facts_whose_customer_withdraws_before_its_insert_is_ended():
     world = racing_world(DAYTIME, NOTIFY_ACK_WAIT_SECONDS=20)
     world.event(ev.CASE_SUBMITTED, submitted(customer=dict(CONTACT), submitted_at=DAYTIME - timedelta(seconds=1)))
