@@ -4,7 +4,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from prometheus_client.core import GaugeMetricFamily
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DeleteOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from closeloop_shared.clock import CHINA, utcnow
@@ -144,14 +144,21 @@ class FactsRepository:
                                     ordered=False, session=session)
 
     def unqueue(self, keys, session=None):
-        """Mark folded increments as folded (their records stay, without them): one round
-        trip. Raises if one was folded already (by someone else): the transaction must
-        then not commit."""
-        if keys:
-            unset = self.pending.update_many({"_id": {"$in": list(keys)}, **WAITING},
-                                             {"$unset": {"queued_at": "", "increments": ""}}, session=session)
-            if unset.modified_count != len(keys):
-                raise FoldRaced(f"{len(keys) - unset.modified_count} of {len(keys)} pending increments already folded")
+        """Take folded increments off: from the live records, which stay (an unset); from
+        a queue of their own (a rebuild's, an older release's), deleted, as that release
+        expects. One round trip. Raises if one was folded already (by someone else): the
+        transaction must then not commit."""
+        if not keys:
+            return
+        if self.pending is self.events:
+            done = self.pending.update_many({"_id": {"$in": list(keys)}, **WAITING},
+                                            {"$unset": {"queued_at": "", "increments": ""}},
+                                            session=session).modified_count
+        else:
+            done = self.pending.bulk_write([DeleteOne({"_id": key}) for key in keys], ordered=False,
+                                           session=session).deleted_count
+        if done != len(keys):
+            raise FoldRaced(f"{len(keys) - done} of {len(keys)} pending increments already folded")
 
     def any_pending(self):
         return self.pending.find_one(WAITING, {"_id": 1}) is not None
