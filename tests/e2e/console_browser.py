@@ -86,6 +86,18 @@ class Console:
                 if attempt == attempts - 1:
                     raise
 
+    def flashed(self, expected, timeout=10):
+        """Whether the page's flash says `expected`, waiting for it: a form's post and
+        redirect may still be on their way, the previous page's flash showing meanwhile."""
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+        try:
+            return WebDriverWait(self.driver, timeout).until(
+                expected_conditions.text_to_be_present_in_element(("css selector", "#flash"), expected))
+        except TimeoutException:
+            return False
+
     def screenshot(self, name, size=None):
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         if size:

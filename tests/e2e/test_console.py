@@ -59,11 +59,11 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     # acknowledge in one tap, then answer the customer
     console.open(f"/cases/{case_id}")
     console.wait_for("#do-acknowledge").click()
-    assert "接单" in console.text("#flash")
+    assert console.flashed("接单"), console.text("#flash")
     assert console.wait_for("#case-status").get_attribute("data-status") == "acknowledged"
     console.wait_for("#respond-note").send_keys("已致电刘女士致歉,核实预约系统记录")
     console.driver.find_element("css selector", "#form-respond button[type=submit]").click()
-    assert "回复顾客" in console.text("#flash")
+    assert console.flashed("回复顾客"), console.text("#flash")
     assert console.wait_for("#case-status").get_attribute("data-status") == "investigating"
 
     # a remedy above the staff's limit: the form says who approves it, routing agrees
@@ -73,7 +73,7 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     assert "区域经理" in console.text("#approval-hint")
     console.driver.find_element("id", "remedy-note").send_keys("补偿往返交通与误工")
     console.driver.find_element("id", "do-propose").click()
-    assert "提出处理方案" in console.text("#flash")
+    assert console.flashed("提出处理方案"), console.text("#flash")
     remedies = console.text("#remedies")
     assert "待审批" in remedies and "陈立华" in remedies and "800.00" in remedies
     assert not console.driver.find_elements("id", "do-approve"), "store staff were offered the approval"
@@ -98,7 +98,7 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     assert case["case_number"] in console.text("#approvals")
     console.open(f"/cases/{case_id}")
     console.wait_for("#do-approve").click()
-    assert "批准方案" in console.text("#flash")
+    assert console.flashed("批准方案"), console.text("#flash")
     assert console.wait_for('#remedies li[data-remedy-status="approved"]')
     console.log_out()
 
@@ -108,7 +108,7 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     console.driver.find_element("xpath", "//summary[text()='办结']").click()
     console.wait_for("#resolve-note").send_keys("已按批准方案赔付800元,顾客接受")
     console.driver.find_element("id", "do-resolve").click()
-    assert "办结" in console.text("#flash")
+    assert console.flashed("办结"), console.text("#flash")
     assert console.wait_for("#case-status").get_attribute("data-status") == "resolved"
 
     # the satisfaction revisit, recorded on the case page when it is made
@@ -118,7 +118,7 @@ def test_a_case_from_the_front_desk_to_the_revisit(stack, console_for):  # noqa:
     console.wait_for("#score-5").click()
     console.driver.find_element("id", "revisit-comment").send_keys("顾客表示满意")
     console.driver.find_element("id", "do-revisit").click()
-    assert "回访已记录" in console.text("#flash")
+    assert console.flashed("回访已记录"), console.text("#flash")
     [revisit] = system.get("followup", "/v1/revisits", params={"case_id": case_id}).json()["revisits"]
     assert revisit["status"] == "completed" and revisit["score"] == 5
     console.screenshot("case-desktop")
