@@ -45,6 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # Stores open all day, for a stack whose satisfaction revisits must fall due within
 # seconds whatever the hour the test runs (they wait for store hours).
 ALWAYS_OPEN = {"CALENDAR_DEFAULT_HOURS": "00:00-24:00"}
+# Phones as people mistype them, with the message every service refuses each with.
+INVALID_PHONES = [
+    ("12345", "not a valid phone number"),
+    ("1381234567", "not a valid phone number"),     # one digit short
+    ("138123456789", "not a valid phone number"),   # one digit too many
+    ("not a number", "not a phone number"),
+    ("", "not a phone number"),
+]
 
 
 def feedback_body(**overrides):

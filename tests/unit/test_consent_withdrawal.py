@@ -39,6 +39,13 @@ class ConsentWorld(World):
         return [d for d in self.deliveries.docs.values()
                 if d["kind"].startswith(kind_prefix) and d["audience"] == audience]
 
+    def nothing_goes_out_in_the_morning(self):
+        """Quiet hours over and the send timer run: nothing sent, nobody asked to phone instead."""
+        self.now = NINE
+        self.tick()
+        return not any(self.sent(c) for c in self.channels) and not any(
+            t == ev.NOTIFICATION_FAILED for t, _ in self.published)
+
 
 def delivery(**fields):
     return {"audience": "customer", "member_id": MEMBER, "customer_keys": KEYS, "status": "deferred",
@@ -138,10 +145,7 @@ def test_a_reminder_deferred_by_quiet_hours_is_never_sent_and_says_why():
     (reminder,) = world.of("appointment_reminder")
     assert reminder["status"] == S.SUPPRESSED.value and reminder["reason"] == CONSENT_WITHDRAWN
     assert [h["status"] for h in reminder["status_history"]] == ["queued", "deferred", "suppressed"]
-    world.now = NINE
-    world.tick()
-    assert not any(world.sent(c) for c in world.channels)
-    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)  # nobody phones them instead
+    assert world.nothing_goes_out_in_the_morning()
 
 
 def test_sent_messages_and_staff_about_the_customers_case_stay_as_they_were():
@@ -227,10 +231,7 @@ def test_a_reminder_due_before_the_withdrawal_but_heard_after_it_is_suppressed_w
     assert reminder["attempt_log"] == [] and not reminder.get("lease_owner")
     assert not any(count for count in world.deliveries.counts.values())  # its quota counts given back
     assert suppressed_reminders() == suppressed + 1
-    world.now = NINE
-    world.tick()
-    assert not any(world.sent(c) for c in world.channels)
-    assert not any(t == ev.NOTIFICATION_FAILED for t, _ in world.published)  # nobody phones them instead
+    assert world.nothing_goes_out_in_the_morning()
 
 
 def test_a_confirmation_heard_after_the_withdrawal_finds_it_by_a_handle_or_the_member_id_alone():
